@@ -1,0 +1,91 @@
+// The backend interface: memory and the ops of a transformer decode step. The engine calls only
+// this; kernels/cpu is the reference implementation and kernels/cuda implements the same ops
+// (tested op by op against the CPU one, like ggml's test-backend-ops).
+//
+// Conventions: tensors are 2-D, row-major, with a row stride (so column slices of a fused QKV
+// output are views, not copies). Token ids, positions and other per-step integers live in I32
+// tensors on the backend, so a step's inputs are one upload and a step can be replayed (CUDA
+// graphs) with new values in the same buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace hogwild {
+
+enum class DType { F32, BF16, I32 };
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+
+struct Tensor {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t stride = 0;  // elements between the starts of consecutive rows (>= cols)
+
+  bool empty() const { return data == nullptr; }
+  bool contiguous() const { return stride == cols; }
+  int64_t elements() const { return rows * cols; }
+  // Views of `count` rows / columns starting at `first`.
+  Tensor rows_view(int64_t first, int64_t count) const;
+  Tensor cols_view(int64_t first, int64_t count) const;
+};
+
+// Shape of one attention call; scale already includes any RoPE attention factor (YaRN).
+struct AttentionShape {
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory: tensors are owned by the backend until released
+  virtual Tensor allocate(int64_t rows, int64_t cols, DType dtype) = 0;
+  virtual void release(Tensor& tensor) = 0;
+  // Host fp32 -> tensor (converted to its dtype); host int32 -> I32 tensor. `host` is dense.
+  virtual void upload_f32(const Tensor& dst, const float* host) = 0;
+  virtual void upload_i32(const Tensor& dst, const int32_t* host) = 0;
+  virtual void download_f32(const Tensor& src, float* host) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- ops (outputs never alias inputs unless the op says "in place")
+  // out[i] = table[ids[i]]
+  virtual void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+  // out = x / rms(x) * weight, row by row (weight: 1 x cols)
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
+  // In place, each head_dim slice of each row normalised with the shared weight (Qwen3 q/k norm)
+  virtual void head_rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+  // out = x · weightᵀ (+ bias): x [n, k], weight [m, k], bias [1, m] or empty, out [n, m]
+  virtual void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      const Tensor& out) = 0;
+  // In place NeoX (rotate-half) RoPE on every head of x [n, heads*head_dim]; row i is rotated by
+  // angle positions[i] * inv_freq[j] (inv_freq: 1 x head_dim/2 F32, positions: n x 1 I32).
+  virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                    int64_t head_dim) = 0;
+  // out = silu(gate) * up, where gate_up = [gate | up] along columns
+  virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  // In place: x += y
+  virtual void add(const Tensor& x, const Tensor& y) = 0;
+  // dst[rows[i]] = src[i] (rows: n x 1 I32); used to append new K/V to the cache.
+  virtual void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
+  // out[i] = src[rows[i]]
+  virtual void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) = 0;
+  // Causal attention of each query row over a run of cache rows: query i sees key rows
+  // spans[i].first .. spans[i].first + spans[i].count - 1 (spans: n x 2 I32), with one softmax.
+  // q, out: [n, heads*head_dim]; keys, values: [cache rows, kv_heads*head_dim]. GQA: query head h
+  // reads kv head h / (heads / kv_heads).
+  virtual void attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                         const Tensor& spans, const AttentionShape& shape, const Tensor& out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace hogwild

@@ -1,0 +1,288 @@
+// The reference backend: fp32 math on the host, OpenBLAS for GEMMs, OpenMP across rows and heads.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <unordered_set>
+#include <vector>
+
+#include "common/error.h"
+#include "common/float16.h"
+#include "kernels/backend.h"
+
+namespace hogwild {
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 4;
+    case DType::BF16: return 2;
+    case DType::I32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "f32";
+    case DType::BF16: return "bf16";
+    case DType::I32: return "i32";
+  }
+  return "?";
+}
+
+Tensor Tensor::rows_view(int64_t first, int64_t count) const {
+  HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= rows);
+  Tensor view = *this;
+  view.data = static_cast<char*>(data) + first * stride * static_cast<int64_t>(dtype_size(dtype));
+  view.rows = count;
+  return view;
+}
+
+Tensor Tensor::cols_view(int64_t first, int64_t count) const {
+  HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= cols);
+  Tensor view = *this;
+  view.data = static_cast<char*>(data) + first * static_cast<int64_t>(dtype_size(dtype));
+  view.cols = count;
+  return view;
+}
+
+namespace {
+
+float* f32(const Tensor& t) {
+  HOGWILD_ASSERT(t.dtype == DType::F32);
+  return static_cast<float*>(t.data);
+}
+const int32_t* i32(const Tensor& t) {
+  HOGWILD_ASSERT(t.dtype == DType::I32);
+  return static_cast<const int32_t*>(t.data);
+}
+float* row(const Tensor& t, int64_t r) { return f32(t) + r * t.stride; }
+
+class CpuBackend final : public Backend {
+ public:
+  ~CpuBackend() override {
+    for (void* block : blocks_) std::free(block);
+  }
+
+  std::string name() const override { return "cpu"; }
+
+  Tensor allocate(int64_t rows, int64_t cols, DType dtype) override {
+    HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");
+    HOGWILD_CHECK(dtype != DType::BF16, "the CPU backend computes in fp32; bf16 is not supported");
+    const size_t bytes = static_cast<size_t>(rows * cols) * dtype_size(dtype);
+    // 64-byte alignment for vector loads; round the size up as aligned_alloc requires.
+    void* block = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
+    HOGWILD_CHECK(block != nullptr, "out of host memory allocating ", bytes, " bytes");
+    std::memset(block, 0, bytes);
+    blocks_.insert(block);
+    return Tensor{block, dtype, rows, cols, cols};
+  }
+
+  void release(Tensor& tensor) override {
+    if (tensor.data == nullptr) return;
+    HOGWILD_ASSERT(blocks_.erase(tensor.data) == 1);
+    std::free(tensor.data);
+    tensor = Tensor{};
+  }
+
+  void upload_f32(const Tensor& dst, const float* host) override {
+    for (int64_t r = 0; r < dst.rows; ++r)
+      std::memcpy(row(dst, r), host + r * dst.cols, static_cast<size_t>(dst.cols) * 4);
+  }
+
+  void upload_i32(const Tensor& dst, const int32_t* host) override {
+    HOGWILD_ASSERT(dst.dtype == DType::I32);
+    auto* out = static_cast<int32_t*>(dst.data);
+    for (int64_t r = 0; r < dst.rows; ++r)
+      std::memcpy(out + r * dst.stride, host + r * dst.cols, static_cast<size_t>(dst.cols) * 4);
+  }
+
+  void download_f32(const Tensor& src, float* host) override {
+    for (int64_t r = 0; r < src.rows; ++r)
+      std::memcpy(host + r * src.cols, row(src, r), static_cast<size_t>(src.cols) * 4);
+  }
+
+  void synchronize() override {}
+
+  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+    HOGWILD_ASSERT(ids.rows == out.rows && table.cols == out.cols);
+    for (int64_t i = 0; i < ids.rows; ++i) {
+      const int32_t id = i32(ids)[i * ids.stride];
+      HOGWILD_CHECK(id >= 0 && id < table.rows, "token id ", id, " is outside the vocabulary of ",
+                    table.rows);
+      std::memcpy(row(out, i), row(table, id), static_cast<size_t>(table.cols) * 4);
+    }
+  }
+
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
+    HOGWILD_ASSERT(x.rows == out.rows && x.cols == out.cols && weight.elements() == x.cols);
+    const float* w = f32(weight);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r) normalize(row(x, r), w, x.cols, eps, row(out, r));
+  }
+
+  void head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
+    const int64_t head_dim = weight.elements();
+    HOGWILD_ASSERT(x.cols % head_dim == 0);
+    const int64_t heads = x.cols / head_dim;
+    const float* w = f32(weight);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r)
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = row(x, r) + h * head_dim;
+        normalize(v, w, head_dim, eps, v);
+      }
+  }
+
+  void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              const Tensor& out) override {
+    HOGWILD_ASSERT(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows);
+    if (x.rows == 0) return;
+    float beta = 0.0f;
+    if (!bias.empty()) {
+      HOGWILD_ASSERT(bias.elements() == out.cols);
+      for (int64_t r = 0; r < out.rows; ++r)
+        std::memcpy(row(out, r), f32(bias), static_cast<size_t>(out.cols) * 4);
+      beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
+                static_cast<int>(weight.rows), static_cast<int>(x.cols), 1.0f, f32(x),
+                static_cast<int>(x.stride), f32(weight), static_cast<int>(weight.stride), beta,
+                f32(out), static_cast<int>(out.stride));
+  }
+
+  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+            int64_t head_dim) override {
+    HOGWILD_ASSERT(x.cols % head_dim == 0 && head_dim % 2 == 0 && positions.rows == x.rows);
+    const int64_t half = head_dim / 2;
+    const int64_t heads = x.cols / head_dim;
+    const float* freq = f32(inv_freq);
+    const int32_t* position_of = i32(positions);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const double position = position_of[r * positions.stride];
+      for (int64_t j = 0; j < half; ++j) {
+        // The angle in double: positions reach 1e5+ and fp32 angles would lose the phase.
+        const double angle = position * static_cast<double>(freq[j]);
+        const float c = static_cast<float>(std::cos(angle));
+        const float s = static_cast<float>(std::sin(angle));
+        for (int64_t h = 0; h < heads; ++h) {
+          float* v = row(x, r) + h * head_dim;
+          const float a = v[j], b = v[j + half];
+          v[j] = a * c - b * s;
+          v[j + half] = b * c + a * s;
+        }
+      }
+    }
+  }
+
+  void swiglu(const Tensor& gate_up, const Tensor& out) override {
+    HOGWILD_ASSERT(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows);
+    const int64_t n = out.cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < out.rows; ++r) {
+      const float* g = row(gate_up, r);
+      const float* u = g + n;
+      float* o = row(out, r);
+      for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+    }
+  }
+
+  void add(const Tensor& x, const Tensor& y) override {
+    HOGWILD_ASSERT(x.rows == y.rows && x.cols == y.cols);
+    for (int64_t r = 0; r < x.rows; ++r) {
+      float* a = row(x, r);
+      const float* b = row(y, r);
+      for (int64_t j = 0; j < x.cols; ++j) a[j] += b[j];
+    }
+  }
+
+  void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
+    HOGWILD_ASSERT(src.cols == dst.cols && rows.rows == src.rows);
+    for (int64_t i = 0; i < src.rows; ++i) {
+      const int32_t target = i32(rows)[i * rows.stride];
+      HOGWILD_ASSERT(target >= 0 && target < dst.rows);
+      std::memcpy(row(dst, target), row(src, i), static_cast<size_t>(src.cols) * 4);
+    }
+  }
+
+  void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
+    HOGWILD_ASSERT(src.cols == out.cols && rows.rows == out.rows);
+    for (int64_t i = 0; i < out.rows; ++i) {
+      const int32_t source = i32(rows)[i * rows.stride];
+      HOGWILD_ASSERT(source >= 0 && source < src.rows);
+      std::memcpy(row(out, i), row(src, source), static_cast<size_t>(src.cols) * 4);
+    }
+  }
+
+  void attention(const Tensor& q, const Tensor& keys, const Tensor& values, const Tensor& spans,
+                 const AttentionShape& shape, const Tensor& out) override {
+    const int64_t d = shape.head_dim;
+    HOGWILD_ASSERT(q.cols == shape.heads * d && out.cols == q.cols && out.rows == q.rows);
+    HOGWILD_ASSERT(keys.cols == shape.kv_heads * d && values.cols == keys.cols);
+    HOGWILD_ASSERT(shape.heads % shape.kv_heads == 0 && spans.cols == 2 && spans.rows == q.rows);
+    const int64_t group = shape.heads / shape.kv_heads;
+    // Validate before the parallel region: an exception must not escape an OpenMP thread.
+    for (int64_t i = 0; i < q.rows; ++i) {
+      const int32_t first = i32(spans)[i * spans.stride];
+      const int32_t count = i32(spans)[i * spans.stride + 1];
+      HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= keys.rows);
+    }
+#pragma omp parallel
+    {
+      std::vector<float> scores;
+#pragma omp for collapse(2) schedule(dynamic)
+      for (int64_t i = 0; i < q.rows; ++i) {
+        for (int64_t h = 0; h < shape.heads; ++h) {
+          const int32_t first = i32(spans)[i * spans.stride];
+          const int32_t count = i32(spans)[i * spans.stride + 1];
+          const int64_t kv = h / group;
+          const float* query = row(q, i) + h * d;
+          float* o = row(out, i) + h * d;
+          std::fill(o, o + d, 0.0f);
+          if (count == 0) continue;
+          scores.resize(static_cast<size_t>(count));
+          float maximum = -std::numeric_limits<float>::infinity();
+          for (int32_t j = 0; j < count; ++j) {
+            const float* k = row(keys, first + j) + kv * d;
+            float dot = 0.0f;
+            for (int64_t c = 0; c < d; ++c) dot += query[c] * k[c];
+            scores[static_cast<size_t>(j)] = dot * shape.scale;
+            maximum = std::max(maximum, scores[static_cast<size_t>(j)]);
+          }
+          float total = 0.0f;
+          for (float& s : scores) {
+            s = std::exp(s - maximum);
+            total += s;
+          }
+          const float inverse = 1.0f / total;
+          for (int32_t j = 0; j < count; ++j) {
+            const float* v = row(values, first + j) + kv * d;
+            const float p = scores[static_cast<size_t>(j)] * inverse;
+            for (int64_t c = 0; c < d; ++c) o[c] += p * v[c];
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  static void normalize(const float* x, const float* w, int64_t n, float eps, float* out) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(x[j]) * x[j];
+    const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
+    for (int64_t j = 0; j < n; ++j) out[j] = x[j] * scale * w[j];
+  }
+
+  std::unordered_set<void*> blocks_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace hogwild

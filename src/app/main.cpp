@@ -1,0 +1,179 @@
+// The `hogwild` command-line tool: one binary, one subcommand per job.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/cli_args.h"
+#include "common/error.h"
+#include "common/mapped_file.h"
+#include "engine/generation.h"
+#include "engine/sampler.h"
+#include "engine/transformer.h"
+#include "kernels/backend.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hogwild {
+namespace {
+
+constexpr int kUsageError = 2;
+
+Tokenizer load_tokenizer(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return Tokenizer::from_hf_directory(path);
+  return Tokenizer::from_gguf(GgufFile::open(path));
+}
+
+int run_tokenize(const std::vector<std::string>& argv) {
+  CliArgs args("tokenize", "Prints the token ids of a file's exact bytes on one line.");
+  args.required("model", "PATH", "GGUF file (a vocabulary-only one will do) or HF directory");
+  args.required("file", "FILE", "text to tokenize, read byte for byte");
+  args.flag("bos", "prepend the beginning-of-sequence token");
+  args.flag("no-special", "treat special-token text as plain text");
+  if (!args.parse(argv)) {
+    std::cout << args.help();
+    return 0;
+  }
+  const Tokenizer tokenizer = load_tokenizer(args.get("model"));
+  const std::string text = read_text_file(args.get("file"));
+  const std::vector<int32_t> ids =
+      tokenizer.encode(text, !args.get_flag("no-special"), args.get_flag("bos"));
+  for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+  std::cout << "\n";
+  return 0;
+}
+
+int run_generate(const std::vector<std::string>& argv) {
+  CliArgs args("generate", "Continues a prompt with one model on the CPU, streaming the text.");
+  args.required("model", "PATH", "GGUF file or Hugging Face checkpoint directory");
+  args.value("prompt", "TEXT", "prompt text");
+  args.value("prompt-file", "FILE", "read the prompt from a file instead");
+  args.flag("chat", "wrap the prompt as a user message in the model's chat template");
+  args.value("system", "TEXT", "system message for --chat");
+  args.value("max-tokens", "N", "tokens to generate at most", "128");
+  args.value("temperature", "T", "sampling temperature; 0 = greedy", "0");
+  args.value("top-k", "K", "keep the K most likely tokens; 0 = off", "0");
+  args.value("top-p", "P", "nucleus sampling mass; 1 = off", "1");
+  args.value("min-p", "P", "drop tokens below P times the top probability; 0 = off", "0");
+  args.value("seed", "S", "random seed", "0");
+  args.value("context", "N", "context length to allocate (default: prompt + max tokens)");
+  args.flag("bos", "prepend the beginning-of-sequence token");
+  args.flag("ignore-eos", "keep generating past end-of-sequence tokens");
+  if (!args.parse(argv)) {
+    std::cout << args.help();
+    return 0;
+  }
+  if (args.get_flag("prompt") == args.get_flag("prompt-file"))
+    fail("generate: give exactly one of --prompt and --prompt-file");
+
+  SamplingParams sampling;
+  sampling.temperature = static_cast<float>(args.get_float("temperature", 0.0, 100.0));
+  sampling.top_k = static_cast<int32_t>(args.get_int("top-k", 0, 1 << 30));
+  sampling.top_p = static_cast<float>(args.get_float("top-p", 1e-6, 1.0));
+  sampling.min_p = static_cast<float>(args.get_float("min-p", 0.0, 0.999999));
+  sampling.seed = args.get_uint64("seed");
+  const int64_t max_tokens = args.get_int("max-tokens", 1, 1 << 20);
+
+  const std::string model_path = args.get("model");
+  const auto weights = open_weights(model_path);
+  const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
+
+  std::string prompt =
+      args.get_flag("prompt") ? args.get("prompt") : read_text_file(args.get("prompt-file"));
+  if (args.get_flag("chat")) {
+    std::vector<ChatMessage> messages;
+    if (args.get_flag("system")) messages.push_back({"system", args.get("system")});
+    messages.push_back({"user", prompt});
+    prompt = tokenizer.apply_chat_template(messages, true);
+  }
+  const std::vector<int32_t> prompt_ids = tokenizer.encode(prompt, true, args.get_flag("bos"));
+  HOGWILD_CHECK(!prompt_ids.empty(), "generate: the prompt is empty");
+
+  TransformerOptions options;
+  options.slots = 1;
+  options.context = args.get_flag("context")
+                        ? args.get_int("context", 1, 1 << 24)
+                        : static_cast<int64_t>(prompt_ids.size()) + max_tokens;
+  options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
+  const auto backend = make_cpu_backend();
+  Transformer model(*weights, *backend, options);
+  Sampler sampler(sampling);
+
+  GenerationRequest request;
+  request.prompt = prompt_ids;
+  request.max_tokens = max_tokens;
+  if (!args.get_flag("ignore-eos")) request.stop_tokens = tokenizer.eos_ids();
+
+  StreamDecoder decoder(tokenizer);
+  const GenerationStats stats = generate(model, sampler, request, [&](int32_t token) {
+    if (tokenizer.is_eos(token) && !args.get_flag("ignore-eos")) return;
+    std::cout << decoder.push(token) << std::flush;
+  });
+  std::cout << decoder.flush() << "\n" << std::flush;
+  std::fprintf(stderr,
+               "[prefill: %lld tokens in %.3f s (%.1f tok/s) | decode: %lld tokens in %.3f s "
+               "(%.1f tok/s)%s]\n",
+               static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
+               stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9),
+               static_cast<long long>(stats.generated_tokens), stats.decode_seconds,
+               static_cast<double>(stats.decode_steps) / std::max(stats.decode_seconds, 1e-9),
+               stats.stopped_by_eos ? " | stopped at end-of-sequence" : "");
+  return 0;
+}
+
+int run_info(const std::vector<std::string>& argv) {
+  CliArgs args("info", "Prints a model's configuration.");
+  args.required("model", "PATH", "GGUF file or Hugging Face checkpoint directory");
+  if (!args.parse(argv)) {
+    std::cout << args.help();
+    return 0;
+  }
+  const auto weights = open_weights(args.get("model"));
+  const ModelConfig& c = weights->config();
+  std::cout << "architecture " << architecture_name(c.architecture) << "\nlayers " << c.layers
+            << "\nhidden " << c.hidden << "\nheads " << c.heads << "\nkv_heads " << c.kv_heads
+            << "\nhead_dim " << c.head_dim << "\nffn_hidden " << c.ffn_hidden << "\nvocab "
+            << c.vocab << "\nmax_context " << c.max_context << "\nrope_theta " << c.rope.theta
+            << "\ntied_embeddings " << c.tied_embeddings << "\n";
+  return 0;
+}
+
+const char* kUsage =
+    "usage: hogwild <command> [flags]\n\n"
+    "commands:\n"
+    "  generate   continue a prompt with one model, streaming the text\n"
+    "  tokenize   print the token ids of a file\n"
+    "  info       print a model's configuration\n\n"
+    "Run 'hogwild <command> --help' for the flags of a command.\n";
+
+}  // namespace
+}  // namespace hogwild
+
+int main(int argc, char** argv) {
+  using namespace hogwild;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kUsageError;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  try {
+    if (command == "generate") return run_generate(rest);
+    if (command == "tokenize") return run_tokenize(rest);
+    if (command == "info") return run_info(rest);
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::cerr << "hogwild: unknown command '" << command << "'\n" << kUsage;
+    return kUsageError;
+  } catch (const Error& e) {
+    std::cerr << "hogwild: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "hogwild: unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+}

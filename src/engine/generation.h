@@ -1,0 +1,34 @@
+// Plain single-sequence generation: chunked prefill, then one token per step until a stop token
+// or the token limit. The Hogwild scheduler (many workers) builds on the same Transformer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "engine/transformer.h"
+
+namespace hogwild {
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+  int64_t decode_steps = 0;  // forward passes after the prefill
+  bool stopped_by_eos = false;
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 128;
+  std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these
+  int32_t slot = 0;
+};
+
+// Calls on_token for each generated token (stop token included) as soon as it is sampled.
+GenerationStats generate(Transformer& model, Sampler& sampler, const GenerationRequest& request,
+                         const std::function<void(int32_t)>& on_token);
+
+}  // namespace hogwild

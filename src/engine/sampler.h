@@ -1,0 +1,38 @@
+// Next-token sampling: greedy, or temperature then top-k, top-p (nucleus) and min-p filters,
+// drawn from a seeded generator so a fixed seed reproduces a run on any platform.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace hogwild {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // <= 0: greedy (argmax)
+  int32_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off; keep tokens with p >= min_p * p_max
+  uint64_t seed = 0;
+
+  void validate() const;  // throws hogwild::Error naming the bad parameter
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+  int32_t sample(std::span<const float> logits);
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  double uniform();  // in [0, 1), from 53 random bits (portable, unlike std distributions)
+
+  SamplingParams params_;
+  std::mt19937_64 generator_;
+  std::vector<std::pair<float, int32_t>> candidates_;
+};
+
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace hogwild

@@ -1,0 +1,207 @@
+#include "engine/transformer.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "model/rope.h"
+
+namespace hogwild {
+
+Transformer::Transformer(const WeightSource& source, Backend& backend,
+                         const TransformerOptions& options)
+    : config_(source.config()), options_(options), backend_(backend) {
+  const ModelConfig& c = config_;
+  HOGWILD_CHECK(options.max_batch_tokens > 0, "max_batch_tokens must be positive");
+  HOGWILD_CHECK(options.context > 0 && options.slots > 0, "context and slots must be positive");
+  const int64_t q_width = c.heads * c.head_dim;
+  const int64_t kv_width = c.kv_heads * c.head_dim;
+
+  embedding_ = upload(source.load("model.embed_tokens.weight", {c.vocab, c.hidden}));
+  output_norm_ = upload(source.load("model.norm.weight", {c.hidden}));
+  if (c.tied_embeddings) {
+    lm_head_ = embedding_;
+  } else {
+    lm_head_ = upload(source.load("lm_head.weight", {c.vocab, c.hidden}));
+  }
+  const std::vector<float> inv_freq = rope_inverse_frequencies(c);
+  inv_freq_ = backend_.allocate(1, static_cast<int64_t>(inv_freq.size()), DType::F32);
+  owned_.push_back(inv_freq_);
+  backend_.upload_f32(inv_freq_, inv_freq.data());
+
+  for (int64_t l = 0; l < c.layers; ++l) {
+    auto load = [&](const std::string& suffix, std::vector<int64_t> shape) {
+      return source.load(layer_tensor(l, suffix), shape);
+    };
+    Layer layer;
+    layer.attn_norm = upload(load("input_layernorm.weight", {c.hidden}));
+    {
+      const HostTensor q = load("self_attn.q_proj.weight", {q_width, c.hidden});
+      const HostTensor k = load("self_attn.k_proj.weight", {kv_width, c.hidden});
+      const HostTensor v = load("self_attn.v_proj.weight", {kv_width, c.hidden});
+      layer.qkv = upload_rows({&q, &k, &v});
+    }
+    if (c.qkv_bias) {
+      const HostTensor q = load("self_attn.q_proj.bias", {q_width});
+      const HostTensor k = load("self_attn.k_proj.bias", {kv_width});
+      const HostTensor v = load("self_attn.v_proj.bias", {kv_width});
+      layer.qkv_bias = upload_rows({&q, &k, &v});
+      layer.qkv_bias.cols = layer.qkv_bias.rows;  // a bias is one row
+      layer.qkv_bias.stride = layer.qkv_bias.cols;
+      layer.qkv_bias.rows = 1;
+    }
+    if (c.qk_norm) {
+      layer.q_norm = upload(load("self_attn.q_norm.weight", {c.head_dim}));
+      layer.k_norm = upload(load("self_attn.k_norm.weight", {c.head_dim}));
+    }
+    layer.output = upload(load("self_attn.o_proj.weight", {c.hidden, q_width}));
+    layer.ffn_norm = upload(load("post_attention_layernorm.weight", {c.hidden}));
+    {
+      const HostTensor gate = load("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden});
+      const HostTensor up = load("mlp.up_proj.weight", {c.ffn_hidden, c.hidden});
+      layer.gate_up = upload_rows({&gate, &up});
+    }
+    layer.down = upload(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}));
+    layers_.push_back(layer);
+  }
+
+  const int64_t n = options.max_batch_tokens;
+  auto scratch = [&](int64_t rows, int64_t cols, DType dtype) {
+    Tensor t = backend_.allocate(rows, cols, dtype);
+    owned_.push_back(t);
+    return t;
+  };
+  work_.x = scratch(n, c.hidden, DType::F32);
+  work_.normed = scratch(n, c.hidden, DType::F32);
+  work_.qkv = scratch(n, q_width + 2 * kv_width, DType::F32);
+  work_.attention = scratch(n, q_width, DType::F32);
+  work_.projected = scratch(n, c.hidden, DType::F32);
+  work_.gate_up = scratch(n, 2 * c.ffn_hidden, DType::F32);
+  work_.activation = scratch(n, c.ffn_hidden, DType::F32);
+  work_.last = scratch(n, c.hidden, DType::F32);
+  work_.last_normed = scratch(n, c.hidden, DType::F32);
+  work_.logits = scratch(n, c.vocab, DType::F32);
+  work_.ids = scratch(n, 1, DType::I32);
+  work_.positions = scratch(n, 1, DType::I32);
+  work_.cache_rows = scratch(n, 1, DType::I32);
+  work_.spans = scratch(n, 2, DType::I32);
+  work_.logit_rows = scratch(n, 1, DType::I32);
+
+  cache_ = std::make_unique<KvCache>(backend_, c, options.slots, options.context);
+  attention_shape_ = {c.heads, c.kv_heads, c.head_dim,
+                      static_cast<float>(rope_score_factor(c) /
+                                         std::sqrt(static_cast<double>(c.head_dim)))};
+}
+
+Transformer::~Transformer() {
+  cache_.reset();
+  for (Tensor& t : owned_) backend_.release(t);
+}
+
+Tensor Transformer::upload(const HostTensor& host) {
+  Tensor t = backend_.allocate(host.rows(), host.cols(), DType::F32);
+  owned_.push_back(t);
+  backend_.upload_f32(t, host.data.data());
+  return t;
+}
+
+Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
+  int64_t rows = 0;
+  for (const HostTensor* part : parts) {
+    HOGWILD_ASSERT(part->cols() == parts.front()->cols());
+    rows += part->rows();
+  }
+  Tensor t = backend_.allocate(rows, parts.front()->cols(), DType::F32);
+  owned_.push_back(t);
+  int64_t first = 0;
+  for (const HostTensor* part : parts) {
+    backend_.upload_f32(t.rows_view(first, part->rows()), part->data.data());
+    first += part->rows();
+  }
+  return t;
+}
+
+void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>& logits) {
+  const ModelConfig& c = config_;
+  const auto n = static_cast<int64_t>(batch.size());
+  HOGWILD_CHECK(n > 0 && n <= options_.max_batch_tokens, "a batch holds 1..",
+                options_.max_batch_tokens, " tokens, got ", n);
+
+  std::vector<int32_t> ids, positions, cache_rows, spans, logit_rows;
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchToken& t = batch[static_cast<size_t>(i)];
+    HOGWILD_CHECK(t.token >= 0 && t.token < c.vocab, "token id ", t.token,
+                  " is outside the vocabulary (", c.vocab, " tokens)");
+    HOGWILD_CHECK(t.slot >= 0 && t.slot < options_.slots, "cache slot ", t.slot,
+                  " does not exist (", options_.slots, " slots)");
+    HOGWILD_CHECK(t.position >= 0 && t.position < options_.context, "position ", t.position,
+                  " is beyond the context of ", options_.context, " tokens");
+    ids.push_back(t.token);
+    positions.push_back(t.position);
+    cache_rows.push_back(static_cast<int32_t>(cache_->row(t.slot, t.position)));
+    spans.push_back(static_cast<int32_t>(cache_->row(t.slot, 0)));
+    spans.push_back(t.position + 1);
+    if (t.want_logits) logit_rows.push_back(static_cast<int32_t>(i));
+  }
+
+  const Tensor x = work_.x.rows_view(0, n);
+  const Tensor normed = work_.normed.rows_view(0, n);
+  const Tensor qkv = work_.qkv.rows_view(0, n);
+  const Tensor attention = work_.attention.rows_view(0, n);
+  const Tensor projected = work_.projected.rows_view(0, n);
+  const Tensor gate_up = work_.gate_up.rows_view(0, n);
+  const Tensor activation = work_.activation.rows_view(0, n);
+  const Tensor ids_t = work_.ids.rows_view(0, n);
+  const Tensor positions_t = work_.positions.rows_view(0, n);
+  const Tensor cache_rows_t = work_.cache_rows.rows_view(0, n);
+  const Tensor spans_t = work_.spans.rows_view(0, n);
+  backend_.upload_i32(ids_t, ids.data());
+  backend_.upload_i32(positions_t, positions.data());
+  backend_.upload_i32(cache_rows_t, cache_rows.data());
+  backend_.upload_i32(spans_t, spans.data());
+
+  const int64_t q_width = c.heads * c.head_dim;
+  const int64_t kv_width = c.kv_heads * c.head_dim;
+  const Tensor q = qkv.cols_view(0, q_width);
+  const Tensor k = qkv.cols_view(q_width, kv_width);
+  const Tensor v = qkv.cols_view(q_width + kv_width, kv_width);
+  const auto eps = static_cast<float>(c.rms_eps);
+
+  backend_.embedding(embedding_, ids_t, x);
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const Layer& layer = layers_[static_cast<size_t>(l)];
+    backend_.rms_norm(x, layer.attn_norm, eps, normed);
+    backend_.matmul(normed, layer.qkv, layer.qkv_bias, qkv);
+    if (c.qk_norm) {
+      backend_.head_rms_norm(q, layer.q_norm, eps);
+      backend_.head_rms_norm(k, layer.k_norm, eps);
+    }
+    backend_.rope(q, positions_t, inv_freq_, c.head_dim);
+    backend_.rope(k, positions_t, inv_freq_, c.head_dim);
+    backend_.scatter_rows(k, cache_rows_t, cache_->keys(l));
+    backend_.scatter_rows(v, cache_rows_t, cache_->values(l));
+    backend_.attention(q, cache_->keys(l), cache_->values(l), spans_t, attention_shape_,
+                       attention);
+    backend_.matmul(attention, layer.output, Tensor{}, projected);
+    backend_.add(x, projected);
+    backend_.rms_norm(x, layer.ffn_norm, eps, normed);
+    backend_.matmul(normed, layer.gate_up, Tensor{}, gate_up);
+    backend_.swiglu(gate_up, activation);
+    backend_.matmul(activation, layer.down, Tensor{}, projected);
+    backend_.add(x, projected);
+  }
+
+  const auto m = static_cast<int64_t>(logit_rows.size());
+  logits.resize(static_cast<size_t>(m * c.vocab));
+  if (m == 0) return;
+  const Tensor rows_t = work_.logit_rows.rows_view(0, m);
+  backend_.upload_i32(rows_t, logit_rows.data());
+  const Tensor last = work_.last.rows_view(0, m);
+  const Tensor last_normed = work_.last_normed.rows_view(0, m);
+  const Tensor logits_t = work_.logits.rows_view(0, m);
+  backend_.gather_rows(x, rows_t, last);
+  backend_.rms_norm(last, output_norm_, eps, last_normed);
+  backend_.matmul(last_normed, lm_head_, Tensor{}, logits_t);
+  backend_.download_f32(logits_t, logits.data());
+}
+
+}  // namespace hogwild

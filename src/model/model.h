@@ -1,0 +1,84 @@
+// A model is a configuration plus a source of weights. Weights are loaded one tensor at a time by
+// their Hugging Face name ("model.layers.3.self_attn.q_proj.weight"), as fp32, in HF layout
+// ([out_features, in_features] row-major), whatever the file format and quantization: the GGUF
+// reader maps GGUF names to HF names and undoes the Q/K row permutation llama.cpp applies, so the
+// engine uses one RoPE convention (NeoX rotate-half) for every model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hogwild {
+
+enum class Architecture { Llama, Qwen2, Qwen3 };
+const char* architecture_name(Architecture architecture);
+
+enum class RopeScaling { None, Linear, Llama3, Yarn };
+
+struct RopeConfig {
+  double theta = 10000.0;
+  RopeScaling scaling = RopeScaling::None;
+  double factor = 1.0;
+  // Llama-3 scaling
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_context = 8192;
+  // YaRN
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double attention_factor = 0.0;  // 0: YaRN's default 0.1 * ln(factor) + 1
+  // Per-frequency divisors stored by some GGUF files (tensor rope_freqs.weight) instead of the
+  // Llama-3 parameters; empty when absent.
+  std::vector<float> frequency_factors;
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::Llama;
+  int64_t layers = 0;
+  int64_t hidden = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t ffn_hidden = 0;
+  int64_t vocab = 0;
+  int64_t max_context = 0;
+  double rms_eps = 1e-6;
+  RopeConfig rope;
+  bool tied_embeddings = false;
+  bool qkv_bias = false;  // Qwen2
+  bool qk_norm = false;   // Qwen3: RMSNorm over each head of q and k before RoPE
+
+  // Throws hogwild::Error naming `source` if the numbers are inconsistent.
+  void validate(const std::string& source) const;
+};
+
+struct HostTensor {
+  std::vector<int64_t> shape;  // outermost first (HF/PyTorch order)
+  std::vector<float> data;
+  int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
+  int64_t cols() const { return shape.size() < 2 ? 1 : shape[1]; }
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual const std::string& path() const = 0;
+  virtual bool has(const std::string& name) const = 0;
+  // Loads a tensor by HF name, checking it has `expected_shape`; throws naming file and tensor.
+  virtual HostTensor load(const std::string& name, const std::vector<int64_t>& expected_shape) const = 0;
+  // Tokenizer location: a GGUF file (embedded vocabulary) or a HF directory.
+  virtual std::string tokenizer_path() const = 0;
+};
+
+// Opens a GGUF file or a Hugging Face checkpoint directory (config.json + safetensors).
+std::unique_ptr<WeightSource> open_weights(const std::string& path);
+std::unique_ptr<WeightSource> open_gguf_weights(const std::string& path);
+std::unique_ptr<WeightSource> open_hf_weights(const std::string& directory);
+
+// Standard HF tensor names.
+std::string layer_tensor(int64_t layer, const std::string& suffix);  // "model.layers.{l}.{suffix}"
+
+}  // namespace hogwild
