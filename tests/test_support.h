@@ -45,7 +45,8 @@ struct CommandResult {
 
 inline CommandResult run_command(const std::string& command) {
   CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  // The group keeps the command's own redirections (e.g. "2>/dev/null") in force.
+  FILE* pipe = popen(("{ " + command + "; } 2>&1").c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
   size_t count;

@@ -167,7 +167,8 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    std::cerr << "hogwild: unknown command '" << command << "'\n" << kUsage;
+    std::cerr << "hogwild: error: unknown command '" << command
+              << "' (commands: generate, tokenize, info; see hogwild --help)\n";
     return kUsageError;
   } catch (const Error& e) {
     std::cerr << "hogwild: error: " << e.what() << "\n";

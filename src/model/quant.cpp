@@ -22,9 +22,12 @@ void dequantize_q4(const uint8_t* block, float* out, bool has_min) {
   const float minimum = has_min ? load_half(block + 2) : 0.0f;
   const uint8_t* nibbles = block + (has_min ? 4 : 2);
   const float offset = has_min ? 0.0f : -8.0f;
+  // Adding a zero minimum would turn -0 into +0: keep the formulas of the two formats apart.
   for (int i = 0; i < 16; ++i) {
-    out[i] = (static_cast<float>(nibbles[i] & 0x0f) + offset) * scale + minimum;
-    out[i + 16] = (static_cast<float>(nibbles[i] >> 4) + offset) * scale + minimum;
+    const float low = (static_cast<float>(nibbles[i] & 0x0f) + offset) * scale;
+    const float high = (static_cast<float>(nibbles[i] >> 4) + offset) * scale;
+    out[i] = has_min ? low + minimum : low;
+    out[i + 16] = has_min ? high + minimum : high;
   }
 }
 
@@ -39,8 +42,10 @@ void dequantize_q5(const uint8_t* block, float* out, bool has_min) {
   for (int i = 0; i < 16; ++i) {
     const uint32_t low = (nibbles[i] & 0x0f) | (((high_bits >> i) & 1u) << 4);
     const uint32_t high = (nibbles[i] >> 4) | (((high_bits >> (i + 16)) & 1u) << 4);
-    out[i] = (static_cast<float>(low) + offset) * scale + minimum;
-    out[i + 16] = (static_cast<float>(high) + offset) * scale + minimum;
+    const float first = (static_cast<float>(low) + offset) * scale;
+    const float second = (static_cast<float>(high) + offset) * scale;
+    out[i] = has_min ? first + minimum : first;
+    out[i + 16] = has_min ? second + minimum : second;
   }
 }
 
