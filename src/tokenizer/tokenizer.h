@@ -1,6 +1,8 @@
-// Byte-level BPE tokenizer (GPT-2, Llama-3, Qwen2/3, SmolLM pre-tokenizers) loaded from a GGUF
-// file's `tokenizer.ggml.*` metadata or from a Hugging Face `tokenizer.json`.
-// Contract used by the engine and the CLI; implementation in tokenizer.cpp and friends.
+// Tokenizer loaded from a GGUF file's `tokenizer.ggml.*` metadata or from a Hugging Face
+// `tokenizer.json`: byte-level BPE (GPT-2, Llama-3, Qwen2/3, SmolLM pre-tokenizers; bpe.h,
+// pretokenizer.h) and SentencePiece (Llama-2; sentencepiece.h). Chat formats: chat_template.h.
+// Contract used by the engine and the CLI. A Tokenizer is immutable once loaded, so its const
+// methods may be called from several threads at once.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@ class GgufFile;
 enum class ChatTemplate { None, ChatML, Llama3 };
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant"
+  std::string role;  // "system", "user", "assistant"
   std::string content;
 };
 
@@ -52,7 +54,8 @@ class Tokenizer {
   // must not start a raw prompt.
   bool adds_bos() const;
   bool is_special(int32_t id) const;  // a control / added token (<|im_end|>), not text
-  std::vector<int32_t> eos_ids() const;  // every id that ends generation (eos, <|im_end|>, <|eot_id|>…)
+  std::vector<int32_t> eos_ids()
+      const;  // every id that ends generation (eos, <|im_end|>, <|eot_id|>…)
   bool is_eos(int32_t id) const;
   std::optional<int32_t> find_token(std::string_view piece) const;  // exact piece lookup
 
