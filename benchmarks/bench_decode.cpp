@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "cache/kv_cache.h"
+#include "engine/batch_builder.h"
 #include "engine/transformer.h"
 #include "model/model.h"
 
@@ -23,28 +25,37 @@ void BM_Decode(benchmark::State& state) {
   static std::unique_ptr<hogwild::WeightSource> weights = hogwild::open_weights(g_model);
   const auto backend = hogwild::make_cpu_backend();
   hogwild::TransformerOptions options;
-  options.slots = batch;
-  options.context = g_context + 4096;
   options.max_batch_tokens = std::max<int64_t>(batch, 64);
+  options.max_view_entries = 1;
   hogwild::Transformer model(*weights, *backend, options);
+  const int64_t steps_at_most = 4096;
+  hogwild::KvCache cache(*backend, model.config(),
+                         hogwild::cache_options_for(batch, g_context + steps_at_most, 32));
 
-  std::vector<hogwild::BatchToken> tokens;
+  std::vector<hogwild::BlockId> blocks;
+  hogwild::BatchBuilder builder(cache);
+  hogwild::ForwardBatch forward_batch;
   std::vector<float> logits;
-  for (int32_t slot = 0; slot < batch; ++slot) {  // prefill each sequence with `g_context` tokens
-    tokens.clear();
-    for (int32_t p = 0; p < g_context; ++p) tokens.push_back({(p * 7 + slot) % 1000 + 100, p, slot, false});
-    for (size_t first = 0; first < tokens.size(); first += 64) {
-      const size_t count = std::min<size_t>(64, tokens.size() - first);
-      model.forward({tokens.data() + first, count}, logits);
+  for (int32_t s = 0; s < batch; ++s) {  // prefill each sequence with `g_context` tokens
+    blocks.push_back(cache.create_block());
+    std::vector<int32_t> prompt;
+    for (int32_t p = 0; p < g_context; ++p) prompt.push_back((p * 7 + s) % 1000 + 100);
+    for (size_t first = 0; first < prompt.size(); first += 64) {
+      const size_t count = std::min<size_t>(64, prompt.size() - first);
+      builder.add(blocks.back(), {prompt.data() + first, count}, {&blocks.back(), 1}, false);
+      builder.build(forward_batch);
+      model.forward(forward_batch, cache, logits);
     }
   }
-  int32_t position = static_cast<int32_t>(g_context);
+  int64_t steps = 0;
   for (auto _ : state) {
-    if (position >= options.context) state.SkipWithError("context exhausted");
-    tokens.clear();
-    for (int32_t slot = 0; slot < batch; ++slot) tokens.push_back({42 + slot, position, slot, true});
-    model.forward(tokens, logits);
-    ++position;
+    if (++steps >= steps_at_most) state.SkipWithError("context exhausted");
+    for (int32_t s = 0; s < batch; ++s) {
+      const int32_t token = 42 + s;
+      builder.add(blocks[static_cast<size_t>(s)], {&token, 1}, {&blocks[static_cast<size_t>(s)], 1}, true);
+    }
+    builder.build(forward_batch);
+    model.forward(forward_batch, cache, logits);
   }
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
                                                   benchmark::Counter::kIsRate);

@@ -78,12 +78,22 @@ class Backend {
   virtual void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
   // out[i] = src[rows[i]]
   virtual void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) = 0;
-  // Causal attention of each query row over a run of cache rows: query i sees key rows
-  // spans[i].first .. spans[i].first + spans[i].count - 1 (spans: n x 2 I32), with one softmax.
-  // q, out: [n, heads*head_dim]; keys, values: [cache rows, kv_heads*head_dim]. GQA: query head h
-  // reads kv head h / (heads / kv_heads).
-  virtual void attention(const Tensor& q, const Tensor& keys, const Tensor& values,
-                         const Tensor& spans, const AttentionShape& shape, const Tensor& out) = 0;
+  // Attention of each query row over several cache blocks with ONE softmax (DESIGN §3-§4).
+  // Keys in the cache are rotated to block-local positions; the query is rotated here, once per
+  // (row, block), by that entry's query position (= its position in the row's view minus the
+  // block's start). Row i reads entries view_entries[view_offsets[i] .. view_offsets[i+1]), each
+  // {block, query_position, visible}: keys 0..visible-1 of that block are visible.
+  //   q, out:          [n, heads*head_dim]; q is NOT rotated
+  //   keys, values:    one layer's page pool, [pages*page_size, kv_heads*head_dim]
+  //   page_table:      [blocks, max_pages] I32, the pages of each block in order
+  //   view_offsets:    [n+1, 1] I32;  view_entries: [E, 3] I32
+  //   inv_freq:        [1, head_dim/2] F32
+  // GQA: query head h reads kv head h / (heads / kv_heads). A row with no visible key gets 0.
+  virtual void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                               const Tensor& page_table, int64_t page_size,
+                               const Tensor& view_offsets, const Tensor& view_entries,
+                               const Tensor& inv_freq, const AttentionShape& shape,
+                               const Tensor& out) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/float16.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/block_attention.h"
 
 namespace hogwild {
 
@@ -219,55 +220,12 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void attention(const Tensor& q, const Tensor& keys, const Tensor& values, const Tensor& spans,
-                 const AttentionShape& shape, const Tensor& out) override {
-    const int64_t d = shape.head_dim;
-    HOGWILD_ASSERT(q.cols == shape.heads * d && out.cols == q.cols && out.rows == q.rows);
-    HOGWILD_ASSERT(keys.cols == shape.kv_heads * d && values.cols == keys.cols);
-    HOGWILD_ASSERT(shape.heads % shape.kv_heads == 0 && spans.cols == 2 && spans.rows == q.rows);
-    const int64_t group = shape.heads / shape.kv_heads;
-    // Validate before the parallel region: an exception must not escape an OpenMP thread.
-    for (int64_t i = 0; i < q.rows; ++i) {
-      const int32_t first = i32(spans)[i * spans.stride];
-      const int32_t count = i32(spans)[i * spans.stride + 1];
-      HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= keys.rows);
-    }
-#pragma omp parallel
-    {
-      std::vector<float> scores;
-#pragma omp for collapse(2) schedule(dynamic)
-      for (int64_t i = 0; i < q.rows; ++i) {
-        for (int64_t h = 0; h < shape.heads; ++h) {
-          const int32_t first = i32(spans)[i * spans.stride];
-          const int32_t count = i32(spans)[i * spans.stride + 1];
-          const int64_t kv = h / group;
-          const float* query = row(q, i) + h * d;
-          float* o = row(out, i) + h * d;
-          std::fill(o, o + d, 0.0f);
-          if (count == 0) continue;
-          scores.resize(static_cast<size_t>(count));
-          float maximum = -std::numeric_limits<float>::infinity();
-          for (int32_t j = 0; j < count; ++j) {
-            const float* k = row(keys, first + j) + kv * d;
-            float dot = 0.0f;
-            for (int64_t c = 0; c < d; ++c) dot += query[c] * k[c];
-            scores[static_cast<size_t>(j)] = dot * shape.scale;
-            maximum = std::max(maximum, scores[static_cast<size_t>(j)]);
-          }
-          float total = 0.0f;
-          for (float& s : scores) {
-            s = std::exp(s - maximum);
-            total += s;
-          }
-          const float inverse = 1.0f / total;
-          for (int32_t j = 0; j < count; ++j) {
-            const float* v = row(values, first + j) + kv * d;
-            const float p = scores[static_cast<size_t>(j)] * inverse;
-            for (int64_t c = 0; c < d; ++c) o[c] += p * v[c];
-          }
-        }
-      }
-    }
+  void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                       const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                       const Tensor& view_entries, const Tensor& inv_freq,
+                       const AttentionShape& shape, const Tensor& out) override {
+    cpu::block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
+                         inv_freq, shape, out);
   }
 
  private:

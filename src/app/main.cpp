@@ -58,7 +58,6 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("top-p", "P", "nucleus sampling mass; 1 = off", "1");
   args.value("min-p", "P", "drop tokens below P times the top probability; 0 = off", "0");
   args.value("seed", "S", "random seed", "0");
-  args.value("context", "N", "context length to allocate (default: prompt + max tokens)");
   args.flag("bos", "prepend the beginning-of-sequence token");
   args.flag("ignore-eos", "keep generating past end-of-sequence tokens");
   if (!args.parse(argv)) {
@@ -92,13 +91,12 @@ int run_generate(const std::vector<std::string>& argv) {
   HOGWILD_CHECK(!prompt_ids.empty(), "generate: the prompt is empty");
 
   TransformerOptions options;
-  options.slots = 1;
-  options.context = args.get_flag("context")
-                        ? args.get_int("context", 1, 1 << 24)
-                        : static_cast<int64_t>(prompt_ids.size()) + max_tokens;
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
+  options.max_view_entries = 1;
   const auto backend = make_cpu_backend();
   Transformer model(*weights, *backend, options);
+  KvCache cache(*backend, model.config(),
+                cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, 32));
   Sampler sampler(sampling);
 
   GenerationRequest request;
@@ -107,7 +105,7 @@ int run_generate(const std::vector<std::string>& argv) {
   if (!args.get_flag("ignore-eos")) request.stop_tokens = tokenizer.eos_ids();
 
   StreamDecoder decoder(tokenizer);
-  const GenerationStats stats = generate(model, sampler, request, [&](int32_t token) {
+  const GenerationStats stats = generate(model, cache, sampler, request, [&](int32_t token) {
     if (tokenizer.is_eos(token) && !args.get_flag("ignore-eos")) return;
     std::cout << decoder.push(token) << std::flush;
   });

@@ -1,11 +1,12 @@
 // Plain single-sequence generation: chunked prefill, then one token per step until a stop token
-// or the token limit. The Hogwild scheduler (many workers) builds on the same Transformer.
+// or the token limit. The sequence is one cache block whose view is itself.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "cache/kv_cache.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 
@@ -24,11 +25,12 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;
   int64_t max_tokens = 128;
   std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these
-  int32_t slot = 0;
 };
 
-// Calls on_token for each generated token (stop token included) as soon as it is sampled.
-GenerationStats generate(Transformer& model, Sampler& sampler, const GenerationRequest& request,
+// Generates into a new block of `cache` (released at the end). Calls on_token for each generated
+// token (stop token included) as soon as it is sampled.
+GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
+                         const GenerationRequest& request,
                          const std::function<void(int32_t)>& on_token);
 
 }  // namespace hogwild

@@ -12,7 +12,7 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     : config_(source.config()), options_(options), backend_(backend) {
   const ModelConfig& c = config_;
   HOGWILD_CHECK(options.max_batch_tokens > 0, "max_batch_tokens must be positive");
-  HOGWILD_CHECK(options.context > 0 && options.slots > 0, "context and slots must be positive");
+  HOGWILD_CHECK(options.max_view_entries > 0, "max_view_entries must be positive");
   const int64_t q_width = c.heads * c.head_dim;
   const int64_t kv_width = c.kv_heads * c.head_dim;
 
@@ -81,19 +81,18 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   work_.last_normed = scratch(n, c.hidden, DType::F32);
   work_.logits = scratch(n, c.vocab, DType::F32);
   work_.ids = scratch(n, 1, DType::I32);
-  work_.positions = scratch(n, 1, DType::I32);
+  work_.key_positions = scratch(n, 1, DType::I32);
   work_.cache_rows = scratch(n, 1, DType::I32);
-  work_.spans = scratch(n, 2, DType::I32);
+  work_.view_offsets = scratch(n + 1, 1, DType::I32);
+  work_.view_entries = scratch(n * options.max_view_entries, 3, DType::I32);
   work_.logit_rows = scratch(n, 1, DType::I32);
 
-  cache_ = std::make_unique<KvCache>(backend_, c, options.slots, options.context);
   attention_shape_ = {c.heads, c.kv_heads, c.head_dim,
                       static_cast<float>(rope_score_factor(c) /
                                          std::sqrt(static_cast<double>(c.head_dim)))};
 }
 
 Transformer::~Transformer() {
-  cache_.reset();
   for (Tensor& t : owned_) backend_.release(t);
 }
 
@@ -120,28 +119,30 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
   return t;
 }
 
-void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>& logits) {
+void ForwardBatch::clear() {
+  tokens.clear();
+  key_positions.clear();
+  cache_rows.clear();
+  view_offsets.clear();
+  view_entries.clear();
+  logit_rows.clear();
+}
+
+void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(batch.size());
+  const auto entries = static_cast<int64_t>(batch.view_entries.size());
   HOGWILD_CHECK(n > 0 && n <= options_.max_batch_tokens, "a batch holds 1..",
                 options_.max_batch_tokens, " tokens, got ", n);
-
-  std::vector<int32_t> ids, positions, cache_rows, spans, logit_rows;
-  for (int64_t i = 0; i < n; ++i) {
-    const BatchToken& t = batch[static_cast<size_t>(i)];
-    HOGWILD_CHECK(t.token >= 0 && t.token < c.vocab, "token id ", t.token,
+  HOGWILD_ASSERT(batch.key_positions.size() == batch.size() &&
+                 batch.cache_rows.size() == batch.size() &&
+                 batch.view_offsets.size() == batch.size() + 1 &&
+                 batch.view_offsets.back() == entries);
+  HOGWILD_CHECK(entries <= n * options_.max_view_entries, "views of ", entries,
+                " blocks exceed the workspace for ", n * options_.max_view_entries);
+  for (int32_t token : batch.tokens)
+    HOGWILD_CHECK(token >= 0 && token < c.vocab, "token id ", token,
                   " is outside the vocabulary (", c.vocab, " tokens)");
-    HOGWILD_CHECK(t.slot >= 0 && t.slot < options_.slots, "cache slot ", t.slot,
-                  " does not exist (", options_.slots, " slots)");
-    HOGWILD_CHECK(t.position >= 0 && t.position < options_.context, "position ", t.position,
-                  " is beyond the context of ", options_.context, " tokens");
-    ids.push_back(t.token);
-    positions.push_back(t.position);
-    cache_rows.push_back(static_cast<int32_t>(cache_->row(t.slot, t.position)));
-    spans.push_back(static_cast<int32_t>(cache_->row(t.slot, 0)));
-    spans.push_back(t.position + 1);
-    if (t.want_logits) logit_rows.push_back(static_cast<int32_t>(i));
-  }
 
   const Tensor x = work_.x.rows_view(0, n);
   const Tensor normed = work_.normed.rows_view(0, n);
@@ -150,14 +151,18 @@ void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>&
   const Tensor projected = work_.projected.rows_view(0, n);
   const Tensor gate_up = work_.gate_up.rows_view(0, n);
   const Tensor activation = work_.activation.rows_view(0, n);
-  const Tensor ids_t = work_.ids.rows_view(0, n);
-  const Tensor positions_t = work_.positions.rows_view(0, n);
-  const Tensor cache_rows_t = work_.cache_rows.rows_view(0, n);
-  const Tensor spans_t = work_.spans.rows_view(0, n);
-  backend_.upload_i32(ids_t, ids.data());
-  backend_.upload_i32(positions_t, positions.data());
-  backend_.upload_i32(cache_rows_t, cache_rows.data());
-  backend_.upload_i32(spans_t, spans.data());
+  const Tensor ids = work_.ids.rows_view(0, n);
+  const Tensor key_positions = work_.key_positions.rows_view(0, n);
+  const Tensor cache_rows = work_.cache_rows.rows_view(0, n);
+  const Tensor view_offsets = work_.view_offsets.rows_view(0, n + 1);
+  const Tensor view_entries = work_.view_entries.rows_view(0, entries);
+  backend_.upload_i32(ids, batch.tokens.data());
+  backend_.upload_i32(key_positions, batch.key_positions.data());
+  backend_.upload_i32(cache_rows, batch.cache_rows.data());
+  backend_.upload_i32(view_offsets, batch.view_offsets.data());
+  static_assert(sizeof(ViewEntry) == 3 * sizeof(int32_t));
+  backend_.upload_i32(view_entries, reinterpret_cast<const int32_t*>(batch.view_entries.data()));
+  const Tensor& page_table = cache.page_table();
 
   const int64_t q_width = c.heads * c.head_dim;
   const int64_t kv_width = c.kv_heads * c.head_dim;
@@ -166,7 +171,7 @@ void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>&
   const Tensor v = qkv.cols_view(q_width + kv_width, kv_width);
   const auto eps = static_cast<float>(c.rms_eps);
 
-  backend_.embedding(embedding_, ids_t, x);
+  backend_.embedding(embedding_, ids, x);
   for (int64_t l = 0; l < c.layers; ++l) {
     const Layer& layer = layers_[static_cast<size_t>(l)];
     backend_.rms_norm(x, layer.attn_norm, eps, normed);
@@ -175,12 +180,13 @@ void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>&
       backend_.head_rms_norm(q, layer.q_norm, eps);
       backend_.head_rms_norm(k, layer.k_norm, eps);
     }
-    backend_.rope(q, positions_t, inv_freq_, c.head_dim);
-    backend_.rope(k, positions_t, inv_freq_, c.head_dim);
-    backend_.scatter_rows(k, cache_rows_t, cache_->keys(l));
-    backend_.scatter_rows(v, cache_rows_t, cache_->values(l));
-    backend_.attention(q, cache_->keys(l), cache_->values(l), spans_t, attention_shape_,
-                       attention);
+    // Keys are rotated to their block-local position; queries are rotated inside the attention,
+    // once per block of their view (DESIGN §3).
+    backend_.rope(k, key_positions, inv_freq_, c.head_dim);
+    backend_.scatter_rows(k, cache_rows, cache.keys(l));
+    backend_.scatter_rows(v, cache_rows, cache.values(l));
+    backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
+                             view_offsets, view_entries, inv_freq_, attention_shape_, attention);
     backend_.matmul(attention, layer.output, Tensor{}, projected);
     backend_.add(x, projected);
     backend_.rms_norm(x, layer.ffn_norm, eps, normed);
@@ -190,15 +196,15 @@ void Transformer::forward(std::span<const BatchToken> batch, std::vector<float>&
     backend_.add(x, projected);
   }
 
-  const auto m = static_cast<int64_t>(logit_rows.size());
+  const auto m = static_cast<int64_t>(batch.logit_rows.size());
   logits.resize(static_cast<size_t>(m * c.vocab));
   if (m == 0) return;
-  const Tensor rows_t = work_.logit_rows.rows_view(0, m);
-  backend_.upload_i32(rows_t, logit_rows.data());
+  const Tensor rows = work_.logit_rows.rows_view(0, m);
+  backend_.upload_i32(rows, batch.logit_rows.data());
   const Tensor last = work_.last.rows_view(0, m);
   const Tensor last_normed = work_.last_normed.rows_view(0, m);
   const Tensor logits_t = work_.logits.rows_view(0, m);
-  backend_.gather_rows(x, rows_t, last);
+  backend_.gather_rows(x, rows, last);
   backend_.rms_norm(last, output_norm_, eps, last_normed);
   backend_.matmul(last_normed, lm_head_, Tensor{}, logits_t);
   backend_.download_f32(logits_t, logits.data());

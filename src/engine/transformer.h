@@ -1,31 +1,41 @@
 // The forward pass of a decoder-only transformer (Llama, Qwen2, Qwen3) over a batch of tokens
-// from several sequences at once, on any backend. One call = one step: every token's K/V is
-// appended to the cache before attention, so tokens of the same sequence in the batch (a prefill
-// chunk) attend causally to each other.
+// from many sequences or workers at once, on any backend. One call = one step: every token's K/V
+// is written to the cache before any attention (instant sync, DESIGN §4), so all tokens of the
+// step see each other as their views allow.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <vector>
 
-#include "engine/kv_cache.h"
+#include "cache/kv_cache.h"
 #include "kernels/backend.h"
 #include "model/model.h"
 
 namespace hogwild {
 
-struct BatchToken {
-  int32_t token = 0;
-  int32_t position = 0;      // position in its sequence (== number of tokens before it)
-  int32_t slot = 0;          // which cache slot (sequence) it belongs to
-  bool want_logits = false;  // return next-token logits for this token
+// One block of a token's view: query rotation and how many of the block's keys it sees.
+struct ViewEntry {
+  int32_t block = 0;
+  int32_t query_position = 0;  // the token's position in its view minus the block's start
+  int32_t visible = 0;         // keys 0..visible-1 of the block are visible
+};
+
+struct ForwardBatch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> key_positions;  // each token's index in its own block (its key rotation)
+  std::vector<int32_t> cache_rows;     // pool row receiving each token's K/V
+  std::vector<int32_t> view_offsets;   // token t reads view_entries[view_offsets[t]..[t+1])
+  std::vector<ViewEntry> view_entries;
+  std::vector<int32_t> logit_rows;     // tokens whose next-token logits are returned, in order
+
+  size_t size() const { return tokens.size(); }
+  void clear();
 };
 
 struct TransformerOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward call (prefill chunk size)
-  int64_t slots = 1;               // sequences that can be cached at once
-  int64_t context = 4096;          // tokens per sequence
+  int64_t max_view_entries = 64;   // blocks in one token's view, at most
 };
 
 class Transformer {
@@ -39,10 +49,11 @@ class Transformer {
   const ModelConfig& config() const { return config_; }
   const TransformerOptions& options() const { return options_; }
   Backend& backend() { return backend_; }
+  const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
 
-  // Runs the batch; `logits` receives one row of config().vocab values per token with
-  // want_logits, in batch order. Throws hogwild::Error for bad tokens, positions or slots.
-  void forward(std::span<const BatchToken> batch, std::vector<float>& logits);
+  // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
+  // Throws hogwild::Error for bad tokens or batch shapes.
+  void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
 
  private:
   struct Layer {
@@ -50,7 +61,7 @@ class Transformer {
   };
   struct Workspace {
     Tensor x, normed, qkv, attention, projected, gate_up, activation, last, last_normed, logits;
-    Tensor ids, positions, cache_rows, spans, logit_rows;
+    Tensor ids, key_positions, cache_rows, view_offsets, view_entries, logit_rows;
   };
 
   Tensor upload(const HostTensor& host);
@@ -63,7 +74,6 @@ class Transformer {
   Tensor embedding_, output_norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
   Workspace work_;
-  std::unique_ptr<KvCache> cache_;
   AttentionShape attention_shape_;
 };
 

@@ -176,6 +176,8 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
     if (tensor.shape[0] % traits.block_elements != 0)
       fail(name, ": tensor '", tensor.name, "' row of ", tensor.shape[0],
            " elements is not a whole number of ", traits.name, " blocks");
+    if (elements / traits.block_elements > std::numeric_limits<int64_t>::max() / traits.block_bytes)
+      fail(name, ": tensor '", tensor.name, "' is too large (", elements, " elements)");
     tensor.bytes = static_cast<uint64_t>(elements / traits.block_elements) *
                    static_cast<uint64_t>(traits.block_bytes);
     tensor.offset = reader.read<uint64_t>("tensor offset");

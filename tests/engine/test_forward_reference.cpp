@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/batch_builder.h"
 #include "engine/generation.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
@@ -47,21 +48,27 @@ std::vector<std::vector<double>> engine_logprobs(const WeightSource& weights,
                                                  int64_t chunk) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
-  options.slots = 2;
-  options.context = static_cast<int64_t>(prompt.size()) + 8;
   options.max_batch_tokens = 2 * chunk;
+  options.max_view_entries = 1;
   Transformer model(weights, *backend, options);
+  // Page size 4: sequences span several pages, some partly filled.
+  KvCache cache(*backend, model.config(),
+                cache_options_for(2, static_cast<int64_t>(prompt.size()), 4));
+  const BlockId ours = cache.create_block(), other = cache.create_block();
+  BatchBuilder builder(cache);
+  ForwardBatch batch;
   std::vector<std::vector<double>> result;
   std::vector<float> logits;
   const int64_t vocab = weights.config().vocab;
   for (size_t first = 0; first < prompt.size(); first += static_cast<size_t>(chunk)) {
-    std::vector<BatchToken> batch;
     const size_t last = std::min(prompt.size(), first + static_cast<size_t>(chunk));
     for (size_t p = first; p < last; ++p) {
-      batch.push_back({(prompt[p] * 3 + 1) % static_cast<int32_t>(vocab), static_cast<int32_t>(p), 1, false});
-      batch.push_back({prompt[p], static_cast<int32_t>(p), 0, true});
+      const int32_t noise = (prompt[p] * 3 + 1) % static_cast<int32_t>(vocab);
+      builder.add(other, {&noise, 1}, {&other, 1}, false);
+      builder.add(ours, {&prompt[p], 1}, {&ours, 1}, true);
     }
-    model.forward(batch, logits);
+    builder.build(batch);
+    model.forward(batch, cache, logits);
     for (size_t row = 0; row < last - first; ++row)
       result.push_back(log_softmax(logits.data() + row * static_cast<size_t>(vocab), vocab));
   }
@@ -72,15 +79,17 @@ std::vector<int32_t> engine_greedy(const WeightSource& weights, const std::vecto
                                    int64_t count) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
-  options.context = static_cast<int64_t>(prompt.size()) + count;
   options.max_batch_tokens = 16;
+  options.max_view_entries = 1;
   Transformer model(weights, *backend, options);
+  KvCache cache(*backend, model.config(),
+                cache_options_for(1, static_cast<int64_t>(prompt.size()) + count, 16));
   Sampler sampler(SamplingParams{});
   GenerationRequest request;
   request.prompt = prompt;
   request.max_tokens = count;
   std::vector<int32_t> generated;
-  generate(model, sampler, request, [&](int32_t token) { generated.push_back(token); });
+  generate(model, cache, sampler, request, [&](int32_t token) { generated.push_back(token); });
   return generated;
 }
 

@@ -5,7 +5,11 @@
 // (CUDA, a later issue) to 1e-2.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <numeric>
+#include <tuple>
 #include <functional>
 #include <limits>
 #include <random>
@@ -211,36 +215,77 @@ TEST_P(BackendOpsTest, AddScatterGather) {
   expect_close(get(gathered), expected_gather);
 }
 
-// Attention with GQA: queries of several sequences over their own spans of one key table.
-TEST_P(BackendOpsTest, AttentionGqaSpans) {
-  for (int64_t head_dim : {64, 128}) {
-    const AttentionShape shape{6, 2, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
-    const HostMatrix q = random_matrix(4, shape.heads * head_dim, rng_);
-    const HostMatrix k = random_matrix(40, shape.kv_heads * head_dim, rng_);
-    const HostMatrix v = random_matrix(40, shape.kv_heads * head_dim, rng_);
-    const std::vector<int32_t> spans = {0, 1, 0, 17, 20, 20, 33, 7};
-    const Tensor out = poisoned(4, shape.heads * head_dim);
-    backend_->attention(put(q), put(k), put(v), put_ints(spans, 2), shape, out);
+// Block attention by its definition: for each row, rotate the query by each entry's query
+// position, score the entry's visible keys (looked up through the page table), and take ONE
+// softmax over all of them. Pages are shuffled, blocks span several kernel chunks, some entries
+// see nothing (empty partials), one row has no entry at all (output 0).
+TEST_P(BackendOpsTest, BlockAttentionMatchesDefinition) {
+  for (const auto& [head_dim, heads, kv_heads] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{64, 6, 2}, {128, 4, 4}, {64, 8, 1}}) {
+    const AttentionShape shape{heads, kv_heads, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
+    const int64_t page_size = 16, pages = 64, blocks = 4, max_pages = 40;
+    const HostMatrix k = random_matrix(pages * page_size, kv_heads * head_dim, rng_);
+    const HostMatrix v = random_matrix(pages * page_size, kv_heads * head_dim, rng_);
+    // Blocks own disjoint, shuffled pages; lengths 5, 300 (> one 8-page chunk), 16, 0.
+    std::vector<int32_t> page_ids(pages);
+    std::iota(page_ids.begin(), page_ids.end(), 0);
+    std::shuffle(page_ids.begin(), page_ids.end(), rng_);
+    const std::vector<int64_t> lengths = {5, 300, 16, 0};
+    std::vector<int32_t> table(static_cast<size_t>(blocks * max_pages), -1);
+    size_t next = 0;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t p = 0; p * page_size < lengths[static_cast<size_t>(b)]; ++p)
+        table[static_cast<size_t>(b * max_pages + p)] = page_ids[next++];
+    // Rows and their views: {block, query_position, visible}.
+    const std::vector<std::vector<std::array<int32_t, 3>>> views = {
+        {{1, 310, 300}, {0, 4, 5}},              // two blocks, everything visible
+        {{1, 57, 57}, {2, 0, 0}, {0, 900, 5}},   // causal prefix of block 1, an empty entry
+        {},                                      // no entry: output 0
+        {{2, 15, 16}, {1, 1000, 300}, {3, 2, 0}},
+    };
+    std::vector<int32_t> offsets = {0}, entries;
+    for (const auto& view : views) {
+      for (const auto& entry : view) entries.insert(entries.end(), entry.begin(), entry.end());
+      offsets.push_back(static_cast<int32_t>(entries.size() / 3));
+    }
+    HostMatrix freq{1, head_dim / 2, {}};
+    for (int64_t j = 0; j < head_dim / 2; ++j)
+      freq.data.push_back(static_cast<float>(std::pow(10000.0, -2.0 * j / head_dim)));
+    const int64_t rows = static_cast<int64_t>(views.size());
+    const HostMatrix q = random_matrix(rows, heads * head_dim, rng_);
+    const Tensor out = poisoned(rows, heads * head_dim);
+    backend_->block_attention(put(q), put(k), put(v), put_ints(table, max_pages), page_size,
+                              put_ints(offsets), put_ints(entries, 3), put(freq), shape, out);
+
     std::vector<double> expected;
-    for (int64_t i = 0; i < 4; ++i)
-      for (int64_t h = 0; h < shape.heads; ++h) {
-        const int64_t kv = h / (shape.heads / shape.kv_heads);
-        const int32_t first = spans[static_cast<size_t>(2 * i)], count = spans[static_cast<size_t>(2 * i + 1)];
+    const int64_t group = heads / kv_heads;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t h = 0; h < heads; ++h) {
         std::vector<double> scores;
-        double maximum = -1e300;
-        for (int32_t j = 0; j < count; ++j) {
-          double dot = 0;
-          for (int64_t c = 0; c < head_dim; ++c)
-            dot += double{q.at(i, h * head_dim + c)} * k.at(first + j, kv * head_dim + c);
-          scores.push_back(dot * shape.scale);
-          maximum = std::max(maximum, scores.back());
+        std::vector<const float*> value_rows;
+        for (const auto& [block, position, visible] : views[static_cast<size_t>(r)]) {
+          std::vector<double> rotated(static_cast<size_t>(head_dim));
+          for (int64_t j = 0; j < head_dim / 2; ++j) {
+            const double angle = position * double{freq.data[static_cast<size_t>(j)]};
+            const double a = q.at(r, h * head_dim + j), b = q.at(r, h * head_dim + j + head_dim / 2);
+            rotated[static_cast<size_t>(j)] = a * std::cos(angle) - b * std::sin(angle);
+            rotated[static_cast<size_t>(j + head_dim / 2)] = b * std::cos(angle) + a * std::sin(angle);
+          }
+          for (int32_t j = 0; j < visible; ++j) {
+            const int64_t row = table[static_cast<size_t>(block * max_pages + j / page_size)] * page_size + j % page_size;
+            double dot = 0;
+            for (int64_t c = 0; c < head_dim; ++c)
+              dot += rotated[static_cast<size_t>(c)] * k.at(row, h / group * head_dim + c);
+            scores.push_back(dot * shape.scale);
+            value_rows.push_back(&v.data[static_cast<size_t>(row * v.cols + h / group * head_dim)]);
+          }
         }
-        double total = 0;
+        double maximum = -1e300, total = 0;
+        for (double s : scores) maximum = std::max(maximum, s);
         for (double& s : scores) total += (s = std::exp(s - maximum));
         for (int64_t c = 0; c < head_dim; ++c) {
           double o = 0;
-          for (int32_t j = 0; j < count; ++j)
-            o += scores[static_cast<size_t>(j)] / total * v.at(first + j, kv * head_dim + c);
+          for (size_t j = 0; j < scores.size(); ++j) o += scores[j] / total * value_rows[j][c];
           expected.push_back(o);
         }
       }

@@ -1,0 +1,219 @@
+// Hogwild attention on the CPU: every worker's query attends to the shared blocks of its view
+// with one softmax. Work is split into tasks of (block, chunk of pages, kv head); a task loads
+// each key/value row once and applies it to every query row whose view holds the block and to
+// every query head of the GQA group, so the traffic grows with the cache, not with the workers.
+// Each task leaves a partial (max, sum, weighted values) per (entry, head); partials are merged
+// with the log-sum-exp rule, which is associative, so the split changes nothing but rounding.
+#include "kernels/cpu/block_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "common/error.h"
+
+namespace hogwild::cpu {
+namespace {
+
+constexpr int64_t kPagesPerTask = 8;
+constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
+
+struct Entry {
+  int32_t row;
+  int32_t query_position;
+  int32_t visible;
+};
+
+struct Task {
+  int32_t block;
+  int32_t first_page;  // index into the block's page list
+  int32_t pages;
+  int32_t kv_head;
+  int64_t partial_offset;  // first partial of this task: entries_of_block * group partials
+};
+
+// Running softmax state of one (query, head) over some keys.
+struct Partial {
+  float maximum;
+  float sum;
+};
+
+}  // namespace
+
+void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                     const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                     const Tensor& view_entries, const Tensor& inv_freq,
+                     const AttentionShape& shape, const Tensor& out) {
+  const int64_t d = shape.head_dim, half = d / 2;
+  const int64_t heads = shape.heads, group = heads / shape.kv_heads;
+  const int64_t rows = q.rows;
+  HOGWILD_ASSERT(q.cols == heads * d && out.cols == q.cols && out.rows == rows);
+  HOGWILD_ASSERT(keys.cols == shape.kv_heads * d && values.cols == keys.cols);
+  HOGWILD_ASSERT(view_offsets.rows == rows + 1 && view_entries.cols == 3);
+  const auto* offsets = static_cast<const int32_t*>(view_offsets.data);
+  const auto* raw_entries = static_cast<const int32_t*>(view_entries.data);
+  const auto* table = static_cast<const int32_t*>(page_table.data);
+  const auto* freq = static_cast<const float*>(inv_freq.data);
+  const auto* q_data = static_cast<const float*>(q.data);
+  const auto* k_data = static_cast<const float*>(keys.data);
+  const auto* v_data = static_cast<const float*>(values.data);
+  auto* out_data = static_cast<float*>(out.data);
+
+  // ---- group the entries by block (validated here: no exception may leave an OpenMP region)
+  const int64_t total_entries = offsets[rows];
+  HOGWILD_ASSERT(offsets[0] == 0 && total_entries <= view_entries.rows);
+  std::vector<std::vector<int64_t>> entries_of_block(static_cast<size_t>(page_table.rows));
+  std::vector<Entry> entries(static_cast<size_t>(total_entries));
+  std::vector<int64_t> slot_in_block(static_cast<size_t>(total_entries));
+  for (int64_t r = 0; r < rows; ++r) {
+    HOGWILD_ASSERT(offsets[r] <= offsets[r + 1]);
+    for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
+      const int32_t* raw = raw_entries + e * view_entries.stride;
+      const Entry entry{static_cast<int32_t>(r), raw[1], raw[2]};
+      HOGWILD_ASSERT(raw[0] >= 0 && raw[0] < page_table.rows);
+      HOGWILD_ASSERT(entry.visible >= 0 && entry.visible <= page_table.cols * page_size);
+      entries[static_cast<size_t>(e)] = entry;
+      auto& list = entries_of_block[static_cast<size_t>(raw[0])];
+      slot_in_block[static_cast<size_t>(e)] = static_cast<int64_t>(list.size());
+      list.push_back(e);
+    }
+  }
+
+  // ---- tasks: (block, chunk of pages, kv head)
+  std::vector<Task> tasks;
+  std::vector<std::vector<int64_t>> tasks_of_block(entries_of_block.size());
+  int64_t partial_count = 0;
+  for (size_t b = 0; b < entries_of_block.size(); ++b) {
+    if (entries_of_block[b].empty()) continue;
+    int32_t most_visible = 0;
+    for (int64_t e : entries_of_block[b])
+      most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
+    const int64_t pages = (most_visible + page_size - 1) / page_size;
+    for (int64_t first = 0; first < pages; first += kPagesPerTask) {
+      for (int64_t g = 0; g < shape.kv_heads; ++g) {
+        for (int64_t p = first; p < std::min(pages, first + kPagesPerTask); ++p) {
+          const int32_t page = table[static_cast<int64_t>(b) * page_table.stride + p];
+          HOGWILD_ASSERT(page >= 0 && (page + 1) * page_size <= keys.rows);
+        }
+        tasks_of_block[b].push_back(static_cast<int64_t>(tasks.size()));
+        tasks.push_back({static_cast<int32_t>(b), static_cast<int32_t>(first),
+                         static_cast<int32_t>(std::min(kPagesPerTask, pages - first)),
+                         static_cast<int32_t>(g), partial_count});
+        partial_count += static_cast<int64_t>(entries_of_block[b].size()) * group;
+      }
+    }
+  }
+
+  // ---- queries rotated once per (entry, head): rot(q, query_position), NeoX rotate-half
+  std::vector<float> rotated(static_cast<size_t>(total_entries * heads * d));
+#pragma omp parallel for schedule(static)
+  for (int64_t e = 0; e < total_entries; ++e) {
+    const Entry& entry = entries[static_cast<size_t>(e)];
+    const float* source = q_data + entry.row * q.stride;
+    float* target = rotated.data() + e * heads * d;
+    for (int64_t j = 0; j < half; ++j) {
+      const double angle = static_cast<double>(entry.query_position) * freq[j];
+      const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+      for (int64_t h = 0; h < heads; ++h) {
+        const float a = source[h * d + j], b = source[h * d + j + half];
+        target[h * d + j] = a * c - b * s;
+        target[h * d + j + half] = b * c + a * s;
+      }
+    }
+  }
+
+  // ---- per task: scores, softmax statistics and weighted values for each (entry, head)
+  std::vector<Partial> partials(static_cast<size_t>(partial_count));
+  std::vector<float> partial_values(static_cast<size_t>(partial_count * d));
+  const int64_t chunk_tokens = kPagesPerTask * page_size;
+#pragma omp parallel
+  {
+    std::vector<float> scores;
+#pragma omp for schedule(dynamic)
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const Task& task = tasks[t];
+      const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
+      const int64_t first_token = task.first_page * page_size;
+      const int64_t width = static_cast<int64_t>(block_entries.size()) * group;
+      scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
+      // Key rows of the chunk, page by page; each row is read once for all (entry, head).
+      for (int64_t p = 0; p < task.pages; ++p) {
+        const int32_t page = table[task.block * page_table.stride + task.first_page + p];
+        for (int64_t j = 0; j < page_size; ++j) {
+          const int64_t token = first_token + p * page_size + j;
+          const float* key = k_data + (page * page_size + j) * keys.stride + task.kv_head * d;
+          for (size_t i = 0; i < block_entries.size(); ++i) {
+            const Entry& entry = entries[static_cast<size_t>(block_entries[i])];
+            if (token >= entry.visible) continue;
+            const float* query =
+                rotated.data() + (block_entries[i] * heads + task.kv_head * group) * d;
+            for (int64_t h = 0; h < group; ++h) {
+              float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+              for (int64_t c = 0; c < d; ++c) dot += query[h * d + c] * key[c];
+              scores[static_cast<size_t>((static_cast<int64_t>(i) * group + h) * chunk_tokens +
+                                         p * page_size + j)] = dot * shape.scale;
+            }
+          }
+        }
+      }
+      const int64_t tokens = task.pages * page_size;
+      for (int64_t w = 0; w < width; ++w) {
+        float* row_scores = scores.data() + w * chunk_tokens;
+        float maximum = kNegativeInfinity;
+        for (int64_t j = 0; j < tokens; ++j) maximum = std::max(maximum, row_scores[j]);
+        Partial& partial = partials[static_cast<size_t>(task.partial_offset + w)];
+        float* o = partial_values.data() + (task.partial_offset + w) * d;
+        std::fill(o, o + d, 0.0f);
+        partial = {maximum, 0.0f};
+        if (maximum == kNegativeInfinity) continue;  // nothing visible in this chunk
+        for (int64_t j = 0; j < tokens; ++j) {
+          if (row_scores[j] == kNegativeInfinity) continue;
+          const float weight = std::exp(row_scores[j] - maximum);
+          partial.sum += weight;
+          const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
+          const float* value =
+              v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
+          for (int64_t c = 0; c < d; ++c) o[c] += weight * value[c];
+        }
+      }
+    }
+  }
+
+  // ---- merge the partials of each (row, head) over its entries and chunks (log-sum-exp)
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t h = 0; h < heads; ++h) {
+      float maximum = kNegativeInfinity, sum = 0.0f;
+      float* o = out_data + r * out.stride + h * d;
+      std::fill(o, o + d, 0.0f);
+      const int64_t g = h / group;
+      for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
+        const int32_t block = raw_entries[e * view_entries.stride];
+        for (int64_t t : tasks_of_block[static_cast<size_t>(block)]) {
+          const Task& task = tasks[static_cast<size_t>(t)];
+          if (task.kv_head != g) continue;
+          const int64_t index =
+              task.partial_offset + slot_in_block[static_cast<size_t>(e)] * group + h % group;
+          const Partial& partial = partials[static_cast<size_t>(index)];
+          if (partial.sum == 0.0f) continue;  // empty partial: its maximum is -inf
+          const float merged = std::max(maximum, partial.maximum);
+          const float old_scale = sum == 0.0f ? 0.0f : std::exp(maximum - merged);
+          const float new_scale = std::exp(partial.maximum - merged);
+          const float* po = partial_values.data() + index * d;
+          for (int64_t c = 0; c < d; ++c) o[c] = o[c] * old_scale + po[c] * new_scale;
+          sum = sum * old_scale + partial.sum * new_scale;
+          maximum = merged;
+        }
+      }
+      if (sum > 0.0f) {
+        const float inverse = 1.0f / sum;
+        for (int64_t c = 0; c < d; ++c) o[c] *= inverse;
+      }
+    }
+  }
+}
+
+}  // namespace hogwild::cpu

@@ -1,0 +1,13 @@
+// CPU kernel of Backend::block_attention (see kernels/backend.h).
+#pragma once
+
+#include "kernels/backend.h"
+
+namespace hogwild::cpu {
+
+void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                     const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                     const Tensor& view_entries, const Tensor& inv_freq,
+                     const AttentionShape& shape, const Tensor& out);
+
+}  // namespace hogwild::cpu

@@ -1,0 +1,56 @@
+#include "engine/batch_builder.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace hogwild {
+
+int32_t BatchBuilder::add(BlockId block, std::span<const int32_t> tokens,
+                          std::span<const BlockId> view, bool want_logits) {
+  HOGWILD_ASSERT(!tokens.empty() && !view.empty() && view.back() == block);
+  Run run{block, cache_.length(block), {tokens.begin(), tokens.end()}, {}, {view.begin(), view.end()},
+          want_logits};
+  cache_.extend(block, static_cast<int64_t>(tokens.size()), run.rows);
+  token_count_ += tokens.size();
+  runs_.push_back(std::move(run));
+  return want_logits ? logit_count_++ : -1;
+}
+
+void BatchBuilder::build(ForwardBatch& batch) {
+  batch.clear();
+  batch.view_offsets.push_back(0);
+  std::vector<int64_t> starts;
+  for (const Run& run : runs_) {
+    // Each block's start in this run's view, with the lengths after all of this step's appends.
+    starts.clear();
+    int64_t start = 0;
+    for (BlockId b : run.view) {
+      starts.push_back(start);
+      start += cache_.length(b);
+    }
+    const int64_t own_start = starts.back();
+    for (size_t t = 0; t < run.tokens.size(); ++t) {
+      const int64_t index = run.first_index + static_cast<int64_t>(t);
+      const int64_t position = own_start + index;  // the token's position in its view
+      batch.tokens.push_back(run.tokens[t]);
+      batch.key_positions.push_back(static_cast<int32_t>(index));
+      batch.cache_rows.push_back(run.rows[t]);
+      for (size_t v = 0; v < run.view.size(); ++v) {
+        const int64_t query_position = position - starts[v];
+        // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.
+        const int64_t visible = std::min(cache_.length(run.view[v]), query_position + 1);
+        if (visible <= 0) continue;
+        batch.view_entries.push_back({run.view[v], static_cast<int32_t>(query_position),
+                                      static_cast<int32_t>(visible)});
+      }
+      batch.view_offsets.push_back(static_cast<int32_t>(batch.view_entries.size()));
+    }
+    if (run.want_logits) batch.logit_rows.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
+  }
+  runs_.clear();
+  token_count_ = 0;
+  logit_count_ = 0;
+}
+
+}  // namespace hogwild

@@ -1,0 +1,46 @@
+// Turns "these new tokens go at the end of block B, and they read this view of blocks" into a
+// ForwardBatch. Views are finished only in build(), after every run of the step has been placed
+// in the cache: block lengths then include this step's tokens, so every worker sees every other
+// worker's current token (instant sync, DESIGN §4).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cache/kv_cache.h"
+#include "engine/transformer.h"
+
+namespace hogwild {
+
+class BatchBuilder {
+ public:
+  explicit BatchBuilder(KvCache& cache) : cache_(cache) {}
+
+  // Appends `tokens` to `block` (reserving cache rows now). `view` lists the blocks the tokens
+  // attend to, in order, and must end with `block`. When `want_logits`, the last token's logits
+  // are returned; the result is its index among the batch's logit rows.
+  int32_t add(BlockId block, std::span<const int32_t> tokens, std::span<const BlockId> view,
+              bool want_logits);
+  size_t tokens() const { return token_count_; }
+  bool empty() const { return runs_.empty(); }
+
+  // Fills `batch` (cleared first) and forgets the runs.
+  void build(ForwardBatch& batch);
+
+ private:
+  struct Run {
+    BlockId block;
+    int64_t first_index;
+    std::vector<int32_t> tokens;
+    std::vector<int32_t> rows;
+    std::vector<BlockId> view;
+    bool want_logits;
+  };
+  KvCache& cache_;
+  std::vector<Run> runs_;
+  size_t token_count_ = 0;
+  int32_t logit_count_ = 0;
+};
+
+}  // namespace hogwild
