@@ -1,0 +1,127 @@
+// Text rules of the Hogwild! scheduler that need no model: where a step ends, which answer a text
+// gives, how prompts are filled in, and when to ask a worker whether it is doing redundant work.
+// All functions work on UTF-8 bytes; none of them allocates per token beyond the step text.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hogwild {
+
+// ---- Steps (DESIGN §2) ----
+
+// Decides, token by token, when one worker's step (a paragraph) ends. The rule is the paper's
+// (eqimp/hogwild_llm, MathFormatting.is_end_of_step) plus fences:
+//  1. the token just pushed contains "\n\n" itself. A "\n\n" split over two tokens ("\n", "\n")
+//     does not end the step: the paper checks that the last token's own text holds the separator,
+//     and a model that means a paragraph break emits one token for it;
+//  2. the step text before the LAST "\n\n", with trailing whitespace removed, ends with a sentence
+//     end: . ? ! … ‽ or one of the paper's non-Latin marks (。 ۔ ؟ । ॥ ། ᠃ ։ ჻ ¶ ❧). Nothing may
+//     follow the mark: "(see above.)", "**Done.**" and "$x=1.$" do not end a step, as in the
+//     paper ("3.14" ends with "4", so "3.14\n\n" does not end one either);
+//  3. at that "\n\n" no fence is open. A line starting (after indentation) with ``` or ~~~ opens a
+//     code fence, closed by a line starting with at least as many of the same character (a ```
+//     line whose rest holds a backtick is inline code, not a fence); outside code, "$$" toggles
+//     display math and "\[" opens it until "\]". A backslash escapes the next character ("\$",
+//     "\\[" are no math). Fences are tracked from the start of the step only: a fence opened in a
+//     step keeps that step open until it closes.
+// Tokens such as ".\n\n", "\n\n\n" or "!\n\nThe" are fine: the rule looks at the text around the
+// last "\n\n" of step text plus token. The whole token stays in the finished step.
+class StepEndDetector {
+ public:
+  StepEndDetector() = default;
+
+  // Appends the token's text to the step; true if this token ends the step.
+  bool push(std::string_view token_text);
+
+  // Starts a new step whose text begins with `prefix` (e.g. "**Alice [4]:** "). The prefix is
+  // never checked for a step end itself.
+  void reset(std::string_view prefix = {});
+
+  std::string_view text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+// The separator and the sentence ends of the rule above, for prompts and tests.
+inline constexpr std::string_view kStepSeparator = "\n\n";
+const std::vector<std::string_view>& sentence_end_marks();
+
+// True if `text`, cut just before byte `position`, leaves a code or display-math fence open.
+bool fence_open_before(std::string_view text, size_t position);
+
+// ---- Answers ----
+
+// Content of the last complete \boxed{...} or \fbox{...} in `text`, braces balanced
+// ("\boxed{\frac{1}{2}}" gives "\frac{1}{2}"; "\{" and "\}" count as text). If the last one is
+// unclosed, the one before it is tried (as the paper's find_last_valid_result does); nullopt
+// when none is complete.
+std::optional<std::string> extract_boxed(std::string_view text);
+
+// A canonical form for comparing answers, made in this order:
+//  - unwraps \boxed{x} \fbox{x} \text{x} \textbf{x} \mathrm{x} \mbox{x} to x; \dfrac and \tfrac are
+//    \frac, and \frac{a}{b} with plain a and b becomes a/b;
+//  - drops "$", "\$", LaTeX thin spaces (\, \! \; \:), "{,}" becomes ",";
+//  - drops commas between digits that group thousands ("1,234,567"; "1,2" is kept: a list);
+//  - drops all whitespace, a trailing "." and a trailing "%" (or "\%");
+//  - drops a leading "x=" (one identifier) when a number follows;
+//  - a decimal number gets its canonical form: no "+", no leading zeros, no trailing fractional
+//    zeros, no "-0" ("18.00" → "18", "-05.50" → "-5.5");
+//  - anything else is lowercased (ASCII).
+std::string normalize_answer(std::string_view answer);
+
+// The value of a normalized answer that is a decimal number or a fraction "a/b" of decimals.
+std::optional<double> answer_value(std::string_view normalized);
+
+// True if both normalized answers are non-empty and: both integers and equal (exact, since a
+// relative 1e-6 would equate 1234567 and 1234568); else both numbers within a relative tolerance
+// of 1e-6 ("0.5" matches "\frac{1}{2}"); else equal as text.
+bool answers_match(std::string_view predicted, std::string_view reference);
+
+// True once a step holds a final answer (DESIGN §5: stop on \boxed{...} in a finished step).
+bool is_final_answer_step(std::string_view step_text);
+
+// ---- Prompt text ----
+
+// "Alice"; "Alice and Bob"; "Alice, Bob and Carol" (the paper's list form, no serial comma).
+std::string format_names(const std::vector<std::string>& names);
+
+// Replaces every {key} whose key is in `values` (one pass: values are not expanded again). An
+// unknown {key} stays as written; "{{" writes "{" (so "{{key}" gives the literal "{key}"), and
+// "}" is always literal so LaTeX such as \frac{1}{2} passes through.
+std::string expand_placeholders(std::string_view templ,
+                                const std::map<std::string, std::string>& values);
+
+// Alice, Bob, Carol, … (19 names of the cryptography cast), then Worker20, Worker21, ….
+std::vector<std::string> default_worker_names(size_t count);
+
+// ---- Redundancy checks (DESIGN §5) ----
+
+// Every `interval` generated tokens (summed over workers) the next worker to start a step begins
+// it with "Quick check: am I doing redundant work? (yes/no): ". Each crossed multiple of the
+// interval is one pending check; take() hands out at most one per call, so if two multiples were
+// crossed before any step began, the next two steps to begin each get one.
+class RedundancyScheduler {
+ public:
+  explicit RedundancyScheduler(int64_t interval);  // 0: never; negative throws hogwild::Error
+
+  void on_tokens(int64_t generated);  // negative throws hogwild::Error
+  bool take();                        // true: this new step begins with the check
+
+  int64_t interval() const { return interval_; }
+  int64_t generated() const { return generated_; }
+  int64_t pending() const;
+
+ private:
+  int64_t interval_;
+  int64_t generated_ = 0;
+  int64_t taken_ = 0;
+};
+
+}  // namespace hogwild

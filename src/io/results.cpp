@@ -1,0 +1,329 @@
+#include "io/results.h"
+
+#include <H5Cpp.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "common/error.h"
+
+namespace hogwild {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// The innermost message of HDF5's error stack (e.g. "unable to open file: name = ..., errno = 13,
+// error message = 'Permission denied'"): H5::Exception::getDetailMsg() only names the API call.
+herr_t keep_innermost(unsigned position, const H5E_error2_t* error, void* data) {
+  if (position == 0 && error != nullptr && error->desc != nullptr)
+    *static_cast<std::string*>(data) = error->desc;
+  return 0;
+}
+
+std::string describe(const H5::Exception& error) {
+  std::string detail = error.getDetailMsg();
+  std::string innermost;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &innermost);
+  if (!innermost.empty() && innermost != detail) detail += " (" + innermost + ")";
+  return detail;
+}
+
+// Runs HDF5 calls, turning H5::Exception into hogwild::Error naming the file and the object.
+template <typename Body>
+void guarded(const std::string& path, const std::string& what, Body&& body) {
+  try {
+    std::forward<Body>(body)();
+  } catch (const H5::Exception& error) {
+    fail(path, ": cannot ", what, ": ", describe(error));
+  }
+}
+
+void make_parent_folders(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return;
+  std::error_code error;
+  std::filesystem::create_directories(parent, error);
+  if (error) fail(path, ": cannot create folder ", parent.string(), ": ", error.message());
+}
+
+std::string utc_now_iso8601() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+// A link name may not contain '/' (the path separator) and may not be "." or "..".
+std::string hdf5_name(const std::string& id) {
+  std::string name = id;
+  for (char& c : name)
+    if (c == '/') c = '_';
+  if (name.find_first_not_of('.') == std::string::npos) name = "_" + name;
+  return name;
+}
+
+H5::StrType utf8_string_type() {
+  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+  type.setCset(H5T_CSET_UTF8);
+  return type;
+}
+
+void put_string(H5::H5Object& object, const std::string& name, const std::string& value) {
+  const H5::StrType type = utf8_string_type();
+  H5::Attribute attribute = object.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
+  const char* text = value.c_str();  // variable-length strings are written as char* pointers
+  attribute.write(type, &text);
+}
+
+void put_int64(H5::H5Object& object, const std::string& name, int64_t value) {
+  H5::Attribute attribute =
+      object.createAttribute(name, H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR));
+  attribute.write(H5::PredType::NATIVE_INT64, &value);
+}
+
+void put_int8(H5::H5Object& object, const std::string& name, int8_t value) {
+  H5::Attribute attribute =
+      object.createAttribute(name, H5::PredType::STD_I8LE, H5::DataSpace(H5S_SCALAR));
+  attribute.write(H5::PredType::NATIVE_INT8, &value);
+}
+
+void put_double(H5::H5Object& object, const std::string& name, double value) {
+  H5::Attribute attribute =
+      object.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+  attribute.write(H5::PredType::NATIVE_DOUBLE, &value);
+}
+
+void put_string_dataset(H5::Group& group, const std::string& name, const std::string& value) {
+  const H5::StrType type = utf8_string_type();
+  H5::DataSet dataset = group.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
+  const char* text = value.c_str();
+  dataset.write(&text, type);
+}
+
+H5::DataSpace rows(size_t count) {
+  const hsize_t dims[1] = {static_cast<hsize_t>(count)};
+  return H5::DataSpace(1, dims);
+}
+
+// Steps as laid out in memory (StepRecord) and in the file (packed, little-endian, same names).
+H5::CompType step_memory_type() {
+  H5::CompType type(sizeof(StepRecord));
+  type.insertMember("worker", offsetof(StepRecord, worker), H5::PredType::NATIVE_INT32);
+  type.insertMember("step", offsetof(StepRecord, step), H5::PredType::NATIVE_INT32);
+  type.insertMember("first_token", offsetof(StepRecord, first_token), H5::PredType::NATIVE_INT32);
+  type.insertMember("end_token", offsetof(StepRecord, end_token), H5::PredType::NATIVE_INT32);
+  type.insertMember("finished_pass", offsetof(StepRecord, finished_pass),
+                    H5::PredType::NATIVE_INT32);
+  type.insertMember("seconds", offsetof(StepRecord, seconds), H5::PredType::NATIVE_DOUBLE);
+  return type;
+}
+
+H5::CompType step_file_type() {
+  H5::CompType type(5 * sizeof(int32_t) + sizeof(double));
+  size_t offset = 0;
+  for (const char* field : {"worker", "step", "first_token", "end_token", "finished_pass"}) {
+    type.insertMember(field, offset, H5::PredType::STD_I32LE);
+    offset += sizeof(int32_t);
+  }
+  type.insertMember("seconds", offset, H5::PredType::IEEE_F64LE);
+  return type;
+}
+
+const char* correctness(int correct) {
+  if (correct == 1) return "correct";
+  if (correct == 0) return "wrong";
+  return "not checked";
+}
+
+}  // namespace
+
+struct ResultsWriter::Impl {
+  std::string hdf5_path;
+  std::string transcript_path;
+  H5::H5File file;
+  H5::Group problems;
+  std::ofstream transcript;
+  bool open = false;
+  std::set<std::string> ids;
+  std::set<std::string> names;
+  int64_t written = 0;
+  int64_t checked = 0;  // problems with a reference (correct != -1)
+  int64_t correct = 0;
+  int64_t generated_tokens = 0;
+
+  // Also runs when the constructor throws half-way, which ~ResultsWriter would not.
+  ~Impl() { close_files(); }
+  void write_problem(const ProblemResult& result, const std::string& name);
+  void append_transcript(const ProblemResult& result);
+  void close_files() noexcept;
+};
+
+ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
+                             const RunInfo& info)
+    : impl_(std::make_unique<Impl>()) {
+  H5::Exception::dontPrint();  // errors reach the user as one hogwild::Error line instead
+  Impl& run = *impl_;
+  run.hdf5_path = hdf5_path;
+  run.transcript_path = transcript_path;
+  HOGWILD_CHECK(!hdf5_path.empty(), "results: the HDF5 path is empty");
+  HOGWILD_CHECK(!transcript_path.empty(), "results: the transcript path is empty");
+  make_parent_folders(hdf5_path);
+  make_parent_folders(transcript_path);
+
+  guarded(hdf5_path, "create the file", [&] { run.file = H5::H5File(hdf5_path, H5F_ACC_TRUNC); });
+  run.open = true;
+  guarded(hdf5_path, "write the run attributes", [&] {
+    H5::Group root = run.file.openGroup("/");
+    put_string(root, "config", info.config_text);
+    put_string(root, "model", info.model);
+    put_string(root, "layout", info.layout);
+    put_int64(root, "workers", info.workers);
+    put_string(root, "created", utc_now_iso8601());
+    put_string(root, "hogwild_version", kVersion);
+    run.problems = run.file.createGroup("problems");
+    run.file.flush(H5F_SCOPE_GLOBAL);
+  });
+
+  run.transcript.open(transcript_path, std::ios::out | std::ios::trunc | std::ios::binary);
+  if (!run.transcript)
+    fail(transcript_path, ": cannot open the transcript for writing: ", std::strerror(errno));
+}
+
+// Impl closes the files, without a summary, if close() was not called.
+ResultsWriter::~ResultsWriter() = default;
+
+void ResultsWriter::write(const ProblemResult& result) {
+  Impl& run = *impl_;
+  HOGWILD_CHECK(run.open, run.hdf5_path, ": cannot write problem '", result.id,
+                "' after the results were closed");
+  HOGWILD_CHECK(run.ids.insert(result.id).second, run.hdf5_path, ": problem '", result.id,
+                "' was already written");
+  // Two ids may sanitize to one name ("a/b", "a_b"); the later one gets a number appended.
+  const std::string base = hdf5_name(result.id);
+  std::string name = base;
+  for (int suffix = 2; run.names.contains(name); ++suffix)
+    name = base + "#" + std::to_string(suffix);
+  run.names.insert(name);
+
+  run.write_problem(result, name);
+  ++run.written;
+  if (result.correct != -1) {
+    ++run.checked;
+    if (result.correct == 1) ++run.correct;
+  }
+  run.generated_tokens += result.generated_tokens;
+  run.append_transcript(result);
+}
+
+void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::string& name) {
+  const std::string problem = "problem '" + result.id + "'";
+  const std::string where = "write " + problem;
+  H5::Group group;
+  guarded(hdf5_path, where, [&] {
+    group = problems.createGroup(name);
+    put_string(group, "id", result.id);
+    put_string(group, "question", result.question);
+    put_string(group, "reference_answer", result.reference_answer);
+    put_string(group, "answer", result.answer);
+    put_int8(group, "correct", static_cast<int8_t>(result.correct));
+    put_string(group, "stop_reason", result.stop_reason);
+    put_int64(group, "forward_passes", result.forward_passes);
+    put_int64(group, "generated_tokens", result.generated_tokens);
+    put_double(group, "seconds", result.seconds);
+    put_int64(group, "index", written);
+  });
+
+  guarded(hdf5_path, where + " workers", [&] {
+    H5::Group workers = group.createGroup("workers");
+    std::set<std::string> worker_names;
+    for (const WorkerRecord& worker : result.workers) {
+      const std::string worker_name = hdf5_name(worker.name);
+      HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": ", problem,
+                    " has two workers named '", worker.name, "'");
+      H5::Group folder = workers.createGroup(worker_name);
+      H5::DataSet tokens =
+          folder.createDataSet("tokens", H5::PredType::STD_I32LE, rows(worker.tokens.size()));
+      // H5Dwrite rejects a null buffer (an empty vector's data()) over H5S_ALL: skip empty lists.
+      if (!worker.tokens.empty()) tokens.write(worker.tokens.data(), H5::PredType::NATIVE_INT32);
+      put_string_dataset(folder, "text", worker.text);
+    }
+  });
+
+  guarded(hdf5_path, where + " steps", [&] {
+    H5::DataSet steps = group.createDataSet("steps", step_file_type(), rows(result.steps.size()));
+    if (!result.steps.empty()) steps.write(result.steps.data(), step_memory_type());
+  });
+
+  guarded(hdf5_path, where + " transcript", [&] {
+    put_string_dataset(group, "transcript", result.transcript);
+    // Everything on disk now: a run killed later still leaves this problem readable.
+    file.flush(H5F_SCOPE_GLOBAL);
+  });
+}
+
+void ResultsWriter::Impl::append_transcript(const ProblemResult& result) {
+  transcript << "=== problem " << result.id << " ===\n" << result.transcript;
+  if (!result.transcript.empty() && result.transcript.back() != '\n') transcript << '\n';
+  transcript << "=== answer: " << (result.answer.empty() ? "(none)" : result.answer);
+  if (!result.reference_answer.empty())
+    transcript << " (reference " << result.reference_answer << ", " << correctness(result.correct)
+               << ")";
+  transcript << "; stop: " << result.stop_reason << "; " << result.generated_tokens << " tokens in "
+             << result.seconds << " s ===\n\n";
+  transcript.flush();
+  HOGWILD_CHECK(transcript.good(), transcript_path, ": cannot write the transcript of problem '",
+                result.id, "'");
+}
+
+void ResultsWriter::close(double total_seconds) {
+  Impl& run = *impl_;
+  HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
+  guarded(run.hdf5_path, "write the run summary", [&] {
+    H5::Group root = run.file.openGroup("/");
+    const double accuracy =
+        run.checked > 0 ? static_cast<double>(run.correct) / static_cast<double>(run.checked)
+                        : std::numeric_limits<double>::quiet_NaN();
+    put_int64(root, "problems", run.written);
+    put_double(root, "accuracy", accuracy);
+    put_double(root, "total_seconds", total_seconds);
+    put_int64(root, "generated_tokens", run.generated_tokens);
+    put_double(root, "tokens_per_second",
+               total_seconds > 0 ? static_cast<double>(run.generated_tokens) / total_seconds : 0.0);
+    run.file.flush(H5F_SCOPE_GLOBAL);
+  });
+  run.open = false;
+  guarded(run.hdf5_path, "close the file", [&] {
+    run.problems.close();
+    run.file.close();
+  });
+  run.transcript.close();
+  HOGWILD_CHECK(!run.transcript.fail(), run.transcript_path, ": cannot close the transcript");
+}
+
+void ResultsWriter::Impl::close_files() noexcept {
+  try {
+    if (open) {
+      open = false;
+      problems.close();
+      file.close();
+    }
+  } catch (...) {
+    // A destructor must not throw; what was flushed is already safe on disk.
+  }
+  try {
+    if (transcript.is_open()) transcript.close();
+  } catch (...) {
+  }
+}
+
+}  // namespace hogwild

@@ -1,0 +1,82 @@
+// Results of `hogwild run` in HDF5 (one group per problem) and a plain-text transcript. A problem
+// is written and flushed as soon as it finishes, so an interrupted run keeps every finished one.
+//
+// Layout of the HDF5 file:
+//   /                       attrs: config (YAML text), model, layout, workers, created (ISO time),
+//                                  hogwild_version
+//   /problems/<id>          attrs: question, reference_answer, answer, correct (int8: 1/0/-1 when
+//                                  unknown), stop_reason, forward_passes, generated_tokens,
+//                                  seconds, index (order of finishing)
+//   /problems/<id>/workers/<name>/tokens      int32 [n]   every token the worker wrote
+//   /problems/<id>/workers/<name>/text        string      its text, decoded
+//   /problems/<id>/steps    compound table, one row per finished step in history order:
+//                           worker (int32), step (int32), first_token, end_token (int32; range in
+//                           that worker's tokens), finished_pass (int32), seconds (float64)
+//   /problems/<id>/transcript  string   the problem's transcript (steps interleaved)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hogwild {
+
+struct StepRecord {
+  int32_t worker = 0;
+  int32_t step = 0;
+  int32_t first_token = 0;
+  int32_t end_token = 0;
+  int32_t finished_pass = 0;
+  double seconds = 0.0;  // wall time from the run's start until the step finished
+};
+
+struct WorkerRecord {
+  std::string name;
+  std::vector<int32_t> tokens;
+  std::string text;
+};
+
+struct ProblemResult {
+  std::string id;
+  std::string question;
+  std::string reference_answer;
+  std::string answer;          // extracted final answer, empty if none
+  int correct = -1;            // 1, 0, or -1 when there is no reference
+  std::string stop_reason;     // "answer", "eos", "budget", …
+  int64_t forward_passes = 0;
+  int64_t generated_tokens = 0;
+  double seconds = 0.0;
+  std::vector<WorkerRecord> workers;
+  std::vector<StepRecord> steps;
+  std::string transcript;
+};
+
+struct RunInfo {
+  std::string config_text;
+  std::string model;
+  std::string layout;
+  int64_t workers = 0;
+};
+
+class ResultsWriter {
+ public:
+  // Creates (truncates) the HDF5 file and the transcript; throws hogwild::Error naming the path
+  // if either cannot be written.
+  ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
+                const RunInfo& info);
+  ~ResultsWriter();
+  ResultsWriter(const ResultsWriter&) = delete;
+  ResultsWriter& operator=(const ResultsWriter&) = delete;
+
+  // Writes one finished problem and flushes both files.
+  void write(const ProblemResult& result);
+  // Final summary attributes (problems, accuracy, total seconds, tokens/s); flushes and closes.
+  void close(double total_seconds);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hogwild

@@ -1,0 +1,498 @@
+// ResultsWriter checked from the outside: every attribute and dataset is read back with h5py (an
+// independent reader) and the layout with h5dump; a run killed after write() keeps its problems;
+// bad paths and duplicate ids are one-line hogwild::Errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "io/results.h"
+#include "test_support.h"
+
+namespace hogwild {
+namespace {
+
+using nlohmann::json;
+using testing::CommandResult;
+using testing::TempDir;
+
+// Dumps the whole file as JSON: attributes with their HDF5 type facts, datasets with dtype/shape.
+// NaN becomes null (JSON has no NaN).
+constexpr const char* kReadScript = R"PY(
+import h5py, json, math, sys
+
+def number(value):
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+def attributes(obj):
+    out = {}
+    for name in obj.attrs:
+        kind = obj.attrs.get_id(name).get_type()
+        value = obj.attrs[name]
+        if kind.get_class() == h5py.h5t.STRING:
+            out[name] = {"string": value.decode() if isinstance(value, bytes) else value,
+                         "utf8": kind.get_cset() == h5py.h5t.CSET_UTF8,
+                         "variable": kind.is_variable_str(),
+                         "scalar": obj.attrs.get_id(name).shape == ()}
+        else:
+            out[name] = {"number": number(value), "dtype": value.dtype.str}
+    return out
+
+def string_dataset(dataset):
+    return {"string": dataset.asstr()[()], "shape": list(dataset.shape),
+            "utf8": h5py.check_string_dtype(dataset.dtype).encoding == "utf-8",
+            "variable": h5py.check_string_dtype(dataset.dtype).length is None}
+
+with h5py.File(sys.argv[1], "r") as f:
+    out = {"root": attributes(f), "root_members": sorted(f.keys()), "problems": {}}
+    for name, group in f["problems"].items():
+        problem = {"attributes": attributes(group), "members": sorted(group.keys()), "workers": {}}
+        for worker_name, worker in group["workers"].items():
+            tokens = worker["tokens"]
+            problem["workers"][worker_name] = {
+                "members": sorted(worker.keys()),
+                "tokens": tokens[()].tolist(), "tokens_dtype": tokens.dtype.str,
+                "tokens_shape": list(tokens.shape), "text": string_dataset(worker["text"])}
+        steps = group["steps"]
+        problem["steps"] = {
+            "fields": list(steps.dtype.names),
+            "dtypes": [steps.dtype[field].str for field in steps.dtype.names],
+            "shape": list(steps.shape),
+            "rows": [[number(value) for value in row] for row in steps[()]]}
+        problem["transcript"] = string_dataset(group["transcript"])
+        out["problems"][name] = problem
+print(json.dumps(out))
+)PY";
+
+bool h5py_available() {
+  return testing::run_command(testing::python() + " -c 'import h5py' 2>/dev/null").exit_code == 0;
+}
+
+#define REQUIRE_H5PY()                                                                          \
+  do {                                                                                          \
+    if (!h5py_available())                                                                      \
+      GTEST_SKIP() << testing::python() << " cannot import h5py: apt-get install python3-h5py"; \
+  } while (0)
+
+json read_with_h5py(const TempDir& dir, const std::string& hdf5_path) {
+  const std::string script = dir / "read_results.py";
+  std::ofstream(script) << kReadScript;
+  const CommandResult result =
+      testing::run_command(testing::python() + " " + script + " '" + hdf5_path + "'");
+  if (result.exit_code != 0) {
+    ADD_FAILURE() << "h5py could not read " << hdf5_path << ":\n" << result.output;
+    return json::object();
+  }
+  return json::parse(result.output);
+}
+
+RunInfo sample_run() {
+  RunInfo info;
+  info.config_text = "model: demo.gguf\nworkers: [Alice, Bob]\nprompt: \"Résumé — 解く\"\n";
+  info.model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  info.layout = "interleaved";
+  info.workers = 2;
+  return info;
+}
+
+// Three problems: ids with ':' and '/', unicode text, a worker with no tokens, a problem with no
+// steps, and correct = 1 / 0 / -1.
+std::vector<ProblemResult> sample_problems() {
+  ProblemResult first;
+  first.id = "gsm8k.jsonl:17";
+  first.question = "Natalia sold clips to 48 of her friends… how many? ✓";
+  first.reference_answer = "72";
+  first.answer = "72";
+  first.correct = 1;
+  first.stop_reason = "answer";
+  first.forward_passes = 11;
+  first.generated_tokens = 7;
+  first.seconds = 1.25;
+  first.workers = {{"Alice", {101, 102, 103, 104}, "Ответ: 48 + 24 🚀"},
+                   {"Bob", {-1, 0, 2147483647}, "\\boxed{72}"}};
+  first.steps = {{0, 0, 0, 2, 3, 0.5}, {1, 0, 0, 3, 4, 0.75}, {0, 1, 2, 4, 11, 1.25}};
+  first.transcript = "[Alice] Ответ: 48 + 24 🚀\n[Bob] \\boxed{72}";
+
+  ProblemResult second;
+  second.id = "math/algebra/3";
+  second.question = "x² = 4, x > 0";
+  second.reference_answer = "2";
+  second.answer = "-2";
+  second.correct = 0;
+  second.stop_reason = "budget";
+  second.forward_passes = 3;
+  second.generated_tokens = 2;
+  second.seconds = 0.5;
+  second.workers = {{"Alice", {7, 8}, "x = -2"}, {"Bob", {}, ""}};
+  second.transcript = "[Alice] x = -2\n";
+
+  ProblemResult third;
+  third.id = "free:prompt";
+  third.question = "Write a haiku about caches.";
+  third.correct = -1;
+  third.stop_reason = "eos";
+  third.forward_passes = 5;
+  third.generated_tokens = 5;
+  third.seconds = 0.25;
+  third.workers = {{"Alice", {1, 2, 3, 4, 5}, "keys in shared rows"}};
+  third.steps = {{0, 0, 0, 5, 5, 0.25}};
+  third.transcript = "[Alice] keys in shared rows\n";
+  return {first, second, third};
+}
+
+void expect_string(const json& entry, const std::string& expected, const std::string& where) {
+  EXPECT_EQ(entry.value("string", std::string("<missing>")), expected) << where;
+  EXPECT_TRUE(entry.value("utf8", false)) << where << " is not stored as UTF-8";
+  EXPECT_TRUE(entry.value("variable", false)) << where << " is not a variable-length string";
+}
+
+void expect_number(const json& entry, double expected, const std::string& dtype,
+                   const std::string& where) {
+  ASSERT_TRUE(entry.contains("number")) << where << ": " << entry.dump();
+  EXPECT_DOUBLE_EQ(entry["number"].get<double>(), expected) << where;
+  EXPECT_EQ(entry["dtype"], dtype) << where;
+}
+
+void expect_problem(const json& stored, const ProblemResult& expected, int64_t index) {
+  const std::string where = "problem " + expected.id;
+  const json& attributes = stored["attributes"];
+  expect_string(attributes["id"], expected.id, where + " id");
+  expect_string(attributes["question"], expected.question, where + " question");
+  expect_string(attributes["reference_answer"], expected.reference_answer, where + " reference");
+  expect_string(attributes["answer"], expected.answer, where + " answer");
+  expect_string(attributes["stop_reason"], expected.stop_reason, where + " stop_reason");
+  expect_number(attributes["correct"], expected.correct, "|i1", where + " correct");
+  expect_number(attributes["forward_passes"], static_cast<double>(expected.forward_passes), "<i8",
+                where + " forward_passes");
+  expect_number(attributes["generated_tokens"], static_cast<double>(expected.generated_tokens),
+                "<i8", where + " generated_tokens");
+  expect_number(attributes["seconds"], expected.seconds, "<f8", where + " seconds");
+  expect_number(attributes["index"], static_cast<double>(index), "<i8", where + " index");
+  EXPECT_EQ(attributes.size(), 10u) << attributes.dump();
+  EXPECT_EQ(stored["members"], json({"steps", "transcript", "workers"}));
+
+  ASSERT_EQ(stored["workers"].size(), expected.workers.size()) << where;
+  for (const WorkerRecord& worker : expected.workers) {
+    ASSERT_TRUE(stored["workers"].contains(worker.name)) << where << " worker " << worker.name;
+    const json& folder = stored["workers"][worker.name];
+    EXPECT_EQ(folder["members"], json({"text", "tokens"}));
+    EXPECT_EQ(folder["tokens"].get<std::vector<int32_t>>(), worker.tokens) << worker.name;
+    EXPECT_EQ(folder["tokens_dtype"], "<i4");
+    EXPECT_EQ(folder["tokens_shape"], json({worker.tokens.size()}));
+    expect_string(folder["text"], worker.text, where + " " + worker.name + " text");
+    EXPECT_EQ(folder["text"]["shape"], json::array()) << "text must be a scalar";
+  }
+
+  const json& steps = stored["steps"];
+  EXPECT_EQ(steps["fields"],
+            json({"worker", "step", "first_token", "end_token", "finished_pass", "seconds"}));
+  EXPECT_EQ(steps["dtypes"], json({"<i4", "<i4", "<i4", "<i4", "<i4", "<f8"}));
+  EXPECT_EQ(steps["shape"], json({expected.steps.size()}));
+  ASSERT_EQ(steps["rows"].size(), expected.steps.size());
+  for (size_t i = 0; i < expected.steps.size(); ++i) {
+    const StepRecord& step = expected.steps[i];
+    const json& row = steps["rows"][i];
+    EXPECT_EQ(row[0], step.worker);
+    EXPECT_EQ(row[1], step.step);
+    EXPECT_EQ(row[2], step.first_token);
+    EXPECT_EQ(row[3], step.end_token);
+    EXPECT_EQ(row[4], step.finished_pass);
+    EXPECT_DOUBLE_EQ(row[5].get<double>(), step.seconds);
+  }
+  expect_string(stored["transcript"], expected.transcript, where + " transcript");
+  EXPECT_EQ(stored["transcript"]["shape"], json::array());
+}
+
+void write_run(const std::string& hdf5_path, const std::string& transcript_path,
+               const std::vector<ProblemResult>& problems, double total_seconds) {
+  ResultsWriter writer(hdf5_path, transcript_path, sample_run());
+  for (const ProblemResult& problem : problems) writer.write(problem);
+  writer.close(total_seconds);
+}
+
+TEST(Results, EveryFieldReadsBackWithH5py) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  const std::string hdf5_path = dir / "out/results.h5";  // the folder does not exist yet
+  const std::vector<ProblemResult> problems = sample_problems();
+  write_run(hdf5_path, dir / "logs/transcript.txt", problems, 4.0);
+
+  const json stored = read_with_h5py(dir, hdf5_path);
+  ASSERT_TRUE(stored.contains("root")) << stored.dump();
+  const json& root = stored["root"];
+  const RunInfo info = sample_run();
+  expect_string(root["config"], info.config_text, "config");
+  expect_string(root["model"], info.model, "model");
+  expect_string(root["layout"], info.layout, "layout");
+  expect_string(root["hogwild_version"], "0.1.0", "hogwild_version");
+  expect_number(root["workers"], 2, "<i8", "workers");
+  const std::string created = root["created"].value("string", "");
+  EXPECT_EQ(created.size(), 20u) << created;  // 2025-01-31T12:34:56Z
+  EXPECT_EQ(created.back(), 'Z') << created;
+  EXPECT_EQ(created[10], 'T') << created;
+  expect_number(root["problems"], 3, "<i8", "problems");
+  expect_number(root["accuracy"], 0.5, "<f8", "accuracy");  // 1 of the 2 with a reference
+  expect_number(root["total_seconds"], 4.0, "<f8", "total_seconds");
+  expect_number(root["generated_tokens"], 14, "<i8", "generated_tokens");
+  expect_number(root["tokens_per_second"], 3.5, "<f8", "tokens_per_second");
+  EXPECT_EQ(root.size(), 11u) << root.dump();
+  EXPECT_EQ(stored["root_members"], json({"problems"}));
+
+  // '/' cannot be part of an HDF5 name; the original id lives on in the `id` attribute.
+  const json& stored_problems = stored["problems"];
+  EXPECT_EQ(stored_problems.size(), 3u);
+  const std::vector<std::string> names = {"gsm8k.jsonl:17", "math_algebra_3", "free:prompt"};
+  for (size_t i = 0; i < problems.size(); ++i) {
+    ASSERT_TRUE(stored_problems.contains(names[i])) << stored_problems.dump();
+    expect_problem(stored_problems[names[i]], problems[i], static_cast<int64_t>(i));
+  }
+}
+
+TEST(Results, AccuracyIsNaNWithoutReferencesAndZeroTimeGivesZeroRate) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  std::vector<ProblemResult> problems = {sample_problems()[2]};
+  write_run(dir / "r.h5", dir / "t.txt", problems, 0.0);
+  const json root = read_with_h5py(dir, dir / "r.h5")["root"];
+  EXPECT_TRUE(root["accuracy"]["number"].is_null()) << root.dump();
+  expect_number(root["problems"], 1, "<i8", "problems");
+  expect_number(root["tokens_per_second"], 0.0, "<f8", "tokens_per_second");
+}
+
+TEST(Results, EmptyRunHasSummaryAndNoProblems) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  write_run(dir / "r.h5", dir / "t.txt", {}, 1.0);
+  const json stored = read_with_h5py(dir, dir / "r.h5");
+  EXPECT_TRUE(stored["problems"].empty());
+  expect_number(stored["root"]["problems"], 0, "<i8", "problems");
+  EXPECT_TRUE(stored["root"]["accuracy"]["number"].is_null());
+  EXPECT_EQ(testing::read_file(dir / "t.txt"), "");
+}
+
+// A run killed after write() (no close, no destructor) keeps the problem, readable and intact.
+TEST(Results, ProblemSurvivesExitWithoutClosing) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  const std::string hdf5_path = dir / "crash.h5";
+  const std::string transcript_path = dir / "crash.txt";
+  const ProblemResult problem = sample_problems()[0];
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Leaked on purpose: _exit skips every destructor, as a crash (or SIGKILL) would.
+    auto* writer = new ResultsWriter(hdf5_path, transcript_path, sample_run());
+    try {
+      writer->write(problem);
+    } catch (...) {
+      _exit(3);
+    }
+    _exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 1) << "the child failed to write";
+
+  const json stored = read_with_h5py(dir, hdf5_path);
+  ASSERT_TRUE(stored.contains("problems")) << stored.dump();
+  ASSERT_TRUE(stored["problems"].contains(problem.id));
+  expect_problem(stored["problems"][problem.id], problem, 0);
+  EXPECT_FALSE(stored["root"].contains("problems")) << "no summary without close()";
+  expect_string(stored["root"]["model"], sample_run().model, "model");
+  EXPECT_NE(testing::read_file(transcript_path).find(problem.transcript), std::string::npos);
+}
+
+TEST(Results, DestructorClosesWithoutSummary) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  {
+    ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run());
+    writer.write(sample_problems()[1]);
+  }
+  const json stored = read_with_h5py(dir, dir / "r.h5");
+  EXPECT_TRUE(stored["problems"].contains("math_algebra_3")) << stored.dump();
+  EXPECT_FALSE(stored["root"].contains("accuracy"));
+}
+
+TEST(Results, UnwritablePathsAreErrorsNamingThePath) {
+  TempDir dir;
+  ::testing::internal::CaptureStderr();
+  try {
+    ResultsWriter writer("/proc/forbidden/x.h5", dir / "t.txt", sample_run());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("/proc/forbidden/x.h5"), std::string::npos)
+        << error.what();
+  }
+  try {
+    ResultsWriter writer(dir / "r.h5", "/proc/forbidden/t.txt", sample_run());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("/proc/forbidden/t.txt"), std::string::npos)
+        << error.what();
+  }
+  // A folder where the file should be: the failure comes from HDF5 itself.
+  std::filesystem::create_directory(dir / "taken.h5");
+  try {
+    ResultsWriter writer(dir / "taken.h5", dir / "t.txt", sample_run());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(dir / "taken.h5"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  // A transcript path that is a folder.
+  try {
+    ResultsWriter writer(dir / "r.h5", dir.path(), sample_run());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(dir.path()), std::string::npos) << error.what();
+  }
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed, "") << "HDF5 printed its error stack";
+}
+
+TEST(Results, DuplicateIdIsAnError) {
+  TempDir dir;
+  ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run());
+  const ProblemResult problem = sample_problems()[0];
+  writer.write(problem);
+  try {
+    writer.write(problem);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("gsm8k.jsonl:17"), std::string::npos) << message;
+    EXPECT_NE(message.find("already written"), std::string::npos) << message;
+    EXPECT_NE(message.find(dir / "r.h5"), std::string::npos) << message;
+  }
+  writer.close(1.0);
+  EXPECT_THROW(writer.write(sample_problems()[1]), Error);
+  EXPECT_THROW(writer.close(1.0), Error);
+}
+
+TEST(Results, TwoWorkersWithOneNameAreAnError) {
+  TempDir dir;
+  ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run());
+  ProblemResult problem = sample_problems()[1];
+  problem.workers[1].name = "Alice";
+  try {
+    writer.write(problem);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("two workers named 'Alice'"), std::string::npos)
+        << error.what();
+  }
+}
+
+// "a/b" and "a_b" are different ids that sanitize to one name: both are kept.
+TEST(Results, IdsThatSanitizeAlikeAreBothKept) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  ProblemResult slash = sample_problems()[2];
+  slash.id = "a/b";
+  ProblemResult underscore = slash;
+  underscore.id = "a_b";
+  ProblemResult numbered = slash;
+  numbered.id = "a/b#2";  // takes the name the second "a_b" would get first
+  ProblemResult dot = slash;
+  dot.id = "..";
+  write_run(dir / "r.h5", dir / "t.txt", {underscore, numbered, slash, dot}, 1.0);
+  const json problems = read_with_h5py(dir, dir / "r.h5")["problems"];
+  ASSERT_EQ(problems.size(), 4u) << problems.dump();
+  std::vector<std::string> ids;
+  for (const auto& [name, problem] : problems.items())
+    ids.push_back(problem["attributes"]["id"]["string"]);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"..", "a/b", "a/b#2", "a_b"}));
+  EXPECT_EQ(problems["a_b"]["attributes"]["id"]["string"], "a_b");
+  EXPECT_EQ(problems["a_b#2"]["attributes"]["id"]["string"], "a/b#2");
+  EXPECT_EQ(problems["a_b#3"]["attributes"]["id"]["string"], "a/b");
+  EXPECT_EQ(problems["_.."]["attributes"]["id"]["string"], "..");
+}
+
+TEST(Results, TranscriptHasAHeaderAndAnswerPerProblem) {
+  TempDir dir;
+  const std::vector<ProblemResult> problems = sample_problems();
+  write_run(dir / "r.h5", dir / "t.txt", problems, 4.0);
+  const std::string text = testing::read_file(dir / "t.txt");
+  const std::string expected =
+      "=== problem gsm8k.jsonl:17 ===\n"
+      "[Alice] Ответ: 48 + 24 🚀\n[Bob] \\boxed{72}\n"
+      "=== answer: 72 (reference 72, correct); stop: answer; 7 tokens in 1.25 s ===\n\n"
+      "=== problem math/algebra/3 ===\n"
+      "[Alice] x = -2\n"
+      "=== answer: -2 (reference 2, wrong); stop: budget; 2 tokens in 0.5 s ===\n\n"
+      "=== problem free:prompt ===\n"
+      "[Alice] keys in shared rows\n"
+      "=== answer: (none); stop: eos; 5 tokens in 0.25 s ===\n\n";
+  EXPECT_EQ(text, expected);
+}
+
+// The documented layout as HDF5's own tool prints it.
+TEST(Results, H5dumpShowsTheDocumentedLayout) {
+  if (testing::run_command("command -v h5dump >/dev/null").exit_code != 0)
+    GTEST_SKIP() << "h5dump is absent: apt-get install hdf5-tools";
+  TempDir dir;
+  write_run(dir / "r.h5", dir / "t.txt", sample_problems(), 4.0);
+  const CommandResult dump = testing::run_command("h5dump -H '" + (dir / "r.h5") + "'");
+  ASSERT_EQ(dump.exit_code, 0) << dump.output;
+  const std::string& text = dump.output;
+  for (const char* needle : {"GROUP \"/\"",
+                             "ATTRIBUTE \"config\"",
+                             "ATTRIBUTE \"hogwild_version\"",
+                             "ATTRIBUTE \"accuracy\"",
+                             "GROUP \"problems\"",
+                             "GROUP \"gsm8k.jsonl:17\"",
+                             "GROUP \"math_algebra_3\"",
+                             "GROUP \"free:prompt\"",
+                             "GROUP \"workers\"",
+                             "GROUP \"Alice\"",
+                             "DATASET \"tokens\"",
+                             "DATASET \"text\"",
+                             "DATASET \"steps\"",
+                             "DATASET \"transcript\"",
+                             "H5T_COMPOUND",
+                             "H5T_STD_I32LE \"finished_pass\";",
+                             "H5T_IEEE_F64LE \"seconds\";",
+                             "CSET H5T_CSET_UTF8",
+                             "STRSIZE H5T_VARIABLE",
+                             "DATASPACE  SCALAR",
+                             "DATASPACE  SIMPLE { ( 4 ) / ( 4 ) }",
+                             "DATASPACE  SIMPLE { ( 0 ) / ( 0 ) }"})
+    EXPECT_NE(text.find(needle), std::string::npos) << "missing " << needle << " in:\n" << text;
+  // The first DATATYPE after an object's header is that object's type.
+  const auto type_of = [&](const std::string& header) {
+    const size_t start = text.find(header);
+    if (start == std::string::npos) return std::string("<no ") + header + ">";
+    std::istringstream rest(text.substr(text.find("DATATYPE", start)));
+    std::string keyword;
+    std::string type;
+    rest >> keyword >> type;
+    return type;
+  };
+  EXPECT_EQ(type_of("ATTRIBUTE \"workers\""), "H5T_STD_I64LE");
+  EXPECT_EQ(type_of("ATTRIBUTE \"accuracy\""), "H5T_IEEE_F64LE");
+  EXPECT_EQ(type_of("ATTRIBUTE \"config\""), "H5T_STRING");
+  EXPECT_EQ(type_of("ATTRIBUTE \"correct\""), "H5T_STD_I8LE");
+  EXPECT_EQ(type_of("ATTRIBUTE \"index\""), "H5T_STD_I64LE");
+  EXPECT_EQ(type_of("ATTRIBUTE \"seconds\""), "H5T_IEEE_F64LE");
+  EXPECT_EQ(type_of("DATASET \"tokens\""), "H5T_STD_I32LE");
+  EXPECT_EQ(type_of("DATASET \"text\""), "H5T_STRING");
+  EXPECT_EQ(type_of("DATASET \"transcript\""), "H5T_STRING");
+  EXPECT_EQ(type_of("DATASET \"steps\""), "H5T_COMPOUND");
+}
+
+}  // namespace
+}  // namespace hogwild
