@@ -6,11 +6,14 @@
 #include <vector>
 
 #include "app/cli_args.h"
+#include "app/live_view.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "engine/generation.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
+#include "hogwild/runner.h"
+#include "io/config.h"
 #include "kernels/backend.h"
 #include "model/gguf.h"
 #include "model/model.h"
@@ -121,6 +124,56 @@ int run_generate(const std::vector<std::string>& argv) {
   return 0;
 }
 
+const char* kRunHelp =
+    "usage: hogwild run CONFIG.yaml [key=value ...] [--plain] [--quiet]\n\n"
+    "Solves the config's problems with a team of workers sharing one KV cache (Hogwild!\n"
+    "inference) and writes the results to HDF5 and a transcript.\n\n"
+    "  key=value   override a config key; nested keys with dots, e.g. workers=4\n"
+    "              layout=interleaved sampling.temperature=0 budget=256 output=/tmp/r.h5\n"
+    "  --plain     plain log lines instead of the live view (the default when not a terminal)\n"
+    "  --quiet     only the final summary\n"
+    "  --help      show this help\n\n"
+    "The config keys are described in configs/README.md.\n";
+
+int run_run(const std::vector<std::string>& argv) {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool plain = !LiveView::stderr_is_terminal(), quiet = false;
+  for (const std::string& arg : argv) {
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kRunHelp;
+      return 0;
+    }
+    if (arg == "--plain") {
+      plain = true;
+    } else if (arg == "--quiet") {
+      quiet = true;
+    } else if (arg.starts_with("--")) {
+      fail("run: unknown flag ", arg, " (see hogwild run --help)");
+    } else if (config_path.empty() && arg.find('=') == std::string::npos) {
+      config_path = arg;
+    } else if (arg.find('=') != std::string::npos) {
+      overrides.push_back(arg);
+    } else {
+      fail("run: unexpected argument '", arg, "': overrides look like key=value");
+    }
+  }
+  if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
+  const RunConfig config = load_run_config(config_path, overrides);
+  LiveView view(stderr, !plain);
+  const RunSummary summary = run_experiment(config, quiet ? nullptr : &view);
+  std::fprintf(stderr,
+               "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
+               "%lld forward passes] results: %s, transcript: %s\n",
+               static_cast<long long>(summary.problems), static_cast<long long>(summary.correct),
+               static_cast<long long>(summary.scored), static_cast<long long>(summary.generated_tokens),
+               summary.seconds,
+               static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
+               static_cast<long long>(summary.forward_passes), config.output.c_str(),
+               config.transcript.c_str());
+  return 0;
+}
+
 int run_info(const std::vector<std::string>& argv) {
   CliArgs args("info", "Prints a model's configuration.");
   args.required("model", "PATH", "GGUF file or Hugging Face checkpoint directory");
@@ -141,6 +194,7 @@ int run_info(const std::vector<std::string>& argv) {
 const char* kUsage =
     "usage: hogwild <command> [flags]\n\n"
     "commands:\n"
+    "  run        solve problems with a team of workers over a shared cache (Hogwild!)\n"
     "  generate   continue a prompt with one model, streaming the text\n"
     "  tokenize   print the token ids of a file\n"
     "  info       print a model's configuration\n\n"
@@ -158,6 +212,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   const std::vector<std::string> rest(argv + 2, argv + argc);
   try {
+    if (command == "run") return run_run(rest);
     if (command == "generate") return run_generate(rest);
     if (command == "tokenize") return run_tokenize(rest);
     if (command == "info") return run_info(rest);
@@ -166,7 +221,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::cerr << "hogwild: error: unknown command '" << command
-              << "' (commands: generate, tokenize, info; see hogwild --help)\n";
+              << "' (commands: run, generate, tokenize, info; see hogwild --help)\n";
     return kUsageError;
   } catch (const Error& e) {
     std::cerr << "hogwild: error: " << e.what() << "\n";

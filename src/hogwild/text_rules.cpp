@@ -228,9 +228,14 @@ bool fence_open_before(std::string_view text, size_t position) {
 }
 
 bool StepEndDetector::push(std::string_view token_text) {
+  const size_t token_start = text_.size();
   text_.append(token_text);
-  if (token_text.find(kStepSeparator) == std::string_view::npos) return false;
+  // The separator must end inside this token: "\n\n", ".\n\n", or the second "\n" of a pair
+  // split over two tokens (tokenizers such as SmolLM2's emit newlines one at a time).
   const size_t separator = text_.rfind(kStepSeparator);
+  if (token_text.empty() || separator == std::string::npos ||
+      separator + kStepSeparator.size() <= token_start)
+    return false;
   const std::string_view before = trim_end(std::string_view(text_).substr(0, separator));
   const auto& marks = sentence_end_marks();
   const bool sentence_end = std::any_of(

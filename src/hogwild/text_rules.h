@@ -17,9 +17,10 @@ namespace hogwild {
 
 // Decides, token by token, when one worker's step (a paragraph) ends. The rule is the paper's
 // (eqimp/hogwild_llm, MathFormatting.is_end_of_step) plus fences:
-//  1. the token just pushed contains "\n\n" itself. A "\n\n" split over two tokens ("\n", "\n")
-//     does not end the step: the paper checks that the last token's own text holds the separator,
-//     and a model that means a paragraph break emits one token for it;
+//  1. the token just pushed completes a "\n\n": it contains one, or it is the second "\n" of a
+//     pair split over two tokens. (The paper's code requires the separator inside one token; but
+//     some tokenizers, SmolLM2's among them, only ever emit newlines one at a time, and their
+//     steps would never end);
 //  2. the step text before the LAST "\n\n", with trailing whitespace removed, ends with a sentence
 //     end: . ? ! … ‽ or one of the paper's non-Latin marks (。 ۔ ؟ । ॥ ། ᠃ ։ ჻ ¶ ❧). Nothing may
 //     follow the mark: "(see above.)", "**Done.**" and "$x=1.$" do not end a step, as in the

@@ -53,14 +53,14 @@ constexpr std::array<std::string_view, 4> kSamplingKeys = {"temperature", "top_k
 constexpr std::array<std::string_view, 5> kProblemsFileKeys = {"file", "question_field",
                                                                "answer_field", "offset", "limit"};
 constexpr std::array<std::string_view, 2> kProblemKeys = {"question", "answer"};
-constexpr std::array<std::string_view, 12> kPromptKeys = {
+constexpr std::array<std::string_view, 13> kPromptKeys = {
     "system",      "history_header",    "others_header",    "own_header",
-    "step_prefix", "incomplete_marker", "redundancy_check", "redundancy_interval",
+    "step_prefix", "first_step_prefix", "incomplete_marker", "redundancy_check", "redundancy_interval",
     "finisher",    "finisher_tokens",   "chat_template",    "collaborate"};
 
 // Keys whose value is text: an override gives them the text after '=' literally (YAML would trim
 // spaces, cut at " #" and read "*" as an alias, which breaks prompts such as "**{name}:** ").
-constexpr std::array<std::string_view, 15> kTextKeys = {"model",
+constexpr std::array<std::string_view, 16> kTextKeys = {"prompts.first_step_prefix","model",
                                                         "layout",
                                                         "output",
                                                         "transcript",
@@ -447,6 +447,7 @@ PromptConfig read_prompts(const ConfigReader& reader, const YAML::Node& node) {
       {"others_header", &PromptConfig::others_header},
       {"own_header", &PromptConfig::own_header},
       {"step_prefix", &PromptConfig::step_prefix},
+      {"first_step_prefix", &PromptConfig::first_step_prefix},
       {"incomplete_marker", &PromptConfig::incomplete_marker},
       {"redundancy_check", &PromptConfig::redundancy_check},
       {"finisher", &PromptConfig::finisher}};
@@ -710,8 +711,11 @@ PromptConfig default_prompts() {
       "the answer, write it as \\boxed{answer}.";
   prompts.history_header = "### Past steps\n\n";
   prompts.others_header = "\n\n### Work in progress (others)\n\n";
-  prompts.own_header = "\n\n### Work in progress (own)\n\n";
+  // The marker closes each other worker's unfinished step (marker + "\n\n"), so the own header
+  // follows it directly, as in the paper's layout.
+  prompts.own_header = "### Work in progress (own)\n\n";
   prompts.step_prefix = "**{name} [{step}]:** ";
+  prompts.first_step_prefix = "**{name} [{step}]:** Hi, I'm {name}.";
   prompts.incomplete_marker = " <...>";
   prompts.redundancy_check = "Quick check: am I doing redundant work? (yes/no): ";
   prompts.redundancy_interval = 1024;

@@ -5,11 +5,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/mapped_file.h"
@@ -54,7 +53,8 @@ class ConfigReader {
   bool boolean_or(const std::string& key, bool fallback) const {
     const json* value = find(root_, key);
     if (value == nullptr) return fallback;
-    if (!value->is_boolean()) fail(path_, ": '", key, "' must be true or false, found ", describe(*value));
+    if (!value->is_boolean())
+      fail(path_, ": '", key, "' must be true or false, found ", describe(*value));
     return value->get<bool>();
   }
 
@@ -72,7 +72,8 @@ class ConfigReader {
   double number_in(const json& object, const std::string& key, const std::string& prefix) const {
     const json* value = find(object, key);
     if (value == nullptr) fail(path_, ": missing '", prefix, key, "'");
-    if (!value->is_number()) fail(path_, ": '", prefix, key, "' must be a number, found ", describe(*value));
+    if (!value->is_number())
+      fail(path_, ": '", prefix, key, "' must be a number, found ", describe(*value));
     return value->get<double>();
   }
   double number_in_or(const json& object, const std::string& key, const std::string& prefix,
@@ -115,15 +116,16 @@ Architecture read_architecture(const ConfigReader& reader, const json& root) {
     const auto hf_class = (*classes)[0].get<std::string>();
     for (const ArchitectureName& name : kArchitectures)
       if (hf_class == name.hf_class) return name.architecture;
-    fail(reader.path(), ": unsupported architecture '", hf_class, "' (supported: ",
-         supported_architectures(), ")");
+    fail(reader.path(), ": unsupported architecture '", hf_class,
+         "' (supported: ", supported_architectures(), ")");
   }
   if (const json* model_type = ConfigReader::find(root, "model_type")) {
     if (!model_type->is_string()) fail(reader.path(), ": 'model_type' must be a string");
     const auto type = model_type->get<std::string>();
     for (const ArchitectureName& name : kArchitectures)
       if (type == name.model_type) return name.architecture;
-    fail(reader.path(), ": unsupported model_type '", type, "' (supported: llama, mistral, qwen2, qwen3)");
+    fail(reader.path(), ": unsupported model_type '", type,
+         "' (supported: llama, mistral, qwen2, qwen3)");
   }
   fail(reader.path(), ": neither 'architectures' nor 'model_type' says which model this is");
 }
@@ -135,7 +137,8 @@ void read_rope_scaling(const ConfigReader& reader, const json& root, ModelConfig
   // Newer transformers write "rope_type"; older configs "type".
   const json* type_json = ConfigReader::find(*scaling, "rope_type");
   if (type_json == nullptr) type_json = ConfigReader::find(*scaling, "type");
-  if (type_json == nullptr) fail(reader.path(), ": 'rope_scaling' has neither 'rope_type' nor 'type'");
+  if (type_json == nullptr)
+    fail(reader.path(), ": 'rope_scaling' has neither 'rope_type' nor 'type'");
   if (!type_json->is_string()) fail(reader.path(), ": 'rope_scaling.rope_type' must be a string");
   const auto type = type_json->get<std::string>();
   const std::string prefix = "rope_scaling.";
@@ -180,8 +183,9 @@ ModelConfig read_config(const std::string& path) {
   const ConfigReader reader(root, path);
 
   if (ConfigReader::find(root, "quantization_config"))
-    fail(path, ": quantized Hugging Face checkpoints (quantization_config) are not supported; "
-               "use a GGUF file or an fp16/bf16/fp32 checkpoint");
+    fail(path,
+         ": quantized Hugging Face checkpoints (quantization_config) are not supported; "
+         "use a GGUF file or an fp16/bf16/fp32 checkpoint");
 
   ModelConfig config;
   config.architecture = read_architecture(reader, root);
@@ -189,7 +193,8 @@ ModelConfig read_config(const std::string& path) {
   config.ffn_hidden = reader.integer("intermediate_size");
   config.heads = reader.integer("num_attention_heads");
   config.kv_heads = reader.integer_or("num_key_value_heads", config.heads);
-  config.head_dim = reader.integer_or("head_dim", config.heads > 0 ? config.hidden / config.heads : 0);
+  config.head_dim =
+      reader.integer_or("head_dim", config.heads > 0 ? config.hidden / config.heads : 0);
   config.layers = reader.integer("num_hidden_layers");
   config.vocab = reader.integer("vocab_size");
   config.max_context = reader.integer("max_position_embeddings");
@@ -257,16 +262,18 @@ class HfCheckpoint final : public WeightSource {
   bool has(const std::string& name) const override { return tensor_shard_.count(name) != 0; }
   std::string tokenizer_path() const override { return directory_; }
 
-  HostTensor load(const std::string& name, const std::vector<int64_t>& expected_shape) const override {
+  HostTensor load(const std::string& name,
+                  const std::vector<int64_t>& expected_shape) const override {
     const auto it = tensor_shard_.find(name);
     if (it == tensor_shard_.end()) fail(directory_, ": missing tensor '", name, "'");
     const SafetensorsFile& file = shard(it->second);
     const SafetensorsTensor* tensor = file.find(name);
     if (tensor == nullptr)
-      fail(file.name(), ": tensor '", name, "' is listed in model.safetensors.index.json but absent");
+      fail(file.name(), ": tensor '", name,
+           "' is listed in model.safetensors.index.json but absent");
     if (tensor->shape != expected_shape)
-      fail(file.name(), ": tensor '", name, "' has shape ", shape_text(tensor->shape), ", expected ",
-           shape_text(expected_shape));
+      fail(file.name(), ": tensor '", name, "' has shape ", shape_text(tensor->shape),
+           ", expected ", shape_text(expected_shape));
     HostTensor result;
     result.shape = tensor->shape;
     result.data = safetensors_to_float(*tensor, file.name());
@@ -291,7 +298,8 @@ class HfCheckpoint final : public WeightSource {
       fail(index_path, ": expected an object with a 'weight_map' object");
     std::map<std::string, size_t> shard_of_file;
     for (const auto& [name, file_json] : weight_map->items()) {
-      if (!file_json.is_string()) fail(index_path, ": weight_map entry '", name, "' is not a string");
+      if (!file_json.is_string())
+        fail(index_path, ": weight_map entry '", name, "' is not a string");
       const auto file = file_json.get<std::string>();
       // Shards live next to the index; a path that climbs out of the directory is refused.
       const fs::path relative(file);
@@ -309,7 +317,8 @@ class HfCheckpoint final : public WeightSource {
   const SafetensorsFile& shard(size_t index) const {
     std::lock_guard<std::mutex> lock(shards_mutex_);
     Shard& entry = shards_[index];
-    if (!entry.file) entry.file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(entry.path));
+    if (!entry.file)
+      entry.file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(entry.path));
     return *entry.file;
   }
 

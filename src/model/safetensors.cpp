@@ -5,11 +5,10 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/float16.h"
@@ -161,14 +160,17 @@ SafetensorsTensor parse_entry(const std::string& file, const std::string& tensor
     fail(where, ": 'data_offsets' must be an array [begin, end]");
   const auto begin = as_unsigned((*offsets_field)[0]);
   const auto end = as_unsigned((*offsets_field)[1]);
-  if (!begin || !end) fail(where, ": data_offsets ", json_text(*offsets_field), " are not non-negative integers");
-  if (*begin > *end) fail(where, ": data_offsets ", json_text(*offsets_field), " end before they begin");
+  if (!begin || !end)
+    fail(where, ": data_offsets ", json_text(*offsets_field), " are not non-negative integers");
+  if (*begin > *end)
+    fail(where, ": data_offsets ", json_text(*offsets_field), " end before they begin");
   if (*end > data.size())
-    fail(where, ": data_offsets ", json_text(*offsets_field), " run past the end of the data section (",
-         data.size(), " bytes); is the file truncated?");
+    fail(where, ": data_offsets ", json_text(*offsets_field),
+         " run past the end of the data section (", data.size(), " bytes); is the file truncated?");
   if (*end - *begin != expected_bytes)
-    fail(where, ": data_offsets ", json_text(*offsets_field), " span ", *end - *begin, " bytes but ",
-         tensor.dtype_name, " shape ", json_text(*shape_field), " needs ", expected_bytes);
+    fail(where, ": data_offsets ", json_text(*offsets_field), " span ", *end - *begin,
+         " bytes but ", tensor.dtype_name, " shape ", json_text(*shape_field), " needs ",
+         expected_bytes);
   tensor.data = data.data() + *begin;
   tensor.bytes = expected_bytes;
   return tensor;
@@ -185,7 +187,8 @@ int64_t SafetensorsTensor::element_count() const {
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   MappedFile file(path);
   SafetensorsFile parsed = parse(file.bytes(), path);
-  parsed.file_ = std::move(file);  // moving the mapping keeps its address: tensor pointers stay valid
+  parsed.file_ =
+      std::move(file);  // moving the mapping keeps its address: tensor pointers stay valid
   return parsed;
 }
 
@@ -222,7 +225,8 @@ SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, const std
   }
   if (!duplicates.duplicate().empty())
     fail(name, ": header has the key '", duplicates.duplicate(), "' twice");
-  if (!header.is_object()) fail(name, ": header is a JSON ", header.type_name(), ", expected an object");
+  if (!header.is_object())
+    fail(name, ": header is a JSON ", header.type_name(), ", expected an object");
 
   for (const auto& [key, entry] : header.items()) {
     if (key == "__metadata__") {
@@ -242,8 +246,9 @@ SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, const std
   std::vector<const SafetensorsTensor*> by_offset;
   for (const auto& [key, tensor] : result.tensors_)
     if (tensor.bytes != 0) by_offset.push_back(&tensor);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const SafetensorsTensor* a, const SafetensorsTensor* b) { return a->data < b->data; });
+  std::sort(
+      by_offset.begin(), by_offset.end(),
+      [](const SafetensorsTensor* a, const SafetensorsTensor* b) { return a->data < b->data; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const SafetensorsTensor& previous = *by_offset[i - 1];
     if (by_offset[i]->data < previous.data + previous.bytes)

@@ -39,7 +39,9 @@ void exercise(const hogwild::GgufFile& file) {
     const auto traits = hogwild::ggml_type_traits(static_cast<uint32_t>(tensor.type));
     if (traits.can_dequantize && tensor.element_count() <= kMaxDequantizedElements) {
       std::vector<float> values(static_cast<size_t>(tensor.element_count()));
-      ignore_errors([&] { hogwild::dequantize(tensor.type, tensor.data, values.data(), tensor.element_count()); });
+      ignore_errors([&] {
+        hogwild::dequantize(tensor.type, tensor.data, values.data(), tensor.element_count());
+      });
     }
   }
 }

@@ -22,14 +22,16 @@ void exercise(const hogwild::SafetensorsFile& file) {
       }
     }
   }
-  for (const auto& [key, value] : file.metadata()) sink = sink + static_cast<uint8_t>(key.size() + value.size());
+  for (const auto& [key, value] : file.metadata())
+    sink = sink + static_cast<uint8_t>(key.size() + value.size());
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const hogwild::SafetensorsFile file = hogwild::SafetensorsFile::parse({data, size}, "fuzz.safetensors");
+    const hogwild::SafetensorsFile file =
+        hogwild::SafetensorsFile::parse({data, size}, "fuzz.safetensors");
     exercise(file);
   } catch (const hogwild::Error&) {
   }

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     for (const auto& [parser, seeds] : corpora) {
       const fs::path dir = fs::path(argv[1]) / parser;
       fs::create_directories(dir);
-      for (const auto& [name, bytes] : seeds) hogwild::testing::write_file((dir / name).string(), bytes);
+      for (const auto& [name, bytes] : seeds)
+        hogwild::testing::write_file((dir / name).string(), bytes);
       std::printf("%zu %s seeds in %s\n", seeds.size(), parser, dir.c_str());
     }
   } catch (const std::exception& error) {

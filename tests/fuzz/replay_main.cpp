@@ -29,19 +29,41 @@ Bytes read_bytes(const std::filesystem::path& path) {
 
 // Values that sit on the edges parsers check: zero, one, sign bits, all ones, 2^k +- 1.
 uint64_t interesting_integer(std::mt19937_64& random, size_t input_size) {
-  const uint64_t values[] = {0,           1,          2,          7,           8,
-                             0x7f,        0x80,       0xff,       0x100,       0x7fff,
-                             0xffff,      0x10000,    0x7fffffff, 0x80000000,  0xffffffff,
-                             1ull << 32,  1ull << 40, 1ull << 62, 1ull << 63,  ~0ull,
-                             ~0ull - 1,   input_size, input_size + 1, input_size - 8};
+  const uint64_t values[] = {0,
+                             1,
+                             2,
+                             7,
+                             8,
+                             0x7f,
+                             0x80,
+                             0xff,
+                             0x100,
+                             0x7fff,
+                             0xffff,
+                             0x10000,
+                             0x7fffffff,
+                             0x80000000,
+                             0xffffffff,
+                             1ull << 32,
+                             1ull << 40,
+                             1ull << 62,
+                             1ull << 63,
+                             ~0ull,
+                             ~0ull - 1,
+                             input_size,
+                             input_size + 1,
+                             input_size - 8};
   return values[random() % std::size(values)];
 }
 
 void mutate(Bytes& input, std::mt19937_64& random) {
-  auto position = [&](size_t limit) { return limit == 0 ? 0 : static_cast<size_t>(random() % limit); };
+  auto position = [&](size_t limit) {
+    return limit == 0 ? 0 : static_cast<size_t>(random() % limit);
+  };
   switch (random() % 8) {
     case 0:  // flip one bit
-      if (!input.empty()) input[position(input.size())] ^= static_cast<uint8_t>(1u << (random() % 8));
+      if (!input.empty())
+        input[position(input.size())] ^= static_cast<uint8_t>(1u << (random() % 8));
       break;
     case 1: {  // an interesting byte
       const uint8_t bytes[] = {0, 1, 0x7f, 0x80, 0xff, '"', '[', ']', '{', '}', ',', '-', '0', '9'};
@@ -63,7 +85,8 @@ void mutate(Bytes& input, std::mt19937_64& random) {
       const size_t at = position(input.size() + 1);
       Bytes inserted(count);
       for (uint8_t& byte : inserted) byte = static_cast<uint8_t>(random());
-      input.insert(input.begin() + static_cast<std::ptrdiff_t>(at), inserted.begin(), inserted.end());
+      input.insert(input.begin() + static_cast<std::ptrdiff_t>(at), inserted.begin(),
+                   inserted.end());
       break;
     }
     case 5: {  // erase a range

@@ -58,10 +58,10 @@ inline std::vector<Seed> gguf_seeds() {
     size_t bytes;
   };
   const Kind kinds[] = {
-      {"f32", GgmlType::F32, 32, 128},   {"f16", GgmlType::F16, 32, 64},
-      {"bf16", GgmlType::BF16, 32, 64},  {"q4_0", GgmlType::Q4_0, 32, 18},
-      {"q4_1", GgmlType::Q4_1, 32, 20},  {"q5_0", GgmlType::Q5_0, 32, 22},
-      {"q5_1", GgmlType::Q5_1, 32, 24},  {"q8_0", GgmlType::Q8_0, 64, 68},
+      {"f32", GgmlType::F32, 32, 128},    {"f16", GgmlType::F16, 32, 64},
+      {"bf16", GgmlType::BF16, 32, 64},   {"q4_0", GgmlType::Q4_0, 32, 18},
+      {"q4_1", GgmlType::Q4_1, 32, 20},   {"q5_0", GgmlType::Q5_0, 32, 22},
+      {"q5_1", GgmlType::Q5_1, 32, 24},   {"q8_0", GgmlType::Q8_0, 64, 68},
       {"q4_k", GgmlType::Q4_K, 256, 144}, {"q5_k", GgmlType::Q5_K, 256, 176},
       {"q6_k", GgmlType::Q6_K, 256, 210},
   };
@@ -96,8 +96,9 @@ inline std::vector<Seed> safetensors_seeds() {
   // An unpadded header: the data starts at an odd address.
   seeds.emplace_back(
       "unaligned.safetensors",
-      safetensors_file(R"({"__metadata__":{"a":"b"},"x":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}})",
-                       filler(6, 6)));
+      safetensors_file(
+          R"({"__metadata__":{"a":"b"},"x":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}})",
+          filler(6, 6)));
   return seeds;
 }
 

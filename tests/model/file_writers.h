@@ -102,7 +102,8 @@ inline Bytes safetensors_file(const std::vector<SafetensorsEntry>& entries,
     data.insert(data.end(), entry.data.begin(), entry.data.end());
     header += "\"" + entry.name + "\":{\"dtype\":\"" + entry.dtype +
               "\",\"shape\":" + json_int_list(entry.shape) +
-              ",\"data_offsets\":" + json_int_list({begin, static_cast<int64_t>(data.size())}) + "}";
+              ",\"data_offsets\":" + json_int_list({begin, static_cast<int64_t>(data.size())}) +
+              "}";
   }
   header += "}";
   while (header.size() % 8 != 0) header += ' ';
@@ -113,8 +114,19 @@ inline Bytes safetensors_file(const std::vector<SafetensorsEntry>& entries,
 
 // GGUF value types (gguf_type in the specification).
 enum GgufWireType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8,
-  kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 // Collects key/values and tensors, then lays out a GGUF v3 file: header, key/values, tensor
@@ -203,7 +215,8 @@ class GgufWriter {
 
 inline void write_file(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 

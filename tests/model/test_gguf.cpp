@@ -9,8 +9,8 @@
 
 #include "common/error.h"
 #include "model/file_writers.h"
-#include "test_support.h"
 #include "model/gguf.h"
+#include "test_support.h"
 
 namespace hogwild {
 namespace {
@@ -46,7 +46,8 @@ Bytes one_key(uint32_t type, const Bytes& value, const std::string& key = "k") {
 }
 
 // A file holding one tensor info (and no data unless given).
-Bytes one_tensor(const std::vector<int64_t>& shape, uint32_t type, uint64_t offset, const Bytes& data = {}) {
+Bytes one_tensor(const std::vector<int64_t>& shape, uint32_t type, uint64_t offset,
+                 const Bytes& data = {}) {
   ByteWriter writer = header(1, 0);
   writer.gguf_string("t").u32(static_cast<uint32_t>(shape.size()));
   for (int64_t extent : shape) writer.i64(extent);
@@ -114,7 +115,8 @@ TEST(Gguf, ParsesEveryMetadataType) {
   EXPECT_FALSE(parsed.get_bool_or("no", true));
   EXPECT_EQ(parsed.get_string("general.architecture"), "llama");
   EXPECT_EQ(parsed.get_string("empty"), "");
-  EXPECT_EQ(parsed.get_string_array("tokens"), (std::vector<std::string>{"<s>", "</s>", "hello", ""}));
+  EXPECT_EQ(parsed.get_string_array("tokens"),
+            (std::vector<std::string>{"<s>", "</s>", "hello", ""}));
   EXPECT_EQ(parsed.get_float_array("scores"), (std::vector<float>{0.0f, -1.5f, 2.0f}));
   EXPECT_EQ(parsed.get_int_array("types"), (std::vector<int64_t>{1, 2, 3, -4}));
   EXPECT_EQ(parsed.get_float_array("types"), (std::vector<float>{1, 2, 3, -4}));
@@ -152,8 +154,10 @@ TEST(Gguf, WrongTypeGettersNameFileAndKey) {
   auto expect_error = [&](auto&& call, const std::string& problem) {
     EXPECT_THAT(call, ThrowsMessage<Error>(AllOf(HasSubstr(kName), HasSubstr(problem))));
   };
-  expect_error([&] { parsed.get_string("u32"); }, "metadata key 'u32' should be a string, found a integer");
-  expect_error([&] { parsed.get_int("general.architecture"); }, "key 'general.architecture' should be a integer");
+  expect_error([&] { parsed.get_string("u32"); },
+               "metadata key 'u32' should be a string, found a integer");
+  expect_error([&] { parsed.get_int("general.architecture"); },
+               "key 'general.architecture' should be a integer");
   expect_error([&] { parsed.get_int("f32"); }, "key 'f32' should be a integer, found a float");
   expect_error([&] { parsed.get_float("yes"); }, "key 'yes'");
   expect_error([&] { parsed.get_bool_or("u8", false); }, "key 'u8' should be a bool");
@@ -225,7 +229,8 @@ TEST(Gguf, HonoursGeneralAlignment) {
 // only `unsigned_value`, which is 0 for signed types, and rejects it. Enable once fixed.
 TEST(Gguf, DISABLED_AcceptsSignedGeneralAlignment) {
   GgufWriter writer;
-  writer.i32("general.alignment", 32).tensor("a", {8}, static_cast<uint32_t>(GgmlType::F32), f32_data(8));
+  writer.i32("general.alignment", 32)
+      .tensor("a", {8}, static_cast<uint32_t>(GgmlType::F32), f32_data(8));
   const Bytes file = writer.bytes();
   EXPECT_NO_THROW(parse(file));
 }
@@ -346,8 +351,9 @@ TEST(Gguf, RejectsBadTensorInfos) {
 TEST(Gguf, RejectsTensorByteCountOverflow) {
   // 2^31 * 2^31 F32 elements are 2^64 bytes: the byte count must not wrap to 0.
   expect_rejected(one_tensor({1ll << 31, 1ll << 31}, 0, 0), "tensor 't'");
-  expect_rejected(one_tensor({1ll << 40, 1ll << 20, 1ll << 2}, static_cast<uint32_t>(GgmlType::F64), 0),
-                  "tensor 't'");
+  expect_rejected(
+      one_tensor({1ll << 40, 1ll << 20, 1ll << 2}, static_cast<uint32_t>(GgmlType::F64), 0),
+      "tensor 't'");
 }
 
 TEST(Gguf, RejectsTensorDataPastTheEnd) {

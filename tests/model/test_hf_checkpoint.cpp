@@ -8,21 +8,21 @@
 
 #include "common/error.h"
 #include "model/file_writers.h"
-#include "test_support.h"
 #include "model/model.h"
+#include "test_support.h"
 
 namespace hogwild {
 namespace {
 
+using nlohmann::json;
 using ::testing::AllOf;
-using ::testing::HasSubstr;
-using ::testing::ThrowsMessage;
 using testing::Bytes;
 using testing::bytes_of;
+using ::testing::HasSubstr;
 using testing::safetensors_file;
 using testing::TempDir;
+using ::testing::ThrowsMessage;
 using testing::write_file;
-using nlohmann::json;
 
 // A tiny Llama: 2 heads of 4 over a hidden size of 8, one key/value head.
 json llama_config() {
@@ -88,7 +88,8 @@ TEST_F(HfCheckpoint, ReadsLlamaConfig) {
 
 TEST_F(HfCheckpoint, AppliesDefaults) {
   json config = llama_config();
-  for (const char* key : {"num_key_value_heads", "rope_theta", "tie_word_embeddings", "rms_norm_eps"})
+  for (const char* key :
+       {"num_key_value_heads", "rope_theta", "tie_word_embeddings", "rms_norm_eps"})
     config.erase(key);
   config["head_dim"] = nullptr;  // HF writes null for "derive it"
   const ModelConfig read_back = read(config);
@@ -168,8 +169,11 @@ TEST_F(HfCheckpoint, ReadsLinearRopeScaling) {
 
 TEST_F(HfCheckpoint, ReadsLlama3RopeScaling) {
   json config = llama_config();
-  config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  config["rope_scaling"] = {{"rope_type", "llama3"},
+                            {"factor", 8.0},
+                            {"low_freq_factor", 1.0},
+                            {"high_freq_factor", 4.0},
+                            {"original_max_position_embeddings", 8192}};
   const RopeConfig rope = read(config).rope;
   EXPECT_EQ(rope.scaling, RopeScaling::Llama3);
   EXPECT_DOUBLE_EQ(rope.factor, 8.0);
@@ -187,7 +191,8 @@ TEST_F(HfCheckpoint, ReadsLlama3RopeScaling) {
 
 TEST_F(HfCheckpoint, ReadsYarnRopeScaling) {
   json config = llama_config();
-  config["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 16}};
+  config["rope_scaling"] = {
+      {"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 16}};
   RopeConfig rope = read(config).rope;
   EXPECT_EQ(rope.scaling, RopeScaling::Yarn);
   EXPECT_DOUBLE_EQ(rope.factor, 4.0);
@@ -196,8 +201,11 @@ TEST_F(HfCheckpoint, ReadsYarnRopeScaling) {
   EXPECT_DOUBLE_EQ(rope.beta_slow, 1.0);
   EXPECT_DOUBLE_EQ(rope.attention_factor, 0.0);
 
-  config["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2}, {"beta_fast", 16},
-                            {"beta_slow", 2}, {"attention_factor", 1.5}};
+  config["rope_scaling"] = {{"rope_type", "yarn"},
+                            {"factor", 2},
+                            {"beta_fast", 16},
+                            {"beta_slow", 2},
+                            {"attention_factor", 1.5}};
   rope = read(config).rope;
   EXPECT_DOUBLE_EQ(rope.factor, 2.0);
   EXPECT_EQ(rope.original_context, 64);  // defaults to max_position_embeddings
@@ -263,8 +271,9 @@ TEST_F(HfCheckpoint, RejectsBrokenConfigJson) {
   EXPECT_THAT([&] { open_hf_weights(directory()); },
               ThrowsMessage<Error>(AllOf(HasSubstr(config_path()), HasSubstr("not valid JSON"))));
   write_file(config_path(), std::string("[1]"));
-  EXPECT_THAT([&] { open_hf_weights(directory()); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(config_path()), HasSubstr("expected a JSON object"))));
+  EXPECT_THAT(
+      [&] { open_hf_weights(directory()); },
+      ThrowsMessage<Error>(AllOf(HasSubstr(config_path()), HasSubstr("expected a JSON object"))));
 }
 
 TEST_F(HfCheckpoint, MissingFilesNameTheDirectory) {
@@ -272,8 +281,9 @@ TEST_F(HfCheckpoint, MissingFilesNameTheDirectory) {
               ThrowsMessage<Error>(AllOf(HasSubstr(directory()), HasSubstr("no config.json"))));
   write_config(llama_config());
   EXPECT_THAT([&] { open_hf_weights(directory()); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(directory()),
-                                         HasSubstr("no model.safetensors or model.safetensors.index.json"))));
+              ThrowsMessage<Error>(
+                  AllOf(HasSubstr(directory()),
+                        HasSubstr("no model.safetensors or model.safetensors.index.json"))));
   const std::string missing = dir_ / "absent";
   EXPECT_THAT([&] { open_hf_weights(missing); },
               ThrowsMessage<Error>(AllOf(HasSubstr(missing), HasSubstr("not a directory"))));
@@ -281,7 +291,8 @@ TEST_F(HfCheckpoint, MissingFilesNameTheDirectory) {
 
 TEST_F(HfCheckpoint, LoadsTensorsFromOneFile) {
   write_config(llama_config());
-  const std::vector<uint16_t> norm = {0x3F80, 0x4000, 0xBF80, 0x0000, 0x3F00, 0x4040, 0x4080, 0x40A0};
+  const std::vector<uint16_t> norm = {0x3F80, 0x4000, 0xBF80, 0x0000,
+                                      0x3F00, 0x4040, 0x4080, 0x40A0};
   const std::vector<uint16_t> embed(10 * 8, 0x3C00);  // 1.0 in half
   write_weights(safetensors_file({{"model.norm.weight", "BF16", {8}, bytes_of(norm)},
                                   {"model.embed_tokens.weight", "F16", {10, 8}, bytes_of(embed)}}));
@@ -300,13 +311,23 @@ TEST_F(HfCheckpoint, LoadsTensorsFromOneFile) {
   EXPECT_EQ(embedding.data, std::vector<float>(80, 1.0f));
 
   const std::string file = dir_ / "model.safetensors";
-  EXPECT_THAT([&] { weights->load("model.embed_tokens.weight", {8, 10}); },
-              ThrowsMessage<Error>(HasSubstr(
-                  file + ": tensor 'model.embed_tokens.weight' has shape [10, 8], expected [8, 10]")));
-  EXPECT_THAT([&] { weights->load("model.norm.weight", {8, 1}); },
-              ThrowsMessage<Error>(HasSubstr("has shape [8], expected [8, 1]")));
-  EXPECT_THAT([&] { weights->load("lm_head.weight", {10, 8}); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(directory()), HasSubstr("missing tensor 'lm_head.weight'"))));
+  EXPECT_THAT(
+      [&] {
+        weights->load("model.embed_tokens.weight", {8, 10});
+      },
+      ThrowsMessage<Error>(HasSubstr(
+          file + ": tensor 'model.embed_tokens.weight' has shape [10, 8], expected [8, 10]")));
+  EXPECT_THAT(
+      [&] {
+        weights->load("model.norm.weight", {8, 1});
+      },
+      ThrowsMessage<Error>(HasSubstr("has shape [8], expected [8, 1]")));
+  EXPECT_THAT(
+      [&] {
+        weights->load("lm_head.weight", {10, 8});
+      },
+      ThrowsMessage<Error>(
+          AllOf(HasSubstr(directory()), HasSubstr("missing tensor 'lm_head.weight'"))));
 }
 
 TEST_F(HfCheckpoint, OpenWeightsDispatchesOnDirectories) {
@@ -321,15 +342,17 @@ TEST_F(HfCheckpoint, LoadsShardsLazily) {
   const std::vector<float> second = {-1, -2, -3, -4, -5, -6, -7, -8};
   write_weights(safetensors_file({{"model.norm.weight", "F32", {8}, bytes_of(first)}}),
                 "model-00001-of-00003.safetensors");
-  write_weights(safetensors_file({{"model.layers.0.input_layernorm.weight", "F32", {8}, bytes_of(second)}}),
-                "model-00002-of-00003.safetensors");
+  write_weights(
+      safetensors_file({{"model.layers.0.input_layernorm.weight", "F32", {8}, bytes_of(second)}}),
+      "model-00002-of-00003.safetensors");
   // The third shard is never written: it must not be opened until one of its tensors is loaded.
-  const json index = {{"metadata", {{"total_size", 64}}},
-                      {"weight_map",
-                       {{"model.norm.weight", "model-00001-of-00003.safetensors"},
-                        {"model.layers.0.input_layernorm.weight", "model-00002-of-00003.safetensors"},
-                        {"model.layers.0.post_attention_layernorm.weight", "model-00001-of-00003.safetensors"},
-                        {"lm_head.weight", "model-00003-of-00003.safetensors"}}}};
+  const json index = {
+      {"metadata", {{"total_size", 64}}},
+      {"weight_map",
+       {{"model.norm.weight", "model-00001-of-00003.safetensors"},
+        {"model.layers.0.input_layernorm.weight", "model-00002-of-00003.safetensors"},
+        {"model.layers.0.post_attention_layernorm.weight", "model-00001-of-00003.safetensors"},
+        {"lm_head.weight", "model-00003-of-00003.safetensors"}}}};
   write_file(dir_ / "model.safetensors.index.json", index.dump());
 
   const auto weights = open_hf_weights(directory());
@@ -338,13 +361,17 @@ TEST_F(HfCheckpoint, LoadsShardsLazily) {
   EXPECT_EQ(weights->load("model.norm.weight", {8}).data, first);
   EXPECT_EQ(weights->load("model.layers.0.input_layernorm.weight", {8}).data, second);
   EXPECT_EQ(weights->load("model.norm.weight", {8}).data, first);  // shard already open
-  EXPECT_THAT([&] { weights->load("model.layers.0.post_attention_layernorm.weight", {8}); },
-              ThrowsMessage<Error>(AllOf(HasSubstr("model-00001-of-00003.safetensors"),
-                                         HasSubstr("'model.layers.0.post_attention_layernorm.weight' is "
-                                                   "listed in model.safetensors.index.json but absent"))));
+  EXPECT_THAT(
+      [&] { weights->load("model.layers.0.post_attention_layernorm.weight", {8}); },
+      ThrowsMessage<Error>(AllOf(HasSubstr("model-00001-of-00003.safetensors"),
+                                 HasSubstr("'model.layers.0.post_attention_layernorm.weight' is "
+                                           "listed in model.safetensors.index.json but absent"))));
   const std::string third = dir_ / "model-00003-of-00003.safetensors";
-  EXPECT_THAT([&] { weights->load("lm_head.weight", {10, 8}); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(third), HasSubstr("cannot open"))));
+  EXPECT_THAT(
+      [&] {
+        weights->load("lm_head.weight", {10, 8});
+      },
+      ThrowsMessage<Error>(AllOf(HasSubstr(third), HasSubstr("cannot open"))));
 }
 
 TEST_F(HfCheckpoint, RejectsBadIndex) {
@@ -362,14 +389,18 @@ TEST_F(HfCheckpoint, RejectsBadIndex) {
   expect_index_error(R"({"weight_map": {"a": 3}})", "weight_map entry 'a' is not a string");
   expect_index_error(R"({"weight_map": {"a": "../elsewhere.safetensors"}})",
                      "names the file '../elsewhere.safetensors'");
-  expect_index_error(R"({"weight_map": {"a": "/etc/passwd"}})", "expected a file name in the same directory");
-  expect_index_error(R"({"weight_map": {"a": ".."}})", "expected a file name in the same directory");
+  expect_index_error(R"({"weight_map": {"a": "/etc/passwd"}})",
+                     "expected a file name in the same directory");
+  expect_index_error(R"({"weight_map": {"a": ".."}})",
+                     "expected a file name in the same directory");
 }
 
 TEST_F(HfCheckpoint, RejectsAttentionOutputBias) {
   write_config(llama_config());
-  write_weights(safetensors_file(
-      {{"model.layers.0.self_attn.o_proj.bias", "F32", {8}, bytes_of(std::vector<float>(8, 0.0f))}}));
+  write_weights(safetensors_file({{"model.layers.0.self_attn.o_proj.bias",
+                                   "F32",
+                                   {8},
+                                   bytes_of(std::vector<float>(8, 0.0f))}}));
   EXPECT_THAT([&] { open_hf_weights(directory()); },
               ThrowsMessage<Error>(AllOf(HasSubstr(directory()), HasSubstr("o_proj.bias"))));
 }
@@ -377,8 +408,9 @@ TEST_F(HfCheckpoint, RejectsAttentionOutputBias) {
 TEST_F(HfCheckpoint, BadSafetensorsNamesTheFile) {
   write_config(llama_config());
   write_weights(Bytes{1, 2, 3});
-  EXPECT_THAT([&] { open_hf_weights(directory()); },
-              ThrowsMessage<Error>(AllOf(HasSubstr(dir_ / "model.safetensors"), HasSubstr("too short"))));
+  EXPECT_THAT(
+      [&] { open_hf_weights(directory()); },
+      ThrowsMessage<Error>(AllOf(HasSubstr(dir_ / "model.safetensors"), HasSubstr("too short"))));
 }
 
 }  // namespace

@@ -9,19 +9,19 @@
 
 #include "common/error.h"
 #include "model/file_writers.h"
-#include "test_support.h"
 #include "model/safetensors.h"
+#include "test_support.h"
 
 namespace hogwild {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
-using ::testing::ThrowsMessage;
 using testing::Bytes;
-using testing::SafetensorsEntry;
 using testing::bytes_of;
+using ::testing::HasSubstr;
 using testing::safetensors_file;
+using testing::SafetensorsEntry;
+using ::testing::ThrowsMessage;
 
 constexpr const char* kName = "weights.safetensors";
 
@@ -41,8 +41,8 @@ Bytes one_tensor(const std::string& entry_json, size_t data_bytes) {
 }
 
 TEST(Safetensors, F32RoundTrip) {
-  const std::vector<float> values = {1.0f, -2.5f, 0.0f, 3.4e38f, std::numeric_limits<float>::denorm_min(),
-                                     -1e-30f};
+  const std::vector<float> values = {
+      1.0f, -2.5f, 0.0f, 3.4e38f, std::numeric_limits<float>::denorm_min(), -1e-30f};
   const Bytes file = safetensors_file({{"layer.weight", "F32", {2, 3}, bytes_of(values)}});
   const SafetensorsFile parsed = parse(file);
   ASSERT_EQ(parsed.tensors().size(), 1u);
@@ -63,8 +63,14 @@ TEST(Safetensors, F16BitPatterns) {
   // 0.333251953125, 0x8000 = -0, 0x7C00 = inf, 0xFC00 = -inf.
   const std::vector<uint16_t> bits = {0x3C00, 0xC000, 0x0001, 0x03FF, 0x0400,
                                       0x7BFF, 0x3555, 0x8000, 0x7C00, 0xFC00};
-  const std::vector<float> expected = {1.0f,     -2.0f, std::ldexp(1.0f, -24), std::ldexp(1023.0f, -24),
-                                       std::ldexp(1.0f, -14), 65504.0f, 0.333251953125f, -0.0f,
+  const std::vector<float> expected = {1.0f,
+                                       -2.0f,
+                                       std::ldexp(1.0f, -24),
+                                       std::ldexp(1023.0f, -24),
+                                       std::ldexp(1.0f, -14),
+                                       65504.0f,
+                                       0.333251953125f,
+                                       -0.0f,
                                        std::numeric_limits<float>::infinity(),
                                        -std::numeric_limits<float>::infinity()};
   const Bytes file = safetensors_file({{"h", "F16", {10}, bytes_of(bits)}});
@@ -85,8 +91,12 @@ TEST(Safetensors, BF16BitPatterns) {
   // bfloat16 is the top half of a float: 0x3F80 = 1, 0xC040 = -3, 0x4049 = 3.140625,
   // 0x0001 = 2^-133 (smallest subnormal), 0x0080 = 2^-126, 0x7F80 = inf, 0xFF80 = -inf.
   const std::vector<uint16_t> bits = {0x3F80, 0xC040, 0x4049, 0x0001, 0x0080, 0x7F80, 0xFF80};
-  const std::vector<float> expected = {1.0f, -3.0f, 3.140625f, std::ldexp(1.0f, -133),
-                                       std::ldexp(1.0f, -126), std::numeric_limits<float>::infinity(),
+  const std::vector<float> expected = {1.0f,
+                                       -3.0f,
+                                       3.140625f,
+                                       std::ldexp(1.0f, -133),
+                                       std::ldexp(1.0f, -126),
+                                       std::numeric_limits<float>::infinity(),
                                        -std::numeric_limits<float>::infinity()};
   const Bytes file = safetensors_file({{"b", "BF16", {7, 1}, bytes_of(bits)}});
   const SafetensorsFile parsed = parse(file);
@@ -96,9 +106,10 @@ TEST(Safetensors, BF16BitPatterns) {
 TEST(Safetensors, SeveralTensorsAndMetadata) {
   const std::vector<float> a = {1, 2, 3, 4};
   const std::vector<uint16_t> b = {0x3C00, 0x4000};  // 1, 2 in half
-  const Bytes file = safetensors_file(
-      {{"a", "F32", {2, 2}, bytes_of(a)}, {"b", "F16", {2}, bytes_of(b)}, {"s", "F32", {}, bytes_of(std::vector<float>{7})}},
-      {{"format", "pt"}, {"note", "hello"}});
+  const Bytes file = safetensors_file({{"a", "F32", {2, 2}, bytes_of(a)},
+                                       {"b", "F16", {2}, bytes_of(b)},
+                                       {"s", "F32", {}, bytes_of(std::vector<float>{7})}},
+                                      {{"format", "pt"}, {"note", "hello"}});
   const SafetensorsFile parsed = parse(file);
   EXPECT_EQ(parsed.name(), kName);
   EXPECT_EQ(parsed.tensors().size(), 3u);
@@ -116,9 +127,8 @@ TEST(Safetensors, UnalignedDataAndEmptyTensor) {
   // A 3-byte-odd header puts the data at an unaligned address; an empty tensor has begin == end.
   const std::vector<float> values = {0.5f, -0.25f};
   Bytes data = bytes_of(values);
-  const std::string header =
-      R"({"e":{"dtype":"F32","shape":[0,4],"data_offsets":[8,8]},)"
-      R"("x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}   )";
+  const std::string header = R"({"e":{"dtype":"F32","shape":[0,4],"data_offsets":[8,8]},)"
+                             R"("x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}   )";
   const Bytes file = safetensors_file(header, data);
   const SafetensorsFile parsed = parse(file);
   EXPECT_EQ(safetensors_to_float(*parsed.find("x"), kName), values);
@@ -198,7 +208,8 @@ TEST(Safetensors, RejectsBadDtype) {
                   "tensor 'w': unknown dtype 'F12'");
   expect_rejected(one_tensor(R"({"dtype":"f32","shape":[1],"data_offsets":[0,4]})", 4),
                   "unknown dtype 'f32'");
-  expect_rejected(one_tensor(R"({"shape":[1],"data_offsets":[0,4]})", 4), "tensor 'w': missing or non-string 'dtype'");
+  expect_rejected(one_tensor(R"({"shape":[1],"data_offsets":[0,4]})", 4),
+                  "tensor 'w': missing or non-string 'dtype'");
   expect_rejected(one_tensor(R"({"dtype":4,"shape":[1],"data_offsets":[0,4]})", 4), "'dtype'");
 }
 
@@ -209,33 +220,41 @@ TEST(Safetensors, RejectsBadShape) {
                   "not a non-negative integer");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":["2"],"data_offsets":[0,4]})", 4),
                   "not a non-negative integer");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]})", 4),
-                  "not a non-negative integer");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]})", 4),
+      "not a non-negative integer");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":4,"data_offsets":[0,4]})", 4),
                   "missing or non-array 'shape'");
   expect_rejected(one_tensor(R"({"dtype":"F32","data_offsets":[0,4]})", 4), "'shape'");
   // 2^32 * 2^32 elements overflow int64; 2^62 F32 elements overflow the byte count.
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
-                  "too many elements");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]})", 0),
-                  "too many bytes");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
+      "too many elements");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]})", 0),
+      "too many bytes");
   // A zero extent makes a later huge one harmless.
-  const Bytes zero = one_tensor(R"({"dtype":"F32","shape":[0,9223372036854775807],"data_offsets":[0,0]})", 0);
+  const Bytes zero =
+      one_tensor(R"({"dtype":"F32","shape":[0,9223372036854775807],"data_offsets":[0,0]})", 0);
   EXPECT_NO_THROW(parse(zero));
 }
 
 TEST(Safetensors, RejectsBadOffsets) {
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
                   "tensor 'w': data_offsets [0,8] run past the end of the data section (4 bytes)");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,18446744073709551615]})", 8),
-                  "run past the end");
+  expect_rejected(
+      one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,18446744073709551615]})", 8),
+      "run past the end");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,4]})", 8),
                   "tensor 'w': data_offsets [0,4] span 4 bytes but F32 shape [2] needs 8");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[4,0]})", 8), "end before they begin");
+  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[4,0]})", 8),
+                  "end before they begin");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[-4,0]})", 8),
                   "not non-negative integers");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})", 8), "'data_offsets'");
-  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4,8]})", 8), "'data_offsets'");
+  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[0]})", 8),
+                  "'data_offsets'");
+  expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4,8]})", 8),
+                  "'data_offsets'");
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[1]})", 8), "'data_offsets'");
 }
 
@@ -253,7 +272,8 @@ TEST(Safetensors, RejectsOverlapAndDuplicates) {
 TEST(Safetensors, RejectsBadMetadata) {
   expect_rejected(safetensors_file(R"({"__metadata__":{"format":1}})", {}),
                   "__metadata__ value of 'format' is a number, expected a string");
-  expect_rejected(safetensors_file(R"({"__metadata__":["pt"]})", {}), "__metadata__ is not a JSON object");
+  expect_rejected(safetensors_file(R"({"__metadata__":["pt"]})", {}),
+                  "__metadata__ is not a JSON object");
 }
 
 TEST(Safetensors, RejectsDeepNesting) {
@@ -261,9 +281,11 @@ TEST(Safetensors, RejectsDeepNesting) {
   const std::string deep = std::string(200000, '[') + std::string(200000, ']');
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,4]})", 4),
                   "header nests JSON more than 16 levels deep");
-  expect_rejected(safetensors_file(std::string(17, '[') + std::string(17, ']'), {}), "16 levels deep");
+  expect_rejected(safetensors_file(std::string(17, '[') + std::string(17, ']'), {}),
+                  "16 levels deep");
   // Brackets inside strings (with escaped quotes) do not count.
-  const Bytes file = safetensors_file(R"({"__metadata__":{"k":"\"[[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{"}})", {});
+  const Bytes file =
+      safetensors_file(R"({"__metadata__":{"k":"\"[[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{"}})", {});
   const SafetensorsFile parsed = parse(file);
   EXPECT_EQ(parsed.metadata().at("k"), "\"[[[[[[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{");
 }
@@ -276,9 +298,10 @@ TEST(Safetensors, RejectsTruncatedData) {
 }
 
 TEST(Safetensors, EveryPrefixOfAValidFileIsRejected) {
-  const Bytes file = safetensors_file({{"a", "F32", {2}, bytes_of(std::vector<float>{1, 2})},
-                                       {"b", "BF16", {3}, bytes_of(std::vector<uint16_t>{1, 2, 3})}},
-                                      {{"format", "pt"}});
+  const Bytes file =
+      safetensors_file({{"a", "F32", {2}, bytes_of(std::vector<float>{1, 2})},
+                        {"b", "BF16", {3}, bytes_of(std::vector<uint16_t>{1, 2, 3})}},
+                       {{"format", "pt"}});
   ASSERT_NO_THROW(parse(file));
   for (size_t length = 0; length < file.size(); ++length) {
     const Bytes prefix(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(length));

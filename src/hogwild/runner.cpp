@@ -1,0 +1,146 @@
+#include "hogwild/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <memory>
+
+#include "common/error.h"
+#include "engine/batch_builder.h"
+#include "engine/transformer.h"
+#include "hogwild/team.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hogwild {
+namespace {
+
+Tokenizer load_tokenizer(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return Tokenizer::from_hf_directory(path);
+  return Tokenizer::from_gguf(GgufFile::open(path));
+}
+
+}  // namespace
+
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
+  using Clock = std::chrono::steady_clock;
+  const auto weights = open_weights(config.model);
+  const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
+  const auto backend = make_cpu_backend();
+
+  const auto workers = config.workers;
+  const int64_t problems_at_once =
+      std::min<int64_t>(config.batch_problems, static_cast<int64_t>(config.problems.size()));
+  TransformerOptions options;
+  // Room for every worker's step prefix (+ a redundancy check) in one step, and prefill chunks.
+  options.max_batch_tokens = std::max<int64_t>(512, problems_at_once * workers * 48);
+  options.max_view_entries = 2 * workers + 4;
+  Transformer model(*weights, *backend, options);
+
+  // Per problem: common + 3 constant blocks + one step per worker (+1 while a step is replaced).
+  const int64_t blocks_per_problem = workers + 5;
+  CacheOptions cache_options;
+  cache_options.page_size = config.page_size;
+  cache_options.max_pages_per_block =
+      (config.max_tokens_per_problem + config.page_size - 1) / config.page_size;
+  cache_options.max_blocks = problems_at_once * blocks_per_problem;
+  cache_options.pages = problems_at_once * (cache_options.max_pages_per_block + blocks_per_problem);
+  KvCache cache(*backend, model.config(), cache_options);
+
+  TeamSettings settings;
+  settings.layout = config.layout;
+  settings.names = config.names;
+  settings.prompts = config.prompts;
+  settings.sampling = config.sampling;
+  settings.budget = config.budget;
+  settings.max_tokens = config.max_tokens_per_problem;
+  settings.seed = config.seed;
+
+  // The results file is created only now: a bad config or model leaves no file behind.
+  ResultsWriter writer(config.output, config.transcript,
+                       RunInfo{config.source_text, config.model, layout_name(config.layout),
+                               workers});
+
+  const auto start = Clock::now();
+  std::deque<size_t> waiting;
+  for (size_t p = 0; p < config.problems.size(); ++p) waiting.push_back(p);
+  std::vector<std::unique_ptr<Team>> active;
+  BatchBuilder builder(cache);
+  ForwardBatch batch;
+  std::vector<float> logits;
+  RunSummary summary;
+  RunProgress progress;
+  progress.problems_total = static_cast<int64_t>(config.problems.size());
+
+  auto update_progress = [&] {
+    progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    progress.forward_passes = summary.forward_passes;
+    progress.names.clear();
+    progress.steps.clear();
+    progress.problem_id.clear();
+    if (!active.empty()) {
+      const Team& first = *active.front();
+      progress.problem_id = first.problem().id;
+      progress.problem_passes = first.forward_passes();
+      progress.budget = config.budget;
+      progress.names = first.names();
+      progress.steps = first.live_steps();
+    }
+  };
+
+  while (!waiting.empty() || !active.empty()) {
+    while (static_cast<int64_t>(active.size()) < problems_at_once && !waiting.empty()) {
+      const size_t index = waiting.front();
+      waiting.pop_front();
+      active.push_back(std::make_unique<Team>(settings, config.problems[index],
+                                              static_cast<int64_t>(index), tokenizer, cache,
+                                              model.inv_freq(), model.config().head_dim, start));
+    }
+    // Decoding teams first, so a long prefill never delays them; prefills take what is left.
+    int64_t capacity = options.max_batch_tokens;
+    for (const auto& team : active) capacity -= team->schedule(builder, capacity);
+    HOGWILD_ASSERT(!builder.empty());
+    builder.build(batch);
+    model.forward(batch, cache, logits);
+    ++summary.forward_passes;
+    int64_t step_tokens = 0;
+    for (const auto& team : active) {
+      const int64_t before = team->generated_tokens();
+      team->advance(logits, model.config().vocab);
+      step_tokens += team->generated_tokens() - before;
+    }
+    progress.generated_tokens += step_tokens;
+
+    for (auto it = active.begin(); it != active.end();) {
+      if (!(*it)->done()) {
+        ++it;
+        continue;
+      }
+      const ProblemResult result = (*it)->result();
+      writer.write(result);
+      ++summary.problems;
+      summary.generated_tokens += result.generated_tokens;
+      if (result.correct >= 0) {
+        ++summary.scored;
+        summary.correct += result.correct;
+      }
+      progress.problems_done = summary.problems;
+      it = active.erase(it);
+      if (observer != nullptr) {
+        update_progress();
+        observer->on_problem(result, progress);
+      }
+    }
+    if (observer != nullptr) {
+      update_progress();
+      observer->on_step(progress);
+    }
+  }
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  writer.close(summary.seconds);
+  return summary;
+}
+
+}  // namespace hogwild

@@ -1,0 +1,48 @@
+// `hogwild run`: loads the model once, then solves every problem of the config with a team of
+// workers, decoding all active teams in one batch per step (continuous batching: a finished
+// problem leaves, the next waiting one joins), and writes each result as soon as it is done.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "io/results.h"
+
+namespace hogwild {
+
+struct RunProgress {
+  int64_t problems_done = 0;
+  int64_t problems_total = 0;
+  int64_t forward_passes = 0;   // of the whole run
+  int64_t generated_tokens = 0;  // of the whole run, all workers
+  double seconds = 0.0;
+  // The first active problem: its id, budget used, and each worker's current step.
+  std::string problem_id;
+  int64_t problem_passes = 0;
+  int64_t budget = 0;
+  std::vector<std::string> names;
+  std::vector<std::string> steps;
+};
+
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void on_step(const RunProgress& progress) = 0;
+  virtual void on_problem(const ProblemResult& result, const RunProgress& progress) = 0;
+};
+
+struct RunSummary {
+  int64_t problems = 0;
+  int64_t correct = 0;
+  int64_t scored = 0;  // problems with a reference answer
+  int64_t generated_tokens = 0;
+  int64_t forward_passes = 0;
+  double seconds = 0.0;
+};
+
+// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration.
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer);
+
+}  // namespace hogwild

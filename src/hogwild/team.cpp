@@ -1,0 +1,443 @@
+#include "hogwild/team.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+
+#include "common/error.h"
+
+namespace hogwild {
+namespace {
+
+// Fixed mixing of the run seed with problem and worker: every worker gets its own stream, and a
+// problem's streams do not depend on which other problems share its batches.
+uint64_t worker_seed(uint64_t seed, int64_t problem, size_t worker) {
+  uint64_t x = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(problem + 1)) ^
+               (0xbf58476d1ce4e5b9ull * static_cast<uint64_t>(worker + 1));
+  x ^= x >> 31;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 29;
+  return x;
+}
+
+SamplingParams sampling_params(const SamplingConfig& config, uint64_t seed) {
+  SamplingParams params;
+  params.temperature = static_cast<float>(config.temperature);
+  params.top_k = static_cast<int32_t>(config.top_k);
+  params.top_p = static_cast<float>(config.top_p);
+  params.min_p = static_cast<float>(config.min_p);
+  params.seed = seed;
+  return params;
+}
+
+// Tokens a collaborating worker may not write (as in the paper's code): header marks made only
+// of '#', which would forge the engine's section headers, BOS/EOS (a team ends on an answer or
+// its budget, not when one worker stops) and "</think>".
+std::vector<int32_t> suppressed_tokens(const Tokenizer& tokenizer) {
+  std::vector<int32_t> ids;
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    const std::string text = tokenizer.token_bytes(id);
+    bool hashes = false, other = false;
+    for (char c : text) {
+      if (c == '#') hashes = true;
+      else if (c != ' ' && c != '\n') other = true;
+    }
+    if ((hashes && !other) || tokenizer.is_eos(id) || text == "</think>") ids.push_back(id);
+  }
+  if (auto bos = tokenizer.bos_id()) ids.push_back(*bos);
+  return ids;
+}
+
+}  // namespace
+
+Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
+           const Tokenizer& tokenizer, KvCache& cache, const Tensor& inv_freq, int64_t head_dim,
+           Clock::time_point run_start)
+    : settings_(settings),
+      problem_(problem),
+      index_(problem_index),
+      tokenizer_(tokenizer),
+      cache_(cache),
+      inv_freq_(inv_freq),
+      head_dim_(head_dim),
+      run_start_(run_start),
+      team_start_(Clock::now()),
+      redundancy_(settings.prompts.collaborate ? settings.prompts.redundancy_interval : 0) {
+  HOGWILD_CHECK(!settings_.names.empty(), "a team needs at least one worker");
+  const PromptConfig& prompts = settings_.prompts;
+  const std::map<std::string, std::string> names = {
+      {"names", format_names(settings_.names)},
+      {"count", std::to_string(settings_.names.size())}};
+
+  // The common block: system prompt and problem (in the chat template), then the history header.
+  std::string text;
+  std::vector<ChatMessage> messages;
+  if (prompts.collaborate && !prompts.system.empty())
+    messages.push_back({"system", expand_placeholders(prompts.system, names)});
+  messages.push_back({"user", problem_.question});
+  if (prompts.chat_template && tokenizer_.chat_template() != ChatTemplate::None) {
+    text = tokenizer_.apply_chat_template(messages, true);
+  } else {
+    for (const ChatMessage& message : messages) text += message.content + "\n\n";
+  }
+  if (prompts.collaborate) text += prompts.history_header;
+  prompt_ = encode(text);
+  HOGWILD_CHECK(!prompt_.empty(), "problem ", problem_.id, ": the prompt is empty");
+
+  if (prompts.collaborate) suppressed_ = suppressed_tokens(tokenizer_);
+  finisher_reserve_ = static_cast<int64_t>(encode(prompts.finisher).size()) +
+                     prompts.finisher_tokens + 2 * static_cast<int64_t>(settings_.names.size());
+  // Blocks are created up front so a full cache fails here, before any work.
+  common_ = cache_.create_block();
+  if (prompts.collaborate) {
+    others_header_ = cache_.create_block();
+    own_header_ = cache_.create_block();
+    marker_ = cache_.create_block();
+  }
+  for (size_t w = 0; w < settings_.names.size(); ++w) {
+    Worker worker;
+    worker.name = settings_.names[w];
+    worker.block = cache_.create_block();
+    worker.sampler = std::make_unique<Sampler>(
+        sampling_params(settings_.sampling, worker_seed(settings_.seed, index_, w)));
+    workers_.push_back(std::move(worker));
+  }
+}
+
+Team::~Team() {
+  for (BlockId block : {common_, others_header_, own_header_, marker_})
+    if (block >= 0) cache_.release_block(block);
+  for (Worker& worker : workers_)
+    if (worker.block >= 0) cache_.release_block(worker.block);
+}
+
+std::vector<int32_t> Team::encode(const std::string& text) const {
+  return tokenizer_.encode(text, true, false);
+}
+
+double Team::seconds() const {
+  return std::chrono::duration<double>(Clock::now() - run_start_).count();
+}
+
+bool Team::merges_steps() const {
+  return settings_.prompts.collaborate && settings_.layout != Layout::Contiguous;
+}
+
+// DESIGN §2: view(w) = [common, hdr_others, step(o1), marker, …, hdr_own, step(w)]. Interleaved
+// hides the others' live steps; contiguous shows each worker's whole text as one growing block.
+std::vector<BlockId> Team::view_of(size_t w) const {
+  std::vector<BlockId> view = {common_};
+  if (settings_.prompts.collaborate) {
+    if (settings_.layout != Layout::Interleaved && workers_.size() > 1) {
+      view.push_back(others_header_);
+      for (size_t o = 0; o < workers_.size(); ++o) {
+        if (o == w) continue;
+        view.push_back(workers_[o].block);
+        view.push_back(marker_);
+      }
+    }
+    view.push_back(own_header_);
+  }
+  view.push_back(workers_[w].block);
+  return view;
+}
+
+int64_t Team::cache_tokens() const {
+  int64_t total = 0;
+  for (BlockId block : {common_, others_header_, own_header_, marker_})
+    if (block >= 0) total += cache_.length(block);
+  for (const Worker& worker : workers_) total += cache_.length(worker.block) + static_cast<int64_t>(worker.pending.size());
+  return total;
+}
+
+void Team::start_step(Worker& worker, bool first) {
+  if (!first && merges_steps()) worker.block = cache_.create_block();
+  ++worker.step;
+  worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+  worker.pending.clear();
+  worker.pending_ends_step = false;
+  std::string prefix;
+  if (settings_.prompts.collaborate) {
+    const std::string& format = first && !settings_.prompts.first_step_prefix.empty()
+                                    ? settings_.prompts.first_step_prefix
+                                    : settings_.prompts.step_prefix;
+    prefix = expand_placeholders(format,
+                                 {{"name", worker.name}, {"step", std::to_string(worker.step)}});
+    if (redundancy_.take()) prefix += settings_.prompts.redundancy_check;
+  }
+  worker.detector.reset(prefix);
+  if (!prefix.empty()) {
+    worker.pending = encode(prefix);
+    worker.tokens.insert(worker.tokens.end(), worker.pending.begin(), worker.pending.end());
+  }
+}
+
+void Team::finish_step(Worker& worker) {
+  const auto w = static_cast<int32_t>(&worker - workers_.data());
+  steps_.push_back({w, worker.step, worker.step_first_token,
+                    static_cast<int32_t>(worker.tokens.size()),
+                    static_cast<int32_t>(forward_passes_), seconds()});
+  if (merges_steps()) {
+    // The finished step joins the history: its keys rotate once by common's length (DESIGN §3).
+    cache_.append_block(common_, worker.block, inv_freq_, head_dim_);
+    worker.block = -1;
+  }
+  start_step(worker, false);
+}
+
+void Team::stop(const std::string& reason) {
+  if (phase_ == Phase::Finisher || phase_ == Phase::Done) return;
+  stop_reason_ = reason;
+  // Worker 0's last sampled token (not yet in the cache) stays in front of the finisher's text.
+  std::vector<int32_t> unfed = workers_.front().pending;
+  for (Worker& worker : workers_) {
+    worker.pending.clear();
+    worker.pending_ends_step = false;
+  }
+  workers_.front().pending = std::move(unfed);
+  if (!answer_.empty() || settings_.prompts.finisher_tokens == 0 ||
+      settings_.prompts.finisher.empty()) {
+    phase_ = Phase::Done;
+    finished_seconds_ = seconds();
+    for (Worker& worker : workers_) worker.pending.clear();
+    return;
+  }
+  begin_finisher();
+}
+
+// DESIGN §5: out of time without an answer, worker 0 is told to answer now and decodes greedily.
+void Team::begin_finisher() {
+  phase_ = Phase::Finisher;
+  Worker& worker = workers_.front();
+  finisher_text_ = settings_.prompts.finisher;
+  finisher_tokens_ = encode(finisher_text_);
+  worker.pending.insert(worker.pending.end(), finisher_tokens_.begin(), finisher_tokens_.end());
+  worker.pending_ends_step = false;
+  worker.sampler = std::make_unique<Sampler>(SamplingParams{});  // greedy
+}
+
+int64_t Team::schedule(BatchBuilder& builder, int64_t capacity) {
+  for (Worker& worker : workers_) worker.logit_row = -1;
+  prompt_logit_row_ = -1;
+  scheduled_ = false;
+  const int64_t added = schedule_tokens(builder, capacity);
+  scheduled_ = added > 0;
+  return added;
+}
+
+int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
+  switch (phase_) {
+    case Phase::Prompt: {
+      const size_t count = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(capacity, 0)),
+                                            prompt_.size() - prompt_fed_);
+      if (count == 0) return 0;
+      const bool last = prompt_fed_ + count == prompt_.size();
+      const BlockId view[] = {common_};
+      const int32_t row = builder.add(common_, {prompt_.data() + prompt_fed_, count}, view, last);
+      if (last) prompt_logit_row_ = row;
+      prompt_fed_ += count;
+      return static_cast<int64_t>(count);
+    }
+    case Phase::Headers: {
+      // Constant blocks, computed once in the context of the prompt; shared by every view.
+      int64_t added = 0;
+      const std::pair<BlockId, const std::string*> headers[] = {
+          {others_header_, &settings_.prompts.others_header},
+          {own_header_, &settings_.prompts.own_header},
+          {marker_, nullptr}};
+      std::vector<std::vector<int32_t>> texts;
+      for (const auto& [block, text] : headers)
+        texts.push_back(encode(text != nullptr ? *text : settings_.prompts.incomplete_marker + "\n\n"));
+      int64_t needed = 0;
+      for (const auto& tokens : texts) needed += static_cast<int64_t>(tokens.size());
+      if (needed == 0) {  // no header text at all: straight to decoding
+        begin_decode();
+        return schedule_tokens(builder, capacity);
+      }
+      if (needed > capacity) return 0;
+      for (size_t h = 0; h < texts.size(); ++h) {
+        if (texts[h].empty()) continue;
+        const BlockId view[] = {common_, headers[h].first};
+        builder.add(headers[h].first, texts[h], view, false);
+        added += static_cast<int64_t>(texts[h].size());
+      }
+      return added;
+    }
+    case Phase::Decode:
+    case Phase::Finisher: {
+      int64_t needed = 0;
+      for (const Worker& worker : workers_) needed += static_cast<int64_t>(worker.pending.size());
+      if (needed == 0 || needed > capacity) return 0;
+      for (size_t w = 0; w < workers_.size(); ++w) {
+        Worker& worker = workers_[w];
+        if (worker.pending.empty()) continue;
+        const std::vector<BlockId> view = view_of(w);
+        // Logits are kept even for a step's last token: a worker without a step prefix samples
+        // its next token from them.
+        worker.logit_row = builder.add(worker.block, worker.pending, view, true);
+      }
+      return needed;
+    }
+    case Phase::Done: return 0;
+  }
+  return 0;
+}
+
+void Team::advance(const std::vector<float>& logits, int64_t vocab) {
+  if (!scheduled_) return;
+  scheduled_ = false;
+  auto row_of = [&](int32_t row) {
+    HOGWILD_ASSERT(row >= 0);
+    return std::span<const float>(
+        logits.data() + static_cast<size_t>(row) * static_cast<size_t>(vocab),
+        static_cast<size_t>(vocab));
+  };
+  switch (phase_) {
+    case Phase::Prompt:
+      if (prompt_fed_ < prompt_.size()) return;
+      if (prompt_logit_row_ >= 0) {
+        const auto row = row_of(prompt_logit_row_);
+        prompt_logits_.assign(row.begin(), row.end());
+      }
+      if (settings_.prompts.collaborate) {
+        phase_ = Phase::Headers;
+      } else {
+        begin_decode();
+      }
+      return;
+    case Phase::Headers:
+      begin_decode();
+      return;
+    case Phase::Decode: {
+      ++forward_passes_;
+      int64_t generated = 0;
+      for (Worker& worker : workers_) {
+        if (worker.pending.empty()) continue;
+        const bool ended = worker.pending_ends_step;
+        worker.pending.clear();
+        worker.pending_ends_step = false;
+        if (ended) finish_step(worker);       // the step's last token is in the cache now
+        if (!worker.pending.empty()) continue;  // the new step's prefix goes first
+        if (phase_ != Phase::Decode) continue;  // another worker stopped the team this step
+        const int32_t token = sample(worker, row_of(worker.logit_row));
+        ++generated;
+        if (tokenizer_.is_eos(token)) {
+          stop("eos");
+          continue;
+        }
+        accept(worker, token);
+      }
+      generated_tokens_ += generated;
+      redundancy_.on_tokens(generated);
+      if (phase_ == Phase::Decode) {
+        if (forward_passes_ >= settings_.budget) {
+          stop("budget");
+        } else if (cache_tokens() + finisher_reserve_ >= settings_.max_tokens) {
+          stop("context");
+        }
+      }
+      return;
+    }
+    case Phase::Finisher: {
+      Worker& worker = workers_.front();
+      worker.pending.clear();
+      const int32_t token = worker.sampler->sample(row_of(worker.logit_row));
+      ++finisher_generated_;
+      if (!tokenizer_.is_eos(token)) {
+        finisher_text_ += tokenizer_.token_bytes(token);
+        finisher_tokens_.push_back(token);
+      }
+      if (auto boxed = extract_boxed(finisher_text_)) answer_ = *boxed;
+      if (tokenizer_.is_eos(token) || !answer_.empty() ||
+          finisher_generated_ >= settings_.prompts.finisher_tokens) {
+        phase_ = Phase::Done;
+        finished_seconds_ = seconds();
+        return;
+      }
+      worker.pending = {token};
+      return;
+    }
+    case Phase::Done: return;
+  }
+}
+
+int32_t Team::sample(Worker& worker, std::span<const float> logits) {
+  if (suppressed_.empty()) return worker.sampler->sample(logits);
+  scratch_logits_.assign(logits.begin(), logits.end());
+  for (int32_t id : suppressed_)
+    if (id >= 0 && static_cast<size_t>(id) < scratch_logits_.size())
+      scratch_logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+  return worker.sampler->sample(scratch_logits_);
+}
+
+// A sampled token becomes part of the worker's text and is fed at the next forward.
+void Team::accept(Worker& worker, int32_t token) {
+  worker.tokens.push_back(token);
+  worker.pending = {token};
+  worker.pending_ends_step = worker.detector.push(tokenizer_.token_bytes(token));
+  if (auto boxed = extract_boxed(worker.detector.text())) {
+    answer_ = *boxed;
+    // DESIGN §5: a final answer stops the team; plain decoding (no collaboration prompts) runs on
+    // like `hogwild generate` does, keeping the answer.
+    if (settings_.prompts.collaborate) stop("answer");
+  }
+}
+
+// Every worker opens its first step once the prompt and the headers are in the cache.
+void Team::begin_decode() {
+  phase_ = Phase::Decode;
+  for (Worker& worker : workers_) {
+    start_step(worker, true);
+    if (!worker.pending.empty()) continue;
+    // No prefix (plain decoding): the first token comes from the prompt's logits.
+    const int32_t token = sample(worker, prompt_logits_);
+    ++generated_tokens_;
+    if (tokenizer_.is_eos(token)) {
+      stop("eos");
+      return;
+    }
+    accept(worker, token);
+    if (phase_ != Phase::Decode) return;
+  }
+}
+
+std::vector<std::string> Team::live_steps() const {
+  std::vector<std::string> steps;
+  for (const Worker& worker : workers_) steps.emplace_back(worker.detector.text());
+  return steps;
+}
+
+ProblemResult Team::result() const {
+  ProblemResult result;
+  result.id = problem_.id;
+  result.question = problem_.question;
+  result.reference_answer = problem_.answer;
+  result.answer = answer_;
+  if (!problem_.answer.empty()) result.correct = answers_match(answer_, problem_.answer) ? 1 : 0;
+  result.stop_reason = stop_reason_;
+  result.forward_passes = forward_passes_;
+  result.generated_tokens = generated_tokens_;
+  result.seconds = std::chrono::duration<double>(Clock::now() - team_start_).count();
+  result.steps = steps_;
+  for (const Worker& worker : workers_)
+    result.workers.push_back({worker.name, worker.tokens, tokenizer_.decode(worker.tokens)});
+
+  // Transcript: the history in the order steps finished, then the unfinished steps.
+  std::string& t = result.transcript;
+  t += "Question: " + problem_.question + "\n\n";
+  for (const StepRecord& step : steps_) {
+    const Worker& worker = workers_[static_cast<size_t>(step.worker)];
+    t += tokenizer_.decode({worker.tokens.begin() + step.first_token,
+                            worker.tokens.begin() + step.end_token});
+    if (!t.ends_with("\n\n")) t += "\n\n";
+  }
+  for (const Worker& worker : workers_) {
+    if (static_cast<size_t>(worker.step_first_token) >= worker.tokens.size()) continue;
+    t += tokenizer_.decode({worker.tokens.begin() + worker.step_first_token, worker.tokens.end()});
+    t += settings_.prompts.collaborate ? settings_.prompts.incomplete_marker + "\n\n" : "\n\n";
+  }
+  if (!finisher_text_.empty()) t += "[finisher] " + finisher_text_ + "\n\n";
+  return result;
+}
+
+}  // namespace hogwild

@@ -1,0 +1,126 @@
+// One problem solved by a team of workers over one shared cache (DESIGN §2, §5): the blocks
+// (common = prompt + history, constant headers, one step per worker), each worker's view in the
+// chosen layout, step ends and history merges, collaboration prompts, stopping and the finisher.
+// A Team never runs the model: each step it adds its tokens to the batch (schedule) and reads
+// its logits back (advance), so many teams decode together in one forward (continuous batching).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cache/kv_cache.h"
+#include "engine/batch_builder.h"
+#include "engine/sampler.h"
+#include "hogwild/text_rules.h"
+#include "io/config.h"
+#include "io/results.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hogwild {
+
+struct TeamSettings {
+  Layout layout = Layout::Combined;
+  std::vector<std::string> names;
+  PromptConfig prompts;
+  SamplingConfig sampling;
+  int64_t budget = 1024;             // decode forward passes
+  int64_t max_tokens = 8192;         // cache tokens this problem may use, all blocks together
+  uint64_t seed = 0;
+};
+
+class Team {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
+       const Tokenizer& tokenizer, KvCache& cache, const Tensor& inv_freq, int64_t head_dim,
+       Clock::time_point run_start);
+  ~Team();
+  Team(const Team&) = delete;
+  Team& operator=(const Team&) = delete;
+
+  // Adds this team's tokens for the next forward, at most `capacity` of them (a prefill takes
+  // what is left; a decode step needs all of its workers' tokens or waits). Returns the count.
+  int64_t schedule(BatchBuilder& builder, int64_t capacity);
+  // Reads this team's rows of the forward's logits ([rows, vocab]) and moves every worker on.
+  void advance(const std::vector<float>& logits, int64_t vocab);
+
+  bool done() const { return phase_ == Phase::Done; }
+  const Problem& problem() const { return problem_; }
+  int64_t forward_passes() const { return forward_passes_; }
+  int64_t generated_tokens() const { return generated_tokens_; }
+  const std::vector<std::string>& names() const { return settings_.names; }
+  // The text of each worker's current step, for the live view.
+  std::vector<std::string> live_steps() const;
+  ProblemResult result() const;  // complete once done()
+
+ private:
+  enum class Phase { Prompt, Headers, Decode, Finisher, Done };
+
+  struct Worker {
+    std::string name;
+    BlockId block = -1;            // the current step (contiguous layout: the whole text)
+    int32_t step = 0;              // number of the current step, from 1
+    int32_t step_first_token = 0;  // index in `tokens` where the current step starts
+    std::vector<int32_t> pending;  // fed at the next forward
+    bool pending_ends_step = false;
+    int32_t logit_row = -1;        // this forward's logits row, -1: none
+    std::vector<int32_t> tokens;   // everything the worker wrote, prefixes included
+    StepEndDetector detector;
+    std::unique_ptr<Sampler> sampler;
+  };
+
+  std::vector<BlockId> view_of(size_t worker) const;
+  bool merges_steps() const;
+  void start_step(Worker& worker, bool first);
+  void finish_step(Worker& worker);
+  void stop(const std::string& reason);
+  void begin_finisher();
+  void begin_decode();
+  void accept(Worker& worker, int32_t token);
+  int32_t sample(Worker& worker, std::span<const float> logits);
+  int64_t schedule_tokens(BatchBuilder& builder, int64_t capacity);
+  int64_t cache_tokens() const;
+  std::vector<int32_t> encode(const std::string& text) const;
+  double seconds() const;
+
+  TeamSettings settings_;
+  Problem problem_;
+  int64_t index_;
+  const Tokenizer& tokenizer_;
+  KvCache& cache_;
+  Tensor inv_freq_;
+  int64_t head_dim_;
+  Clock::time_point run_start_;
+  Clock::time_point team_start_;
+
+  Phase phase_ = Phase::Prompt;
+  BlockId common_ = -1, others_header_ = -1, own_header_ = -1, marker_ = -1;
+  std::vector<int32_t> prompt_;  // common prompt tokens still to prefill
+  size_t prompt_fed_ = 0;
+  int32_t prompt_logit_row_ = -1;
+  std::vector<float> prompt_logits_;  // logits after the prompt (workers without a prefix)
+  std::vector<Worker> workers_;
+  RedundancyScheduler redundancy_;
+
+  std::vector<int32_t> suppressed_;  // token ids collaborating workers never sample
+  std::vector<float> scratch_logits_;
+  bool scheduled_ = false;        // this team has tokens in the current forward
+  int64_t finisher_reserve_ = 0;  // cache tokens kept free for the finisher
+  int64_t forward_passes_ = 0;
+  int64_t generated_tokens_ = 0;
+  std::string stop_reason_;
+  std::string answer_;
+  std::vector<StepRecord> steps_;
+  // Finisher: greedy tokens appended to worker 0's text after the stop (not part of its tokens).
+  std::vector<int32_t> finisher_tokens_;
+  int64_t finisher_generated_ = 0;
+  std::string finisher_text_;
+  double finished_seconds_ = 0.0;
+};
+
+}  // namespace hogwild
