@@ -401,6 +401,19 @@ void Team::begin_decode() {
   }
 }
 
+std::vector<std::string> Team::describe_view(size_t worker) const {
+  std::vector<std::string> names;
+  for (BlockId block : view_of(worker)) {
+    if (block == common_) names.emplace_back("common");
+    else if (block == others_header_) names.emplace_back("others_header");
+    else if (block == own_header_) names.emplace_back("own_header");
+    else if (block == marker_) names.emplace_back("marker");
+    for (const Worker& w : workers_)
+      if (block == w.block) names.push_back(w.name);
+  }
+  return names;
+}
+
 std::vector<std::string> Team::live_steps() const {
   std::vector<std::string> steps;
   for (const Worker& worker : workers_) steps.emplace_back(worker.detector.text());

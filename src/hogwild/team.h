@@ -58,6 +58,12 @@ class Team {
   std::vector<std::string> live_steps() const;
   ProblemResult result() const;  // complete once done()
 
+  // For tests and debugging: worker w's view as block names ("common", "others_header", a
+  // worker's name for its step, "marker", "own_header"), and the common block's length.
+  std::vector<std::string> describe_view(size_t worker) const;
+  int64_t common_length() const { return cache_.length(common_); }
+  BlockId step_block(size_t worker) const { return workers_[worker].block; }
+
  private:
   enum class Phase { Prompt, Headers, Decode, Finisher, Done };
 

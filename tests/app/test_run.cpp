@@ -1,0 +1,149 @@
+// `hogwild run` end to end on the demo model: results files with the promised structure (read
+// back with h5py), one worker without prompts equals `hogwild generate`, determinism, continuous
+// batching of several problems, and bad configs that fail cleanly without leaving a results file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_support.h"
+
+namespace hogwild {
+namespace {
+
+using testing::CommandResult;
+using testing::TempDir;
+
+CommandResult hogwild(const std::string& arguments) {
+  return testing::run_command(std::string(HOGWILD_CLI) + " " + arguments + " </dev/null");
+}
+
+std::string demo_config() { return testing::source_dir() + "/configs/demo.yaml"; }
+
+nlohmann::json read_results(const std::string& path) {
+  const CommandResult dump = testing::run_command(
+      testing::python() + " " + testing::source_dir() + "/tests/app/h5_summary.py " + path + " 2>&1");
+  EXPECT_EQ(dump.exit_code, 0) << dump.output;
+  return nlohmann::json::parse(dump.output);
+}
+
+bool h5py_available() {
+  return testing::run_command(testing::python() + " -c 'import h5py'").exit_code == 0;
+}
+
+#define REQUIRE_RUN_PREREQUISITES()                                              \
+  do {                                                                           \
+    HOGWILD_REQUIRE_DEMO_MODEL();                                                \
+    if (!h5py_available()) GTEST_SKIP() << "h5py missing: run scripts/setup.sh"; \
+  } while (0)
+
+TEST(Run, TwoAndFourWorkersWriteTheDocumentedResults) {
+  REQUIRE_RUN_PREREQUISITES();
+  for (int workers : {2, 4}) {
+    TempDir dir;
+    const CommandResult run =
+        hogwild("run " + demo_config() + " --plain workers=" + std::to_string(workers) +
+                " budget=24 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt"));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("[run: 1 problems"), std::string::npos) << run.output;
+    const nlohmann::json results = read_results(dir / "r.h5");
+    EXPECT_EQ(results["attrs"]["workers"], workers);
+    EXPECT_EQ(results["attrs"]["layout"], "combined");
+    EXPECT_NE(results["attrs"]["config"].get<std::string>().find("workers: " + std::to_string(workers)),
+              std::string::npos);
+    ASSERT_EQ(results["problems"].size(), 1u);
+    const auto& problem = results["problems"].begin().value();
+    EXPECT_EQ(problem["attrs"]["reference_answer"], "10");
+    EXPECT_LE(problem["attrs"]["forward_passes"].get<int>(), 24);
+    EXPECT_FALSE(problem["attrs"]["stop_reason"].get<std::string>().empty());
+    ASSERT_EQ(problem["workers"].size(), static_cast<size_t>(workers));
+    const std::vector<std::string> names = {"Alice", "Bob", "Carol", "Dave"};
+    for (int w = 0; w < workers; ++w) {
+      const auto& worker = problem["workers"][names[static_cast<size_t>(w)]];
+      EXPECT_FALSE(worker["tokens"].empty());
+      // Every worker's text starts with its first step's prefix.
+      EXPECT_EQ(worker["text"].get<std::string>().rfind("**" + names[static_cast<size_t>(w)] + " [1]:**", 0), 0u)
+          << worker["text"];
+    }
+    for (const auto& step : problem["steps"]) {
+      EXPECT_LT(step["first_token"].get<int>(), step["end_token"].get<int>());
+      EXPECT_LT(step["worker"].get<int>(), workers);
+    }
+    // The transcript interleaves the workers' steps by name.
+    const std::string transcript = testing::read_file(dir / "r.txt");
+    for (int w = 0; w < workers; ++w)
+      EXPECT_NE(transcript.find("**" + names[static_cast<size_t>(w)] + " [1]:**"), std::string::npos) << transcript;
+  }
+}
+
+TEST(Run, OneWorkerWithoutPromptsEqualsGenerate) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  const std::string question = "Name three colors of the rainbow.";
+  std::ofstream(dir / "plain.yaml") << "model: " << testing::demo_model_path() << "\n"
+                                    << "workers: 1\nbudget: 31\n"
+                                    << "problems: [\"" << question << "\"]\n"
+                                    << "prompts: {collaborate: false}\n";
+  const CommandResult run = hogwild("run " + (dir / "plain.yaml") + " --quiet output=" + (dir / "r.h5"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json results = read_results(dir / "r.h5");
+  const std::string text = results["problems"].begin().value()["workers"]["Alice"]["text"];
+  // budget 31 forward passes after the prompt = 32 tokens, like generate --max-tokens 32.
+  const CommandResult generated = hogwild("generate --model " + testing::demo_model_path() +
+                                          " --chat --max-tokens 32 --prompt '" + question + "' 2>/dev/null");
+  ASSERT_EQ(generated.exit_code, 0) << generated.output;
+  EXPECT_EQ(text + "\n", generated.output);
+}
+
+TEST(Run, SameSeedSameTokensAndContinuousBatching) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  std::ofstream(dir / "three.yaml") << "model: " << testing::demo_model_path() << "\n"
+                                    << "workers: 2\nbudget: 12\nbatch_problems: 2\nseed: 7\n"
+                                    << "sampling: {temperature: 0.8, top_p: 0.95}\n"
+                                    << "problems:\n  - {question: 'What is 2 + 2?', answer: '4'}\n"
+                                    << "  - 'What is 3 + 5?'\n  - {question: 'What is 10 - 7?', answer: 3}\n";
+  for (const char* name : {"a", "b"}) {
+    const CommandResult run = hogwild("run " + (dir / "three.yaml") + " --quiet output=" + (dir / (std::string(name) + ".h5")));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+  }
+  const nlohmann::json a = read_results(dir / "a.h5"), b = read_results(dir / "b.h5");
+  ASSERT_EQ(a["problems"].size(), 3u) << "three problems through two batch slots";
+  for (const auto& [id, problem] : a["problems"].items())
+    for (const auto& [name, worker] : problem["workers"].items())
+      EXPECT_EQ(worker["tokens"], b["problems"][id]["workers"][name]["tokens"]) << id << " " << name;
+  EXPECT_NE(a["problems"]["inline-0"]["workers"]["Alice"]["tokens"],
+            a["problems"]["inline-0"]["workers"]["Bob"]["tokens"]) << "workers sample their own streams";
+}
+
+TEST(Run, BadConfigsFailCleanlyWithoutResults) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  const std::string out = " output=" + (dir / "r.h5");
+  std::ofstream(dir / "syntax.yaml") << "model: [unclosed\n";
+  std::ofstream(dir / "unknown.yaml") << "model: m.gguf\nworkerz: 2\nproblems: [a]\n";
+  std::ofstream(dir / "missing.yaml") << "model: m.gguf\nproblems: {file: /nonexistent/problems.jsonl}\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"run " + (dir / "syntax.yaml") + out, "syntax.yaml:"},
+      {"run " + (dir / "unknown.yaml") + out, "workerz"},
+      {"run " + (dir / "missing.yaml") + out, "/nonexistent/problems.jsonl"},
+      {"run " + demo_config() + out + " budget=0", "budget"},
+      {"run " + demo_config() + out + " workers=0", "workers"},
+      {"run " + demo_config() + out + " model=/nonexistent.gguf", "/nonexistent.gguf"},
+      {"run " + (dir / "absent.yaml") + out, "absent.yaml"},
+      {"run", "missing the config file"},
+      {"run " + demo_config() + " --bogus", "unknown flag --bogus"},
+  };
+  for (const auto& [arguments, needle] : cases) {
+    const CommandResult result = hogwild(arguments);
+    EXPECT_NE(result.exit_code, 0) << arguments;
+    EXPECT_EQ(result.output.rfind("hogwild: error: ", 0), 0u) << arguments << "\n" << result.output;
+    EXPECT_NE(result.output.find(needle), std::string::npos) << arguments << "\n" << result.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "r.h5")) << arguments << ": no results file for a failed start";
+  }
+}
+
+}  // namespace
+}  // namespace hogwild
