@@ -59,9 +59,6 @@ void BM_Decode(benchmark::State& state) {
   }
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
                                                   benchmark::Counter::kIsRate);
-  state.counters["step_ms"] = benchmark::Counter(static_cast<double>(state.iterations()) * 1e-3,
-                                                 benchmark::Counter::kIsRate |
-                                                     benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_Decode)->ArgName("batch")->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)
     ->MinTime(3.0)->UseRealTime();

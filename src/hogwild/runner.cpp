@@ -105,6 +105,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
     builder.build(batch);
     model.forward(batch, cache, logits);
     ++summary.forward_passes;
+    summary.tokens_processed += static_cast<int64_t>(batch.size());
     int64_t step_tokens = 0;
     for (const auto& team : active) {
       const int64_t before = team->generated_tokens();

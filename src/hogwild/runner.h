@@ -39,6 +39,7 @@ struct RunSummary {
   int64_t scored = 0;  // problems with a reference answer
   int64_t generated_tokens = 0;
   int64_t forward_passes = 0;
+  int64_t tokens_processed = 0;  // tokens through the model: prompts, prefixes and generated
   double seconds = 0.0;
 };
 
