@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: the demo model answers a question, streaming its text.
+# The main job: a team of workers (Hogwild! inference) solves the demo problem with the demo
+# model, showing each worker's text live; results go to results/demo.h5 and results/demo.txt.
+# Extra arguments are config overrides, e.g.: bash scripts/demo.sh workers=4 layout=interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec build/cpu/bin/hogwild generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
-  --prompt "${1:-A farmer has 12 sheep and buys 5 more. How many sheep does he have? Explain briefly.}" \
-  --max-tokens 96
+build/cpu/bin/hogwild run configs/demo.yaml "$@"
+echo "--- transcript (results/demo.txt) ---"
+cat results/demo.txt
