@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: set up (idempotent), build, run every test with ctest.
+# The whole test suite: set up (idempotent), build, run every test with ctest. Where the CUDA
+# toolkit exists, the CUDA code is also compiled (preset `cuda`) and its tests run; without a GPU
+# they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 ctest --preset cpu -j "$(nproc)" --timeout 900
+
+if command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  echo "[test] CUDA toolkit found: compiling the CUDA backend (preset cuda)"
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda -j "$(nproc)" --target hogwild_kernels_cuda test_cuda_device
+  ctest --test-dir build/cuda -R Cuda --output-on-failure --timeout 300
+fi

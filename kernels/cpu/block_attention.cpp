@@ -18,6 +18,9 @@ namespace hogwild::cpu {
 namespace {
 
 constexpr int64_t kPagesPerTask = 8;
+// From this many (entry, head) queries per task on, scores are computed key by key across the
+// queries (transposed layout, no horizontal sums); below it, query by query.
+constexpr int64_t kTransposedWidth = 16;
 constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
 
 struct Entry {
@@ -130,52 +133,83 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
   const int64_t chunk_tokens = kPagesPerTask * page_size;
 #pragma omp parallel
   {
-    std::vector<float> scores;
+    std::vector<float> scores, queries, row_queries, accumulator;
 #pragma omp for schedule(dynamic)
     for (size_t t = 0; t < tasks.size(); ++t) {
       const Task& task = tasks[t];
       const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
       const int64_t first_token = task.first_page * page_size;
       const int64_t width = static_cast<int64_t>(block_entries.size()) * group;
+      // The task's queries, transposed [d][width] and pre-scaled: a key row then updates all
+      // (entry, head) scores with d vector FMAs across `width`, with no horizontal sums.
+      queries.resize(static_cast<size_t>(d * width));
+      row_queries.resize(static_cast<size_t>(d * width));
+      for (size_t i = 0; i < block_entries.size(); ++i)
+        for (int64_t h = 0; h < group; ++h) {
+          const float* query = rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
+          const int64_t column = static_cast<int64_t>(i) * group + h;
+          for (int64_t c = 0; c < d; ++c) {
+            queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
+            row_queries[static_cast<size_t>(column * d + c)] = query[c] * shape.scale;
+          }
+        }
+      int32_t most_visible = 0;
+      for (int64_t e : block_entries) most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
+      const int64_t tokens = std::min<int64_t>(task.pages * page_size, most_visible - first_token);
       scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
-      // Key rows of the chunk, page by page; each row is read once for all (entry, head).
-      for (int64_t p = 0; p < task.pages; ++p) {
-        const int32_t page = table[task.block * page_table.stride + task.first_page + p];
-        for (int64_t j = 0; j < page_size; ++j) {
-          const int64_t token = first_token + p * page_size + j;
-          const float* key = k_data + (page * page_size + j) * keys.stride + task.kv_head * d;
-          for (size_t i = 0; i < block_entries.size(); ++i) {
-            const Entry& entry = entries[static_cast<size_t>(block_entries[i])];
-            if (token >= entry.visible) continue;
-            const float* query =
-                rotated.data() + (block_entries[i] * heads + task.kv_head * group) * d;
-            for (int64_t h = 0; h < group; ++h) {
-              float dot = 0.0f;
+      accumulator.resize(static_cast<size_t>(width));
+      for (int64_t j = 0; j < tokens; ++j) {
+        const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
+        const float* key = k_data + (page * page_size + j % page_size) * keys.stride + task.kv_head * d;
+        float* acc = accumulator.data();
+        if (width >= kTransposedWidth) {
+          std::fill(acc, acc + width, 0.0f);
+          for (int64_t c = 0; c < d; ++c) {
+            const float k = key[c];
+            const float* column = queries.data() + c * width;
+#pragma omp simd
+            for (int64_t w = 0; w < width; ++w) acc[w] += column[w] * k;
+          }
+        } else {  // few queries: one vectorised dot product each is faster
+          for (int64_t w = 0; w < width; ++w) {
+            const float* query = row_queries.data() + w * d;
+            float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-              for (int64_t c = 0; c < d; ++c) dot += query[h * d + c] * key[c];
-              scores[static_cast<size_t>((static_cast<int64_t>(i) * group + h) * chunk_tokens +
-                                         p * page_size + j)] = dot * shape.scale;
-            }
+            for (int64_t c = 0; c < d; ++c) dot += query[c] * key[c];
+            acc[w] = dot;
+          }
+        }
+        for (size_t i = 0; i < block_entries.size(); ++i) {
+          if (first_token + j >= entries[static_cast<size_t>(block_entries[i])].visible) continue;
+          for (int64_t h = 0; h < group; ++h) {
+            const int64_t w = static_cast<int64_t>(i) * group + h;
+            scores[static_cast<size_t>(w * chunk_tokens + j)] = acc[w];
           }
         }
       }
-      const int64_t tokens = task.pages * page_size;
+      // Softmax statistics per (entry, head), then the values: each value row is read once.
       for (int64_t w = 0; w < width; ++w) {
         float* row_scores = scores.data() + w * chunk_tokens;
         float maximum = kNegativeInfinity;
         for (int64_t j = 0; j < tokens; ++j) maximum = std::max(maximum, row_scores[j]);
         Partial& partial = partials[static_cast<size_t>(task.partial_offset + w)];
+        partial = {maximum, 0.0f};
         float* o = partial_values.data() + (task.partial_offset + w) * d;
         std::fill(o, o + d, 0.0f);
-        partial = {maximum, 0.0f};
-        if (maximum == kNegativeInfinity) continue;  // nothing visible in this chunk
         for (int64_t j = 0; j < tokens; ++j) {
-          if (row_scores[j] == kNegativeInfinity) continue;
-          const float weight = std::exp(row_scores[j] - maximum);
-          partial.sum += weight;
-          const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
-          const float* value =
-              v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
+          // exp(-inf) = 0: invisible keys get no weight.
+          row_scores[j] = maximum == kNegativeInfinity ? 0.0f : std::exp(row_scores[j] - maximum);
+          partial.sum += row_scores[j];
+        }
+      }
+      for (int64_t j = 0; j < tokens; ++j) {
+        const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
+        const float* value = v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
+        for (int64_t w = 0; w < width; ++w) {
+          const float weight = scores[static_cast<size_t>(w * chunk_tokens + j)];
+          if (weight == 0.0f) continue;
+          float* o = partial_values.data() + (task.partial_offset + w) * d;
+#pragma omp simd
           for (int64_t c = 0; c < d; ++c) o[c] += weight * value[c];
         }
       }

@@ -1,0 +1,30 @@
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
+
+namespace hogwild {
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no driver / no device" error
+    return 0;
+  }
+  return count;
+}
+
+CudaDeviceInfo cuda_device_info(int index) {
+  const int count = cuda_device_count();
+  HOGWILD_CHECK(index >= 0 && index < count, "CUDA device ", index, " does not exist (", count,
+                " devices)");
+  cudaDeviceProp properties{};
+  HOGWILD_CUDA_CHECK(cudaGetDeviceProperties(&properties, index));
+  CudaDeviceInfo info;
+  info.index = index;
+  info.name = properties.name;
+  info.compute_capability = properties.major * 10 + properties.minor;
+  info.memory_bytes = static_cast<int64_t>(properties.totalGlobalMem);
+  info.multiprocessors = properties.multiProcessorCount;
+  return info;
+}
+
+}  // namespace hogwild
