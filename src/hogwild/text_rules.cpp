@@ -372,19 +372,6 @@ std::string expand_placeholders(std::string_view templ,
   return out;
 }
 
-std::vector<std::string> default_worker_names(size_t count) {
-  static constexpr std::string_view kNames[] = {
-      "Alice",   "Bob",  "Carol",  "Dave",  "Eve",    "Frank", "Grace", "Heidi",  "Ivan",  "Judy",
-      "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Victor", "Walter"};
-  constexpr size_t kNamed = std::size(kNames);
-  std::vector<std::string> names;
-  names.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    names.push_back(i < kNamed ? std::string(kNames[i]) : cat("Worker", i + 1));
-  }
-  return names;
-}
-
 // ---- Redundancy checks ----
 
 RedundancyScheduler::RedundancyScheduler(int64_t interval) : interval_(interval) {

@@ -99,8 +99,6 @@ std::string format_names(const std::vector<std::string>& names);
 std::string expand_placeholders(std::string_view templ,
                                 const std::map<std::string, std::string>& values);
 
-// Alice, Bob, Carol, … (19 names of the cryptography cast), then Worker20, Worker21, ….
-std::vector<std::string> default_worker_names(size_t count);
 
 // ---- Redundancy checks (DESIGN §5) ----
 

@@ -20,6 +20,7 @@ class Reader {
   Reader(std::span<const uint8_t> bytes, const std::string& name) : bytes_(bytes), name_(name) {}
 
   size_t position() const { return position_; }
+  uint64_t remaining() const { return bytes_.size() - position_; }
 
   template <typename T>
   T read(const char* what) {
@@ -83,7 +84,9 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
       const auto count = reader.read<uint64_t>("array length");
       if (count > kMaxArrayElements) reader.corrupt(cat("array of ", count, " elements"));
       value.element_type = static_cast<GgufType>(element_type);
-      value.elements.reserve(static_cast<size_t>(std::min<uint64_t>(count, 1u << 20)));
+      // Every element takes at least one byte of the file: a hostile count cannot make us
+      // reserve more than the file could hold.
+      value.elements.reserve(static_cast<size_t>(std::min<uint64_t>(count, reader.remaining())));
       for (uint64_t i = 0; i < count; ++i)
         value.elements.push_back(read_value(reader, value.element_type, depth + 1));
       break;
@@ -189,10 +192,15 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
 
   uint64_t alignment = 32;
   if (const GgufValue* value = result.find("general.alignment")) {
-    if (!value->is_integer() || value->unsigned_value == 0 || value->unsigned_value > 65536 ||
-        (value->unsigned_value & (value->unsigned_value - 1)) != 0)
+    // Writers store it as u32, but signed integer types are legal GGUF too.
+    const bool is_signed = value->type == GgufType::Int8 || value->type == GgufType::Int16 ||
+                           value->type == GgufType::Int32 || value->type == GgufType::Int64;
+    const uint64_t requested = is_signed ? (value->signed_value > 0 ? static_cast<uint64_t>(value->signed_value) : 0)
+                                         : value->unsigned_value;
+    if (!value->is_integer() || requested == 0 || requested > 65536 ||
+        (requested & (requested - 1)) != 0)
       fail(name, ": general.alignment must be a power of two up to 65536");
-    alignment = value->unsigned_value;
+    alignment = requested;
   }
   const uint64_t data_start = (reader.position() + alignment - 1) / alignment * alignment;
   for (GgufTensor& tensor : result.tensors_) {

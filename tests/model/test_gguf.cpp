@@ -227,7 +227,7 @@ TEST(Gguf, HonoursGeneralAlignment) {
 
 // general.alignment written as a signed integer type is still a valid alignment; gguf.cpp reads
 // only `unsigned_value`, which is 0 for signed types, and rejects it. Enable once fixed.
-TEST(Gguf, DISABLED_AcceptsSignedGeneralAlignment) {
+TEST(Gguf, AcceptsSignedGeneralAlignment) {
   GgufWriter writer;
   writer.i32("general.alignment", 32)
       .tensor("a", {8}, static_cast<uint32_t>(GgmlType::F32), f32_data(8));
