@@ -29,7 +29,7 @@ void BM_Decode(benchmark::State& state) {
   options.max_view_entries = 1;
   hogwild::Transformer model(*weights, *backend, options);
   const int64_t steps_at_most = 4096;
-  hogwild::KvCache cache(*backend, model.config(),
+  hogwild::KvCache cache(*backend, model.shard_config(),
                          hogwild::cache_options_for(batch, g_context + steps_at_most, 32));
 
   std::vector<hogwild::BlockId> blocks;

@@ -7,6 +7,7 @@
 
 #include "app/cli_args.h"
 #include "app/live_view.h"
+#include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "engine/generation.h"
@@ -98,7 +99,7 @@ int run_generate(const std::vector<std::string>& argv) {
   options.max_view_entries = 1;
   const auto backend = make_cpu_backend();
   Transformer model(*weights, *backend, options);
-  KvCache cache(*backend, model.config(),
+  KvCache cache(*backend, model.shard_config(),
                 cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, 32));
   Sampler sampler(sampling);
 
@@ -160,8 +161,11 @@ int run_run(const std::vector<std::string>& argv) {
   }
   if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
   const RunConfig config = load_run_config(config_path, overrides);
+  RankGrid grid = make_rank_grid(static_cast<int>(config.parallel.tensor),
+                                 static_cast<int>(config.parallel.worker_groups));
   LiveView view(stderr, !plain);
-  const RunSummary summary = run_experiment(config, quiet ? nullptr : &view);
+  const RunSummary summary = run_experiment(config, quiet ? nullptr : &view, &grid);
+  if (grid.world_rank != 0) return 0;
   std::fprintf(stderr,
                "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
                "%lld forward passes, %lld tokens processed] results: %s, transcript: %s\n",
@@ -212,8 +216,15 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> rest(argv + 2, argv + argc);
+  // Under mpirun/srun every rank runs this same program (DESIGN §6); MPI starts only then.
+  const bool distributed = launched_by_mpi();
   try {
-    if (command == "run") return run_run(rest);
+    if (distributed) mpi_initialize(&argc, &argv);
+    if (command == "run") {
+      const int code = run_run(rest);
+      mpi_finalize();
+      return code;
+    }
     if (command == "generate") return run_generate(rest);
     if (command == "tokenize") return run_tokenize(rest);
     if (command == "info") return run_info(rest);
@@ -225,9 +236,13 @@ int main(int argc, char** argv) {
               << "' (commands: run, generate, tokenize, info; see hogwild --help)\n";
     return kUsageError;
   } catch (const Error& e) {
+    if (distributed && mpi_world_size() > 1)  // one rank failing takes the whole job down
+      mpi_abort_all(cat("hogwild: error: rank ", mpi_world_rank(), ": ", e.what()), 1);
     std::cerr << "hogwild: error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
+    if (distributed && mpi_world_size() > 1)
+      mpi_abort_all(cat("hogwild: unexpected error: rank ", mpi_world_rank(), ": ", e.what()), 1);
     std::cerr << "hogwild: unexpected error: " << e.what() << "\n";
     return 1;
   }

@@ -7,14 +7,62 @@
 
 namespace hogwild {
 
+namespace {
+
+// Rows [first, first + count) of a [rows, cols] (or 1-D) host tensor.
+HostTensor slice_rows(HostTensor t, int64_t first, int64_t count) {
+  if (first == 0 && count == t.rows()) return t;
+  const int64_t cols = t.cols();
+  HostTensor out;
+  out.shape = t.shape;
+  out.shape[0] = count;
+  out.data.assign(t.data.begin() + first * cols, t.data.begin() + (first + count) * cols);
+  return out;
+}
+
+// Columns [first, first + count) of a [rows, cols] host tensor.
+HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
+  if (first == 0 && count == t.cols()) return t;
+  HostTensor out;
+  out.shape = {t.rows(), count};
+  out.data.reserve(static_cast<size_t>(t.rows() * count));
+  for (int64_t r = 0; r < t.rows(); ++r)
+    out.data.insert(out.data.end(), t.data.begin() + r * t.cols() + first,
+                    t.data.begin() + r * t.cols() + first + count);
+  return out;
+}
+
+// The slice of the model one tensor-parallel rank computes (Megatron split, DESIGN §6).
+ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
+  auto divisible = [&](int64_t value, const char* what) {
+    HOGWILD_CHECK(value % parts == 0, "tensor parallel ", parts, ": the model's ", value, " ",
+                  what, " are not divisible by ", parts);
+    return value / parts;
+  };
+  ModelConfig shard = c;
+  shard.heads = divisible(c.heads, "attention heads");
+  shard.kv_heads = divisible(c.kv_heads, "key/value heads");
+  shard.ffn_hidden = divisible(c.ffn_hidden, "feed-forward units");
+  return shard;
+}
+
+}  // namespace
+
 Transformer::Transformer(const WeightSource& source, Backend& backend,
                          const TransformerOptions& options)
-    : config_(source.config()), options_(options), backend_(backend) {
+    : config_(source.config()),
+      shard_(shard_of(source.config(), options.tensor != nullptr ? options.tensor->size() : 1)),
+      options_(options),
+      backend_(backend) {
   const ModelConfig& c = config_;
   HOGWILD_CHECK(options.max_batch_tokens > 0, "max_batch_tokens must be positive");
   HOGWILD_CHECK(options.max_view_entries > 0, "max_view_entries must be positive");
-  const int64_t q_width = c.heads * c.head_dim;
-  const int64_t kv_width = c.kv_heads * c.head_dim;
+  const int64_t part = options.tensor != nullptr ? options.tensor->rank() : 0;
+  // This rank's slice: heads [part*H/T, …), key/value heads and feed-forward units likewise.
+  const int64_t q_width = shard_.heads * c.head_dim;
+  const int64_t kv_width = shard_.kv_heads * c.head_dim;
+  const int64_t q_first = part * q_width, kv_first = part * kv_width;
+  const int64_t ffn_first = part * shard_.ffn_hidden;
 
   embedding_ = upload(source.load("model.embed_tokens.weight", {c.vocab, c.hidden}));
   output_norm_ = upload(source.load("model.norm.weight", {c.hidden}));
@@ -32,18 +80,19 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     auto load = [&](const std::string& suffix, std::vector<int64_t> shape) {
       return source.load(layer_tensor(l, suffix), shape);
     };
+    const int64_t full_q = c.heads * c.head_dim, full_kv = c.kv_heads * c.head_dim;
     Layer layer;
     layer.attn_norm = upload(load("input_layernorm.weight", {c.hidden}));
     {
-      const HostTensor q = load("self_attn.q_proj.weight", {q_width, c.hidden});
-      const HostTensor k = load("self_attn.k_proj.weight", {kv_width, c.hidden});
-      const HostTensor v = load("self_attn.v_proj.weight", {kv_width, c.hidden});
+      const HostTensor q = slice_rows(load("self_attn.q_proj.weight", {full_q, c.hidden}), q_first, q_width);
+      const HostTensor k = slice_rows(load("self_attn.k_proj.weight", {full_kv, c.hidden}), kv_first, kv_width);
+      const HostTensor v = slice_rows(load("self_attn.v_proj.weight", {full_kv, c.hidden}), kv_first, kv_width);
       layer.qkv = upload_rows({&q, &k, &v});
     }
     if (c.qkv_bias) {
-      const HostTensor q = load("self_attn.q_proj.bias", {q_width});
-      const HostTensor k = load("self_attn.k_proj.bias", {kv_width});
-      const HostTensor v = load("self_attn.v_proj.bias", {kv_width});
+      const HostTensor q = slice_rows(load("self_attn.q_proj.bias", {full_q}), q_first, q_width);
+      const HostTensor k = slice_rows(load("self_attn.k_proj.bias", {full_kv}), kv_first, kv_width);
+      const HostTensor v = slice_rows(load("self_attn.v_proj.bias", {full_kv}), kv_first, kv_width);
       layer.qkv_bias = upload_rows({&q, &k, &v});
       layer.qkv_bias.cols = layer.qkv_bias.rows;  // a bias is one row
       layer.qkv_bias.stride = layer.qkv_bias.cols;
@@ -53,14 +102,14 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
       layer.q_norm = upload(load("self_attn.q_norm.weight", {c.head_dim}));
       layer.k_norm = upload(load("self_attn.k_norm.weight", {c.head_dim}));
     }
-    layer.output = upload(load("self_attn.o_proj.weight", {c.hidden, q_width}));
+    layer.output = upload(slice_cols(load("self_attn.o_proj.weight", {c.hidden, full_q}), q_first, q_width));
     layer.ffn_norm = upload(load("post_attention_layernorm.weight", {c.hidden}));
     {
-      const HostTensor gate = load("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden});
-      const HostTensor up = load("mlp.up_proj.weight", {c.ffn_hidden, c.hidden});
+      const HostTensor gate = slice_rows(load("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}), ffn_first, shard_.ffn_hidden);
+      const HostTensor up = slice_rows(load("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}), ffn_first, shard_.ffn_hidden);
       layer.gate_up = upload_rows({&gate, &up});
     }
-    layer.down = upload(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}));
+    layer.down = upload(slice_cols(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}), ffn_first, shard_.ffn_hidden));
     layers_.push_back(layer);
   }
 
@@ -75,8 +124,8 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   work_.qkv = scratch(n, q_width + 2 * kv_width, DType::F32);
   work_.attention = scratch(n, q_width, DType::F32);
   work_.projected = scratch(n, c.hidden, DType::F32);
-  work_.gate_up = scratch(n, 2 * c.ffn_hidden, DType::F32);
-  work_.activation = scratch(n, c.ffn_hidden, DType::F32);
+  work_.gate_up = scratch(n, 2 * shard_.ffn_hidden, DType::F32);
+  work_.activation = scratch(n, shard_.ffn_hidden, DType::F32);
   work_.last = scratch(n, c.hidden, DType::F32);
   work_.last_normed = scratch(n, c.hidden, DType::F32);
   work_.logits = scratch(n, c.vocab, DType::F32);
@@ -87,7 +136,7 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   work_.view_entries = scratch(n * options.max_view_entries, 3, DType::I32);
   work_.logit_rows = scratch(n, 1, DType::I32);
 
-  attention_shape_ = {c.heads, c.kv_heads, c.head_dim,
+  attention_shape_ = {shard_.heads, shard_.kv_heads, c.head_dim,
                       static_cast<float>(rope_score_factor(c) /
                                          std::sqrt(static_cast<double>(c.head_dim)))};
 }
@@ -117,6 +166,14 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
     first += part->rows();
   }
   return t;
+}
+
+void Transformer::reduce_across_shards(const Tensor& partial) {
+  if (options_.tensor == nullptr || options_.tensor->size() == 1) return;
+  // Host buffers (CPU backend + MPI); the CUDA backend hands device buffers to NCCL instead.
+  HOGWILD_ASSERT(partial.contiguous() && partial.dtype == DType::F32);
+  options_.tensor->all_reduce_sum(static_cast<float*>(partial.data),
+                                  static_cast<size_t>(partial.elements()));
 }
 
 void ForwardBatch::clear() {
@@ -164,8 +221,8 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   backend_.upload_i32(view_entries, reinterpret_cast<const int32_t*>(batch.view_entries.data()));
   const Tensor& page_table = cache.page_table();
 
-  const int64_t q_width = c.heads * c.head_dim;
-  const int64_t kv_width = c.kv_heads * c.head_dim;
+  const int64_t q_width = shard_.heads * c.head_dim;
+  const int64_t kv_width = shard_.kv_heads * c.head_dim;
   const Tensor q = qkv.cols_view(0, q_width);
   const Tensor k = qkv.cols_view(q_width, kv_width);
   const Tensor v = qkv.cols_view(q_width + kv_width, kv_width);
@@ -188,11 +245,13 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
     backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
                              view_offsets, view_entries, inv_freq_, attention_shape_, attention);
     backend_.matmul(attention, layer.output, Tensor{}, projected);
+    reduce_across_shards(projected);  // each shard holds a partial sum over its heads
     backend_.add(x, projected);
     backend_.rms_norm(x, layer.ffn_norm, eps, normed);
     backend_.matmul(normed, layer.gate_up, Tensor{}, gate_up);
     backend_.swiglu(gate_up, activation);
     backend_.matmul(activation, layer.down, Tensor{}, projected);
+    reduce_across_shards(projected);  // … and over its feed-forward units
     backend_.add(x, projected);
   }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/kv_cache.h"
+#include "comm/communicator.h"
 #include "kernels/backend.h"
 #include "model/model.h"
 
@@ -36,6 +37,9 @@ struct ForwardBatch {
 struct TransformerOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward call (prefill chunk size)
   int64_t max_view_entries = 64;   // blocks in one token's view, at most
+  // Tensor parallelism (DESIGN §6): this rank holds heads and feed-forward units of slice
+  // tensor->rank() of tensor->size(); null = the whole model.
+  Communicator* tensor = nullptr;
 };
 
 class Transformer {
@@ -47,6 +51,9 @@ class Transformer {
   Transformer& operator=(const Transformer&) = delete;
 
   const ModelConfig& config() const { return config_; }
+  // The part of the model this rank computes (heads, kv_heads, ffn_hidden divided by the tensor
+  // parallel size); KV caches are built with it.
+  const ModelConfig& shard_config() const { return shard_; }
   const TransformerOptions& options() const { return options_; }
   Backend& backend() { return backend_; }
   const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
@@ -65,9 +72,11 @@ class Transformer {
   };
 
   Tensor upload(const HostTensor& host);
+  void reduce_across_shards(const Tensor& partial);
   Tensor upload_rows(const std::vector<const HostTensor*>& parts);
 
   const ModelConfig config_;
+  const ModelConfig shard_;
   TransformerOptions options_;
   Backend& backend_;
   std::vector<Tensor> owned_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "engine/batch_builder.h"
 #include "engine/transformer.h"
@@ -24,8 +25,14 @@ Tokenizer load_tokenizer(const std::string& path) {
 
 }  // namespace
 
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid) {
   using Clock = std::chrono::steady_clock;
+  const bool writes_results = grid == nullptr || grid->world_rank == 0;
+  if (!writes_results) observer = nullptr;
+  if (grid != nullptr) {
+    HOGWILD_CHECK(grid->worker_groups == 1,
+                  "parallel.worker_groups > 1 is not implemented yet (tensor parallelism is)");
+  }
   const auto weights = open_weights(config.model);
   const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
   const auto backend = make_cpu_backend();
@@ -37,6 +44,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
   // Room for every worker's step prefix (+ a redundancy check) in one step, and prefill chunks.
   options.max_batch_tokens = std::max<int64_t>(512, problems_at_once * workers * 48);
   options.max_view_entries = 2 * workers + 4;
+  if (grid != nullptr && grid->tensor_parallel > 1) options.tensor = grid->tensor.get();
   Transformer model(*weights, *backend, options);
 
   // Per problem: common + 3 constant blocks + one step per worker (+1 while a step is replaced).
@@ -47,7 +55,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
       (config.max_tokens_per_problem + config.page_size - 1) / config.page_size;
   cache_options.max_blocks = problems_at_once * blocks_per_problem;
   cache_options.pages = problems_at_once * (cache_options.max_pages_per_block + blocks_per_problem);
-  KvCache cache(*backend, model.config(), cache_options);
+  KvCache cache(*backend, model.shard_config(), cache_options);
 
   TeamSettings settings;
   settings.layout = config.layout;
@@ -59,9 +67,11 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
   settings.seed = config.seed;
 
   // The results file is created only now: a bad config or model leaves no file behind.
-  ResultsWriter writer(config.output, config.transcript,
-                       RunInfo{config.source_text, config.model, layout_name(config.layout),
-                               workers});
+  std::unique_ptr<ResultsWriter> writer;
+  if (writes_results)
+    writer = std::make_unique<ResultsWriter>(
+        config.output, config.transcript,
+        RunInfo{config.source_text, config.model, layout_name(config.layout), workers});
 
   const auto start = Clock::now();
   std::deque<size_t> waiting;
@@ -120,7 +130,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
         continue;
       }
       const ProblemResult result = (*it)->result();
-      writer.write(result);
+      if (writer) writer->write(result);
       ++summary.problems;
       summary.generated_tokens += result.generated_tokens;
       if (result.correct >= 0) {
@@ -140,7 +150,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer) {
     }
   }
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  writer.close(summary.seconds);
+  if (writer) writer->close(summary.seconds);
   return summary;
 }
 

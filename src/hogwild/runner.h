@@ -43,7 +43,12 @@ struct RunSummary {
   double seconds = 0.0;
 };
 
-// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration.
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer);
+struct RankGrid;
+
+// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration. With a
+// rank grid (a distributed run), every rank calls this; the model is split over the tensor
+// ranks and only world rank 0 writes results and reports to the observer.
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer,
+                          RankGrid* grid = nullptr);
 
 }  // namespace hogwild

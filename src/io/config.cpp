@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 using KeyList = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 14> kTopKeys = {
+constexpr std::array<std::string_view, 15> kTopKeys = {
     "model",
     "workers",
     "names",
@@ -47,7 +47,9 @@ constexpr std::array<std::string_view, 14> kTopKeys = {
     "page_size",
     "max_tokens_per_problem",
     "prompts",
+    "parallel",
 };
+constexpr std::array<std::string_view, 2> kParallelKeys = {"tensor", "worker_groups"};
 constexpr std::array<std::string_view, 4> kSamplingKeys = {"temperature", "top_k", "top_p",
                                                            "min_p"};
 constexpr std::array<std::string_view, 5> kProblemsFileKeys = {"file", "question_field",
@@ -80,6 +82,7 @@ constexpr std::array<std::string_view, 16> kTextKeys = {"prompts.first_step_pref
 KeyList keys_of(std::string_view section) {
   if (section.empty()) return kTopKeys;
   if (section == "sampling") return kSamplingKeys;
+  if (section == "parallel") return kParallelKeys;
   if (section == "problems") return kProblemsFileKeys;
   if (section == "prompts") return kPromptKeys;
   return {};
@@ -416,6 +419,17 @@ Layout read_layout(const ConfigReader& reader, const YAML::Node& node) {
                  describe(node));
 }
 
+ParallelConfig read_parallel(const ConfigReader& reader, const YAML::Node& node) {
+  reader.require_map(node, "parallel", "tensor, worker_groups");
+  reader.check_keys(node, "parallel", kParallelKeys);
+  ParallelConfig parallel;
+  if (const YAML::Node n = node["tensor"]; n.IsDefined())
+    parallel.tensor = reader.integer(n, "parallel.tensor", 1, 4096, ">= 1");
+  if (const YAML::Node n = node["worker_groups"]; n.IsDefined())
+    parallel.worker_groups = reader.integer(n, "parallel.worker_groups", 1, 4096, ">= 1");
+  return parallel;
+}
+
 SamplingConfig read_sampling(const ConfigReader& reader, const YAML::Node& node) {
   reader.require_map(node, "sampling", "temperature, top_k, top_p, min_p");
   reader.check_keys(node, "sampling", kSamplingKeys);
@@ -626,6 +640,9 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
   }
   if (const YAML::Node n = root["seed"]; n.IsDefined()) {
     config.seed = reader.unsigned_integer(n, "seed");
+  }
+  if (const YAML::Node n = root["parallel"]; n.IsDefined()) {
+    config.parallel = read_parallel(reader, n);
   }
   if (const YAML::Node n = root["sampling"]; n.IsDefined()) {
     config.sampling = read_sampling(reader, n);

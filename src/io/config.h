@@ -20,6 +20,12 @@ struct SamplingConfig {
   double min_p = 0.0;
 };
 
+// The rank grid of a distributed run (DESIGN §6): world size = worker_groups × tensor.
+struct ParallelConfig {
+  int64_t tensor = 1;         // tensor-parallel ranks per worker group
+  int64_t worker_groups = 1;  // groups of workers, each on its own tensor-parallel ranks
+};
+
 // One problem to solve. `answer` is the reference answer when known (for scoring), else empty.
 struct Problem {
   std::string id;        // "inline-0", or "<file>:<line>"
@@ -64,6 +70,7 @@ struct RunConfig {
   int64_t budget = 1024;           // sequential forward passes per problem
   uint64_t seed = 0;
   SamplingConfig sampling;
+  ParallelConfig parallel;
   std::vector<Problem> problems;   // inline problems and those read from `problems_file`
   std::optional<ProblemsFile> problems_file;  // relative: from the cwd, else the YAML folder
   int64_t batch_problems = 4;      // problems decoded together (continuous batching)

@@ -52,7 +52,7 @@ std::vector<std::vector<double>> engine_logprobs(const WeightSource& weights,
   options.max_view_entries = 1;
   Transformer model(weights, *backend, options);
   // Page size 4: sequences span several pages, some partly filled.
-  KvCache cache(*backend, model.config(),
+  KvCache cache(*backend, model.shard_config(),
                 cache_options_for(2, static_cast<int64_t>(prompt.size()), 4));
   const BlockId ours = cache.create_block(), other = cache.create_block();
   BatchBuilder builder(cache);
@@ -82,7 +82,7 @@ std::vector<int32_t> engine_greedy(const WeightSource& weights, const std::vecto
   options.max_batch_tokens = 16;
   options.max_view_entries = 1;
   Transformer model(weights, *backend, options);
-  KvCache cache(*backend, model.config(),
+  KvCache cache(*backend, model.shard_config(),
                 cache_options_for(1, static_cast<int64_t>(prompt.size()) + count, 16));
   Sampler sampler(SamplingParams{});
   GenerationRequest request;

@@ -575,7 +575,8 @@ TEST(DefaultPrompts, DescribeTheCollaboration) {
   }
   EXPECT_EQ(prompts.history_header, "### Past steps\n\n");
   EXPECT_EQ(prompts.others_header, "\n\n### Work in progress (others)\n\n");
-  EXPECT_EQ(prompts.own_header, "\n\n### Work in progress (own)\n\n");
+  EXPECT_EQ(prompts.own_header, "### Work in progress (own)\n\n");  // after marker + "\n\n"
+  EXPECT_EQ(prompts.first_step_prefix, "**{name} [{step}]:** Hi, I'm {name}.");
   EXPECT_EQ(prompts.step_prefix, "**{name} [{step}]:** ");
   EXPECT_EQ(prompts.incomplete_marker, " <...>");
   EXPECT_EQ(prompts.redundancy_check, "Quick check: am I doing redundant work? (yes/no): ");

@@ -1,0 +1,42 @@
+// MPI communicators (host buffers) and the rank grid of DESIGN §6: world = worker_groups ×
+// tensor_parallel ranks; rank r is tensor shard r % T of worker group r / T. The tensor
+// communicator joins the T ranks of one group; the worker communicator joins the G ranks that
+// hold the same head slice in every group.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+
+namespace hogwild {
+
+// Initialises MPI (thread level FUNNELED: only the main thread calls MPI) and makes MPI errors
+// return codes, which every call checks. A process started without a launcher is a world of 1.
+void mpi_initialize(int* argc, char*** argv);
+// True when an MPI launcher (mpirun, srun) started this process; plain runs skip MPI entirely.
+bool launched_by_mpi();
+void mpi_finalize();
+int mpi_world_rank();
+int mpi_world_size();
+// Aborts every rank of the job with `message` (MPI_Abort): never a hang when one rank fails.
+[[noreturn]] void mpi_abort_all(const std::string& message, int code);
+
+struct RankGrid {
+  int world_rank = 0;
+  int world_size = 1;
+  int tensor_parallel = 1;
+  int worker_groups = 1;
+  int tensor_rank = 0;  // which head/ffn slice this rank holds
+  int group = 0;        // which worker group this rank computes
+  int local_rank = 0;   // among the ranks of this node (GPU index)
+  std::unique_ptr<Communicator> world;
+  std::unique_ptr<Communicator> tensor;   // the T ranks of my group
+  std::unique_ptr<Communicator> workers;  // the G ranks with my head slice
+};
+
+// Splits MPI_COMM_WORLD into the grid; throws hogwild::Error (on every rank, with the same
+// message) when tensor_parallel × worker_groups differs from the world size.
+RankGrid make_rank_grid(int tensor_parallel, int worker_groups);
+
+}  // namespace hogwild
