@@ -1,6 +1,8 @@
 #include "hogwild/runner.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -73,6 +75,16 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
         config.output, config.transcript,
         RunInfo{config.source_text, config.model, layout_name(config.layout), workers});
 
+  // Fault injection for the distributed tests: HOGWILD_INJECT_FAULT=RANK:PASS makes world rank
+  // RANK fail after PASS forward passes, as a crashed rank would.
+  int fault_rank = -1;
+  int64_t fault_pass = -1;
+  if (const char* fault = std::getenv("HOGWILD_INJECT_FAULT")) {
+    if (std::sscanf(fault, "%d:%lld", &fault_rank, reinterpret_cast<long long*>(&fault_pass)) != 2)
+      fail("HOGWILD_INJECT_FAULT must look like RANK:PASS, got '", fault, "'");
+  }
+  const int world_rank = grid != nullptr ? grid->world_rank : 0;
+
   const auto start = Clock::now();
   std::deque<size_t> waiting;
   for (size_t p = 0; p < config.problems.size(); ++p) waiting.push_back(p);
@@ -115,6 +127,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     builder.build(batch);
     model.forward(batch, cache, logits);
     ++summary.forward_passes;
+    if (world_rank == fault_rank && summary.forward_passes == fault_pass)
+      fail("injected fault after ", fault_pass, " forward passes (HOGWILD_INJECT_FAULT)");
     summary.tokens_processed += static_cast<int64_t>(batch.size());
     int64_t step_tokens = 0;
     for (const auto& team : active) {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `hogwild run` under mpirun: the same tokens as one process (tensor parallel over 3 ranks on
+# SmolLM2), a grid that does not match the job refused, and a rank that fails mid-run taking the
+# whole job down, quickly, with the rank named.
+#   run_distributed.sh HOGWILD_BINARY PYTHON MPIEXEC [MPIEXEC FLAGS...]
+set -uo pipefail
+hogwild=$1 python=$2
+shift 2
+mpiexec=("$@")
+root=$(cd "$(dirname "$0")/../.." && pwd)
+model=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
+[[ -f $model ]] || { echo "SKIP: demo model missing"; exit 0; }
+"$python" -c 'import h5py' 2>/dev/null || { echo "SKIP: h5py missing"; exit 0; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAILED: $1"; failures=$((failures + 1)); fi; }
+config="$root/configs/demo.yaml model=$model budget=24 workers=2"
+
+"$hogwild" run $config output="$tmp/single.h5" --quiet >"$tmp/single.log" 2>&1
+check "single-process run" '[[ $? -eq 0 || -f $tmp/single.h5 ]]'
+"${mpiexec[@]}" -np 3 "$hogwild" run $config parallel.tensor=3 output="$tmp/tp3.h5" --quiet >"$tmp/tp3.log" 2>&1
+check "tensor-parallel run over 3 ranks exits 0" '[[ $? -eq 0 ]]'
+summary() { "$python" "$root/tests/app/h5_summary.py" "$1" | "$python" -c '
+import json, sys
+d = json.load(sys.stdin)
+print(json.dumps({p: {w: v["tokens"] for w, v in d["problems"][p]["workers"].items()} for p in d["problems"]}, sort_keys=True))'; }
+check "same tokens as the single process" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/tp3.h5")" ]]'
+
+"${mpiexec[@]}" -np 2 "$hogwild" run $config parallel.tensor=3 output="$tmp/bad.h5" --quiet >"$tmp/grid.log" 2>&1
+status=$?
+check "a grid that does not match the job is refused" '[[ $status -ne 0 ]] && grep -q "but the job has 2" "$tmp/grid.log"'
+check "no results file after a refused start" '[[ ! -e $tmp/bad.h5 ]]'
+
+start=$(date +%s)
+HOGWILD_INJECT_FAULT=1:5 timeout 300 "${mpiexec[@]}" -np 3 -x HOGWILD_INJECT_FAULT "$hogwild" run $config \
+  parallel.tensor=3 output="$tmp/fault.h5" --quiet >"$tmp/fault.log" 2>&1
+status=$?
+elapsed=$(($(date +%s) - start))
+check "a failing rank makes the job exit non-zero" '[[ $status -ne 0 && $status -ne 124 ]]'
+check "the failing rank is named" 'grep -q "rank 1" "$tmp/fault.log"'
+check "the job ends within 120 s of starting (took ${elapsed} s)" '[[ $elapsed -lt 120 ]]'
+
+if ((failures)); then
+  for log in "$tmp"/*.log; do echo "--- $log"; tail -5 "$log"; done
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all distributed checks passed"

@@ -1,0 +1,81 @@
+// The MPI communicators and the rank grid, run under mpirun with 4 ranks (also valid for any
+// world size): collectives against values every rank can compute itself.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <vector>
+
+#include "comm/mpi_communicator.h"
+#include "common/error.h"
+#include "mpi_test_main.h"
+
+namespace hogwild {
+namespace {
+
+// What rank r contributes at index i: distinct, non-integer, so a wrong order shows in rounding.
+float contribution(int rank, size_t i) { return 0.1f * static_cast<float>(rank + 1) + 1e-3f * static_cast<float>(i) + 1e7f * static_cast<float>(rank == 0); }
+
+TEST(MpiComm, AllReduceSumsInRankOrderOnEveryRank) {
+  RankGrid grid = make_rank_grid(mpi_world_size(), 1);
+  Communicator& comm = *grid.world;
+  std::vector<float> data(1000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = contribution(comm.rank(), i);
+  comm.all_reduce_sum(data.data(), data.size());
+  for (size_t i = 0; i < data.size(); ++i) {
+    float expected = contribution(0, i);
+    for (int r = 1; r < comm.size(); ++r) expected += contribution(r, i);
+    ASSERT_EQ(data[i], expected) << "index " << i;  // bit for bit: the rank-order sum
+  }
+}
+
+TEST(MpiComm, AllGatherConcatenatesByRank) {
+  RankGrid grid = make_rank_grid(mpi_world_size(), 1);
+  Communicator& comm = *grid.world;
+  const int mine[3] = {comm.rank(), comm.rank() * 10, -comm.rank()};
+  std::vector<int> all(3 * static_cast<size_t>(comm.size()));
+  comm.all_gather(mine, all.data(), sizeof mine);
+  for (int r = 0; r < comm.size(); ++r) {
+    EXPECT_EQ(all[static_cast<size_t>(3 * r)], r);
+    EXPECT_EQ(all[static_cast<size_t>(3 * r + 1)], 10 * r);
+    EXPECT_EQ(all[static_cast<size_t>(3 * r + 2)], -r);
+  }
+  uint64_t seed = comm.rank() == 0 ? 0x1234567890ull : 0;
+  comm.broadcast(&seed, sizeof seed, 0);
+  EXPECT_EQ(seed, 0x1234567890ull);
+  comm.barrier();
+}
+
+TEST(MpiComm, GridAxesJoinTheRightRanks) {
+  const int world = mpi_world_size();
+  for (int tensor = 1; tensor <= world; ++tensor) {
+    if (world % tensor != 0) continue;
+    const int groups = world / tensor;
+    RankGrid grid = make_rank_grid(tensor, groups);
+    EXPECT_EQ(grid.tensor->size(), tensor);
+    EXPECT_EQ(grid.workers->size(), groups);
+    EXPECT_EQ(grid.tensor->rank(), grid.tensor_rank);
+    EXPECT_EQ(grid.workers->rank(), grid.group);
+    // Ranks of my tensor group are world ranks group*T .. group*T+T-1.
+    std::vector<int> members(static_cast<size_t>(tensor));
+    grid.tensor->all_gather(&grid.world_rank, members.data(), sizeof(int));
+    for (int i = 0; i < tensor; ++i) EXPECT_EQ(members[static_cast<size_t>(i)], grid.group * tensor + i);
+    // Ranks holding my head slice: tensor_rank, tensor_rank + T, …
+    std::vector<int> peers(static_cast<size_t>(groups));
+    grid.workers->all_gather(&grid.world_rank, peers.data(), sizeof(int));
+    for (int g = 0; g < groups; ++g) EXPECT_EQ(peers[static_cast<size_t>(g)], g * tensor + grid.tensor_rank);
+  }
+}
+
+TEST(MpiComm, GridThatDoesNotMatchTheWorldIsRefused) {
+  try {
+    make_rank_grid(mpi_world_size() + 1, 1);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("but the job has"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace hogwild
+
+HOGWILD_MPI_TEST_MAIN()
