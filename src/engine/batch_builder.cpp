@@ -7,10 +7,10 @@
 namespace hogwild {
 
 int32_t BatchBuilder::add(BlockId block, std::span<const int32_t> tokens,
-                          std::span<const BlockId> view, bool want_logits) {
+                          std::span<const BlockId> view, bool want_logits, int32_t owner) {
   HOGWILD_ASSERT(!tokens.empty() && !view.empty() && view.back() == block);
   Run run{block, cache_.length(block), {tokens.begin(), tokens.end()}, {}, {view.begin(), view.end()},
-          want_logits};
+          want_logits, owner};
   cache_.extend(block, static_cast<int64_t>(tokens.size()), run.rows);
   token_count_ += tokens.size();
   runs_.push_back(std::move(run));
@@ -36,6 +36,7 @@ void BatchBuilder::build(ForwardBatch& batch) {
       batch.tokens.push_back(run.tokens[t]);
       batch.key_positions.push_back(static_cast<int32_t>(index));
       batch.cache_rows.push_back(run.rows[t]);
+      batch.owners.push_back(run.owner);
       for (size_t v = 0; v < run.view.size(); ++v) {
         const int64_t query_position = position - starts[v];
         // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.

@@ -20,8 +20,9 @@ class BatchBuilder {
   // Appends `tokens` to `block` (reserving cache rows now). `view` lists the blocks the tokens
   // attend to, in order, and must end with `block`. When `want_logits`, the last token's logits
   // are returned; the result is its index among the batch's logit rows.
+  // `owner`: the worker group that computes these tokens in a distributed run (-1: all groups).
   int32_t add(BlockId block, std::span<const int32_t> tokens, std::span<const BlockId> view,
-              bool want_logits);
+              bool want_logits, int32_t owner = -1);
   size_t tokens() const { return token_count_; }
   bool empty() const { return runs_.empty(); }
 
@@ -36,6 +37,7 @@ class BatchBuilder {
     std::vector<int32_t> rows;
     std::vector<BlockId> view;
     bool want_logits;
+    int32_t owner;
   };
   KvCache& cache_;
   std::vector<Run> runs_;

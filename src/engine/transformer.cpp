@@ -183,9 +183,38 @@ void ForwardBatch::clear() {
   view_offsets.clear();
   view_entries.clear();
   logit_rows.clear();
+  owners.clear();
 }
 
-void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits) {
+ForwardBatch ForwardBatch::subset_for_group(int32_t group,
+                                            std::vector<int32_t>& local_logit_row) const {
+  ForwardBatch local;
+  local.view_offsets.push_back(0);
+  std::vector<int32_t> local_index(tokens.size(), -1);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t owner = owners.empty() ? -1 : owners[t];
+    if (owner != -1 && owner != group) continue;
+    local_index[t] = static_cast<int32_t>(local.tokens.size());
+    local.tokens.push_back(tokens[t]);
+    local.key_positions.push_back(key_positions[t]);
+    local.cache_rows.push_back(cache_rows[t]);
+    local.owners.push_back(owner);
+    local.view_entries.insert(local.view_entries.end(), view_entries.begin() + view_offsets[t],
+                              view_entries.begin() + view_offsets[t + 1]);
+    local.view_offsets.push_back(static_cast<int32_t>(local.view_entries.size()));
+  }
+  local_logit_row.assign(logit_rows.size(), -1);
+  for (size_t r = 0; r < logit_rows.size(); ++r) {
+    const int32_t index = local_index[static_cast<size_t>(logit_rows[r])];
+    if (index < 0) continue;
+    local_logit_row[r] = static_cast<int32_t>(local.logit_rows.size());
+    local.logit_rows.push_back(index);
+  }
+  return local;
+}
+
+void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits,
+                          KvExchange* exchange) {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(batch.size());
   const auto entries = static_cast<int64_t>(batch.view_entries.size());
@@ -242,6 +271,7 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
     backend_.rope(k, key_positions, inv_freq_, c.head_dim);
     backend_.scatter_rows(k, cache_rows, cache.keys(l));
     backend_.scatter_rows(v, cache_rows, cache.values(l));
+    if (exchange != nullptr) exchange->exchange(l, k, v, cache);
     backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
                              view_offsets, view_entries, inv_freq_, attention_shape_, attention);
     backend_.matmul(attention, layer.output, Tensor{}, projected);

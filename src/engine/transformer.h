@@ -29,9 +29,24 @@ struct ForwardBatch {
   std::vector<int32_t> view_offsets;   // token t reads view_entries[view_offsets[t]..[t+1])
   std::vector<ViewEntry> view_entries;
   std::vector<int32_t> logit_rows;     // tokens whose next-token logits are returned, in order
+  // Distributed runs: which worker group computes each token (-1: every group, e.g. prompts).
+  std::vector<int32_t> owners;
 
   size_t size() const { return tokens.size(); }
   void clear();
+  // The tokens that worker group `group` computes (its own and the shared ones), in order;
+  // `local_logit_row[r]` is the row of global logit row r in the subset's logits, or -1.
+  ForwardBatch subset_for_group(int32_t group, std::vector<int32_t>& local_logit_row) const;
+};
+
+// Distributed worker groups (DESIGN §6): in every layer, once this rank's new keys (rotated) and
+// values are in the cache, the exchange brings the other groups' new K/V of the same step into
+// the cache before any attention, so every worker sees every token at once.
+class KvExchange {
+ public:
+  virtual ~KvExchange() = default;
+  virtual void exchange(int64_t layer, const Tensor& new_keys, const Tensor& new_values,
+                        KvCache& cache) = 0;
 };
 
 struct TransformerOptions {
@@ -60,7 +75,8 @@ class Transformer {
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
   // Throws hogwild::Error for bad tokens or batch shapes.
-  void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits);
+  void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits,
+               KvExchange* exchange = nullptr);
 
  private:
   struct Layer {

@@ -13,6 +13,7 @@
 #include "engine/batch_builder.h"
 #include "engine/transformer.h"
 #include "hogwild/team.h"
+#include "hogwild/worker_exchange.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -31,10 +32,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   using Clock = std::chrono::steady_clock;
   const bool writes_results = grid == nullptr || grid->world_rank == 0;
   if (!writes_results) observer = nullptr;
-  if (grid != nullptr) {
-    HOGWILD_CHECK(grid->worker_groups == 1,
-                  "parallel.worker_groups > 1 is not implemented yet (tensor parallelism is)");
-  }
+  const int groups = grid != nullptr ? grid->worker_groups : 1;
+  const int my_group = grid != nullptr ? grid->group : 0;
   const auto weights = open_weights(config.model);
   const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
   const auto backend = make_cpu_backend();
@@ -67,6 +66,12 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   settings.budget = config.budget;
   settings.max_tokens = config.max_tokens_per_problem;
   settings.seed = config.seed;
+  settings.worker_groups = groups;
+  std::unique_ptr<WorkerExchange> exchange;
+  if (groups > 1)
+    exchange = std::make_unique<WorkerExchange>(
+        *backend, *grid->workers, model.shard_config().kv_heads * model.config().head_dim,
+        options.max_batch_tokens);
 
   // The results file is created only now: a bad config or model leaves no file behind.
   std::unique_ptr<ResultsWriter> writer;
@@ -90,7 +95,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   for (size_t p = 0; p < config.problems.size(); ++p) waiting.push_back(p);
   std::vector<std::unique_ptr<Team>> active;
   BatchBuilder builder(cache);
-  ForwardBatch batch;
+  ForwardBatch batch, local_batch;
+  std::vector<int32_t> local_logit_row;
   std::vector<float> logits;
   RunSummary summary;
   RunProgress progress;
@@ -125,15 +131,38 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     for (const auto& team : active) capacity -= team->schedule(builder, capacity);
     HOGWILD_ASSERT(!builder.empty());
     builder.build(batch);
-    model.forward(batch, cache, logits);
+    // Each worker group computes its own workers' tokens (and the shared prompt tokens); the
+    // others' new K/V arrive in every layer through the exchange (DESIGN §6).
+    const ForwardBatch* to_run = &batch;
+    if (groups > 1) {
+      local_batch = batch.subset_for_group(my_group, local_logit_row);
+      exchange->prepare(batch, local_batch);
+      to_run = &local_batch;
+    } else {
+      local_logit_row.resize(batch.logit_rows.size());
+      for (size_t r = 0; r < local_logit_row.size(); ++r) local_logit_row[r] = static_cast<int32_t>(r);
+    }
+    if (to_run->size() > 0) {
+      model.forward(*to_run, cache, logits, exchange.get());
+    } else {
+      logits.clear();
+      exchange->exchange_without_tokens(model.config().layers, cache);
+    }
     ++summary.forward_passes;
     if (world_rank == fault_rank && summary.forward_passes == fault_pass)
       fail("injected fault after ", fault_pass, " forward passes (HOGWILD_INJECT_FAULT)");
     summary.tokens_processed += static_cast<int64_t>(batch.size());
+    StepLogits step;
+    step.data = logits.data();
+    step.vocab = model.config().vocab;
+    step.local_row = local_logit_row;
+    step.sampled.assign(batch.logit_rows.size(), -1);
+    for (const auto& team : active) team->sample(step);
+    if (exchange) exchange->share_tokens(step.sampled);  // every rank now holds every token
     int64_t step_tokens = 0;
     for (const auto& team : active) {
       const int64_t before = team->generated_tokens();
-      team->advance(logits, model.config().vocab);
+      team->advance(step);
       step_tokens += team->generated_tokens() - before;
     }
     progress.generated_tokens += step_tokens;

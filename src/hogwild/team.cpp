@@ -274,7 +274,8 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
         const std::vector<BlockId> view = view_of(w);
         // Logits are kept even for a step's last token: a worker without a step prefix samples
         // its next token from them.
-        worker.logit_row = builder.add(worker.block, worker.pending, view, true);
+        worker.logit_row = builder.add(worker.block, worker.pending, view, true,
+                                       static_cast<int32_t>(w) % settings_.worker_groups);
       }
       return needed;
     }
@@ -283,20 +284,39 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
   return 0;
 }
 
-void Team::advance(const std::vector<float>& logits, int64_t vocab) {
+std::span<const float> StepLogits::row(int32_t global) const {
+  HOGWILD_ASSERT(has(global));
+  return {data + static_cast<size_t>(local_row[static_cast<size_t>(global)]) * static_cast<size_t>(vocab),
+          static_cast<size_t>(vocab)};
+}
+
+// Every worker row this rank holds gets a token, used or not: the random streams then advance
+// the same way whichever rank samples, so a distributed run draws the single process's tokens.
+void Team::sample(StepLogits& step) {
+  if (!scheduled_ || (phase_ != Phase::Decode && phase_ != Phase::Finisher)) return;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    Worker& worker = workers_[w];
+    if (worker.logit_row < 0 || !step.has(worker.logit_row)) continue;
+    step.sampled[static_cast<size_t>(worker.logit_row)] =
+        phase_ == Phase::Finisher ? worker.sampler->sample(step.row(worker.logit_row))
+                                  : sample(worker, step.row(worker.logit_row));
+  }
+}
+
+void Team::advance(const StepLogits& step) {
   if (!scheduled_) return;
   scheduled_ = false;
-  auto row_of = [&](int32_t row) {
-    HOGWILD_ASSERT(row >= 0);
-    return std::span<const float>(
-        logits.data() + static_cast<size_t>(row) * static_cast<size_t>(vocab),
-        static_cast<size_t>(vocab));
+  auto token_of = [&](const Worker& worker) {
+    HOGWILD_ASSERT(worker.logit_row >= 0);
+    const int32_t token = step.sampled[static_cast<size_t>(worker.logit_row)];
+    HOGWILD_ASSERT(token >= 0);
+    return token;
   };
   switch (phase_) {
     case Phase::Prompt:
       if (prompt_fed_ < prompt_.size()) return;
-      if (prompt_logit_row_ >= 0) {
-        const auto row = row_of(prompt_logit_row_);
+      if (prompt_logit_row_ >= 0) {  // prompts are computed by every group: the row is here
+        const auto row = step.row(prompt_logit_row_);
         prompt_logits_.assign(row.begin(), row.end());
       }
       if (settings_.prompts.collaborate) {
@@ -319,7 +339,7 @@ void Team::advance(const std::vector<float>& logits, int64_t vocab) {
         if (ended) finish_step(worker);       // the step's last token is in the cache now
         if (!worker.pending.empty()) continue;  // the new step's prefix goes first
         if (phase_ != Phase::Decode) continue;  // another worker stopped the team this step
-        const int32_t token = sample(worker, row_of(worker.logit_row));
+        const int32_t token = token_of(worker);
         ++generated;
         if (tokenizer_.is_eos(token)) {
           stop("eos");
@@ -341,7 +361,7 @@ void Team::advance(const std::vector<float>& logits, int64_t vocab) {
     case Phase::Finisher: {
       Worker& worker = workers_.front();
       worker.pending.clear();
-      const int32_t token = worker.sampler->sample(row_of(worker.logit_row));
+      const int32_t token = token_of(worker);
       ++finisher_generated_;
       if (!tokenizer_.is_eos(token)) {
         finisher_text_ += tokenizer_.token_bytes(token);

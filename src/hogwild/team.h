@@ -22,6 +22,19 @@
 
 namespace hogwild {
 
+// The logits of one forward as a team sees them. In a distributed run a rank holds only the
+// rows of its worker group (local_row = -1 for the others); tokens are sampled where the row is
+// and then shared, so every rank applies the same tokens to every worker.
+struct StepLogits {
+  const float* data = nullptr;       // local rows, `vocab` floats each
+  int64_t vocab = 0;
+  std::vector<int32_t> local_row;    // global logit row -> local row, or -1
+  std::vector<int32_t> sampled;      // global logit row -> sampled token, or -1
+
+  bool has(int32_t row) const { return row >= 0 && local_row[static_cast<size_t>(row)] >= 0; }
+  std::span<const float> row(int32_t global) const;
+};
+
 struct TeamSettings {
   Layout layout = Layout::Combined;
   std::vector<std::string> names;
@@ -30,6 +43,7 @@ struct TeamSettings {
   int64_t budget = 1024;             // decode forward passes
   int64_t max_tokens = 8192;         // cache tokens this problem may use, all blocks together
   uint64_t seed = 0;
+  int32_t worker_groups = 1;         // worker w is computed by group w % worker_groups
 };
 
 class Team {
@@ -46,8 +60,10 @@ class Team {
   // Adds this team's tokens for the next forward, at most `capacity` of them (a prefill takes
   // what is left; a decode step needs all of its workers' tokens or waits). Returns the count.
   int64_t schedule(BatchBuilder& builder, int64_t capacity);
-  // Reads this team's rows of the forward's logits ([rows, vocab]) and moves every worker on.
-  void advance(const std::vector<float>& logits, int64_t vocab);
+  // After the forward: samples a token for every worker row held here (into step.sampled).
+  void sample(StepLogits& step);
+  // Once every rank's samples are shared: moves every worker on with the sampled tokens.
+  void advance(const StepLogits& step);
 
   bool done() const { return phase_ == Phase::Done; }
   const Problem& problem() const { return problem_; }

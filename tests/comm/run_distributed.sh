@@ -27,6 +27,18 @@ d = json.load(sys.stdin)
 print(json.dumps({p: {w: v["tokens"] for w, v in d["problems"][p]["workers"].items()} for p in d["problems"]}, sort_keys=True))'; }
 check "same tokens as the single process" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/tp3.h5")" ]]'
 
+# Worker groups: each group computes its workers, K/V all-gathered per layer, tokens shared.
+# Sampling (temperature 0.8) too: each worker's random stream must not depend on the grid.
+sampled="$config workers=4 sampling.temperature=0.8 seed=5"
+"$hogwild" run $sampled output="$tmp/single4.h5" --quiet >"$tmp/single4.log" 2>&1
+for grid in "2 parallel.worker_groups=2" "3 parallel.worker_groups=3" "6 parallel.worker_groups=2 parallel.tensor=3"; do
+  read -r ranks overrides <<<"$grid"
+  name=$(echo "$overrides" | tr ' =.' '___')
+  "${mpiexec[@]}" -np "$ranks" "$hogwild" run $sampled $overrides output="$tmp/$name.h5" --quiet >"$tmp/$name.log" 2>&1
+  check "grid $overrides on $ranks ranks exits 0" '[[ $? -eq 0 ]]'
+  check "grid $overrides: same tokens as the single process" '[[ "$(summary "$tmp/single4.h5")" == "$(summary "$tmp/$name.h5")" ]]'
+done
+
 "${mpiexec[@]}" -np 2 "$hogwild" run $config parallel.tensor=3 output="$tmp/bad.h5" --quiet >"$tmp/grid.log" 2>&1
 status=$?
 check "a grid that does not match the job is refused" '[[ $status -ne 0 ]] && grep -q "but the job has 2" "$tmp/grid.log"'

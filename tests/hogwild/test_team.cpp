@@ -72,8 +72,22 @@ class TeamTest : public ::testing::Test {
       logits[row * static_cast<size_t>(vocab) + static_cast<size_t>(token)] = 100.0f;
       ++row;
     }
-    team_->advance(logits, vocab);
+    advance(*team_, logits, vocab, batch.logit_rows.size());
   }
+
+
+ public:
+  static void advance(Team& team, const std::vector<float>& logits, int64_t vocab, size_t rows) {
+    StepLogits step;
+    step.data = logits.data();
+    step.vocab = vocab;
+    for (size_t r = 0; r < rows; ++r) step.local_row.push_back(static_cast<int32_t>(r));
+    step.sampled.assign(rows, -1);
+    team.sample(step);
+    team.advance(step);
+  }
+
+ protected:
 
   std::vector<int32_t> ids(const std::string& text) { return tokenizer_->encode(text, false); }
 
@@ -95,7 +109,7 @@ void prefill(TeamTest& test, std::unique_ptr<Team>& team, BatchBuilder& builder,
     ForwardBatch batch;
     builder.build(batch);
     std::vector<float> logits(batch.logit_rows.size() * 49152, 0.0f);
-    team->advance(logits, 49152);
+    TeamTest::advance(*team, logits, 49152, batch.logit_rows.size());
   }
   (void)cache;
 }
