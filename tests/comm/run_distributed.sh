@@ -44,6 +44,21 @@ status=$?
 check "a grid that does not match the job is refused" '[[ $status -ne 0 ]] && grep -q "but the job has 2" "$tmp/grid.log"'
 check "no results file after a refused start" '[[ ! -e $tmp/bad.h5 ]]'
 
+# A tiny random model with 4 KV heads (and the demo model's tokenizer) on the issue's grids.
+if "$python" "$root/scripts/make_tiny_model.py" --arch llama --heads 8 --kv-heads 4 --hidden 64 \
+    --head-dim 16 --ffn 128 --seed 9 --tokenizer-from "$model" --out "$tmp/tiny" >/dev/null 2>&1; then
+  tiny="$root/configs/demo.yaml model=$tmp/tiny budget=12 workers=4 sampling.temperature=1.0 seed=3"
+  "$hogwild" run $tiny output="$tmp/tiny1.h5" --quiet >"$tmp/tiny1.log" 2>&1
+  for grid in "2 parallel.tensor=2" "2 parallel.worker_groups=2" "4 parallel.tensor=2 parallel.worker_groups=2" "4 parallel.worker_groups=4"; do
+    read -r ranks overrides <<<"$grid"
+    name=tiny_$(echo "$overrides" | tr ' =.' '___')
+    "${mpiexec[@]}" -np "$ranks" "$hogwild" run $tiny $overrides output="$tmp/$name.h5" --quiet >"$tmp/$name.log" 2>&1
+    check "tiny model, grid $overrides: same tokens as the single process" '[[ "$(summary "$tmp/tiny1.h5")" == "$(summary "$tmp/$name.h5")" ]]'
+  done
+else
+  check "tiny model made by scripts/make_tiny_model.py" 'false'
+fi
+
 start=$(date +%s)
 HOGWILD_INJECT_FAULT=1:5 timeout 300 "${mpiexec[@]}" -np 3 -x HOGWILD_INJECT_FAULT "$hogwild" run $config \
   parallel.tensor=3 output="$tmp/fault.h5" --quiet >"$tmp/fault.log" 2>&1
