@@ -22,9 +22,10 @@
 //
 // --engine-shapes times the messages the engine sends per decode step, one token per worker:
 // all_reduce of tokens × hidden floats (tensor parallel, after attention and after the FFN: twice
-// per layer) and all_gather of the tokens' new keys and values, tokens × kv_width × 2 floats in
-// all (worker groups share the cache, once per layer). Both run over all N ranks, i.e. as if the
-// tensor-parallel group, respectively the worker axis, had N ranks.
+// per layer), all_gather of the step's new keys and values, tokens × kv_width × 2 floats in all
+// (worker groups share the cache, once per layer), and all_gather of the sampled tokens (once).
+// All run over the N ranks, i.e. as if the tensor-parallel group, respectively the worker axis,
+// had N ranks (a T × G grid sends the all_reduce over T ranks and kv_width / T over G ranks).
 #include <mpi.h>
 #include <unistd.h>
 
@@ -47,8 +48,8 @@
 namespace hogwild {
 namespace {
 
-constexpr size_t kMaxBytes = size_t{1}
-                             << 30;  // MPI counts are int; 1 GiB keeps every call in range
+// MPI counts are int: messages of at most 1 GiB keep every call in range.
+constexpr size_t kMaxBytes = size_t{1} << 30;
 
 // Element `index` of rank `rank`'s input: a float in [-1, 1) with a full 24-bit mantissa (sums
 // round, so the rank-order check means something). Any rank can recompute any other rank's input,
@@ -88,7 +89,7 @@ struct Collective {
   double (*bus_factor)(int ranks);
   void (*fill)(Buffers& buffers, int rank, int root);
   // Wrong elements on this rank after one run.
-  size_t (*check)(const Buffers& buffers, int rank, int ranks, int root);
+  size_t (*check)(const Buffers& buffers, int ranks, int root);
   void (*run)(Communicator& comm, Buffers& buffers, int root);
 };
 
@@ -112,7 +113,7 @@ constexpr Collective kAllReduce{
           for (size_t i = 0; i < b.recv.size(); ++i) b.recv[i] = input_value(rank, i);
         },
     .check =
-        [](const Buffers& b, int, int ranks, int) {
+        [](const Buffers& b, int ranks, int) {
           size_t wrong = 0;
           for (size_t i = 0; i < b.recv.size(); ++i) {
             float sum = input_value(0, i);
@@ -141,7 +142,7 @@ constexpr Collective kAllGather{
           std::fill(b.recv.begin(), b.recv.end(), kUnwritten);
         },
     .check =
-        [](const Buffers& b, int, int ranks, int) {
+        [](const Buffers& b, int ranks, int) {
           const size_t per_rank = b.recv.size() / static_cast<size_t>(ranks);
           size_t wrong = 0;
           for (int r = 0; r < ranks; ++r)
@@ -170,7 +171,7 @@ constexpr Collective kBroadcast{
           for (size_t i = 0; i < b.recv.size(); ++i) b.recv[i] = input_value(rank, i);
         },
     .check =
-        [](const Buffers& b, int, int, int root) {
+        [](const Buffers& b, int, int root) {
           size_t wrong = 0;
           for (size_t i = 0; i < b.recv.size(); ++i)
             wrong += same_bits(b.recv[i], input_value(root, i)) ? 0 : 1;
@@ -201,13 +202,12 @@ struct Options {
 
 constexpr char kUsage[] =
     "usage: bench_collectives [-b MIN_BYTES] [-e MAX_BYTES] [-f FACTOR] [-n ITERATIONS]\n"
-    "                         [-w WARMUP] [-c 0|1] [-r ROOT] [-a "
-    "all_reduce|all_gather|broadcast|all]\n"
+    "           [-w WARMUP] [-c 0|1] [-r ROOT] [-a all_reduce|all_gather|broadcast|all]\n"
     "       bench_collectives --engine-shapes qwen3-8b|qwq-32b|all|HIDDEN [--layers L]\n"
-    "                         [--kv-width K] [--workers W] [-n ..] [-w ..] [-c ..]\n"
-    "Sizes take a K, M or G suffix (binary). Defaults: -b 8 -e 64M -f 2 -n 20 -w 5 -c 0 -r 0 -a "
-    "all;\n"
-    "--layers 36 --kv-width 1024 --workers 4 (used with a numeric HIDDEN).\n";
+    "           [--kv-width K] [--workers W] [-n ..] [-w ..] [-c ..]\n"
+    "Sizes take a K, M or G suffix (binary).\n"
+    "Defaults: -b 8 -e 64M -f 2 -n 20 -w 5 -c 0 -r 0 -a all; --layers 36 --kv-width 1024\n"
+    "--workers 4 (layers and kv-width apply to a numeric HIDDEN).\n";
 
 // "64M" -> 67108864; whole numbers with an optional binary suffix.
 size_t parse_size(std::string_view flag, std::string_view text) {
@@ -339,7 +339,7 @@ Measurement measure(const Collective& collective, Communicator& comm, size_t byt
   if (options.check) {
     collective.fill(buffers, comm.rank(), options.root);
     collective.run(comm, buffers, options.root);
-    m.wrong = sum_over_ranks(comm, collective.check(buffers, comm.rank(), ranks, options.root));
+    m.wrong = sum_over_ranks(comm, collective.check(buffers, ranks, options.root));
   }
   return m;
 }
@@ -385,8 +385,8 @@ std::string mpi_library() {
 void print_preamble(Communicator& comm, const Options& options) {
   const std::string hosts = describe_hosts(comm);
   if (comm.rank() != 0) return;
-  std::printf("# bench_collectives  %s  world %d ranks (%s)  %s\n", today().c_str(), comm.size(),
-              hosts.c_str(), mpi_library().c_str());
+  std::printf("# bench_collectives  %s  world %d rank%s (%s)  %s\n", today().c_str(), comm.size(),
+              comm.size() == 1 ? "" : "s", hosts.c_str(), mpi_library().c_str());
   std::printf(
       "# iterations %d  warmup %d  check %d  root %d  time: mean over iterations of the slowest "
       "rank\n",
@@ -445,35 +445,51 @@ std::vector<Geometry> engine_geometries(const Options& options) {
   if (options.engine_shapes == "qwen3-8b") return {qwen3_8b};
   if (options.engine_shapes == "qwq-32b") return {qwq_32b};
   if (options.engine_shapes == "all") return {qwen3_8b, qwq_32b};
-  const int hidden = parse_int("--engine-shapes", options.engine_shapes, 1, 1 << 20);
+  int hidden = 0;
+  const std::string& text = options.engine_shapes;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), hidden);
+  HOGWILD_CHECK(error == std::errc() && end == text.data() + text.size() && hidden >= 1 &&
+                    hidden <= (1 << 20),
+                "--engine-shapes expects qwen3-8b, qwq-32b, all or a hidden size, got '", text,
+                "'");
   return {Geometry{cat("hidden", hidden), hidden, options.layers, options.kv_width}};
 }
 
 uint64_t run_engine_shapes(Communicator& comm, const Options& options) {
   const int ranks = comm.size();
-  const size_t tokens = static_cast<size_t>(options.workers);  // one token per worker per step
+  const auto groups = static_cast<size_t>(ranks);
+  const auto tokens = static_cast<size_t>(options.workers);  // one token per worker per step
+  // Worker w belongs to group w % G; every group sends as many rows as the largest one.
+  const size_t rows_per_group = (tokens + groups - 1) / groups;
   const bool printer = comm.rank() == 0;
   if (printer) {
     std::printf(
-        "# engine shapes: %d workers = %zu tokens per decode step; all_reduce over %d ranks as "
-        "tensor "
-        "parallel T=%d, all_gather as G=%d worker groups\n",
+        "# engine shapes: %d workers = %zu tokens per decode step; all_reduce over the %d "
+        "ranks as tensor parallel T=%d, all_gather as G=%d worker groups\n",
         options.workers, tokens, ranks, ranks, ranks);
-    std::printf("# %-8s  %-10s  %5s  %12s  %12s  %5s  %10s  %11s  %11s  %6s  %12s\n", "model",
-                "collective", "calls", "size(B)", "count", "type", "time(us)", "algbw(GB/s)",
-                "busbw(GB/s)", "#wrong", "step(us)");
+    std::printf("# %-10s  %-10s  %-11s  %5s  %12s  %12s  %5s  %10s  %11s  %11s  %6s  %12s\n",
+                "model", "collective", "message", "calls", "size(B)", "count", "type", "time(us)",
+                "algbw(GB/s)", "busbw(GB/s)", "#wrong", "step(us)");
     std::fflush(stdout);
   }
   uint64_t wrong = 0;
   for (const Geometry& g : engine_geometries(options)) {
     struct Message {
       const Collective* collective;
+      const char* what;
+      const char* type;  // what the engine sends; timed as floats of the same size
       size_t bytes;
       int calls;
     };
     const Message messages[] = {
-        {&kAllReduce, tokens * static_cast<size_t>(g.hidden) * sizeof(float), 2 * g.layers},
-        {&kAllGather, tokens * static_cast<size_t>(g.kv_width) * 2 * sizeof(float), g.layers},
+        // Transformer::reduce_across_shards, after attention and after the feed-forward.
+        {&kAllReduce, "activations", "float",
+         tokens * static_cast<size_t>(g.hidden) * sizeof(float), 2 * g.layers},
+        // WorkerExchange::exchange: the step's new keys and values, before attention.
+        {&kAllGather, "new_kv", "float",
+         groups * rows_per_group * static_cast<size_t>(g.kv_width) * 2 * sizeof(float), g.layers},
+        // WorkerExchange::share_tokens: every rank sends one slot per worker.
+        {&kAllGather, "tokens", "int32", groups * tokens * sizeof(int32_t), 1},
     };
     double step_seconds = 0;
     size_t step_bytes = 0;
@@ -486,22 +502,22 @@ uint64_t run_engine_shapes(Communicator& comm, const Options& options) {
       step_calls += message.calls;
       step_wrong += m.wrong;
       if (printer) {
-        std::printf("  %-8s  %-10s  %5d  %12zu  %12zu  %5s  %10.2f  %11.3f  %11.3f  %6s  %12.1f\n",
-                    g.name.c_str(), message.collective->name, message.calls, m.bytes,
-                    m.counts.count, "float", m.seconds * 1e6, m.algbw, m.busbw,
-                    wrong_text(options, m.wrong).c_str(), m.seconds * message.calls * 1e6);
+        std::printf(
+            "  %-10s  %-10s  %-11s  %5d  %12zu  %12zu  %5s  %10.2f  %11.3f  %11.3f  %6s  %12.1f\n",
+            g.name.c_str(), message.collective->name, message.what, message.calls, m.bytes,
+            m.counts.count, message.type, m.seconds * 1e6, m.algbw, m.busbw,
+            wrong_text(options, m.wrong).c_str(), m.seconds * message.calls * 1e6);
         std::fflush(stdout);
       }
     }
     wrong += step_wrong;
     if (printer) {
-      std::printf("  %-8s  %-10s  %5d  %12zu  %12s  %5s  %10s  %11s  %11s  %6s  %12.1f\n",
-                  g.name.c_str(), "step", step_calls, step_bytes, "-", "-", "-", "-", "-",
+      std::printf("  %-10s  %-10s  %-11s  %5d  %12zu  %12s  %5s  %10s  %11s  %11s  %6s  %12.1f\n",
+                  g.name.c_str(), "step", "total", step_calls, step_bytes, "-", "-", "-", "-", "-",
                   wrong_text(options, step_wrong).c_str(), step_seconds * 1e6);
       std::printf(
-          "# %s (hidden %d, %d layers, kv_width %d): %.3f ms of collectives per decode step, %.2f "
-          "MB of "
-          "messages\n",
+          "# %s (hidden %d, %d layers, kv_width %d): %.3f ms of collectives per decode "
+          "step, %.2f MB of messages\n",
           g.name.c_str(), g.hidden, g.layers, g.kv_width, step_seconds * 1e3,
           static_cast<double>(step_bytes) / 1e6);
       std::fflush(stdout);
@@ -515,9 +531,6 @@ void validate(const Options& options, int ranks) {
   HOGWILD_CHECK(options.root < ranks, "-r ", options.root, " is not a rank of the ", ranks,
                 "-rank world");
   if (options.engine_shapes.empty()) return;
-  HOGWILD_CHECK(options.workers % ranks == 0, "--workers ", options.workers,
-                " must be a multiple of the ", ranks,
-                " ranks (each worker group computes whole workers)");
   for (const Geometry& g : engine_geometries(options))
     HOGWILD_CHECK(static_cast<size_t>(options.workers) *
                           static_cast<size_t>(std::max(g.hidden, 2 * g.kv_width)) * sizeof(float) <=

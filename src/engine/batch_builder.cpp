@@ -1,6 +1,7 @@
 #include "engine/batch_builder.h"
 
 #include <algorithm>
+#include <map>
 
 #include "common/error.h"
 
@@ -17,17 +18,32 @@ int32_t BatchBuilder::add(BlockId block, std::span<const int32_t> tokens,
   return want_logits ? logit_count_++ : -1;
 }
 
-void BatchBuilder::build(ForwardBatch& batch) {
+void BatchBuilder::build(ForwardBatch& batch, bool delayed_sync) {
   batch.clear();
   batch.view_offsets.push_back(0);
-  std::vector<int64_t> starts;
+  // Blocks that grow this step: their length before it, and which group grows them.
+  std::map<BlockId, std::pair<int64_t, int32_t>> grown;
+  for (const Run& run : runs_)
+    if (!grown.count(run.block)) grown[run.block] = {run.first_index, run.owner};
+  auto length_seen = [&](const Run& run, BlockId b) {
+    if (delayed_sync && b != run.block && run.owner >= 0) {
+      const auto it = grown.find(b);
+      if (it != grown.end() && it->second.second >= 0 && it->second.second != run.owner)
+        return it->second.first;
+    }
+    return cache_.length(b);
+  };
+  std::vector<int64_t> starts, lengths;
   for (const Run& run : runs_) {
-    // Each block's start in this run's view, with the lengths after all of this step's appends.
+    // Each block's start in this run's view, with the lengths after all of this step's appends
+    // (instant sync) or, with delayed sync, before the other groups' appends.
     starts.clear();
+    lengths.clear();
     int64_t start = 0;
     for (BlockId b : run.view) {
       starts.push_back(start);
-      start += cache_.length(b);
+      lengths.push_back(length_seen(run, b));
+      start += lengths.back();
     }
     const int64_t own_start = starts.back();
     for (size_t t = 0; t < run.tokens.size(); ++t) {
@@ -40,7 +56,7 @@ void BatchBuilder::build(ForwardBatch& batch) {
       for (size_t v = 0; v < run.view.size(); ++v) {
         const int64_t query_position = position - starts[v];
         // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.
-        const int64_t visible = std::min(cache_.length(run.view[v]), query_position + 1);
+        const int64_t visible = std::min(lengths[v], query_position + 1);
         if (visible <= 0) continue;
         batch.view_entries.push_back({run.view[v], static_cast<int32_t>(query_position),
                                       static_cast<int32_t>(visible)});

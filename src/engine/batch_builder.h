@@ -26,8 +26,10 @@ class BatchBuilder {
   size_t tokens() const { return token_count_; }
   bool empty() const { return runs_.empty(); }
 
-  // Fills `batch` (cleared first) and forgets the runs.
-  void build(ForwardBatch& batch);
+  // Fills `batch` (cleared first) and forgets the runs. With `delayed_sync` (distributed
+  // `sync: step`), tokens of one worker group do not see the tokens other groups add in the
+  // same step: their K/V only arrive after the forward, so views use the earlier lengths.
+  void build(ForwardBatch& batch, bool delayed_sync = false);
 
  private:
   struct Run {

@@ -130,7 +130,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     int64_t capacity = options.max_batch_tokens;
     for (const auto& team : active) capacity -= team->schedule(builder, capacity);
     HOGWILD_ASSERT(!builder.empty());
-    builder.build(batch);
+    const bool step_sync = groups > 1 && config.parallel.sync == SyncMode::Step;
+    builder.build(batch, step_sync);
     // Each worker group computes its own workers' tokens (and the shared prompt tokens); the
     // others' new K/V arrive in every layer through the exchange (DESIGN §6).
     const ForwardBatch* to_run = &batch;
@@ -143,11 +144,12 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
       for (size_t r = 0; r < local_logit_row.size(); ++r) local_logit_row[r] = static_cast<int32_t>(r);
     }
     if (to_run->size() > 0) {
-      model.forward(*to_run, cache, logits, exchange.get());
+      model.forward(*to_run, cache, logits, step_sync ? nullptr : exchange.get());
     } else {
       logits.clear();
-      exchange->exchange_without_tokens(model.config().layers, cache);
+      if (!step_sync) exchange->exchange_without_tokens(model.config().layers, cache);
     }
+    if (step_sync) exchange->exchange_after_step(model.config().layers, cache);
     ++summary.forward_passes;
     if (world_rank == fault_rank && summary.forward_passes == fault_pass)
       fail("injected fault after ", fault_pass, " forward passes (HOGWILD_INJECT_FAULT)");

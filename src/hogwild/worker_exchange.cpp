@@ -79,6 +79,46 @@ void WorkerExchange::exchange_without_tokens(int64_t layers, KvCache& cache) {
   for (int64_t layer = 0; layer < layers; ++layer) exchange(layer, empty, empty, cache);
 }
 
+void WorkerExchange::exchange_after_step(int64_t layers, KvCache& cache) {
+  if (rows_per_group_ == 0) return;
+  const int groups = workers_.size();
+  const auto& own_rows = cache_rows_of_group_[static_cast<size_t>(group_)];
+  const auto own = static_cast<int64_t>(own_rows.size());
+  const size_t slab = static_cast<size_t>(rows_per_group_ * kv_width_);
+  const size_t per_rank = 2 * slab * static_cast<size_t>(layers);
+  step_send_.assign(per_rank, 0.0f);
+  if (own > 0) {
+    const Tensor rows = gather_rows_.rows_view(0, own);
+    const Tensor scratch = scratch_.rows_view(0, own);
+    backend_.upload_i32(rows, own_rows.data());
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      float* out = step_send_.data() + 2 * slab * static_cast<size_t>(layer);
+      backend_.gather_rows(cache.keys(layer), rows, scratch);
+      backend_.download_f32(scratch, out);
+      backend_.gather_rows(cache.values(layer), rows, scratch);
+      backend_.download_f32(scratch, out + slab);
+    }
+  }
+  step_receive_.resize(per_rank * static_cast<size_t>(groups));
+  workers_.all_gather(step_send_.data(), step_receive_.data(), per_rank * sizeof(float));
+  for (int g = 0; g < groups; ++g) {
+    const auto& rows = cache_rows_of_group_[static_cast<size_t>(g)];
+    if (g == group_ || rows.empty()) continue;
+    const auto count = static_cast<int64_t>(rows.size());
+    const Tensor targets = scatter_rows_.rows_view(0, count);
+    const Tensor scratch = scratch_.rows_view(0, count);
+    backend_.upload_i32(targets, rows.data());
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      const float* in = step_receive_.data() + per_rank * static_cast<size_t>(g) +
+                        2 * slab * static_cast<size_t>(layer);
+      backend_.upload_f32(scratch, in);
+      backend_.scatter_rows(scratch, targets, cache.keys(layer));
+      backend_.upload_f32(scratch, in + slab);
+      backend_.scatter_rows(scratch, targets, cache.values(layer));
+    }
+  }
+}
+
 void WorkerExchange::share_tokens(std::vector<int32_t>& sampled) {
   if (workers_.size() == 1 || sampled.empty()) return;
   std::vector<int32_t> all(sampled.size() * static_cast<size_t>(workers_.size()));

@@ -29,6 +29,9 @@ class WorkerExchange final : public KvExchange {
                 KvCache& cache) override;
   // For a step in which this group computes no token: joins every layer's all-gather anyway.
   void exchange_without_tokens(int64_t layers, KvCache& cache);
+  // `sync: step`: after the forward, one all-gather of this step's new K/V of every layer
+  // (read back from the cache), so the other groups' tokens are there for the next step.
+  void exchange_after_step(int64_t layers, KvCache& cache);
   // sampled[r] is -1 except for the rows this group sampled; afterwards every entry is filled.
   void share_tokens(std::vector<int32_t>& sampled);
 
@@ -41,6 +44,7 @@ class WorkerExchange final : public KvExchange {
   int64_t rows_per_group_ = 0;             // the largest group's token count this step
   std::vector<int32_t> own_local_rows_;    // rows of the local batch this group owns
   std::vector<std::vector<int32_t>> cache_rows_of_group_;  // each group's tokens' cache rows
+  std::vector<float> step_send_, step_receive_;
   std::vector<float> send_, receive_;
   Tensor gather_rows_, scratch_, scatter_rows_;
 };

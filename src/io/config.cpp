@@ -49,7 +49,8 @@ constexpr std::array<std::string_view, 15> kTopKeys = {
     "prompts",
     "parallel",
 };
-constexpr std::array<std::string_view, 2> kParallelKeys = {"tensor", "worker_groups"};
+constexpr std::array<std::string_view, 4> kParallelKeys = {"tensor", "worker_groups", "sync",
+                                                            "timeout_seconds"};
 constexpr std::array<std::string_view, 4> kSamplingKeys = {"temperature", "top_k", "top_p",
                                                            "min_p"};
 constexpr std::array<std::string_view, 5> kProblemsFileKeys = {"file", "question_field",
@@ -62,7 +63,7 @@ constexpr std::array<std::string_view, 13> kPromptKeys = {
 
 // Keys whose value is text: an override gives them the text after '=' literally (YAML would trim
 // spaces, cut at " #" and read "*" as an alias, which breaks prompts such as "**{name}:** ").
-constexpr std::array<std::string_view, 16> kTextKeys = {"prompts.first_step_prefix","model",
+constexpr std::array<std::string_view, 17> kTextKeys = {"prompts.first_step_prefix","model",
                                                         "layout",
                                                         "output",
                                                         "transcript",
@@ -76,7 +77,8 @@ constexpr std::array<std::string_view, 16> kTextKeys = {"prompts.first_step_pref
                                                         "prompts.step_prefix",
                                                         "prompts.incomplete_marker",
                                                         "prompts.redundancy_check",
-                                                        "prompts.finisher"};
+                                                        "prompts.finisher",
+                                                        "parallel.sync"};
 
 // The keys of the map at dotted path `section` ("" = the top level); empty if it is not a map.
 KeyList keys_of(std::string_view section) {
@@ -427,6 +429,19 @@ ParallelConfig read_parallel(const ConfigReader& reader, const YAML::Node& node)
     parallel.tensor = reader.integer(n, "parallel.tensor", 1, 4096, ">= 1");
   if (const YAML::Node n = node["worker_groups"]; n.IsDefined())
     parallel.worker_groups = reader.integer(n, "parallel.worker_groups", 1, 4096, ">= 1");
+  if (const YAML::Node n = node["sync"]; n.IsDefined()) {
+    const std::string sync = reader.text(n, "parallel.sync");
+    if (sync == "layer") {
+      parallel.sync = SyncMode::Layer;
+    } else if (sync == "step") {
+      parallel.sync = SyncMode::Step;
+    } else {
+      reader.fail_at(n, "parallel.sync", cat("must be layer or step, got '", sync, "'"));
+    }
+  }
+  if (const YAML::Node n = node["timeout_seconds"]; n.IsDefined())
+    parallel.timeout_seconds =
+        reader.real(n, "parallel.timeout_seconds", 0, false, 1e9, true, "> 0");
   return parallel;
 }
 

@@ -21,9 +21,15 @@ struct SamplingConfig {
 };
 
 // The rank grid of a distributed run (DESIGN §6): world size = worker_groups × tensor.
+enum class SyncMode { Layer, Step };
+
 struct ParallelConfig {
   int64_t tensor = 1;         // tensor-parallel ranks per worker group
   int64_t worker_groups = 1;  // groups of workers, each on its own tensor-parallel ranks
+  // layer: other groups' new K/V are gathered in every layer, before attention (exact);
+  // step: gathered once per step after the forward (one collective; they appear one token late).
+  SyncMode sync = SyncMode::Layer;
+  double timeout_seconds = 300;  // a collective that waits longer aborts the job (watchdog)
 };
 
 // One problem to solve. `answer` is the reference answer when known (for scoring), else empty.

@@ -44,6 +44,15 @@ status=$?
 check "a grid that does not match the job is refused" '[[ $status -ne 0 ]] && grep -q "but the job has 2" "$tmp/grid.log"'
 check "no results file after a refused start" '[[ ! -e $tmp/bad.h5 ]]'
 
+# sync: step (one all-gather per step; the other group's tokens arrive one token late): runs,
+# writes results, and is deterministic.
+for attempt in 1 2; do
+  "${mpiexec[@]}" -np 2 "$hogwild" run $sampled parallel.worker_groups=2 parallel.sync=step \
+    output="$tmp/step$attempt.h5" --quiet >"$tmp/step$attempt.log" 2>&1
+  check "sync: step run $attempt exits 0" '[[ $? -eq 0 ]]'
+done
+check "sync: step is deterministic" '[[ "$(summary "$tmp/step1.h5")" == "$(summary "$tmp/step2.h5")" ]]'
+
 # A tiny random model with 4 KV heads (and the demo model's tokenizer) on the issue's grids.
 if "$python" "$root/scripts/make_tiny_model.py" --arch llama --heads 8 --kv-heads 4 --hidden 64 \
     --head-dim 16 --ffn 128 --seed 9 --tokenizer-from "$model" --out "$tmp/tiny" >/dev/null 2>&1; then
