@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "comm/monitored_communicator.h"
 #include "common/error.h"
 
 // Every MPI call is checked; a failure names the host, the world rank, the call and file:line.
@@ -131,7 +132,7 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-RankGrid make_rank_grid(int tensor_parallel, int worker_groups) {
+RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_seconds) {
   RankGrid grid;
   grid.world_rank = mpi_world_rank();
   grid.world_size = mpi_world_size();
@@ -162,8 +163,12 @@ RankGrid make_rank_grid(int tensor_parallel, int worker_groups) {
   HOGWILD_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, grid.group, grid.tensor_rank, &tensor));
   HOGWILD_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, grid.tensor_rank, grid.group, &workers));
   grid.world = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world");
-  grid.tensor = std::make_unique<MpiCommunicator>(tensor, cat("tensor group ", grid.group));
-  grid.workers = std::make_unique<MpiCommunicator>(workers, cat("worker axis, slice ", grid.tensor_rank));
+  grid.tensor = std::make_unique<MonitoredCommunicator>(
+      std::make_unique<MpiCommunicator>(tensor, cat("tensor group ", grid.group)), "tensor",
+      grid.world_rank, timeout_seconds);
+  grid.workers = std::make_unique<MonitoredCommunicator>(
+      std::make_unique<MpiCommunicator>(workers, cat("worker axis, slice ", grid.tensor_rank)),
+      "workers", grid.world_rank, timeout_seconds);
   return grid;
 }
 

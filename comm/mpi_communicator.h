@@ -37,6 +37,8 @@ struct RankGrid {
 
 // Splits MPI_COMM_WORLD into the grid; throws hogwild::Error (on every rank, with the same
 // message) when tensor_parallel × worker_groups differs from the world size.
-RankGrid make_rank_grid(int tensor_parallel, int worker_groups);
+// With timeout_seconds > 0 the tensor and worker communicators are monitored (per-collective
+// seconds, and a watchdog that ends the job when one collective waits longer).
+RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_seconds = 0);
 
 }  // namespace hogwild

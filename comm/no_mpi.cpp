@@ -18,7 +18,7 @@ void mpi_abort_all(const std::string& message, int code) {
   std::_Exit(code);
 }
 
-RankGrid make_rank_grid(int tensor_parallel, int worker_groups) {
+RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double) {
   HOGWILD_CHECK(tensor_parallel == 1 && worker_groups == 1,
                 "this build has no MPI: parallel.tensor and parallel.worker_groups must be 1");
   RankGrid grid;

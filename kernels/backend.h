@@ -97,5 +97,8 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+// The CUDA backend on device `device` (kernels/cuda; defined only in builds with HOGWILD_CUDA).
+// Throws hogwild::Error when the device does not exist.
+std::unique_ptr<Backend> make_cuda_backend(int device);
 
 }  // namespace hogwild

@@ -26,7 +26,8 @@
 #
 # Examples:
 #   launch/mpirun.sh -n 3 configs/demo.yaml parallel.tensor=3 budget=32 output=/tmp/r.h5
-#   launch/mpirun.sh --hosts node1:4,node2:4 configs/qwen3.yaml parallel.tensor=4 parallel.worker_groups=2
+#   launch/mpirun.sh -n 2 configs/demo.yaml parallel.worker_groups=2
+#   launch/mpirun.sh --hosts node1:4,node2:4 configs/gsm8k.yaml parallel.tensor=4 parallel.worker_groups=2
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -161,8 +162,12 @@ done
 cmd+=("$bin" run "$config" "${hogwild_args[@]}")
 
 if ((dry_run)); then
-  printf '%q ' "${cmd[@]}"
-  printf '\n'
+  line=""
+  for word in "${cmd[@]}"; do
+    [[ $word =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]] || word=$(printf '%q' "$word")
+    line+="${line:+ }$word"
+  done
+  printf '%s\n' "$line"
   exit 0
 fi
 exec "${cmd[@]}"

@@ -27,4 +27,18 @@ CudaDeviceInfo cuda_device_info(int index) {
   return info;
 }
 
+size_t cuda_free_memory(int device) {
+  const int count = cuda_device_count();
+  HOGWILD_CHECK(device >= 0 && device < count, "CUDA device ", device, " does not exist (", count,
+                " devices)");
+  int previous = 0;
+  HOGWILD_CUDA_CHECK(cudaGetDevice(&previous));
+  HOGWILD_CUDA_CHECK(cudaSetDevice(device));
+  size_t free_bytes = 0, total_bytes = 0;
+  const cudaError_t status = cudaMemGetInfo(&free_bytes, &total_bytes);
+  HOGWILD_CUDA_CHECK(cudaSetDevice(previous));
+  HOGWILD_CUDA_CHECK(status);
+  return free_bytes;
+}
+
 }  // namespace hogwild

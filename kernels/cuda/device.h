@@ -2,6 +2,7 @@
 // cuda_device_count() is then 0, so GPU tests skip cleanly and CPU runs are unaffected.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -17,5 +18,8 @@ struct CudaDeviceInfo {
 
 int cuda_device_count();                     // 0 when no device or no driver; never throws
 CudaDeviceInfo cuda_device_info(int index);  // throws hogwild::Error for a bad index
+// Bytes of device memory free now (cudaMemGetInfo), for sizing the KV cache and batches before
+// allocating them. Leaves the calling thread's current device as it was.
+size_t cuda_free_memory(int device);
 
 }  // namespace hogwild

@@ -162,10 +162,23 @@ int run_run(const std::vector<std::string>& argv) {
   if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
   const RunConfig config = load_run_config(config_path, overrides);
   RankGrid grid = make_rank_grid(static_cast<int>(config.parallel.tensor),
-                                 static_cast<int>(config.parallel.worker_groups));
+                                 static_cast<int>(config.parallel.worker_groups),
+                                 config.parallel.timeout_seconds);
   LiveView view(stderr, !plain);
   const RunSummary summary = run_experiment(config, quiet ? nullptr : &view, &grid);
   if (grid.world_rank != 0) return 0;
+  if (grid.world_size > 1) {
+    double compute = 0, tensor = 0, workers = 0;
+    for (const RankTiming& t : summary.timings) {
+      compute = std::max(compute, t.compute_seconds);
+      tensor = std::max(tensor, t.tensor_seconds);
+      workers = std::max(workers, t.worker_seconds);
+    }
+    std::fprintf(stderr,
+                 "[grid %d worker groups x %d tensor: slowest rank spent %.2f s computing, %.2f s "
+                 "in tensor all-reduces, %.2f s in worker all-gathers (per rank: /timings)]\n",
+                 grid.worker_groups, grid.tensor_parallel, compute, tensor, workers);
+  }
   std::fprintf(stderr,
                "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
                "%lld forward passes, %lld tokens processed] results: %s, transcript: %s\n",

@@ -7,7 +7,10 @@
 #include <deque>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <thread>
 
+#include "comm/monitored_communicator.h"
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "engine/batch_builder.h"
@@ -82,11 +85,15 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
 
   // Fault injection for the distributed tests: HOGWILD_INJECT_FAULT=RANK:PASS makes world rank
   // RANK fail after PASS forward passes, as a crashed rank would.
+  // HOGWILD_INJECT_FAULT=RANK:PASS:hang makes it stop answering instead (the watchdog's case).
   int fault_rank = -1;
-  int64_t fault_pass = -1;
+  long long fault_pass = -1;
+  bool fault_hangs = false;
   if (const char* fault = std::getenv("HOGWILD_INJECT_FAULT")) {
-    if (std::sscanf(fault, "%d:%lld", &fault_rank, reinterpret_cast<long long*>(&fault_pass)) != 2)
-      fail("HOGWILD_INJECT_FAULT must look like RANK:PASS, got '", fault, "'");
+    char mode[16] = {};
+    const int fields = std::sscanf(fault, "%d:%lld:%15s", &fault_rank, &fault_pass, mode);
+    if (fields < 2) fail("HOGWILD_INJECT_FAULT must look like RANK:PASS[:hang], got '", fault, "'");
+    fault_hangs = std::string(mode) == "hang";
   }
   const int world_rank = grid != nullptr ? grid->world_rank : 0;
 
@@ -151,8 +158,10 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     }
     if (step_sync) exchange->exchange_after_step(model.config().layers, cache);
     ++summary.forward_passes;
-    if (world_rank == fault_rank && summary.forward_passes == fault_pass)
+    if (world_rank == fault_rank && summary.forward_passes == fault_pass) {
+      if (fault_hangs) std::this_thread::sleep_for(std::chrono::hours(1));
       fail("injected fault after ", fault_pass, " forward passes (HOGWILD_INJECT_FAULT)");
+    }
     summary.tokens_processed += static_cast<int64_t>(batch.size());
     StepLogits step;
     step.data = logits.data();
@@ -195,6 +204,24 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     }
   }
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (grid != nullptr) {
+    // Where the time went on each rank; gathered so that rank 0 stores the whole grid.
+    auto collective_seconds = [](Communicator* comm) {
+      auto* monitored = dynamic_cast<MonitoredCommunicator*>(comm);
+      return monitored != nullptr ? monitored->seconds().total() : 0.0;
+    };
+    RankTiming mine;
+    mine.rank = grid->world_rank;
+    mine.group = grid->group;
+    mine.tensor_rank = grid->tensor_rank;
+    mine.seconds = summary.seconds;
+    mine.tensor_seconds = collective_seconds(grid->tensor.get());
+    mine.worker_seconds = collective_seconds(grid->workers.get());
+    mine.compute_seconds = mine.seconds - mine.tensor_seconds - mine.worker_seconds;
+    summary.timings.resize(static_cast<size_t>(grid->world_size));
+    grid->world->all_gather(&mine, summary.timings.data(), sizeof(RankTiming));
+    if (writer) writer->write_timings(summary.timings);
+  }
   if (writer) writer->close(summary.seconds);
   return summary;
 }

@@ -139,6 +139,32 @@ H5::CompType step_file_type() {
   return type;
 }
 
+H5::CompType timing_memory_type() {
+  H5::CompType type(sizeof(RankTiming));
+  type.insertMember("rank", offsetof(RankTiming, rank), H5::PredType::NATIVE_INT32);
+  type.insertMember("group", offsetof(RankTiming, group), H5::PredType::NATIVE_INT32);
+  type.insertMember("tensor_rank", offsetof(RankTiming, tensor_rank), H5::PredType::NATIVE_INT32);
+  type.insertMember("seconds", offsetof(RankTiming, seconds), H5::PredType::NATIVE_DOUBLE);
+  type.insertMember("compute_seconds", offsetof(RankTiming, compute_seconds), H5::PredType::NATIVE_DOUBLE);
+  type.insertMember("tensor_seconds", offsetof(RankTiming, tensor_seconds), H5::PredType::NATIVE_DOUBLE);
+  type.insertMember("worker_seconds", offsetof(RankTiming, worker_seconds), H5::PredType::NATIVE_DOUBLE);
+  return type;
+}
+
+H5::CompType timing_file_type() {
+  H5::CompType type(3 * sizeof(int32_t) + 4 * sizeof(double));
+  size_t offset = 0;
+  for (const char* field : {"rank", "group", "tensor_rank"}) {
+    type.insertMember(field, offset, H5::PredType::STD_I32LE);
+    offset += sizeof(int32_t);
+  }
+  for (const char* field : {"seconds", "compute_seconds", "tensor_seconds", "worker_seconds"}) {
+    type.insertMember(field, offset, H5::PredType::IEEE_F64LE);
+    offset += sizeof(double);
+  }
+  return type;
+}
+
 const char* correctness(int correct) {
   if (correct == 1) return "correct";
   if (correct == 0) return "wrong";
@@ -283,6 +309,16 @@ void ResultsWriter::Impl::append_transcript(const ProblemResult& result) {
   transcript.flush();
   HOGWILD_CHECK(transcript.good(), transcript_path, ": cannot write the transcript of problem '",
                 result.id, "'");
+}
+
+void ResultsWriter::write_timings(const std::vector<RankTiming>& timings) {
+  Impl& run = *impl_;
+  HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
+  guarded(run.hdf5_path, "write the timings", [&] {
+    H5::DataSet table = run.file.createDataSet("timings", timing_file_type(), rows(timings.size()));
+    if (!timings.empty()) table.write(timings.data(), timing_memory_type());
+    run.file.flush(H5F_SCOPE_GLOBAL);
+  });
 }
 
 void ResultsWriter::close(double total_seconds) {

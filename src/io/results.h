@@ -13,6 +13,8 @@
 //                           worker (int32), step (int32), first_token, end_token (int32; range in
 //                           that worker's tokens), finished_pass (int32), seconds (float64)
 //   /problems/<id>/transcript  string   the problem's transcript (steps interleaved)
+//   /timings                compound table, one row per rank: rank, group, tensor_rank (int32),
+//                           seconds, compute_seconds, tensor_seconds, worker_seconds (float64)
 #pragma once
 
 #include <cstdint>
@@ -52,6 +54,17 @@ struct ProblemResult {
   std::string transcript;
 };
 
+// Where one rank's time went in a distributed run (DESIGN §8: communication share per grid).
+struct RankTiming {
+  int32_t rank = 0;
+  int32_t group = 0;
+  int32_t tensor_rank = 0;
+  double seconds = 0.0;            // the whole decode loop
+  double compute_seconds = 0.0;    // seconds minus the collectives below
+  double tensor_seconds = 0.0;     // all-reduces on the tensor axis
+  double worker_seconds = 0.0;     // all-gathers on the worker axis (K/V and tokens)
+};
+
 struct RunInfo {
   std::string config_text;
   std::string model;
@@ -71,6 +84,8 @@ class ResultsWriter {
 
   // Writes one finished problem and flushes both files.
   void write(const ProblemResult& result);
+  // Every rank's timing breakdown, as the table /timings (one row per rank).
+  void write_timings(const std::vector<RankTiming>& timings);
   // Final summary attributes (problems, accuracy, total seconds, tokens/s); flushes and closes.
   void close(double total_seconds);
 

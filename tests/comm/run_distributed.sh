@@ -26,6 +26,7 @@ import json, sys
 d = json.load(sys.stdin)
 print(json.dumps({p: {w: v["tokens"] for w, v in d["problems"][p]["workers"].items()} for p in d["problems"]}, sort_keys=True))'; }
 check "same tokens as the single process" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/tp3.h5")" ]]'
+check "every rank's timing breakdown is stored" '[[ "$("$python" -c "import h5py; print(len(h5py.File(\"$tmp/tp3.h5\")[\"timings\"]))")" == 3 ]]'
 
 # Worker groups: each group computes its workers, K/V all-gathered per layer, tokens shared.
 # Sampling (temperature 0.8) too: each worker's random stream must not depend on the grid.
@@ -76,6 +77,16 @@ elapsed=$(($(date +%s) - start))
 check "a failing rank makes the job exit non-zero" '[[ $status -ne 0 && $status -ne 124 ]]'
 check "the failing rank is named" 'grep -q "rank 1" "$tmp/fault.log"'
 check "the job ends within 120 s of starting (took ${elapsed} s)" '[[ $elapsed -lt 120 ]]'
+
+# A rank that stops answering (not crashing): the others' watchdogs end the job.
+start=$(date +%s)
+HOGWILD_INJECT_FAULT=1:5:hang timeout 300 "${mpiexec[@]}" -np 2 -x HOGWILD_INJECT_FAULT "$hogwild" run $config \
+  parallel.worker_groups=2 parallel.timeout_seconds=5 output="$tmp/hang.h5" --quiet >"$tmp/hang.log" 2>&1
+status=$?
+elapsed=$(($(date +%s) - start))
+check "a hung rank makes the job exit non-zero" '[[ $status -ne 0 && $status -ne 124 ]]'
+check "the watchdog names the waiting rank and the timeout" 'grep -q "rank 0: all_gather on the workers axis waited" "$tmp/hang.log"'
+check "the hung job ends within 60 s (took ${elapsed} s)" '[[ $elapsed -lt 60 ]]'
 
 if ((failures)); then
   for log in "$tmp"/*.log; do echo "--- $log"; tail -5 "$log"; done

@@ -8,22 +8,28 @@
 # state under a temporary folder (nothing under /etc is changed; all of them stop at exit), waits
 # for the node to be idle and submits the template with `sbatch --wait`:
 #   1. one task:    configs/demo.yaml budget=8
-#   2. three tasks: the same with parallel.tensor=3 (srun --mpi=pmix, or pmi2, or mpirun inside
-#      the allocation when neither plugin is there; see launch/slurm.sbatch). Three, not two:
-#      SmolLM2-135M has 9 attention heads and 3 KV heads, so parallel.tensor must be 1 or 3.
+#   2. two tasks:   the same with parallel.worker_groups=2 (one worker per group)
+#   3. three tasks: the same with parallel.tensor=3, once as the template chooses (srun
+#      --mpi=pmix here) and once with mpirun inside the allocation. Tensor parallel over 3, not
+#      2: SmolLM2-135M has 9 attention heads and 3 KV heads, so parallel.tensor is 1 or 3.
 #      The node is declared with 4 CPUs whatever the machine has (SlurmdParameters=config_overrides).
-# Each job must exit 0 and write an HDF5 file that h5dump (or h5py) reads; the three-rank run
-# must give the same tokens as the one-rank run (greedy decoding).
+# Each job must exit 0 and write an HDF5 file that h5dump (or h5py) reads; the two- and three-rank
+# runs must give the same tokens as the one-rank run (greedy decoding).
+#
+# A job that fails, and a rank that fails mid-run (HOGWILD_INJECT_FAULT), must end the job
+# with a non-zero exit and a message.
 #
 # Exits 0 when everything passed, 1 on a failure, 77 (skip) when Slurm cannot be brought up here
 # (not root, no apt, daemons that do not start, a node that never becomes idle).
 # Environment: HOGWILD_SLURM_KEEP=1 keeps the temporary folder (logs);
-# HOGWILD_SLURM_LAUNCHERS="auto pmi2 mpirun" runs the three-rank job once per launcher
-# (default: auto, the template's own choice); HOGWILD_BIN as for the template.
+# HOGWILD_SLURM_LAUNCHERS: the launchers (HOGWILD_SRUN_MPI values) to run the three-rank job with,
+# default "auto mpirun" (the template's own choice, then Open MPI's mpirun inside the allocation);
+# add pmi2 where Open MPI was built with Slurm's PMI-2 (Debian's is not); HOGWILD_BIN as for the
+# template.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 say() { printf '[slurm-test] %s\n' "$*" >&2; }
 skip() {
   say "SKIP: $*"
@@ -67,7 +73,6 @@ done
 
 # ---- a private cluster under a temporary folder ----------------------------------------------
 tmp=$(mktemp -d /tmp/hogwild-slurm.XXXXXX)
-chmod 700 "$tmp"
 pids=()
 cleanup() {
   local status=$?
@@ -105,7 +110,7 @@ show_logs() {
 }
 
 mkdir -p "$tmp"/{munge,state,spool,log,run}
-chmod 700 "$tmp/munge"
+chmod 711 "$tmp" "$tmp/munge" # munged wants its socket's folders searchable by all
 
 # munge: own key and socket (slurm finds the socket through AuthInfo)
 dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
@@ -230,13 +235,19 @@ check "one task: job exits 0" submit one --nodes=1 --ntasks-per-node=1 --cpus-pe
 check "one task: results file written" test -s "$tmp/one.h5"
 check "one task: results readable" h5_text "$tmp/one.h5" >/dev/null
 
-one_job() { # one_job NAME: one MPI job of three ranks, not three separate runs
+one_job() { # one_job NAME: one MPI job, not separate single-process runs
   [[ $(grep -c '^\[run: ' "$tmp/$1.out") == 1 ]] && ! grep -q 'but the job has' "$tmp/$1.out"
 }
 same_tokens() { cmp -s <(h5_text "$tmp/one.h5") <(h5_text "$tmp/$1.h5"); }
-for launcher in ${HOGWILD_SLURM_LAUNCHERS:-auto}; do
+check "two tasks, parallel.worker_groups=2: job exits 0" \
+  submit two --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 -- parallel.worker_groups=2
+check "two tasks: results file written" test -s "$tmp/two.h5"
+check "two tasks: one MPI job of 2 ranks" one_job two
+check "two tasks: same text as one task" same_tokens two
+
+for launcher in ${HOGWILD_SLURM_LAUNCHERS:-auto mpirun}; do
   name=three-$launcher
-  [[ $launcher == auto ]] && unset HOGWILD_SRUN_MPI || export HOGWILD_SRUN_MPI=$launcher
+  if [[ $launcher == auto ]]; then unset HOGWILD_SRUN_MPI; else export HOGWILD_SRUN_MPI=$launcher; fi
   check "three tasks, parallel.tensor=3, launcher $launcher: job exits 0" \
     submit "$name" --nodes=1 --ntasks-per-node=3 --cpus-per-task=1 -- parallel.tensor=3
   check "three tasks, $launcher: results file written" test -s "$tmp/$name.h5"
