@@ -10,10 +10,9 @@
 // runs in base 2 with log2(e) folded into the query scale (exp2f is the hardware's native exp).
 // Each slot's result is independent of which other slots share its item, so the output does not
 // depend on the (atomic, run-to-run varying) order of entries inside a block.
-#include "kernels/cuda/block_attention.h"
-
 #include <algorithm>
 
+#include "kernels/cuda/block_attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/ops.h"
@@ -395,8 +394,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
 #pragma unroll 8
         for (int c = 0; c < kHeadDim; ++c) {
           const float k = key[c];
-          const SlotVector<kSlotsPerWarp> q =
-              *reinterpret_cast<const SlotVector<kSlotsPerWarp>*>(queries + c * kSlots + first_slot);
+          const SlotVector<kSlotsPerWarp> q = *reinterpret_cast<const SlotVector<kSlotsPerWarp>*>(
+              queries + c * kSlots + first_slot);
 #pragma unroll
           for (int s = 0; s < kSlotsPerWarp; ++s) score[s] = fmaf(q.value[s], k, score[s]);
         }
@@ -416,8 +415,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
             maximum[s] = updated;
           }
         }
-        *reinterpret_cast<SlotVector<kSlotsPerWarp>*>(
-            weights + (warp * kTileKeys + lane) * kSlotsPerWarp) = weight;
+        *reinterpret_cast<SlotVector<kSlotsPerWarp>*>(weights + (warp * kTileKeys + lane) *
+                                                                    kSlotsPerWarp) = weight;
         __syncwarp();
         // Values: lane owns dimensions lane, lane + 32, ...; each value row read once per warp.
         for (int j = 0; j < kTileKeys; ++j) {
@@ -446,7 +445,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
           (static_cast<int64_t>(e) * p.splits + chunk) * p.heads + slot_head[slot];
       if (lane == 0) plan.stats[partial] = make_float2(maximum[s], sum);
 #pragma unroll
-      for (int i = 0; i < kPerLane; ++i) plan.partials[partial * kHeadDim + lane + 32 * i] = o[s][i];
+      for (int i = 0; i < kPerLane; ++i)
+        plan.partials[partial * kHeadDim + lane + 32 * i] = o[s][i];
     }
     __syncthreads();  // the slot arrays and item_index are rewritten for the next item
   }
@@ -535,9 +535,9 @@ void launch_attention(const Params& params, int& blocks_per_sm, int multiprocess
   using Shape = TileShape<kHeadDim>;
   const auto kernel = attention_kernel<kHeadDim, KV>;
   if (blocks_per_sm == 0) {
-    HOGWILD_CHECK(Shape::kBytes <= shared_memory_optin, "block_attention with head dim ",
-                  kHeadDim, " needs ", Shape::kBytes,
-                  " bytes of shared memory per block; this GPU allows ", shared_memory_optin);
+    HOGWILD_CHECK(Shape::kBytes <= shared_memory_optin, "block_attention with head dim ", kHeadDim,
+                  " needs ", Shape::kBytes, " bytes of shared memory per block; this GPU allows ",
+                  shared_memory_optin);
     HOGWILD_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(Shape::kBytes)));
     HOGWILD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, kernel,
@@ -552,8 +552,8 @@ void launch_attention(const Params& params, int& blocks_per_sm, int multiprocess
   const int64_t pairs = static_cast<int64_t>(params.rows) * params.heads;
   const int64_t merge_blocks = (pairs + kMergeWarps - 1) / kMergeWarps;
   HOGWILD_CHECK(merge_blocks <= 0x7fffffff, "too many rows for block_attention: ", params.rows);
-  merge_kernel<kHeadDim><<<static_cast<unsigned>(merge_blocks), kMergeWarps * 32, 0, stream>>>(
-      params);
+  merge_kernel<kHeadDim>
+      <<<static_cast<unsigned>(merge_blocks), kMergeWarps * 32, 0, stream>>>(params);
   HOGWILD_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -571,9 +571,12 @@ void dispatch_kv(bool kv_bf16, const Params& params, int (&blocks_per_sm)[2], in
 
 int slots_per_item(int64_t head_dim) {
   switch (head_dim) {
-    case 64: return TileShape<64>::kSlots;
-    case 128: return TileShape<128>::kSlots;
-    case 256: return TileShape<256>::kSlots;
+    case 64:
+      return TileShape<64>::kSlots;
+    case 128:
+      return TileShape<128>::kSlots;
+    case 256:
+      return TileShape<256>::kSlots;
   }
   return 0;
 }
@@ -620,8 +623,9 @@ void BlockAttention::run(const Tensor& q, const Tensor& keys, const Tensor& valu
                  values.rows == keys.rows && values.stride == keys.stride);
   HOGWILD_ASSERT(view_offsets.rows == rows + 1 && view_entries.cols == 3);
   HOGWILD_ASSERT(page_size > 0 && inv_freq.dtype == DType::F32 && inv_freq.elements() == d / 2);
-  HOGWILD_CHECK(keys.dtype == values.dtype && (keys.dtype == DType::F32 || keys.dtype == DType::BF16),
-                "block_attention needs keys and values both in f32 or both in bf16");
+  HOGWILD_CHECK(
+      keys.dtype == values.dtype && (keys.dtype == DType::F32 || keys.dtype == DType::BF16),
+      "block_attention needs keys and values both in f32 or both in bf16");
   HOGWILD_CHECK(q.dtype != DType::I32 && out.dtype != DType::I32,
                 "block_attention needs q and out in f32 or bf16");
   HOGWILD_CHECK(page_table.dtype == DType::I32 && view_offsets.dtype == DType::I32 &&

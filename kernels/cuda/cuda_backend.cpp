@@ -29,8 +29,8 @@ class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) {
     const int count = cuda_device_count();
-    HOGWILD_CHECK(device >= 0 && device < count, "CUDA device ", device, " does not exist (",
-                  count, " devices)");
+    HOGWILD_CHECK(device >= 0 && device < count, "CUDA device ", device, " does not exist (", count,
+                  " devices)");
     try {
       // The backend's ops run on the device current at construction: one device per process
       // (MPI ranks pick theirs by local rank).
@@ -161,12 +161,11 @@ class CudaBackend final : public Backend {
       HOGWILD_CHECK(x.dtype == DType::F32 && out.dtype == DType::F32,
                     "an f32 weight needs f32 input and output (got ", dtype_name(x.dtype), " and ",
                     dtype_name(out.dtype), ")");
-      HOGWILD_CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha,
-                                       static_cast<const float*>(weight.data),
-                                       static_cast<int>(weight.stride),
-                                       static_cast<const float*>(x.data),
-                                       static_cast<int>(x.stride), &beta,
-                                       static_cast<float*>(out.data), static_cast<int>(out.stride)));
+      HOGWILD_CUBLAS_CHECK(
+          cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha,
+                      static_cast<const float*>(weight.data), static_cast<int>(weight.stride),
+                      static_cast<const float*>(x.data), static_cast<int>(x.stride), &beta,
+                      static_cast<float*>(out.data), static_cast<int>(out.stride)));
       return;
     }
     HOGWILD_CHECK(weight.dtype == DType::BF16, "matmul needs an f32 or bf16 weight");
@@ -183,11 +182,11 @@ class CudaBackend final : public Backend {
     } else {
       HOGWILD_CHECK(x.dtype == DType::BF16, "matmul needs an f32 or bf16 input");
     }
-    HOGWILD_CUBLAS_CHECK(cublasGemmEx(
-        cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, weight.data, CUDA_R_16BF,
-        static_cast<int>(weight.stride), input, CUDA_R_16BF, input_stride, &beta, out.data,
-        out.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF, static_cast<int>(out.stride),
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    HOGWILD_CUBLAS_CHECK(
+        cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, weight.data, CUDA_R_16BF,
+                     static_cast<int>(weight.stride), input, CUDA_R_16BF, input_stride, &beta,
+                     out.data, out.dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF,
+                     static_cast<int>(out.stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
@@ -225,21 +224,19 @@ class CudaBackend final : public Backend {
   // Dense host rows <-> strided device rows, on the backend's stream, waiting for the copy.
   void copy_to_device(const Tensor& dst, const void* host) {
     const size_t element = dtype_size(dst.dtype);
-    HOGWILD_CUDA_CHECK(cudaMemcpy2DAsync(dst.data, static_cast<size_t>(dst.stride) * element, host,
-                                         static_cast<size_t>(dst.cols) * element,
-                                         static_cast<size_t>(dst.cols) * element,
-                                         static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice,
-                                         stream_));
+    HOGWILD_CUDA_CHECK(cudaMemcpy2DAsync(
+        dst.data, static_cast<size_t>(dst.stride) * element, host,
+        static_cast<size_t>(dst.cols) * element, static_cast<size_t>(dst.cols) * element,
+        static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice, stream_));
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   void copy_to_host(const Tensor& src, void* host) {
     const size_t element = dtype_size(src.dtype);
-    HOGWILD_CUDA_CHECK(cudaMemcpy2DAsync(host, static_cast<size_t>(src.cols) * element, src.data,
-                                         static_cast<size_t>(src.stride) * element,
-                                         static_cast<size_t>(src.cols) * element,
-                                         static_cast<size_t>(src.rows), cudaMemcpyDeviceToHost,
-                                         stream_));
+    HOGWILD_CUDA_CHECK(cudaMemcpy2DAsync(
+        host, static_cast<size_t>(src.cols) * element, src.data,
+        static_cast<size_t>(src.stride) * element, static_cast<size_t>(src.cols) * element,
+        static_cast<size_t>(src.rows), cudaMemcpyDeviceToHost, stream_));
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
     throw_kernel_errors();
   }

@@ -36,8 +36,8 @@ struct Elements {
 };
 
 inline Elements elements_of(const Tensor& tensor, const char* what) {
-  HOGWILD_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16, "the CUDA backend needs ",
-                what, " in f32 or bf16, not ", dtype_name(tensor.dtype));
+  HOGWILD_CHECK(tensor.dtype == DType::F32 || tensor.dtype == DType::BF16,
+                "the CUDA backend needs ", what, " in f32 or bf16, not ", dtype_name(tensor.dtype));
   return Elements{tensor.data, tensor.stride, tensor.dtype == DType::BF16};
 }
 
@@ -48,7 +48,8 @@ inline const int32_t* ints_of(const Tensor& tensor, const char* what) {
 }
 
 __device__ inline float warp_sum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;
 }
 

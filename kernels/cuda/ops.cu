@@ -116,9 +116,9 @@ __global__ void add_kernel(Elements x, Elements y, int64_t rows, int64_t cols) {
 // One block per index; a plain copy of `cols` elements of type Word (4 bytes for f32/i32, 2 for
 // bf16), so rows of any dtype move unchanged.
 template <typename Word>
-__global__ void copy_rows_kernel(const Word* src, int64_t src_stride, Word* dst,
-                                 int64_t dst_stride, const int32_t* rows, int64_t rows_stride,
-                                 int64_t limit, int64_t cols, bool scatter, int* error_flags) {
+__global__ void copy_rows_kernel(const Word* src, int64_t src_stride, Word* dst, int64_t dst_stride,
+                                 const int32_t* rows, int64_t rows_stride, int64_t limit,
+                                 int64_t cols, bool scatter, int* error_flags) {
   const int64_t i = blockIdx.x;
   const int32_t target = rows[i * rows_stride];
   if (target < 0 || target >= limit) {
@@ -136,8 +136,7 @@ __global__ void broadcast_rows_kernel(Elements bias, Elements out, int64_t rows,
     out.store(index / cols, index % cols, bias.load(0, index % cols));
 }
 
-__global__ void convert_to_bf16_kernel(Elements x, __nv_bfloat16* out, int64_t rows,
-                                       int64_t cols) {
+__global__ void convert_to_bf16_kernel(Elements x, __nv_bfloat16* out, int64_t rows, int64_t cols) {
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
        index < rows * cols; index += static_cast<int64_t>(gridDim.x) * blockDim.x)
     out[index] = __float2bfloat16(x.load(index / cols, index % cols));
@@ -152,11 +151,14 @@ void check_row_grid(int64_t rows) {
 
 const char* error_flag_message(int flag) {
   switch (flag) {
-    case kBadTokenId: return "embedding: a token id is outside the vocabulary";
-    case kBadRowIndex: return "scatter_rows/gather_rows: a row index is outside the tensor";
+    case kBadTokenId:
+      return "embedding: a token id is outside the vocabulary";
+    case kBadRowIndex:
+      return "scatter_rows/gather_rows: a row index is outside the tensor";
     case kBadViewEntry:
       return "block_attention: view offsets or entries out of range (block, visible or order)";
-    case kBadPage: return "block_attention: a page of the page table is outside the K/V pool";
+    case kBadPage:
+      return "block_attention: a page of the page table is outside the K/V pool";
   }
   return "unknown CUDA kernel error";
 }

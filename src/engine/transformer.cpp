@@ -9,17 +9,6 @@ namespace hogwild {
 
 namespace {
 
-// Rows [first, first + count) of a [rows, cols] (or 1-D) host tensor.
-HostTensor slice_rows(HostTensor t, int64_t first, int64_t count) {
-  if (first == 0 && count == t.rows()) return t;
-  const int64_t cols = t.cols();
-  HostTensor out;
-  out.shape = t.shape;
-  out.shape[0] = count;
-  out.data.assign(t.data.begin() + first * cols, t.data.begin() + (first + count) * cols);
-  return out;
-}
-
 // Columns [first, first + count) of a [rows, cols] host tensor.
 HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
   if (first == 0 && count == t.cols()) return t;
@@ -80,19 +69,24 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     auto load = [&](const std::string& suffix, std::vector<int64_t> shape) {
       return source.load(layer_tensor(l, suffix), shape);
     };
+    auto load_rows = [&](const std::string& suffix, std::vector<int64_t> shape, int64_t first,
+                         int64_t count) {
+      return source.load_rows(layer_tensor(l, suffix), shape, first, count);
+    };
     const int64_t full_q = c.heads * c.head_dim, full_kv = c.kv_heads * c.head_dim;
     Layer layer;
     layer.attn_norm = upload(load("input_layernorm.weight", {c.hidden}));
     {
-      const HostTensor q = slice_rows(load("self_attn.q_proj.weight", {full_q, c.hidden}), q_first, q_width);
-      const HostTensor k = slice_rows(load("self_attn.k_proj.weight", {full_kv, c.hidden}), kv_first, kv_width);
-      const HostTensor v = slice_rows(load("self_attn.v_proj.weight", {full_kv, c.hidden}), kv_first, kv_width);
+      // Row-split tensors are read shard-only; column-split ones (o, down) whole, then sliced.
+      const HostTensor q = load_rows("self_attn.q_proj.weight", {full_q, c.hidden}, q_first, q_width);
+      const HostTensor k = load_rows("self_attn.k_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
+      const HostTensor v = load_rows("self_attn.v_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
       layer.qkv = upload_rows({&q, &k, &v});
     }
     if (c.qkv_bias) {
-      const HostTensor q = slice_rows(load("self_attn.q_proj.bias", {full_q}), q_first, q_width);
-      const HostTensor k = slice_rows(load("self_attn.k_proj.bias", {full_kv}), kv_first, kv_width);
-      const HostTensor v = slice_rows(load("self_attn.v_proj.bias", {full_kv}), kv_first, kv_width);
+      const HostTensor q = load_rows("self_attn.q_proj.bias", {full_q}, q_first, q_width);
+      const HostTensor k = load_rows("self_attn.k_proj.bias", {full_kv}, kv_first, kv_width);
+      const HostTensor v = load_rows("self_attn.v_proj.bias", {full_kv}, kv_first, kv_width);
       layer.qkv_bias = upload_rows({&q, &k, &v});
       layer.qkv_bias.cols = layer.qkv_bias.rows;  // a bias is one row
       layer.qkv_bias.stride = layer.qkv_bias.cols;
@@ -105,8 +99,8 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     layer.output = upload(slice_cols(load("self_attn.o_proj.weight", {c.hidden, full_q}), q_first, q_width));
     layer.ffn_norm = upload(load("post_attention_layernorm.weight", {c.hidden}));
     {
-      const HostTensor gate = slice_rows(load("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}), ffn_first, shard_.ffn_hidden);
-      const HostTensor up = slice_rows(load("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}), ffn_first, shard_.ffn_hidden);
+      const HostTensor gate = load_rows("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
+      const HostTensor up = load_rows("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
       layer.gate_up = upload_rows({&gate, &up});
     }
     layer.down = upload(slice_cols(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}), ffn_first, shard_.ffn_hidden));

@@ -69,6 +69,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   settings.budget = config.budget;
   settings.max_tokens = config.max_tokens_per_problem;
   settings.seed = config.seed;
+  // Every rank must draw from the same streams: rank 0's seed is the run's seed (DESIGN §6).
+  if (grid != nullptr) grid->world->broadcast(&settings.seed, sizeof settings.seed, 0);
   settings.worker_groups = groups;
   std::unique_ptr<WorkerExchange> exchange;
   if (groups > 1)

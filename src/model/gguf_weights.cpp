@@ -90,6 +90,36 @@ class GgufWeights final : public WeightSource {
     return result;
   }
 
+  // A tensor-parallel shard: only rows [first, first + count) are dequantized (GGUF rows are
+  // contiguous runs of whole quantization blocks).
+  HostTensor load_rows(const std::string& name, const std::vector<int64_t>& expected_shape,
+                       int64_t first, int64_t count) const override {
+    const std::string gguf = hf_name_to_gguf(name);
+    const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
+    if (tensor == nullptr || tensor->shape.size() != 2)
+      return WeightSource::load_rows(name, expected_shape, first, count);
+    HostTensor result;
+    result.shape.assign(tensor->shape.rbegin(), tensor->shape.rend());
+    if (result.shape != expected_shape)
+      fail(path_, ": tensor '", gguf, "' has shape ", shape_text(result.shape), ", expected ",
+           shape_text(expected_shape));
+    HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= result.shape[0]);
+    const int64_t cols = result.shape[1];
+    const uint64_t row_bytes = ggml_row_bytes(tensor->type, cols);
+    result.shape[0] = count;
+    result.data.resize(static_cast<size_t>(count * cols));
+    try {
+      dequantize(tensor->type, tensor->data + static_cast<uint64_t>(first) * row_bytes,
+                 result.data.data(), count * cols);
+    } catch (const Error& e) {
+      fail(path_, ": tensor '", gguf, "': ", e.what());
+    }
+    // Shards hold whole heads, and the permutation stays inside each head.
+    if (permuted_ && (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_k.weight")))
+      unpermute_rows(result, count / config_.head_dim);
+    return result;
+  }
+
  private:
   void read_config() {
     const std::string arch = file_.get_string("general.architecture");

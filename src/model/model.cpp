@@ -41,6 +41,20 @@ void ModelConfig::validate(const std::string& source) const {
     fail(source, ": rope scaling needs original_max_position_embeddings > 0");
 }
 
+HostTensor WeightSource::load_rows(const std::string& name,
+                                  const std::vector<int64_t>& expected_shape, int64_t first,
+                                  int64_t count) const {
+  HostTensor whole = load(name, expected_shape);
+  HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= whole.rows());
+  if (first == 0 && count == whole.rows()) return whole;
+  const int64_t cols = whole.cols();
+  HostTensor part;
+  part.shape = whole.shape;
+  part.shape[0] = count;
+  part.data.assign(whole.data.begin() + first * cols, whole.data.begin() + (first + count) * cols);
+  return part;
+}
+
 std::string layer_tensor(int64_t layer, const std::string& suffix) {
   return cat("model.layers.", layer, ".", suffix);
 }

@@ -1,8 +1,20 @@
 // Every op of every backend against a plain double-precision reference written here, on random
 // inputs (never zeros), with outputs poisoned (NaN) before each run so an op that skips an
-// element fails. fp32 backends must agree to 1e-5 relative (accumulation order differs from the
-// reference; fp32 has 24 bits, and sums of a few hundred terms lose ~1e-6); bf16 backends
-// (CUDA, a later issue) to 1e-2.
+// element fails. The same tests run for each backend: "cpu" always, "cuda" in CUDA builds (it
+// skips where no GPU is present).
+//
+// Tolerances (relative, or absolute below magnitude 1):
+// - cpu, fp32: 1e-5 (accumulation order differs from the reference; fp32 has 24 bits, and sums
+//   of a few hundred terms lose ~1e-6).
+// - cuda, fp32: 1e-4. The GPU computes the RoPE angle as an fp32 argument of sincospif after a
+//   double reduction to turns (~1e-7 rad, where the CPU rounds cos/sin of the double angle once),
+//   takes softmax with exp2f (2 ulp), reduces norms in fp32 trees rather than double, and lets
+//   cuBLAS pick its summation order (split-K included). Each is ~1e-6; 1e-4 leaves an order of
+//   magnitude for their sum over the 300-key softmaxes below while still catching any indexing
+//   error (those are O(1)).
+// - cuda, bf16 inputs (weights, K/V): the reference takes the same bf16-rounded inputs, so only
+//   fp32 accumulation differs: the fp32 tolerance holds. A bf16 output adds its own rounding
+//   (2^-9 relative): 1e-2.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,7 +27,11 @@
 #include <random>
 #include <vector>
 
+#include "common/float16.h"
 #include "kernels/backend.h"
+#ifdef HOGWILD_CUDA
+#include "kernels/cuda/device.h"
+#endif
 
 namespace hogwild {
 namespace {
@@ -35,18 +51,101 @@ HostMatrix random_matrix(int64_t rows, int64_t cols, std::mt19937& rng, float sc
   return m;
 }
 
+// Rounds every element to the nearest bf16 (what a bf16 tensor stores).
+HostMatrix bf16_rounded(HostMatrix m) {
+  for (float& v : m.data) v = bf16_to_float(float_to_bf16(v));
+  return m;
+}
+
+HostMatrix rope_frequencies(int64_t head_dim) {
+  HostMatrix freq{1, head_dim / 2, {}};
+  for (int64_t j = 0; j < head_dim / 2; ++j)
+    freq.data.push_back(static_cast<float>(std::pow(10000.0, -2.0 * j / head_dim)));
+  return freq;
+}
+
+// One block_attention problem: a paged K/V pool, blocks as page lists, and per row its view
+// entries {block, query_position, visible}.
+struct AttentionCase {
+  AttentionShape shape;
+  int64_t page_size = 16, max_pages = 0;
+  HostMatrix k, v, q, freq;
+  std::vector<int32_t> table;  // blocks x max_pages, -1 where a block has no page
+  std::vector<std::vector<std::array<int32_t, 3>>> views;
+};
+
+// Block attention by its definition: for each row, rotate the query by each entry's query
+// position, score the entry's visible keys (looked up through the page table), and take ONE
+// softmax over all of them.
+std::vector<double> attention_by_definition(const AttentionCase& c) {
+  const int64_t head_dim = c.shape.head_dim, heads = c.shape.heads;
+  const int64_t group = heads / c.shape.kv_heads;
+  std::vector<double> expected;
+  for (int64_t r = 0; r < static_cast<int64_t>(c.views.size()); ++r)
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> scores;
+      std::vector<const float*> value_rows;
+      for (const auto& [block, position, visible] : c.views[static_cast<size_t>(r)]) {
+        std::vector<double> rotated(static_cast<size_t>(head_dim));
+        for (int64_t j = 0; j < head_dim / 2; ++j) {
+          const double angle = position * double{c.freq.data[static_cast<size_t>(j)]};
+          const double a = c.q.at(r, h * head_dim + j), b = c.q.at(r, h * head_dim + j + head_dim / 2);
+          rotated[static_cast<size_t>(j)] = a * std::cos(angle) - b * std::sin(angle);
+          rotated[static_cast<size_t>(j + head_dim / 2)] = b * std::cos(angle) + a * std::sin(angle);
+        }
+        for (int32_t j = 0; j < visible; ++j) {
+          const int64_t row = c.table[static_cast<size_t>(block * c.max_pages + j / c.page_size)] * c.page_size + j % c.page_size;
+          double dot = 0;
+          for (int64_t d = 0; d < head_dim; ++d)
+            dot += rotated[static_cast<size_t>(d)] * c.k.at(row, h / group * head_dim + d);
+          scores.push_back(dot * c.shape.scale);
+          value_rows.push_back(&c.v.data[static_cast<size_t>(row * c.v.cols + h / group * head_dim)]);
+        }
+      }
+      double maximum = -1e300, total = 0;
+      for (double s : scores) maximum = std::max(maximum, s);
+      for (double& s : scores) total += (s = std::exp(s - maximum));
+      for (int64_t d = 0; d < head_dim; ++d) {
+        double o = 0;
+        for (size_t j = 0; j < scores.size(); ++j) o += scores[j] / total * value_rows[j][d];
+        expected.push_back(o);
+      }
+    }
+  return expected;
+}
+
+// Blocks of the given lengths on disjoint, shuffled pages of a pool of `pages` pages.
+std::vector<int32_t> shuffled_page_table(const std::vector<int64_t>& lengths, int64_t pages,
+                                         int64_t page_size, int64_t max_pages, std::mt19937& rng) {
+  std::vector<int32_t> page_ids(static_cast<size_t>(pages));
+  std::iota(page_ids.begin(), page_ids.end(), 0);
+  std::shuffle(page_ids.begin(), page_ids.end(), rng);
+  std::vector<int32_t> table(lengths.size() * static_cast<size_t>(max_pages), -1);
+  size_t next = 0;
+  for (size_t b = 0; b < lengths.size(); ++b)
+    for (int64_t p = 0; p * page_size < lengths[b]; ++p)
+      table[b * static_cast<size_t>(max_pages) + static_cast<size_t>(p)] = page_ids.at(next++);
+  return table;
+}
+
 class BackendOpsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "cpu") backend_ = make_cpu_backend();
+#ifdef HOGWILD_CUDA
+    if (GetParam() == "cuda") {
+      if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+      backend_ = make_cuda_backend(0);
+    }
+#endif
     ASSERT_TRUE(backend_) << "backend " << GetParam() << " unavailable";
   }
   void TearDown() override {
     for (Tensor& t : tensors_) backend_->release(t);
   }
 
-  Tensor put(const HostMatrix& m) {
-    Tensor t = backend_->allocate(m.rows, m.cols, DType::F32);
+  Tensor put(const HostMatrix& m, DType dtype = DType::F32) {
+    Tensor t = backend_->allocate(m.rows, m.cols, dtype);
     tensors_.push_back(t);
     backend_->upload_f32(t, m.data.data());
     return t;
@@ -68,8 +167,14 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
     backend_->download_f32(t, m.data.data());
     return m;
   }
-  float tolerance() const { return 1e-5f; }
+  float tolerance() const { return GetParam() == "cpu" ? 1e-5f : 1e-4f; }
+  // The CPU backend computes in fp32 only; bf16 tests skip there.
+  bool supports_bf16() const { return GetParam() != "cpu"; }
   void expect_close(const HostMatrix& actual, const std::vector<double>& expected) {
+    expect_close(actual, expected, tolerance());
+  }
+  void expect_close(const HostMatrix& actual, const std::vector<double>& expected,
+                    double bound) {
     ASSERT_EQ(actual.data.size(), expected.size());
     double worst = 0.0;
     size_t worst_index = 0;
@@ -82,9 +187,62 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
         worst_index = i;
       }
     }
-    EXPECT_LE(worst, tolerance()) << "worst at element " << worst_index << ": got "
-                                  << actual.data[worst_index] << ", expected "
-                                  << expected[worst_index];
+    EXPECT_LE(worst, bound) << "worst at element " << worst_index << ": got "
+                            << actual.data[worst_index] << ", expected " << expected[worst_index];
+  }
+
+  // Runs block_attention on the case, with K/V stored as `kv_dtype`.
+  HostMatrix run_attention(const AttentionCase& c, DType kv_dtype = DType::F32) {
+    std::vector<int32_t> offsets = {0}, entries;
+    for (const auto& view : c.views) {
+      for (const auto& entry : view) entries.insert(entries.end(), entry.begin(), entry.end());
+      offsets.push_back(static_cast<int32_t>(entries.size() / 3));
+    }
+    const int64_t rows = static_cast<int64_t>(c.views.size());
+    const Tensor out = poisoned(rows, c.shape.heads * c.shape.head_dim);
+    backend_->block_attention(put(c.q), put(c.k, kv_dtype), put(c.v, kv_dtype),
+                              put_ints(c.table, c.max_pages), c.page_size, put_ints(offsets),
+                              put_ints(entries, 3), put(c.freq), c.shape, out);
+    return get(out);
+  }
+
+  // Hogwild views as the engine builds them: `workers` rows, one query each (the last token of
+  // the worker's own step); each sees [common, header, step(next worker), step(own)]. Every
+  // row reads the common block, whose entries then fill several query tiles of the GPU kernel.
+  AttentionCase hogwild_case(int64_t head_dim, int64_t heads, int64_t kv_heads, int64_t workers,
+                             int64_t common_keys) {
+    AttentionCase c;
+    c.shape = {heads, kv_heads, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
+    // Blocks: 0 = common, 1 = header, 2 + w = step of worker w.
+    std::vector<int64_t> lengths = {common_keys, 7};
+    for (int64_t w = 0; w < workers; ++w) lengths.push_back(5 + 3 * w);
+    int64_t pages = 0;
+    for (int64_t length : lengths) pages += (length + c.page_size - 1) / c.page_size;
+    c.max_pages = (common_keys + c.page_size - 1) / c.page_size;
+    c.k = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
+    c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
+    c.table = shuffled_page_table(lengths, pages, c.page_size, c.max_pages, rng_);
+    for (int64_t w = 0; w < workers; ++w) {
+      const std::vector<int64_t> view = {0, 1, 2 + (w + 1) % workers, 2 + w};
+      std::vector<int64_t> starts;
+      int64_t start = 0;
+      for (int64_t b : view) {
+        starts.push_back(start);
+        start += lengths[static_cast<size_t>(b)];
+      }
+      const int64_t position = start - 1;  // the own step's last token
+      std::vector<std::array<int32_t, 3>> entries;
+      for (size_t i = 0; i < view.size(); ++i) {
+        const int64_t query_position = position - starts[i];
+        entries.push_back({static_cast<int32_t>(view[i]), static_cast<int32_t>(query_position),
+                           static_cast<int32_t>(std::min(lengths[static_cast<size_t>(view[i])],
+                                                         query_position + 1))});
+      }
+      c.views.push_back(entries);
+    }
+    c.q = random_matrix(workers, heads * head_dim, rng_);
+    c.freq = rope_frequencies(head_dim);
+    return c;
   }
 
   std::mt19937 rng_{1234};
@@ -215,85 +373,106 @@ TEST_P(BackendOpsTest, AddScatterGather) {
   expect_close(get(gathered), expected_gather);
 }
 
-// Block attention by its definition: for each row, rotate the query by each entry's query
-// position, score the entry's visible keys (looked up through the page table), and take ONE
-// softmax over all of them. Pages are shuffled, blocks span several kernel chunks, some entries
-// see nothing (empty partials), one row has no entry at all (output 0).
+// Block attention against its definition (attention_by_definition). Pages are shuffled, blocks
+// span several kernel chunks, some entries see nothing (empty partials), one row has no entry at
+// all (output 0).
 TEST_P(BackendOpsTest, BlockAttentionMatchesDefinition) {
   for (const auto& [head_dim, heads, kv_heads] :
        std::vector<std::tuple<int64_t, int64_t, int64_t>>{{64, 6, 2}, {128, 4, 4}, {64, 8, 1}}) {
-    const AttentionShape shape{heads, kv_heads, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
-    const int64_t page_size = 16, pages = 64, blocks = 4, max_pages = 40;
-    const HostMatrix k = random_matrix(pages * page_size, kv_heads * head_dim, rng_);
-    const HostMatrix v = random_matrix(pages * page_size, kv_heads * head_dim, rng_);
+    AttentionCase c;
+    c.shape = {heads, kv_heads, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
+    c.page_size = 16;
+    c.max_pages = 40;
+    const int64_t pages = 64;
+    c.k = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
+    c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
     // Blocks own disjoint, shuffled pages; lengths 5, 300 (> one 8-page chunk), 16, 0.
-    std::vector<int32_t> page_ids(pages);
-    std::iota(page_ids.begin(), page_ids.end(), 0);
-    std::shuffle(page_ids.begin(), page_ids.end(), rng_);
-    const std::vector<int64_t> lengths = {5, 300, 16, 0};
-    std::vector<int32_t> table(static_cast<size_t>(blocks * max_pages), -1);
-    size_t next = 0;
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t p = 0; p * page_size < lengths[static_cast<size_t>(b)]; ++p)
-        table[static_cast<size_t>(b * max_pages + p)] = page_ids[next++];
+    c.table = shuffled_page_table({5, 300, 16, 0}, pages, c.page_size, c.max_pages, rng_);
     // Rows and their views: {block, query_position, visible}.
-    const std::vector<std::vector<std::array<int32_t, 3>>> views = {
+    c.views = {
         {{1, 310, 300}, {0, 4, 5}},              // two blocks, everything visible
         {{1, 57, 57}, {2, 0, 0}, {0, 900, 5}},   // causal prefix of block 1, an empty entry
         {},                                      // no entry: output 0
         {{2, 15, 16}, {1, 1000, 300}, {3, 2, 0}},
     };
-    std::vector<int32_t> offsets = {0}, entries;
-    for (const auto& view : views) {
-      for (const auto& entry : view) entries.insert(entries.end(), entry.begin(), entry.end());
-      offsets.push_back(static_cast<int32_t>(entries.size() / 3));
-    }
-    HostMatrix freq{1, head_dim / 2, {}};
-    for (int64_t j = 0; j < head_dim / 2; ++j)
-      freq.data.push_back(static_cast<float>(std::pow(10000.0, -2.0 * j / head_dim)));
-    const int64_t rows = static_cast<int64_t>(views.size());
-    const HostMatrix q = random_matrix(rows, heads * head_dim, rng_);
-    const Tensor out = poisoned(rows, heads * head_dim);
-    backend_->block_attention(put(q), put(k), put(v), put_ints(table, max_pages), page_size,
-                              put_ints(offsets), put_ints(entries, 3), put(freq), shape, out);
-
-    std::vector<double> expected;
-    const int64_t group = heads / kv_heads;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t h = 0; h < heads; ++h) {
-        std::vector<double> scores;
-        std::vector<const float*> value_rows;
-        for (const auto& [block, position, visible] : views[static_cast<size_t>(r)]) {
-          std::vector<double> rotated(static_cast<size_t>(head_dim));
-          for (int64_t j = 0; j < head_dim / 2; ++j) {
-            const double angle = position * double{freq.data[static_cast<size_t>(j)]};
-            const double a = q.at(r, h * head_dim + j), b = q.at(r, h * head_dim + j + head_dim / 2);
-            rotated[static_cast<size_t>(j)] = a * std::cos(angle) - b * std::sin(angle);
-            rotated[static_cast<size_t>(j + head_dim / 2)] = b * std::cos(angle) + a * std::sin(angle);
-          }
-          for (int32_t j = 0; j < visible; ++j) {
-            const int64_t row = table[static_cast<size_t>(block * max_pages + j / page_size)] * page_size + j % page_size;
-            double dot = 0;
-            for (int64_t c = 0; c < head_dim; ++c)
-              dot += rotated[static_cast<size_t>(c)] * k.at(row, h / group * head_dim + c);
-            scores.push_back(dot * shape.scale);
-            value_rows.push_back(&v.data[static_cast<size_t>(row * v.cols + h / group * head_dim)]);
-          }
-        }
-        double maximum = -1e300, total = 0;
-        for (double s : scores) maximum = std::max(maximum, s);
-        for (double& s : scores) total += (s = std::exp(s - maximum));
-        for (int64_t c = 0; c < head_dim; ++c) {
-          double o = 0;
-          for (size_t j = 0; j < scores.size(); ++j) o += scores[j] / total * value_rows[j][c];
-          expected.push_back(o);
-        }
-      }
-    expect_close(get(out), expected);
+    c.freq = rope_frequencies(head_dim);
+    c.q = random_matrix(static_cast<int64_t>(c.views.size()), heads * head_dim, rng_);
+    expect_close(run_attention(c), attention_by_definition(c));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BackendOpsTest, ::testing::Values("cpu"),
+// Many workers over one shared block (more (entry, head) pairs than one GPU query tile holds),
+// head dims 64, 128 (Qwen3-8B's 32/8 heads) and 256, GQA groups of 8 and 4.
+TEST_P(BackendOpsTest, BlockAttentionManyWorkersShareBlocks) {
+  for (const auto& [head_dim, heads, kv_heads] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{64, 16, 2}, {128, 32, 8}, {256, 8, 2}}) {
+    SCOPED_TRACE("head_dim " + std::to_string(head_dim));
+    const AttentionCase c = hogwild_case(head_dim, heads, kv_heads, /*workers=*/10, 700);
+    expect_close(run_attention(c), attention_by_definition(c));
+  }
+}
+
+// A prefill: the rows are consecutive tokens of one block, each seeing its causal prefix (every
+// entry of the block has a different number of visible keys) after a common block.
+TEST_P(BackendOpsTest, BlockAttentionCausalPrefill) {
+  AttentionCase c;
+  const int64_t head_dim = 128, heads = 4, kv_heads = 2, tokens = 70, common = 100;
+  c.shape = {heads, kv_heads, head_dim, static_cast<float>(1.0 / std::sqrt(head_dim))};
+  c.max_pages = (common + c.page_size - 1) / c.page_size;
+  const int64_t pages = 2 * c.max_pages;
+  c.k = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
+  c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
+  c.table = shuffled_page_table({common, tokens}, pages, c.page_size, c.max_pages, rng_);
+  for (int32_t i = 0; i < tokens; ++i)
+    c.views.push_back({{0, static_cast<int32_t>(common) + i, static_cast<int32_t>(common)},
+                       {1, i, i + 1}});
+  c.freq = rope_frequencies(head_dim);
+  c.q = random_matrix(tokens, heads * head_dim, rng_);
+  expect_close(run_attention(c), attention_by_definition(c));
+}
+
+// K/V stored in bf16 (half the cache traffic): the reference reads the same rounded values.
+TEST_P(BackendOpsTest, BlockAttentionBf16Cache) {
+  if (!supports_bf16()) GTEST_SKIP() << GetParam() << " computes in fp32 only";
+  for (int64_t head_dim : {64, 128, 256}) {
+    SCOPED_TRACE("head_dim " + std::to_string(head_dim));
+    AttentionCase c = hogwild_case(head_dim, 8, 2, /*workers=*/4, 300);
+    c.k = bf16_rounded(c.k);
+    c.v = bf16_rounded(c.v);
+    expect_close(run_attention(c, DType::BF16), attention_by_definition(c));
+  }
+}
+
+// A bf16 weight (cublasGemmEx, fp32 accumulation); the f32 input is rounded to bf16 on the way.
+TEST_P(BackendOpsTest, MatmulBf16Weight) {
+  if (!supports_bf16()) GTEST_SKIP() << GetParam() << " computes in fp32 only";
+  const HostMatrix x = bf16_rounded(random_matrix(6, 40, rng_));
+  const HostMatrix w = bf16_rounded(random_matrix(33, 40, rng_));
+  const HostMatrix b = random_matrix(1, 33, rng_);
+  std::vector<double> expected;
+  for (int64_t r = 0; r < 6; ++r)
+    for (int64_t m = 0; m < 33; ++m) {
+      double sum = b.at(0, m);
+      for (int64_t k = 0; k < 40; ++k) sum += double{x.at(r, k)} * w.at(m, k);
+      expected.push_back(sum);
+    }
+  const Tensor weight = put(w, DType::BF16);
+  EXPECT_EQ(get(weight).data, w.data) << "bf16 upload/download must round-trip bf16 values";
+  const Tensor out = poisoned(6, 33);
+  backend_->matmul(put(x), weight, put(b), out);
+  expect_close(get(out), expected);
+
+  const Tensor out_bf16 = put(HostMatrix{6, 33, std::vector<float>(6 * 33, 0.0f)}, DType::BF16);
+  backend_->matmul(put(x, DType::BF16), weight, put(b), out_bf16);
+  expect_close(get(out_bf16), expected, 1e-2);
+}
+
+#ifdef HOGWILD_CUDA
+#define HOGWILD_TEST_BACKENDS "cpu", "cuda"
+#else
+#define HOGWILD_TEST_BACKENDS "cpu"
+#endif
+INSTANTIATE_TEST_SUITE_P(Backends, BackendOpsTest, ::testing::Values(HOGWILD_TEST_BACKENDS),
                          [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace
