@@ -17,6 +17,8 @@
 //   (--max-keys drops the shapes with more common keys than N; the default runs 1024..16384)
 #include <benchmark/benchmark.h>
 
+#include "bench_support.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -47,28 +49,8 @@ constexpr Geometry kGeometries[] = {
 
 enum class Layout { Hogwild, Independent };
 
-// Deterministic, fast, never all zeros: uniform in [-1, 1).
-struct Random {
-  uint64_t state;
-  float next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
-  }
-};
-
-void fill_random(hogwild::Backend& backend, const hogwild::Tensor& tensor, Random& random) {
-  const int64_t chunk = 4096;
-  std::vector<float> host;
-  for (int64_t first = 0; first < tensor.rows; first += chunk) {
-    const int64_t count = std::min(chunk, tensor.rows - first);
-    host.resize(static_cast<size_t>(count * tensor.cols));
-    for (float& x : host) x = random.next();
-    backend.upload_f32(tensor.rows_view(first, count), host.data());
-  }
-}
+using hogwild::bench::Random;
+using hogwild::bench::fill_random;
 
 // Everything one call needs; built once per shape (Google Benchmark calls the function several
 // times while it picks the iteration count) and kept until the next shape.

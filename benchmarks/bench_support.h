@@ -1,0 +1,36 @@
+// Helpers shared by the benchmarks: deterministic random data that is never all zeros.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace hogwild::bench {
+
+// Deterministic, fast, uniform in [-1, 1) (splitmix64).
+struct Random {
+  uint64_t state;
+  float next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
+  }
+};
+
+// Fills a (large) tensor with random rows: one random host chunk uploaded again and again (the
+// pools reach 1 GB; generating every value would dominate a benchmark's run time).
+inline void fill_random(Backend& backend, const Tensor& tensor, Random& random) {
+  const int64_t chunk = std::min<int64_t>(4096, tensor.rows);
+  std::vector<float> host(static_cast<size_t>(chunk * tensor.cols));
+  for (float& x : host) x = random.next();
+  for (int64_t first = 0; first < tensor.rows; first += chunk) {
+    const int64_t count = std::min(chunk, tensor.rows - first);
+    backend.upload_f32(tensor.rows_view(first, count), host.data());
+  }
+}
+
+}  // namespace hogwild::bench
