@@ -21,6 +21,8 @@ HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
   return out;
 }
 
+}  // namespace
+
 // The slice of the model one tensor-parallel rank computes (Megatron split, DESIGN §6).
 ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
   auto divisible = [&](int64_t value, const char* what) {
@@ -35,7 +37,6 @@ ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
   return shard;
 }
 
-}  // namespace
 
 Transformer::Transformer(const WeightSource& source, Backend& backend,
                          const TransformerOptions& options)
@@ -111,6 +112,7 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   auto scratch = [&](int64_t rows, int64_t cols, DType dtype) {
     Tensor t = backend_.allocate(rows, cols, dtype);
     owned_.push_back(t);
+    workspace_bytes_ += static_cast<size_t>(t.elements()) * dtype_size(dtype);
     return t;
   };
   work_.x = scratch(n, c.hidden, DType::F32);
@@ -142,6 +144,7 @@ Transformer::~Transformer() {
 Tensor Transformer::upload(const HostTensor& host) {
   Tensor t = backend_.allocate(host.rows(), host.cols(), DType::F32);
   owned_.push_back(t);
+  weight_bytes_ += static_cast<size_t>(t.elements()) * dtype_size(t.dtype);
   backend_.upload_f32(t, host.data.data());
   return t;
 }
@@ -154,6 +157,7 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
   }
   Tensor t = backend_.allocate(rows, parts.front()->cols(), DType::F32);
   owned_.push_back(t);
+  weight_bytes_ += static_cast<size_t>(t.elements()) * dtype_size(t.dtype);
   int64_t first = 0;
   for (const HostTensor* part : parts) {
     backend_.upload_f32(t.rows_view(first, part->rows()), part->data.data());

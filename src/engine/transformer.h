@@ -57,6 +57,10 @@ struct TransformerOptions {
   Communicator* tensor = nullptr;
 };
 
+// The part of `model` one of `parts` tensor-parallel ranks computes; throws when heads, KV heads
+// or feed-forward units do not divide by `parts`.
+ModelConfig shard_of(const ModelConfig& model, int64_t parts);
+
 class Transformer {
  public:
   // Uploads the weights of `source` to `backend` (fusing QKV and gate/up into single GEMMs).
@@ -72,6 +76,8 @@ class Transformer {
   const TransformerOptions& options() const { return options_; }
   Backend& backend() { return backend_; }
   const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
+  size_t weight_bytes() const { return weight_bytes_; }        // on the backend (this shard)
+  size_t workspace_bytes() const { return workspace_bytes_; }
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
   // Throws hogwild::Error for bad tokens or batch shapes.
@@ -97,6 +103,7 @@ class Transformer {
   Backend& backend_;
   std::vector<Tensor> owned_;
   Tensor embedding_, output_norm_, lm_head_, inv_freq_;
+  size_t weight_bytes_ = 0, workspace_bytes_ = 0;
   std::vector<Layer> layers_;
   Workspace work_;
   AttentionShape attention_shape_;

@@ -14,6 +14,7 @@
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "engine/batch_builder.h"
+#include "engine/memory_plan.h"
 #include "engine/transformer.h"
 #include "hogwild/team.h"
 #include "hogwild/worker_exchange.h"
@@ -49,7 +50,6 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   options.max_batch_tokens = std::max<int64_t>(512, problems_at_once * workers * 48);
   options.max_view_entries = 2 * workers + 4;
   if (grid != nullptr && grid->tensor_parallel > 1) options.tensor = grid->tensor.get();
-  Transformer model(*weights, *backend, options);
 
   // Per problem: common + 3 constant blocks + one step per worker (+1 while a step is replaced).
   const int64_t blocks_per_problem = workers + 5;
@@ -59,6 +59,12 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
       (config.max_tokens_per_problem + config.page_size - 1) / config.page_size;
   cache_options.max_blocks = problems_at_once * blocks_per_problem;
   cache_options.pages = problems_at_once * (cache_options.max_pages_per_block + blocks_per_problem);
+  // Checked before a byte is loaded: a run that cannot fit fails now, with the numbers.
+  const ModelConfig& full = weights->config();
+  check_memory_plan(plan_memory(full, shard_of(full, grid != nullptr ? grid->tensor_parallel : 1),
+                                cache_options, options),
+                    available_host_memory(), "host memory");
+  Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options);
 
   TeamSettings settings;
