@@ -17,6 +17,7 @@
 #include "engine/memory_plan.h"
 #include "engine/transformer.h"
 #include "hogwild/team.h"
+#include "hogwild/text_rules.h"
 #include "hogwild/worker_exchange.h"
 #include "model/gguf.h"
 #include "model/model.h"
@@ -46,8 +47,22 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   const int64_t problems_at_once =
       std::min<int64_t>(config.batch_problems, static_cast<int64_t>(config.problems.size()));
   TransformerOptions options;
-  // Room for every worker's step prefix (+ a redundancy check) in one step, and prefill chunks.
-  options.max_batch_tokens = std::max<int64_t>(512, problems_at_once * workers * 48);
+  // Room for every worker's longest forced text (a step prefix with a redundancy check, or the
+  // finisher) in one step, for every active problem; prefill chunks use what is left.
+  int64_t longest_forced = 0;
+  for (const std::string& name : config.names) {
+    for (const std::string* format : {&config.prompts.step_prefix, &config.prompts.first_step_prefix}) {
+      const std::string prefix =
+          expand_placeholders(*format, {{"name", name}, {"step", "99999"}}) +
+          config.prompts.redundancy_check;
+      longest_forced = std::max<int64_t>(longest_forced,
+                                         static_cast<int64_t>(tokenizer.encode(prefix).size()));
+    }
+  }
+  longest_forced = std::max<int64_t>(
+      longest_forced, static_cast<int64_t>(tokenizer.encode(config.prompts.finisher).size()) + 1);
+  options.max_batch_tokens =
+      std::max<int64_t>(512, problems_at_once * workers * (longest_forced + 2));
   options.max_view_entries = 2 * workers + 4;
   if (grid != nullptr && grid->tensor_parallel > 1) options.tensor = grid->tensor.get();
 
@@ -144,7 +159,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
     // Decoding teams first, so a long prefill never delays them; prefills take what is left.
     int64_t capacity = options.max_batch_tokens;
     for (const auto& team : active) capacity -= team->schedule(builder, capacity);
-    HOGWILD_ASSERT(!builder.empty());
+    HOGWILD_ASSERT(!builder.empty());  // sized above: some team always fits
     const bool step_sync = groups > 1 && config.parallel.sync == SyncMode::Step;
     builder.build(batch, step_sync);
     // Each worker group computes its own workers' tokens (and the shared prompt tokens); the
