@@ -46,6 +46,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // True when tensor memory is host memory (the CPU backend): collectives can work in place.
+  virtual bool host_memory() const { return false; }
 
   // ---- memory: tensors are owned by the backend until released
   virtual Tensor allocate(int64_t rows, int64_t cols, DType dtype) = 0;
@@ -100,5 +102,7 @@ std::unique_ptr<Backend> make_cpu_backend();
 // The CUDA backend on device `device` (kernels/cuda; defined only in builds with HOGWILD_CUDA).
 // Throws hogwild::Error when the device does not exist.
 std::unique_ptr<Backend> make_cuda_backend(int device);
+// "cpu", or "cuda" on `device` (an error naming the problem in builds without CUDA).
+std::unique_ptr<Backend> make_backend(const std::string& name, int device = 0);
 
 }  // namespace hogwild

@@ -10,6 +10,7 @@ ctest --preset cpu -j "$(nproc)" --timeout 900
 if command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]]; then
   echo "[test] CUDA toolkit found: compiling the CUDA backend (preset cuda)"
   cmake --preset cuda >/dev/null
-  cmake --build --preset cuda -j "$(nproc)" --target hogwild_kernels_cuda test_cuda_device test_nccl test_backend_ops
+  cmake --build --preset cuda -j "$(nproc)" --target hogwild_kernels_cuda test_cuda_device test_nccl \
+    test_backend_ops test_cuda_forward
   ctest --test-dir build/cuda -R "Cuda|nccl|BackendOps" --output-on-failure --timeout 300
 fi

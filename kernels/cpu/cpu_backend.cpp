@@ -70,6 +70,7 @@ class CpuBackend final : public Backend {
   }
 
   std::string name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
 
   Tensor allocate(int64_t rows, int64_t cols, DType dtype) override {
     HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");

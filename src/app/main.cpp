@@ -50,7 +50,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
 }
 
 int run_generate(const std::vector<std::string>& argv) {
-  CliArgs args("generate", "Continues a prompt with one model on the CPU, streaming the text.");
+  CliArgs args("generate", "Continues a prompt with one model, streaming the text.");
   args.required("model", "PATH", "GGUF file or Hugging Face checkpoint directory");
   args.value("prompt", "TEXT", "prompt text");
   args.value("prompt-file", "FILE", "read the prompt from a file instead");
@@ -64,6 +64,8 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("seed", "S", "random seed", "0");
   args.flag("bos", "prepend the beginning-of-sequence token");
   args.flag("ignore-eos", "keep generating past end-of-sequence tokens");
+  args.value("backend", "NAME", "cpu or cuda", "cpu");
+  args.value("device", "N", "CUDA device index", "0");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return 0;
@@ -97,7 +99,7 @@ int run_generate(const std::vector<std::string>& argv) {
   TransformerOptions options;
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
-  const auto backend = make_cpu_backend();
+  const auto backend = make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(),
                 cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, 32));

@@ -168,10 +168,18 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
 
 void Transformer::reduce_across_shards(const Tensor& partial) {
   if (options_.tensor == nullptr || options_.tensor->size() == 1) return;
-  // Host buffers (CPU backend + MPI); the CUDA backend hands device buffers to NCCL instead.
   HOGWILD_ASSERT(partial.contiguous() && partial.dtype == DType::F32);
-  options_.tensor->all_reduce_sum(static_cast<float*>(partial.data),
-                                  static_cast<size_t>(partial.elements()));
+  const auto count = static_cast<size_t>(partial.elements());
+  if (backend_.host_memory() || options_.device_communicator) {
+    // In place: host buffers with MPI, or device buffers with a device (NCCL) communicator.
+    options_.tensor->all_reduce_sum(static_cast<float*>(partial.data), count);
+    return;
+  }
+  // A device backend with a host communicator: stage through host memory (correct, not fast).
+  staging_.resize(count);
+  backend_.download_f32(partial, staging_.data());
+  options_.tensor->all_reduce_sum(staging_.data(), count);
+  backend_.upload_f32(partial, staging_.data());
 }
 
 void ForwardBatch::clear() {

@@ -55,6 +55,7 @@ struct TransformerOptions {
   // Tensor parallelism (DESIGN §6): this rank holds heads and feed-forward units of slice
   // tensor->rank() of tensor->size(); null = the whole model.
   Communicator* tensor = nullptr;
+  bool device_communicator = false;  // `tensor` takes the backend's (device) buffers directly
 };
 
 // The part of `model` one of `parts` tensor-parallel ranks computes; throws when heads, KV heads
@@ -104,6 +105,7 @@ class Transformer {
   std::vector<Tensor> owned_;
   Tensor embedding_, output_norm_, lm_head_, inv_freq_;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
+  std::vector<float> staging_;  // host copy for collectives when the backend is a device
   std::vector<Layer> layers_;
   Workspace work_;
   AttentionShape attention_shape_;

@@ -41,7 +41,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   const int my_group = grid != nullptr ? grid->group : 0;
   const auto weights = open_weights(config.model);
   const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
-  const auto backend = make_cpu_backend();
+  const auto backend = make_backend(config.backend, grid != nullptr ? grid->local_rank : 0);
 
   const auto workers = config.workers;
   const int64_t problems_at_once =

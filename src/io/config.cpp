@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 using KeyList = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 15> kTopKeys = {
+constexpr std::array<std::string_view, 16> kTopKeys = {
     "model",
     "workers",
     "names",
@@ -48,6 +48,7 @@ constexpr std::array<std::string_view, 15> kTopKeys = {
     "max_tokens_per_problem",
     "prompts",
     "parallel",
+    "backend",
 };
 constexpr std::array<std::string_view, 4> kParallelKeys = {"tensor", "worker_groups", "sync",
                                                             "timeout_seconds"};
@@ -63,7 +64,7 @@ constexpr std::array<std::string_view, 13> kPromptKeys = {
 
 // Keys whose value is text: an override gives them the text after '=' literally (YAML would trim
 // spaces, cut at " #" and read "*" as an alias, which breaks prompts such as "**{name}:** ").
-constexpr std::array<std::string_view, 17> kTextKeys = {"prompts.first_step_prefix","model",
+constexpr std::array<std::string_view, 18> kTextKeys = {"prompts.first_step_prefix","model",
                                                         "layout",
                                                         "output",
                                                         "transcript",
@@ -78,7 +79,8 @@ constexpr std::array<std::string_view, 17> kTextKeys = {"prompts.first_step_pref
                                                         "prompts.incomplete_marker",
                                                         "prompts.redundancy_check",
                                                         "prompts.finisher",
-                                                        "parallel.sync"};
+                                                        "parallel.sync",
+                                                        "backend"};
 
 // The keys of the map at dotted path `section` ("" = the top level); empty if it is not a map.
 KeyList keys_of(std::string_view section) {
@@ -655,6 +657,11 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
   }
   if (const YAML::Node n = root["seed"]; n.IsDefined()) {
     config.seed = reader.unsigned_integer(n, "seed");
+  }
+  if (const YAML::Node n = root["backend"]; n.IsDefined()) {
+    config.backend = reader.text(n, "backend");
+    if (config.backend != "cpu" && config.backend != "cuda")
+      reader.fail_at(n, "backend", cat("must be cpu or cuda, got '", config.backend, "'"));
   }
   if (const YAML::Node n = root["parallel"]; n.IsDefined()) {
     config.parallel = read_parallel(reader, n);

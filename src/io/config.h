@@ -70,6 +70,7 @@ struct PromptConfig {
 
 struct RunConfig {
   std::string model;
+  std::string backend = "cpu";     // "cpu" or "cuda" (device = the rank's local rank)
   int64_t workers = 2;
   std::vector<std::string> names;  // default: Alice, Bob, Carol, Dave, Eve, Frank, Grace, Heidi…
   Layout layout = Layout::Combined;
