@@ -293,7 +293,7 @@ TEST(Safetensors, RejectsDeepNesting) {
 TEST(Safetensors, RejectsTruncatedData) {
   const std::vector<float> values = {1, 2, 3, 4};
   Bytes file = safetensors_file({{"layer.weight", "F32", {4}, bytes_of(values)}});
-  file.resize(file.size() - 1);
+  file.pop_back();  // not resize(size() - 1): GCC 12 with ASan warns (-Wstringop-overflow) on that
   expect_rejected(file, "tensor 'layer.weight': data_offsets [0,16] run past the end");
 }
 
