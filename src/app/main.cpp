@@ -183,12 +183,12 @@ int run_run(const std::vector<std::string>& argv) {
   }
   std::fprintf(stderr,
                "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
-               "%lld forward passes, %lld tokens processed] results: %s, transcript: %s\n",
+               "%lld forward passes (%.1f s), %lld tokens processed] results: %s, transcript: %s\n",
                static_cast<long long>(summary.problems), static_cast<long long>(summary.correct),
                static_cast<long long>(summary.scored), static_cast<long long>(summary.generated_tokens),
                summary.seconds,
                static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
-               static_cast<long long>(summary.forward_passes),
+               static_cast<long long>(summary.forward_passes), summary.forward_seconds,
                static_cast<long long>(summary.tokens_processed), config.output.c_str(),
                config.transcript.c_str());
   return 0;

@@ -173,6 +173,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
       local_logit_row.resize(batch.logit_rows.size());
       for (size_t r = 0; r < local_logit_row.size(); ++r) local_logit_row[r] = static_cast<int32_t>(r);
     }
+    const auto forward_start = Clock::now();
     if (to_run->size() > 0) {
       model.forward(*to_run, cache, logits, step_sync ? nullptr : exchange.get());
     } else {
@@ -180,6 +181,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
       if (!step_sync) exchange->exchange_without_tokens(model.config().layers, cache);
     }
     if (step_sync) exchange->exchange_after_step(model.config().layers, cache);
+    summary.forward_seconds += std::chrono::duration<double>(Clock::now() - forward_start).count();
     ++summary.forward_passes;
     if (world_rank == fault_rank && summary.forward_passes == fault_pass) {
       if (fault_hangs) std::this_thread::sleep_for(std::chrono::hours(1));

@@ -41,6 +41,7 @@ struct RunSummary {
   int64_t forward_passes = 0;
   int64_t tokens_processed = 0;  // tokens through the model: prompts, prefixes and generated
   double seconds = 0.0;
+  double forward_seconds = 0.0;  // inside the model's forward passes
   std::vector<RankTiming> timings;  // every rank's breakdown (distributed runs; rank 0 has all)
 };
 
