@@ -1,6 +1,5 @@
 // The `hogwild` command-line tool: one binary, one subcommand per job.
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -16,7 +15,6 @@
 #include "hogwild/runner.h"
 #include "io/config.h"
 #include "kernels/backend.h"
-#include "model/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,11 +22,6 @@ namespace hogwild {
 namespace {
 
 constexpr int kUsageError = 2;
-
-Tokenizer load_tokenizer(const std::string& path) {
-  if (std::filesystem::is_directory(path)) return Tokenizer::from_hf_directory(path);
-  return Tokenizer::from_gguf(GgufFile::open(path));
-}
 
 int run_tokenize(const std::vector<std::string>& argv) {
   CliArgs args("tokenize", "Prints the token ids of a file's exact bytes on one line.");
@@ -40,7 +33,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
     std::cout << args.help();
     return 0;
   }
-  const Tokenizer tokenizer = load_tokenizer(args.get("model"));
+  const Tokenizer tokenizer = Tokenizer::from_path(args.get("model"));
   const std::string text = read_text_file(args.get("file"));
   const std::vector<int32_t> ids =
       tokenizer.encode(text, !args.get_flag("no-special"), args.get_flag("bos"));
@@ -83,7 +76,7 @@ int run_generate(const std::vector<std::string>& argv) {
 
   const std::string model_path = args.get("model");
   const auto weights = open_weights(model_path);
-  const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
+  const Tokenizer tokenizer = Tokenizer::from_path(weights->tokenizer_path());
 
   std::string prompt =
       args.get_flag("prompt") ? args.get("prompt") : read_text_file(args.get("prompt-file"));

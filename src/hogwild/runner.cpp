@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <chrono>
 #include <deque>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,19 +18,10 @@
 #include "hogwild/team.h"
 #include "hogwild/text_rules.h"
 #include "hogwild/worker_exchange.h"
-#include "model/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hogwild {
-namespace {
-
-Tokenizer load_tokenizer(const std::string& path) {
-  if (std::filesystem::is_directory(path)) return Tokenizer::from_hf_directory(path);
-  return Tokenizer::from_gguf(GgufFile::open(path));
-}
-
-}  // namespace
 
 RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid) {
   using Clock = std::chrono::steady_clock;
@@ -40,7 +30,7 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   const int groups = grid != nullptr ? grid->worker_groups : 1;
   const int my_group = grid != nullptr ? grid->group : 0;
   const auto weights = open_weights(config.model);
-  const Tokenizer tokenizer = load_tokenizer(weights->tokenizer_path());
+  const Tokenizer tokenizer = Tokenizer::from_path(weights->tokenizer_path());
   const auto backend = make_backend(config.backend, grid != nullptr ? grid->local_rank : 0);
 
   const auto workers = config.workers;

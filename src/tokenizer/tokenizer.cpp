@@ -286,6 +286,11 @@ bool post_processor_adds(const Json& node, const std::string& token) {
 
 }  // namespace
 
+Tokenizer Tokenizer::from_path(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return from_hf_directory(path);
+  return from_gguf(GgufFile::open(path));
+}
+
 Tokenizer Tokenizer::from_hf_directory(const std::string& directory) {
   namespace fs = std::filesystem;
   auto impl = std::make_unique<Impl>();

@@ -31,6 +31,8 @@ class Tokenizer {
   // `directory` holds tokenizer.json and optionally tokenizer_config.json (special tokens, chat
   // template) and generation_config.json (eos ids).
   static Tokenizer from_hf_directory(const std::string& directory);
+  // A GGUF file (its embedded vocabulary) or a Hugging Face directory, whichever `path` is.
+  static Tokenizer from_path(const std::string& path);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
