@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -31,6 +32,19 @@ inline void fill_random(Backend& backend, const Tensor& tensor, Random& random) 
     const int64_t count = std::min(chunk, tensor.rows - first);
     backend.upload_f32(tensor.rows_view(first, count), host.data());
   }
+}
+
+// Sanity check of a benchmark's output: nullptr when every value is finite and not all are zero
+// (random inputs cannot give all zeros), else what is wrong.
+inline const char* output_problem(Backend& backend, const Tensor& out) {
+  std::vector<float> result(static_cast<size_t>(out.elements()));
+  backend.download_f32(out, result.data());
+  double magnitude = 0.0;
+  for (float x : result) {
+    if (!std::isfinite(x)) return "non-finite output";
+    magnitude += std::fabs(x);
+  }
+  return magnitude == 0.0 ? "output is all zeros" : nullptr;
 }
 
 }  // namespace hogwild::bench
