@@ -198,7 +198,6 @@ void Team::stop(const std::string& reason) {
   if (!answer_.empty() || settings_.prompts.finisher_tokens == 0 ||
       settings_.prompts.finisher.empty()) {
     phase_ = Phase::Done;
-    finished_seconds_ = seconds();
     for (Worker& worker : workers_) worker.pending.clear();
     return;
   }
@@ -371,7 +370,6 @@ void Team::advance(const StepLogits& step) {
       if (tokenizer_.is_eos(token) || !answer_.empty() ||
           finisher_generated_ >= settings_.prompts.finisher_tokens) {
         phase_ = Phase::Done;
-        finished_seconds_ = seconds();
         return;
       }
       worker.pending = {token};

@@ -142,7 +142,6 @@ class Team {
   std::vector<int32_t> finisher_tokens_;
   int64_t finisher_generated_ = 0;
   std::string finisher_text_;
-  double finished_seconds_ = 0.0;
 };
 
 }  // namespace hogwild
