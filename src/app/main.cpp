@@ -67,10 +67,10 @@ int run_generate(const std::vector<std::string>& argv) {
     fail("generate: give exactly one of --prompt and --prompt-file");
 
   SamplingParams sampling;
-  sampling.temperature = static_cast<float>(args.get_float("temperature", 0.0, 100.0));
-  sampling.top_k = static_cast<int32_t>(args.get_int("top-k", 0, 1 << 30));
-  sampling.top_p = static_cast<float>(args.get_float("top-p", 1e-6, 1.0));
-  sampling.min_p = static_cast<float>(args.get_float("min-p", 0.0, 0.999999));
+  sampling.temperature = args.get_float("temperature", 0.0, 100.0);
+  sampling.top_k = args.get_int("top-k", 0, 1 << 30);
+  sampling.top_p = args.get_float("top-p", 1e-6, 1.0);
+  sampling.min_p = args.get_float("min-p", 0.0, 0.999999);
   sampling.seed = args.get_uint64("seed");
   const int64_t max_tokens = args.get_int("max-tokens", 1, 1 << 20);
 

@@ -8,11 +8,11 @@
 namespace hogwild {
 
 void SamplingParams::validate() const {
-  HOGWILD_CHECK(std::isfinite(temperature) && temperature >= 0.0f,
+  HOGWILD_CHECK(std::isfinite(temperature) && temperature >= 0.0,
                 "temperature must be >= 0, got ", temperature);
   HOGWILD_CHECK(top_k >= 0, "top_k must be >= 0, got ", top_k);
-  HOGWILD_CHECK(top_p > 0.0f && top_p <= 1.0f, "top_p must be in (0, 1], got ", top_p);
-  HOGWILD_CHECK(min_p >= 0.0f && min_p < 1.0f, "min_p must be in [0, 1), got ", min_p);
+  HOGWILD_CHECK(top_p > 0.0 && top_p <= 1.0, "top_p must be in (0, 1], got ", top_p);
+  HOGWILD_CHECK(min_p >= 0.0 && min_p < 1.0, "min_p must be in [0, 1), got ", min_p);
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), generator_(params.seed) {
@@ -28,11 +28,14 @@ int32_t argmax(std::span<const float> logits) {
 double Sampler::uniform() { return static_cast<double>(generator_() >> 11) * 0x1.0p-53; }
 
 int32_t Sampler::sample(std::span<const float> logits) {
-  if (params_.temperature <= 0.0f) return argmax(logits);
+  const auto temperature = static_cast<float>(params_.temperature);
+  const auto top_p = static_cast<float>(params_.top_p);
+  const auto min_p = static_cast<float>(params_.min_p);
+  if (temperature <= 0.0f) return argmax(logits);
 
   candidates_.clear();
   for (size_t i = 0; i < logits.size(); ++i)
-    candidates_.emplace_back(logits[i] / params_.temperature, static_cast<int32_t>(i));
+    candidates_.emplace_back(logits[i] / temperature, static_cast<int32_t>(i));
   auto by_logit = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
@@ -55,18 +58,18 @@ int32_t Sampler::sample(std::span<const float> logits) {
   }
   for (auto& candidate : candidates_) candidate.first = static_cast<float>(candidate.first / total);
 
-  if (params_.top_p < 1.0f) {
+  if (top_p < 1.0f) {
     double cumulative = 0.0;
     size_t cut = 0;
     while (cut < candidates_.size()) {
       cumulative += candidates_[cut].first;
       ++cut;
-      if (cumulative >= params_.top_p) break;
+      if (cumulative >= top_p) break;
     }
     candidates_.resize(cut);
   }
-  if (params_.min_p > 0.0f) {
-    const float threshold = params_.min_p * candidates_.front().first;
+  if (min_p > 0.0f) {
+    const float threshold = min_p * candidates_.front().first;
     size_t cut = 1;
     while (cut < candidates_.size() && candidates_[cut].first >= threshold) ++cut;
     candidates_.resize(cut);

@@ -9,11 +9,13 @@
 
 namespace hogwild {
 
+// The one type for sampling settings (config, CLI, teams). Kept in double as configured; the
+// sampler works in float, as the logits are.
 struct SamplingParams {
-  float temperature = 0.0f;  // <= 0: greedy (argmax)
-  int32_t top_k = 0;         // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off; keep tokens with p >= min_p * p_max
+  double temperature = 0.0;  // <= 0: greedy (argmax)
+  int64_t top_k = 0;         // 0: off
+  double top_p = 1.0;        // 1: off
+  double min_p = 0.0;        // 0: off; keep tokens with p >= min_p * p_max
   uint64_t seed = 0;
 
   void validate() const;  // throws hogwild::Error naming the bad parameter

@@ -10,44 +10,12 @@
 
 #include "cache/kv_cache.h"
 #include "comm/communicator.h"
+#include "engine/forward_batch.h"
+#include "engine/kv_exchange.h"
 #include "kernels/backend.h"
 #include "model/model.h"
 
 namespace hogwild {
-
-// One block of a token's view: query rotation and how many of the block's keys it sees.
-struct ViewEntry {
-  int32_t block = 0;
-  int32_t query_position = 0;  // the token's position in its view minus the block's start
-  int32_t visible = 0;         // keys 0..visible-1 of the block are visible
-};
-
-struct ForwardBatch {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> key_positions;  // each token's index in its own block (its key rotation)
-  std::vector<int32_t> cache_rows;     // pool row receiving each token's K/V
-  std::vector<int32_t> view_offsets;   // token t reads view_entries[view_offsets[t]..[t+1])
-  std::vector<ViewEntry> view_entries;
-  std::vector<int32_t> logit_rows;     // tokens whose next-token logits are returned, in order
-  // Distributed runs: which worker group computes each token (-1: every group, e.g. prompts).
-  std::vector<int32_t> owners;
-
-  size_t size() const { return tokens.size(); }
-  void clear();
-  // The tokens that worker group `group` computes (its own and the shared ones), in order;
-  // `local_logit_row[r]` is the row of global logit row r in the subset's logits, or -1.
-  ForwardBatch subset_for_group(int32_t group, std::vector<int32_t>& local_logit_row) const;
-};
-
-// Distributed worker groups (DESIGN §6): in every layer, once this rank's new keys (rotated) and
-// values are in the cache, the exchange brings the other groups' new K/V of the same step into
-// the cache before any attention, so every worker sees every token at once.
-class KvExchange {
- public:
-  virtual ~KvExchange() = default;
-  virtual void exchange(int64_t layer, const Tensor& new_keys, const Tensor& new_values,
-                        KvCache& cache) = 0;
-};
 
 struct TransformerOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward call (prefill chunk size)

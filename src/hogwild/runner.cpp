@@ -17,6 +17,7 @@
 #include "engine/transformer.h"
 #include "hogwild/team.h"
 #include "hogwild/text_rules.h"
+#include "hogwild/transcript.h"
 #include "hogwild/worker_exchange.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -198,7 +199,8 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
         ++it;
         continue;
       }
-      const ProblemResult result = (*it)->result();
+      ProblemResult result = (*it)->result();
+      result.transcript = format_transcript(result, tokenizer, config.prompts);
       if (writer) writer->write(result);
       ++summary.problems;
       summary.generated_tokens += result.generated_tokens;

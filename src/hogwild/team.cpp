@@ -20,12 +20,7 @@ uint64_t worker_seed(uint64_t seed, int64_t problem, size_t worker) {
   return x;
 }
 
-SamplingParams sampling_params(const SamplingConfig& config, uint64_t seed) {
-  SamplingParams params;
-  params.temperature = static_cast<float>(config.temperature);
-  params.top_k = static_cast<int32_t>(config.top_k);
-  params.top_p = static_cast<float>(config.top_p);
-  params.min_p = static_cast<float>(config.min_p);
+SamplingParams sampling_params(SamplingParams params, uint64_t seed) {
   params.seed = seed;
   return params;
 }
@@ -451,23 +446,9 @@ ProblemResult Team::result() const {
   result.seconds = std::chrono::duration<double>(Clock::now() - team_start_).count();
   result.steps = steps_;
   for (const Worker& worker : workers_)
-    result.workers.push_back({worker.name, worker.tokens, tokenizer_.decode(worker.tokens)});
-
-  // Transcript: the history in the order steps finished, then the unfinished steps.
-  std::string& t = result.transcript;
-  t += "Question: " + problem_.question + "\n\n";
-  for (const StepRecord& step : steps_) {
-    const Worker& worker = workers_[static_cast<size_t>(step.worker)];
-    t += tokenizer_.decode({worker.tokens.begin() + step.first_token,
-                            worker.tokens.begin() + step.end_token});
-    if (!t.ends_with("\n\n")) t += "\n\n";
-  }
-  for (const Worker& worker : workers_) {
-    if (static_cast<size_t>(worker.step_first_token) >= worker.tokens.size()) continue;
-    t += tokenizer_.decode({worker.tokens.begin() + worker.step_first_token, worker.tokens.end()});
-    t += settings_.prompts.collaborate ? settings_.prompts.incomplete_marker + "\n\n" : "\n\n";
-  }
-  if (!finisher_text_.empty()) t += "[finisher] " + finisher_text_ + "\n\n";
+    result.workers.push_back(
+        {worker.name, worker.tokens, tokenizer_.decode(worker.tokens), worker.step_first_token});
+  result.finisher_text = finisher_text_;
   return result;
 }
 

@@ -15,9 +15,9 @@
 #include "cache/kv_cache.h"
 #include "engine/batch_builder.h"
 #include "engine/sampler.h"
+#include "hogwild/problem.h"
+#include "hogwild/settings.h"
 #include "hogwild/text_rules.h"
-#include "io/config.h"
-#include "io/results.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hogwild {
@@ -33,17 +33,6 @@ struct StepLogits {
 
   bool has(int32_t row) const { return row >= 0 && local_row[static_cast<size_t>(row)] >= 0; }
   std::span<const float> row(int32_t global) const;
-};
-
-struct TeamSettings {
-  Layout layout = Layout::Combined;
-  std::vector<std::string> names;
-  PromptConfig prompts;
-  SamplingConfig sampling;
-  int64_t budget = 1024;             // decode forward passes
-  int64_t max_tokens = 8192;         // cache tokens this problem may use, all blocks together
-  uint64_t seed = 0;
-  int32_t worker_groups = 1;         // worker w is computed by group w % worker_groups
 };
 
 class Team {
@@ -72,7 +61,8 @@ class Team {
   const std::vector<std::string>& names() const { return settings_.names; }
   // The text of each worker's current step, for the live view.
   std::vector<std::string> live_steps() const;
-  ProblemResult result() const;  // complete once done()
+  // Complete once done(); the transcript is left to format_transcript (hogwild/transcript.h).
+  ProblemResult result() const;
 
   // For tests and debugging: worker w's view as block names ("common", "others_header", a
   // worker's name for its step, "marker", "own_header"), and the common block's length.

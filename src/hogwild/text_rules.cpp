@@ -23,6 +23,11 @@ std::string_view trim_end(std::string_view text) {
   return text;
 }
 
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  return trim_end(text);
+}
+
 // Replaces every occurrence of `from` by `to`, left to right, without rescanning what was written.
 void replace_all(std::string& text, std::string_view from, std::string_view to) {
   std::string out;
@@ -329,8 +334,12 @@ bool answers_match(std::string_view predicted, std::string_view reference) {
   return left == right;
 }
 
-bool is_final_answer_step(std::string_view step_text) {
-  return extract_boxed(step_text).has_value();
+std::string final_answer_of_reference(std::string_view reference) {
+  const size_t marker = reference.rfind("####");
+  if (marker == std::string_view::npos) return std::string(trim(reference));
+  std::string answer(trim(reference.substr(marker + 4)));
+  std::erase(answer, ',');
+  return answer;
 }
 
 // ---- Prompt text ----

@@ -85,8 +85,9 @@ std::optional<double> answer_value(std::string_view normalized);
 // of 1e-6 ("0.5" matches "\frac{1}{2}"); else equal as text.
 bool answers_match(std::string_view predicted, std::string_view reference);
 
-// True once a step holds a final answer (DESIGN §5: stop on \boxed{...} in a finished step).
-bool is_final_answer_step(std::string_view step_text);
+// GSM8K-style reference: the text after the last "####", trimmed, commas removed (a reference
+// without the marker is only trimmed).
+std::string final_answer_of_reference(std::string_view reference);
 
 // ---- Prompt text ----
 

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "common/mapped_file.h"
+#include "hogwild/text_rules.h"
 
 namespace hogwild {
 namespace {
@@ -447,10 +448,10 @@ ParallelConfig read_parallel(const ConfigReader& reader, const YAML::Node& node)
   return parallel;
 }
 
-SamplingConfig read_sampling(const ConfigReader& reader, const YAML::Node& node) {
+SamplingParams read_sampling(const ConfigReader& reader, const YAML::Node& node) {
   reader.require_map(node, "sampling", "temperature, top_k, top_p, min_p");
   reader.check_keys(node, "sampling", kSamplingKeys);
-  SamplingConfig sampling;
+  SamplingParams sampling;
   constexpr double kInf = std::numeric_limits<double>::infinity();
   if (const YAML::Node n = node["temperature"]; n.IsDefined()) {
     sampling.temperature = reader.real(n, "sampling.temperature", 0, false, kInf, true, ">= 0");
@@ -714,66 +715,6 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
 }
 
 }  // namespace
-
-const char* layout_name(Layout layout) {
-  switch (layout) {
-    case Layout::Contiguous:
-      return "contiguous";
-    case Layout::Interleaved:
-      return "interleaved";
-    case Layout::Combined:
-      return "combined";
-  }
-  return "unknown";
-}
-
-PromptConfig default_prompts() {
-  PromptConfig prompts;
-  // Our own wording of DESIGN §5: the team, the three sections, the <...> marker, and "notice
-  // duplicated work, say so, switch". Short on purpose: the demo model is small.
-  prompts.system =
-      "You are one of {count} assistants, {names}, solving one problem together. You all write "
-      "at the same time, and each of you sees the others' text as it is being written.\n"
-      "\n"
-      "What you see is arranged in sections:\n"
-      "- \"### Past steps\": finished paragraphs of the whole team, oldest first.\n"
-      "- \"### Work in progress (others)\": what the others are writing right now; an "
-      "unfinished paragraph ends with <...>.\n"
-      "- \"### Work in progress (own)\": your own paragraph, always last; continue it where it "
-      "stops.\n"
-      "Every paragraph starts with its author's name and number, like **Name [3]:**.\n"
-      "\n"
-      "Divide the work instead of repeating it: take a part nobody has taken, use and check what "
-      "the others found, and keep paragraphs short so they can build on them. If you notice you "
-      "are doing the same thing as someone else, say so in one sentence and switch to something "
-      "else; when asked whether you are doing redundant work, answer honestly. When the team has "
-      "the answer, write it as \\boxed{answer}.";
-  prompts.history_header = "### Past steps\n\n";
-  prompts.others_header = "\n\n### Work in progress (others)\n\n";
-  // The marker closes each other worker's unfinished step (marker + "\n\n"), so the own header
-  // follows it directly, as in the paper's layout.
-  prompts.own_header = "### Work in progress (own)\n\n";
-  prompts.step_prefix = "**{name} [{step}]:** ";
-  prompts.first_step_prefix = "**{name} [{step}]:** Hi, I'm {name}.";
-  prompts.incomplete_marker = " <...>";
-  prompts.redundancy_check = "Quick check: am I doing redundant work? (yes/no): ";
-  prompts.redundancy_interval = 1024;
-  prompts.finisher =
-      "\n\n... I have to give an answer right now. Considering everything written above, the "
-      "final answer is \\boxed{";
-  prompts.finisher_tokens = 16;
-  prompts.chat_template = true;
-  prompts.collaborate = true;
-  return prompts;
-}
-
-std::string final_answer_of_reference(const std::string& answer_text) {
-  const size_t marker = answer_text.rfind("####");
-  if (marker == std::string::npos) return std::string(trim(answer_text));
-  std::string answer(trim(std::string_view(answer_text).substr(marker + 4)));
-  std::erase(answer, ',');
-  return answer;
-}
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
   const std::string text = read_text_file(path);

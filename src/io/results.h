@@ -22,37 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "hogwild/problem.h"
+
 namespace hogwild {
-
-struct StepRecord {
-  int32_t worker = 0;
-  int32_t step = 0;
-  int32_t first_token = 0;
-  int32_t end_token = 0;
-  int32_t finished_pass = 0;
-  double seconds = 0.0;  // wall time from the run's start until the step finished
-};
-
-struct WorkerRecord {
-  std::string name;
-  std::vector<int32_t> tokens;
-  std::string text;
-};
-
-struct ProblemResult {
-  std::string id;
-  std::string question;
-  std::string reference_answer;
-  std::string answer;          // extracted final answer, empty if none
-  int correct = -1;            // 1, 0, or -1 when there is no reference
-  std::string stop_reason;     // "answer", "eos", "budget", …
-  int64_t forward_passes = 0;
-  int64_t generated_tokens = 0;
-  double seconds = 0.0;
-  std::vector<WorkerRecord> workers;
-  std::vector<StepRecord> steps;
-  std::string transcript;
-};
 
 // Where one rank's time went in a distributed run (DESIGN §8: communication share per grid).
 struct RankTiming {

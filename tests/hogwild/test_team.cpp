@@ -10,6 +10,7 @@
 #include "cache/kv_cache.h"
 #include "engine/batch_builder.h"
 #include "hogwild/team.h"
+#include "hogwild/transcript.h"
 #include "model/gguf.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
@@ -207,7 +208,8 @@ TEST_F(TeamTest, BudgetStopsAndTheFinisherAnswers) {
   EXPECT_EQ(result.forward_passes, 4);
   EXPECT_EQ(result.answer, "7");
   EXPECT_EQ(result.correct, 0);
-  EXPECT_NE(result.transcript.find("[finisher]"), std::string::npos);
+  EXPECT_NE(format_transcript(result, *tokenizer_, default_prompts()).find("[finisher]"),
+            std::string::npos);
 }
 
 TEST_F(TeamTest, WorkersNeverWriteHeadersOrEos) {

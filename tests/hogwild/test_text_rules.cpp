@@ -207,7 +207,7 @@ TEST(SentenceEndMarks, PaperList) {
   EXPECT_EQ(kStepSeparator, "\n\n");
 }
 
-// ---- extract_boxed / is_final_answer_step ----
+// ---- extract_boxed ----
 
 TEST(ExtractBoxed, Simple) {
   EXPECT_EQ(extract_boxed("The answer is \\boxed{18}."), "18");
@@ -241,10 +241,15 @@ TEST(ExtractBoxed, Unclosed) {
   EXPECT_EQ(extract_boxed("\\boxed{\\}"), std::nullopt);
 }
 
-TEST(IsFinalAnswerStep, BoxedCompleteOnly) {
-  EXPECT_TRUE(is_final_answer_step("**Alice [7]:** So the answer is \\boxed{42}.\n\n"));
-  EXPECT_FALSE(is_final_answer_step("**Alice [7]:** So the answer is \\boxed{4"));
-  EXPECT_FALSE(is_final_answer_step("We will write the answer as a box."));
+TEST(FinalAnswerOfReference, TakesTextAfterTheLastMarker) {
+  EXPECT_EQ(final_answer_of_reference("She makes 9 * 2 = $18.\n#### 1,234"), "1234");
+  EXPECT_EQ(final_answer_of_reference("#### 18"), "18");
+  EXPECT_EQ(final_answer_of_reference("a #### 5\nb #### 7 \n"), "7");
+  EXPECT_EQ(final_answer_of_reference("####-3"), "-3");
+  EXPECT_EQ(final_answer_of_reference("  42 \n"), "42");
+  EXPECT_EQ(final_answer_of_reference("1,234"), "1,234");  // no marker: only trimmed
+  EXPECT_EQ(final_answer_of_reference(""), "");
+  EXPECT_EQ(final_answer_of_reference("#### "), "");
 }
 
 // ---- normalize_answer / answers_match ----

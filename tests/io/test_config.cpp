@@ -550,17 +550,6 @@ TEST(ShippedConfigs, Gsm8kParses) {
 
 // ---- Helpers ----
 
-TEST(FinalAnswerOfReference, TakesTextAfterTheLastMarker) {
-  EXPECT_EQ(final_answer_of_reference("She makes 9 * 2 = $18.\n#### 1,234"), "1234");
-  EXPECT_EQ(final_answer_of_reference("#### 18"), "18");
-  EXPECT_EQ(final_answer_of_reference("a #### 5\nb #### 7 \n"), "7");
-  EXPECT_EQ(final_answer_of_reference("####-3"), "-3");
-  EXPECT_EQ(final_answer_of_reference("  42 \n"), "42");
-  EXPECT_EQ(final_answer_of_reference("1,234"), "1,234");  // no marker: only trimmed
-  EXPECT_EQ(final_answer_of_reference(""), "");
-  EXPECT_EQ(final_answer_of_reference("#### "), "");
-}
-
 TEST(LayoutName, NamesEachLayout) {
   EXPECT_STREQ(layout_name(Layout::Contiguous), "contiguous");
   EXPECT_STREQ(layout_name(Layout::Interleaved), "interleaved");

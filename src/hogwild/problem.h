@@ -1,0 +1,51 @@
+// A problem for a team, and what the team leaves behind: every worker's tokens, the finished
+// steps in history order, the answer. Domain records; io/results.h stores them in HDF5.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hogwild {
+
+// One problem to solve. `answer` is the reference answer when known (for scoring), else empty.
+struct Problem {
+  std::string id;  // "inline-0", or "<file>:<line>"
+  std::string question;
+  std::string answer;
+};
+
+// One finished step: tokens [first_token, end_token) of that worker's tokens.
+struct StepRecord {
+  int32_t worker = 0;
+  int32_t step = 0;
+  int32_t first_token = 0;
+  int32_t end_token = 0;
+  int32_t finished_pass = 0;
+  double seconds = 0.0;  // wall time from the run's start until the step finished
+};
+
+struct WorkerRecord {
+  std::string name;
+  std::vector<int32_t> tokens;  // everything the worker wrote, prefixes included
+  std::string text;
+  int32_t live_step_first_token = 0;  // where its unfinished step starts in `tokens`
+};
+
+struct ProblemResult {
+  std::string id;
+  std::string question;
+  std::string reference_answer;
+  std::string answer;       // extracted final answer, empty if none
+  int correct = -1;         // 1, 0, or -1 when there is no reference
+  std::string stop_reason;  // "answer", "eos", "budget", …
+  int64_t forward_passes = 0;
+  int64_t generated_tokens = 0;
+  double seconds = 0.0;
+  std::vector<WorkerRecord> workers;
+  std::vector<StepRecord> steps;
+  std::string finisher_text;  // the forced-answer text and what followed it; empty if none
+  std::string transcript;     // filled by format_transcript (hogwild/transcript.h)
+};
+
+}  // namespace hogwild
