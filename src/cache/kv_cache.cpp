@@ -33,18 +33,12 @@ KvCache::KvCache(Backend& backend, const ModelConfig& config, const CacheOptions
   blocks_.resize(static_cast<size_t>(options.max_blocks));
   host_table_.assign(static_cast<size_t>(options.max_blocks * options.max_pages_per_block), 0);
   table_ = backend_.allocate(options.max_blocks, options.max_pages_per_block, DType::I32);
-  const int64_t merge_rows = options.max_pages_per_block * options.page_size;
-  merge_rows_ = backend_.allocate(merge_rows, 1, DType::I32);
-  merge_source_ = backend_.allocate(merge_rows, width, DType::F32);
-  merge_target_ = backend_.allocate(merge_rows, 1, DType::I32);
-  merge_positions_ = backend_.allocate(merge_rows, 1, DType::I32);
 }
 
 KvCache::~KvCache() {
   for (Tensor& t : keys_) backend_.release(t);
   for (Tensor& t : values_) backend_.release(t);
-  for (Tensor* t : {&table_, &merge_rows_, &merge_source_, &merge_target_, &merge_positions_})
-    backend_.release(*t);
+  backend_.release(table_);
 }
 
 KvCache::Block& KvCache::live_block(BlockId block) {
@@ -63,7 +57,6 @@ BlockId KvCache::create_block() {
   for (size_t b = 0; b < blocks_.size(); ++b) {
     if (!blocks_[b].live) {
       blocks_[b] = Block{{}, 0, true};
-      ++live_blocks_;
       return static_cast<BlockId>(b);
     }
   }
@@ -74,7 +67,6 @@ void KvCache::release_block(BlockId block) {
   Block& b = live_block(block);
   for (auto it = b.pages.rbegin(); it != b.pages.rend(); ++it) free_pages_.push_back(*it);
   b = Block{};
-  --live_blocks_;
   table_dirty_ = true;
 }
 
@@ -113,18 +105,26 @@ int32_t KvCache::row(BlockId block, int64_t index) const {
                               index % options_.page_size);
 }
 
-void KvCache::append_block(BlockId target, BlockId source, const Tensor& inv_freq,
-                           int64_t head_dim) {
+void KvCache::truncate(BlockId block, int64_t length) {
+  Block& b = live_block(block);
+  HOGWILD_ASSERT(length >= 0 && length <= b.length);
+  const auto pages_needed = static_cast<size_t>((length + options_.page_size - 1) / options_.page_size);
+  while (b.pages.size() > pages_needed) {
+    free_pages_.push_back(b.pages.back());
+    b.pages.pop_back();
+    table_dirty_ = true;
+  }
+  b.length = length;
+}
+
+MergePlan KvCache::append_block(BlockId target, BlockId source) {
   HOGWILD_ASSERT(target != source);
+  MergePlan plan;
   const int64_t offset = live_block(target).length;
   const int64_t count = live_block(source).length;
-  if (count == 0) {
-    release_block(source);
-    return;
-  }
-  std::vector<int32_t> from, to;
-  for (int64_t i = 0; i < count; ++i) from.push_back(row(source, i));
-  if (offset % options_.page_size == 0) {
+  plan.rotation = static_cast<int32_t>(offset);
+  for (int64_t i = 0; i < count; ++i) plan.from.push_back(row(source, i));
+  if (count > 0 && offset % options_.page_size == 0) {
     // Reuse the pages: they simply join the target's page list; keys are rotated in place.
     Block& t = live_block(target);
     Block& s = live_block(source);
@@ -134,30 +134,13 @@ void KvCache::append_block(BlockId target, BlockId source, const Tensor& inv_fre
     t.pages.insert(t.pages.end(), s.pages.begin(), s.pages.end());
     t.length += count;
     s.pages.clear();
-    release_block(source);
-    to = from;
-  } else {
-    extend(target, count, to);
+    plan.to = plan.from;
+    table_dirty_ = true;
+  } else if (count > 0) {
+    extend(target, count, plan.to);
   }
-
-  const Tensor source_rows = merge_rows_.rows_view(0, count);
-  const Tensor target_rows = merge_target_.rows_view(0, count);
-  const Tensor positions = merge_positions_.rows_view(0, count);
-  const Tensor scratch = merge_source_.rows_view(0, count);
-  backend_.upload_i32(source_rows, from.data());
-  backend_.upload_i32(target_rows, to.data());
-  const std::vector<int32_t> shift(static_cast<size_t>(count), static_cast<int32_t>(offset));
-  backend_.upload_i32(positions, shift.data());
-  for (int64_t layer = 0; layer < layers_; ++layer) {
-    backend_.gather_rows(keys_[static_cast<size_t>(layer)], source_rows, scratch);
-    backend_.rope(scratch, positions, inv_freq, head_dim);
-    backend_.scatter_rows(scratch, target_rows, keys_[static_cast<size_t>(layer)]);
-    if (from != to) {
-      backend_.gather_rows(values_[static_cast<size_t>(layer)], source_rows, scratch);
-      backend_.scatter_rows(scratch, target_rows, values_[static_cast<size_t>(layer)]);
-    }
-  }
-  if (from != to) release_block(source);
+  release_block(source);
+  return plan;
 }
 
 const Tensor& KvCache::page_table() {

@@ -10,9 +10,11 @@ namespace hogwild {
 int32_t BatchBuilder::add(BlockId block, std::span<const int32_t> tokens,
                           std::span<const BlockId> view, bool want_logits, int32_t owner) {
   HOGWILD_ASSERT(!tokens.empty() && !view.empty() && view.back() == block);
+  if (runs_.empty()) commit();  // the first run of a new step: the last one is settled
   Run run{block, cache_.length(block), {tokens.begin(), tokens.end()}, {}, {view.begin(), view.end()},
           want_logits, owner};
   cache_.extend(block, static_cast<int64_t>(tokens.size()), run.rows);
+  reserved_.push_back({block, run.first_index});
   token_count_ += tokens.size();
   runs_.push_back(std::move(run));
   return want_logits ? logit_count_++ : -1;
@@ -65,6 +67,15 @@ void BatchBuilder::build(ForwardBatch& batch, bool delayed_sync) {
     }
     if (run.want_logits) batch.logit_rows.push_back(static_cast<int32_t>(batch.tokens.size() - 1));
   }
+  runs_.clear();
+  token_count_ = 0;
+  logit_count_ = 0;
+}
+
+void BatchBuilder::rollback() {
+  for (auto it = reserved_.rbegin(); it != reserved_.rend(); ++it)
+    cache_.truncate(it->block, it->length_before);
+  reserved_.clear();
   runs_.clear();
   token_count_ = 0;
   logit_count_ = 0;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "engine/cache_merge.h"
 
 namespace hogwild {
 
@@ -23,9 +24,10 @@ MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
                                                        (model.tied_embeddings ? 1 : 2) +
                         model.hidden);
   plan.cache = values(2 * model.layers * cache.pages * cache.page_size * kv);
-  const int64_t n = options.max_batch_tokens;
-  plan.workspace = values(n * (5 * model.hidden + 2 * (q + 2 * kv) + 3 * shard.ffn_hidden +
-                               model.vocab));
+  for (const WorkspaceTensor& t : workspace_tensors(model, shard, options))
+    plan.workspace += t.bytes();
+  plan.workspace += CacheMerger::scratch_bytes(cache.max_pages_per_block * cache.page_size, kv,
+                                               DType::F32);
   return plan;
 }
 

@@ -38,6 +38,31 @@ ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
 }
 
 
+std::vector<WorkspaceTensor> workspace_tensors(const ModelConfig& c, const ModelConfig& shard,
+                                              const TransformerOptions& options) {
+  const int64_t n = options.max_batch_tokens;
+  const int64_t q_width = shard.heads * c.head_dim, kv_width = shard.kv_heads * c.head_dim;
+  const DType f32 = DType::F32, i32 = DType::I32;
+  return {
+      {n, c.hidden, f32},                    // x
+      {n, c.hidden, f32},                    // normed
+      {n, q_width + 2 * kv_width, f32},      // qkv
+      {n, q_width, f32},                     // attention
+      {n, c.hidden, f32},                    // projected
+      {n, 2 * shard.ffn_hidden, f32},        // gate_up
+      {n, shard.ffn_hidden, f32},            // activation
+      {n, c.hidden, f32},                    // last
+      {n, c.hidden, f32},                    // last_normed
+      {n, c.vocab, f32},                     // logits
+      {n, 1, i32},                           // ids
+      {n, 1, i32},                           // key_positions
+      {n, 1, i32},                           // cache_rows
+      {n + 1, 1, i32},                       // view_offsets
+      {n * options.max_view_entries, 3, i32},  // view_entries
+      {n, 1, i32},                           // logit_rows
+  };
+}
+
 Transformer::Transformer(const WeightSource& source, Backend& backend,
                          const TransformerOptions& options)
     : config_(source.config()),
@@ -108,29 +133,20 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     layers_.push_back(layer);
   }
 
-  const int64_t n = options.max_batch_tokens;
-  auto scratch = [&](int64_t rows, int64_t cols, DType dtype) {
-    Tensor t = backend_.allocate(rows, cols, dtype);
-    owned_.push_back(t);
-    workspace_bytes_ += static_cast<size_t>(t.elements()) * dtype_size(dtype);
-    return t;
-  };
-  work_.x = scratch(n, c.hidden, DType::F32);
-  work_.normed = scratch(n, c.hidden, DType::F32);
-  work_.qkv = scratch(n, q_width + 2 * kv_width, DType::F32);
-  work_.attention = scratch(n, q_width, DType::F32);
-  work_.projected = scratch(n, c.hidden, DType::F32);
-  work_.gate_up = scratch(n, 2 * shard_.ffn_hidden, DType::F32);
-  work_.activation = scratch(n, shard_.ffn_hidden, DType::F32);
-  work_.last = scratch(n, c.hidden, DType::F32);
-  work_.last_normed = scratch(n, c.hidden, DType::F32);
-  work_.logits = scratch(n, c.vocab, DType::F32);
-  work_.ids = scratch(n, 1, DType::I32);
-  work_.key_positions = scratch(n, 1, DType::I32);
-  work_.cache_rows = scratch(n, 1, DType::I32);
-  work_.view_offsets = scratch(n + 1, 1, DType::I32);
-  work_.view_entries = scratch(n * options.max_view_entries, 3, DType::I32);
-  work_.logit_rows = scratch(n, 1, DType::I32);
+  // The workspace, exactly as workspace_tensors lists it (the memory plan counts the same list).
+  const std::vector<WorkspaceTensor> shapes = workspace_tensors(c, shard_, options);
+  Tensor* const slots[] = {&work_.x,         &work_.normed,     &work_.qkv,
+                           &work_.attention, &work_.projected,  &work_.gate_up,
+                           &work_.activation, &work_.last,      &work_.last_normed,
+                           &work_.logits,    &work_.ids,        &work_.key_positions,
+                           &work_.cache_rows, &work_.view_offsets, &work_.view_entries,
+                           &work_.logit_rows};
+  HOGWILD_ASSERT(shapes.size() == std::size(slots));
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    *slots[i] = backend_.allocate(shapes[i].rows, shapes[i].cols, shapes[i].dtype);
+    owned_.push_back(*slots[i]);
+    workspace_bytes_ += shapes[i].bytes();
+  }
 
   attention_shape_ = {shard_.heads, shard_.kv_heads, c.head_dim,
                       static_cast<float>(rope_score_factor(c) /

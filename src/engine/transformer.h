@@ -30,6 +30,17 @@ struct TransformerOptions {
 // or feed-forward units do not divide by `parts`.
 ModelConfig shard_of(const ModelConfig& model, int64_t parts);
 
+// One tensor of a forward's workspace (activations, logits, the step's integer inputs).
+struct WorkspaceTensor {
+  int64_t rows = 0, cols = 0;
+  DType dtype = DType::F32;
+  size_t bytes() const { return static_cast<size_t>(rows * cols) * dtype_size(dtype); }
+};
+// The workspace a Transformer allocates for `options`: the one list both the constructor and
+// the memory plan use.
+std::vector<WorkspaceTensor> workspace_tensors(const ModelConfig& model, const ModelConfig& shard,
+                                              const TransformerOptions& options);
+
 class Transformer {
  public:
   // Uploads the weights of `source` to `backend` (fusing QKV and gate/up into single GEMMs).
@@ -45,6 +56,7 @@ class Transformer {
   const TransformerOptions& options() const { return options_; }
   Backend& backend() { return backend_; }
   const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
+  int64_t head_dim() const { return config_.head_dim; }
   size_t weight_bytes() const { return weight_bytes_; }        // on the backend (this shard)
   size_t workspace_bytes() const { return workspace_bytes_; }
 

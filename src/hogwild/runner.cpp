@@ -1,9 +1,9 @@
 #include "hogwild/runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -13,66 +13,23 @@
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "engine/batch_builder.h"
+#include "engine/cache_merge.h"
 #include "engine/memory_plan.h"
 #include "engine/transformer.h"
+#include "hogwild/sizing.h"
 #include "hogwild/team.h"
-#include "hogwild/text_rules.h"
 #include "hogwild/transcript.h"
 #include "hogwild/worker_exchange.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hogwild {
+namespace {
 
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid) {
-  using Clock = std::chrono::steady_clock;
-  const bool writes_results = grid == nullptr || grid->world_rank == 0;
-  if (!writes_results) observer = nullptr;
-  const int groups = grid != nullptr ? grid->worker_groups : 1;
-  const int my_group = grid != nullptr ? grid->group : 0;
-  const auto weights = open_weights(config.model);
-  const Tokenizer tokenizer = Tokenizer::from_path(weights->tokenizer_path());
-  const auto backend = make_backend(config.backend, grid != nullptr ? grid->local_rank : 0);
+using Clock = std::chrono::steady_clock;
 
-  const auto workers = config.workers;
-  const int64_t problems_at_once =
-      std::min<int64_t>(config.batch_problems, static_cast<int64_t>(config.problems.size()));
-  TransformerOptions options;
-  // Room for every worker's longest forced text (a step prefix with a redundancy check, or the
-  // finisher) in one step, for every active problem; prefill chunks use what is left.
-  int64_t longest_forced = 0;
-  for (const std::string& name : config.names) {
-    for (const std::string* format : {&config.prompts.step_prefix, &config.prompts.first_step_prefix}) {
-      const std::string prefix =
-          expand_placeholders(*format, {{"name", name}, {"step", "99999"}}) +
-          config.prompts.redundancy_check;
-      longest_forced = std::max<int64_t>(longest_forced,
-                                         static_cast<int64_t>(tokenizer.encode(prefix).size()));
-    }
-  }
-  longest_forced = std::max<int64_t>(
-      longest_forced, static_cast<int64_t>(tokenizer.encode(config.prompts.finisher).size()) + 1);
-  options.max_batch_tokens =
-      std::max<int64_t>(512, problems_at_once * workers * (longest_forced + 2));
-  options.max_view_entries = 2 * workers + 4;
-  if (grid != nullptr && grid->tensor_parallel > 1) options.tensor = grid->tensor.get();
-
-  // Per problem: common + 3 constant blocks + one step per worker (+1 while a step is replaced).
-  const int64_t blocks_per_problem = workers + 5;
-  CacheOptions cache_options;
-  cache_options.page_size = config.page_size;
-  cache_options.max_pages_per_block =
-      (config.max_tokens_per_problem + config.page_size - 1) / config.page_size;
-  cache_options.max_blocks = problems_at_once * blocks_per_problem;
-  cache_options.pages = problems_at_once * (cache_options.max_pages_per_block + blocks_per_problem);
-  // Checked before a byte is loaded: a run that cannot fit fails now, with the numbers.
-  const ModelConfig& full = weights->config();
-  check_memory_plan(plan_memory(full, shard_of(full, grid != nullptr ? grid->tensor_parallel : 1),
-                                cache_options, options),
-                    available_host_memory(), "host memory");
-  Transformer model(*weights, *backend, options);
-  KvCache cache(*backend, model.shard_config(), cache_options);
-
+// TODO(config table): replaced by io's team_settings(config) once it lands.
+TeamSettings settings_of(const RunConfig& config) {
   TeamSettings settings;
   settings.layout = config.layout;
   settings.names = config.names;
@@ -81,166 +38,288 @@ RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGr
   settings.budget = config.budget;
   settings.max_tokens = config.max_tokens_per_problem;
   settings.seed = config.seed;
-  // Every rank must draw from the same streams: rank 0's seed is the run's seed (DESIGN §6).
-  if (grid != nullptr) grid->world->broadcast(&settings.seed, sizeof settings.seed, 0);
-  settings.worker_groups = groups;
-  std::unique_ptr<WorkerExchange> exchange;
-  if (groups > 1)
-    exchange = std::make_unique<WorkerExchange>(
-        *backend, *grid->workers, model.shard_config().kv_heads * model.config().head_dim,
-        options.max_batch_tokens);
+  settings.worker_groups = static_cast<int32_t>(config.parallel.worker_groups);
+  return settings;
+}
 
-  // The results file is created only now: a bad config or model leaves no file behind.
-  std::unique_ptr<ResultsWriter> writer;
-  if (writes_results)
-    writer = std::make_unique<ResultsWriter>(
-        config.output, config.transcript,
-        RunInfo{config.source_text, config.model, layout_name(config.layout), workers});
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
-  // Fault injection for the distributed tests: HOGWILD_INJECT_FAULT=RANK:PASS makes world rank
-  // RANK fail after PASS forward passes, as a crashed rank would.
-  // HOGWILD_INJECT_FAULT=RANK:PASS:hang makes it stop answering instead (the watchdog's case).
-  int fault_rank = -1;
-  long long fault_pass = -1;
-  bool fault_hangs = false;
-  if (const char* fault = std::getenv("HOGWILD_INJECT_FAULT")) {
-    char mode[16] = {};
-    const int fields = std::sscanf(fault, "%d:%lld:%15s", &fault_rank, &fault_pass, mode);
-    if (fields < 2) fail("HOGWILD_INJECT_FAULT must look like RANK:PASS[:hang], got '", fault, "'");
-    fault_hangs = std::string(mode) == "hang";
+// Fault injection for the distributed tests: HOGWILD_INJECT_FAULT=RANK:PASS makes world rank
+// RANK fail after PASS forward passes, as a crashed rank would; RANK:PASS:hang makes it stop
+// answering instead (the watchdog's case).
+struct InjectedFault {
+  int rank = -1;
+  long long pass = -1;
+  bool hangs = false;
+
+  static InjectedFault from_environment() {
+    InjectedFault fault;
+    if (const char* text = std::getenv("HOGWILD_INJECT_FAULT")) {
+      char mode[16] = {};
+      if (std::sscanf(text, "%d:%lld:%15s", &fault.rank, &fault.pass, mode) < 2)
+        fail("HOGWILD_INJECT_FAULT must look like RANK:PASS[:hang], got '", text, "'");
+      fault.hangs = std::string(mode) == "hang";
+    }
+    return fault;
   }
-  const int world_rank = grid != nullptr ? grid->world_rank : 0;
+  void maybe_strike(int world_rank, int64_t passes) const {
+    if (world_rank != rank || passes != pass) return;
+    if (hangs) std::this_thread::sleep_for(std::chrono::hours(1));
+    fail("injected fault after ", pass, " forward passes (HOGWILD_INJECT_FAULT)");
+  }
+};
 
-  const auto start = Clock::now();
-  std::deque<size_t> waiting;
-  for (size_t p = 0; p < config.problems.size(); ++p) waiting.push_back(p);
-  std::vector<std::unique_ptr<Team>> active;
-  BatchBuilder builder(cache);
-  ForwardBatch batch, local_batch;
-  std::vector<int32_t> local_logit_row;
-  std::vector<float> logits;
-  RunSummary summary;
-  RunProgress progress;
-  progress.problems_total = static_cast<int64_t>(config.problems.size());
+// One `hogwild run` on one rank: load, plan, loop, report.
+class Experiment {
+ public:
+  Experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid)
+      : config_(config),
+        grid_(grid),
+        writes_results_(grid == nullptr || grid->world_rank == 0),
+        observer_(writes_results_ ? observer : nullptr),
+        groups_(grid != nullptr ? grid->worker_groups : 1),
+        my_group_(grid != nullptr ? grid->group : 0),
+        world_rank_(grid != nullptr ? grid->world_rank : 0) {}
 
-  auto update_progress = [&] {
-    progress.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    progress.forward_passes = summary.forward_passes;
-    progress.names.clear();
-    progress.steps.clear();
-    progress.problem_id.clear();
-    if (!active.empty()) {
-      const Team& first = *active.front();
-      progress.problem_id = first.problem().id;
-      progress.problem_passes = first.forward_passes();
-      progress.budget = config.budget;
-      progress.names = first.names();
-      progress.steps = first.live_steps();
+  RunSummary run() {
+    load();
+    plan();
+    loop();
+    report();
+    return summary_;
+  }
+
+ private:
+  // The model's files, its tokenizer and the backend; nothing large is read yet.
+  void load() {
+    weights_ = open_weights(config_.model);
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_path(weights_->tokenizer_path()));
+    backend_ = make_backend(config_.backend, grid_ != nullptr ? grid_->local_rank : 0);
+  }
+
+  // Sizes everything from the team settings, checks the memory plan before a byte of weights is
+  // loaded, then builds the model, the cache and (rank 0) the results files.
+  void plan() {
+    settings_ = settings_of(config_);
+    settings_.worker_groups = groups_;  // 1 without a rank grid, whatever the config says
+    // Every rank must draw from the same streams: rank 0's seed is the run's seed (DESIGN §6).
+    if (grid_ != nullptr) grid_->world->broadcast(&settings_.seed, sizeof settings_.seed, 0);
+    teams_at_once_ =
+        std::min<int64_t>(config_.batch_problems, static_cast<int64_t>(config_.problems.size()));
+    const RunSizing sizing =
+        size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_,
+                 config_.max_tokens_per_problem, config_.page_size);
+    TransformerOptions options = sizing.transformer;
+    if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
+    const ModelConfig& full = weights_->config();
+    check_memory_plan(
+        plan_memory(full, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
+                    sizing.cache, options),
+        available_host_memory(), "host memory");
+
+    model_ = std::make_unique<Transformer>(*weights_, *backend_, options);
+    cache_ = std::make_unique<KvCache>(*backend_, model_->shard_config(), sizing.cache);
+    merger_ = std::make_unique<CacheMerger>(*backend_, *cache_, model_->inv_freq(),
+                                            model_->head_dim());
+    builder_ = std::make_unique<BatchBuilder>(*cache_);
+    if (groups_ > 1)
+      exchange_ = std::make_unique<WorkerExchange>(
+          *backend_, *grid_->workers, model_->shard_config().kv_heads * model_->head_dim(),
+          options.max_batch_tokens);
+    // The results file is created only now: a bad config or model leaves no file behind.
+    if (writes_results_)
+      writer_ = std::make_unique<ResultsWriter>(
+          config_.output, config_.transcript,
+          RunInfo{config_.source_text, config_.model, layout_name(config_.layout),
+                  config_.workers});
+  }
+
+  // Continuous batching: every active team adds its tokens to one forward per pass; a finished
+  // problem leaves and the next waiting one joins.
+  void loop() {
+    const InjectedFault fault = InjectedFault::from_environment();
+    start_ = Clock::now();
+    for (size_t p = 0; p < config_.problems.size(); ++p) waiting_.push_back(p);
+    progress_.problems_total = static_cast<int64_t>(config_.problems.size());
+    while (!waiting_.empty() || !active_.empty()) {
+      admit();
+      forward();
+      ++summary_.forward_passes;
+      fault.maybe_strike(world_rank_, summary_.forward_passes);
+      advance();
+      retire();
+      if (observer_ != nullptr) {
+        update_progress();
+        observer_->on_step(progress_);
+      }
     }
-  };
+    summary_.seconds = seconds_since(start_);
+  }
 
-  while (!waiting.empty() || !active.empty()) {
-    while (static_cast<int64_t>(active.size()) < problems_at_once && !waiting.empty()) {
-      const size_t index = waiting.front();
-      waiting.pop_front();
-      active.push_back(std::make_unique<Team>(settings, config.problems[index],
-                                              static_cast<int64_t>(index), tokenizer, cache,
-                                              model.inv_freq(), model.config().head_dim, start));
+  void admit() {
+    while (static_cast<int64_t>(active_.size()) < teams_at_once_ && !waiting_.empty()) {
+      const size_t index = waiting_.front();
+      waiting_.pop_front();
+      active_.push_back(std::make_unique<Team>(settings_, config_.problems[index],
+                                               static_cast<int64_t>(index), *tokenizer_, *cache_,
+                                               start_));
     }
+  }
+
+  // Schedules every team's tokens and runs them through the model. Each worker group computes
+  // its own workers' tokens (and the shared prompt tokens); with `sync: layer` the others' new
+  // K/V arrive in every layer through the exchange, with `sync: step` after the forward.
+  void forward() {
     // Decoding teams first, so a long prefill never delays them; prefills take what is left.
-    int64_t capacity = options.max_batch_tokens;
-    for (const auto& team : active) capacity -= team->schedule(builder, capacity);
-    HOGWILD_ASSERT(!builder.empty());  // sized above: some team always fits
-    const bool step_sync = groups > 1 && config.parallel.sync == SyncMode::Step;
-    builder.build(batch, step_sync);
-    // Each worker group computes its own workers' tokens (and the shared prompt tokens); the
-    // others' new K/V arrive in every layer through the exchange (DESIGN §6).
-    const ForwardBatch* to_run = &batch;
-    if (groups > 1) {
-      local_batch = batch.subset_for_group(my_group, local_logit_row);
-      exchange->prepare(batch, local_batch);
-      to_run = &local_batch;
+    int64_t capacity = model_->options().max_batch_tokens;
+    for (const auto& team : active_) capacity -= team->schedule(*builder_, capacity);
+    HOGWILD_ASSERT(!builder_->empty());  // sized by size_run: some team always fits
+    const bool step_sync = groups_ > 1 && config_.parallel.sync == SyncMode::Step;
+    builder_->build(batch_, step_sync);
+    const ForwardBatch* to_run = &batch_;
+    if (groups_ > 1) {
+      local_batch_ = batch_.subset_for_group(my_group_, local_logit_row_);
+      exchange_->prepare(batch_, local_batch_);
+      to_run = &local_batch_;
     } else {
-      local_logit_row.resize(batch.logit_rows.size());
-      for (size_t r = 0; r < local_logit_row.size(); ++r) local_logit_row[r] = static_cast<int32_t>(r);
+      local_logit_row_.resize(batch_.logit_rows.size());
+      for (size_t r = 0; r < local_logit_row_.size(); ++r)
+        local_logit_row_[r] = static_cast<int32_t>(r);
     }
     const auto forward_start = Clock::now();
-    if (to_run->size() > 0) {
-      model.forward(*to_run, cache, logits, step_sync ? nullptr : exchange.get());
-    } else {
-      logits.clear();
-      if (!step_sync) exchange->exchange_without_tokens(model.config().layers, cache);
+    try {
+      if (to_run->size() > 0) {
+        model_->forward(*to_run, *cache_, logits_, step_sync ? nullptr : exchange_.get());
+      } else {
+        logits_.clear();
+        if (!step_sync) exchange_->exchange_without_tokens(model_->config().layers, *cache_);
+      }
+      if (step_sync) exchange_->exchange_after_step(model_->config().layers, *cache_);
+    } catch (...) {
+      builder_->rollback();  // a failed step leaves no rows behind
+      throw;
     }
-    if (step_sync) exchange->exchange_after_step(model.config().layers, cache);
-    summary.forward_seconds += std::chrono::duration<double>(Clock::now() - forward_start).count();
-    ++summary.forward_passes;
-    if (world_rank == fault_rank && summary.forward_passes == fault_pass) {
-      if (fault_hangs) std::this_thread::sleep_for(std::chrono::hours(1));
-      fail("injected fault after ", fault_pass, " forward passes (HOGWILD_INJECT_FAULT)");
-    }
-    summary.tokens_processed += static_cast<int64_t>(batch.size());
+    builder_->commit();
+    summary_.forward_seconds += seconds_since(forward_start);
+    summary_.tokens_processed += static_cast<int64_t>(batch_.size());
+  }
+
+  // Samples where the logits are, shares the tokens, moves every team on and applies the history
+  // merges that finished steps made (before the next schedule hands out cache rows).
+  void advance() {
     StepLogits step;
-    step.data = logits.data();
-    step.vocab = model.config().vocab;
-    step.local_row = local_logit_row;
-    step.sampled.assign(batch.logit_rows.size(), -1);
-    for (const auto& team : active) team->sample(step);
-    if (exchange) exchange->share_tokens(step.sampled);  // every rank now holds every token
-    int64_t step_tokens = 0;
-    for (const auto& team : active) {
+    step.data = logits_.data();
+    step.vocab = model_->config().vocab;
+    step.local_row = local_logit_row_;
+    step.sampled.assign(batch_.logit_rows.size(), -1);
+    for (const auto& team : active_) team->sample(step);
+    if (exchange_) exchange_->share_tokens(step.sampled);  // every rank now holds every token
+    for (const auto& team : active_) {
       const int64_t before = team->generated_tokens();
       team->advance(step);
-      step_tokens += team->generated_tokens() - before;
+      progress_.generated_tokens += team->generated_tokens() - before;
+      for (const MergePlan& merge : team->take_merges()) merger_->apply(merge);
     }
-    progress.generated_tokens += step_tokens;
+  }
 
-    for (auto it = active.begin(); it != active.end();) {
+  void retire() {
+    for (auto it = active_.begin(); it != active_.end();) {
       if (!(*it)->done()) {
         ++it;
         continue;
       }
       ProblemResult result = (*it)->result();
-      result.transcript = format_transcript(result, tokenizer, config.prompts);
-      if (writer) writer->write(result);
-      ++summary.problems;
-      summary.generated_tokens += result.generated_tokens;
+      result.transcript = format_transcript(result, *tokenizer_, config_.prompts);
+      if (writer_) writer_->write(result);
+      ++summary_.problems;
+      summary_.generated_tokens += result.generated_tokens;
       if (result.correct >= 0) {
-        ++summary.scored;
-        summary.correct += result.correct;
+        ++summary_.scored;
+        summary_.correct += result.correct;
       }
-      progress.problems_done = summary.problems;
-      it = active.erase(it);
-      if (observer != nullptr) {
+      progress_.problems_done = summary_.problems;
+      it = active_.erase(it);
+      if (observer_ != nullptr) {
         update_progress();
-        observer->on_problem(result, progress);
+        observer_->on_problem(result, progress_);
       }
     }
-    if (observer != nullptr) {
-      update_progress();
-      observer->on_step(progress);
+  }
+
+  void update_progress() {
+    progress_.seconds = seconds_since(start_);
+    progress_.forward_passes = summary_.forward_passes;
+    progress_.names.clear();
+    progress_.steps.clear();
+    progress_.problem_id.clear();
+    if (!active_.empty()) {
+      const Team& first = *active_.front();
+      progress_.problem_id = first.problem().id;
+      progress_.problem_passes = first.forward_passes();
+      progress_.budget = config_.budget;
+      progress_.names = first.names();
+      progress_.steps = first.live_steps();
     }
   }
-  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (grid != nullptr) {
-    // Where the time went on each rank; gathered so that rank 0 stores the whole grid.
-    auto collective_seconds = [](Communicator* comm) {
-      auto* monitored = dynamic_cast<MonitoredCommunicator*>(comm);
-      return monitored != nullptr ? monitored->seconds().total() : 0.0;
-    };
-    RankTiming mine;
-    mine.rank = grid->world_rank;
-    mine.group = grid->group;
-    mine.tensor_rank = grid->tensor_rank;
-    mine.seconds = summary.seconds;
-    mine.tensor_seconds = collective_seconds(grid->tensor.get());
-    mine.worker_seconds = collective_seconds(grid->workers.get());
-    mine.compute_seconds = mine.seconds - mine.tensor_seconds - mine.worker_seconds;
-    summary.timings.resize(static_cast<size_t>(grid->world_size));
-    grid->world->all_gather(&mine, summary.timings.data(), sizeof(RankTiming));
-    if (writer) writer->write_timings(summary.timings);
+
+  // Where the time went on each rank (gathered, so that rank 0 stores the whole grid), then the
+  // results files' summary.
+  void report() {
+    if (grid_ != nullptr) {
+      auto collective_seconds = [](Communicator* comm) {
+        auto* monitored = dynamic_cast<MonitoredCommunicator*>(comm);
+        return monitored != nullptr ? monitored->seconds().total() : 0.0;
+      };
+      RankTiming mine;
+      mine.rank = grid_->world_rank;
+      mine.group = grid_->group;
+      mine.tensor_rank = grid_->tensor_rank;
+      mine.seconds = summary_.seconds;
+      mine.tensor_seconds = collective_seconds(grid_->tensor.get());
+      mine.worker_seconds = collective_seconds(grid_->workers.get());
+      mine.compute_seconds = mine.seconds - mine.tensor_seconds - mine.worker_seconds;
+      summary_.timings.resize(static_cast<size_t>(grid_->world_size));
+      grid_->world->all_gather(&mine, summary_.timings.data(), sizeof(RankTiming));
+      if (writer_) writer_->write_timings(summary_.timings);
+    }
+    if (writer_) writer_->close(summary_.seconds);
   }
-  if (writer) writer->close(summary.seconds);
-  return summary;
+
+  const RunConfig& config_;
+  RankGrid* grid_;
+  const bool writes_results_;
+  RunObserver* observer_;
+  const int groups_, my_group_, world_rank_;
+
+  std::unique_ptr<WeightSource> weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Backend> backend_;
+  TeamSettings settings_;
+  int64_t teams_at_once_ = 0;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<CacheMerger> merger_;
+  std::unique_ptr<WorkerExchange> exchange_;
+  std::unique_ptr<ResultsWriter> writer_;
+  // Declared after the cache: destroyed first, teams before the builder, both before the cache.
+  std::unique_ptr<BatchBuilder> builder_;
+  std::deque<size_t> waiting_;
+  std::vector<std::unique_ptr<Team>> active_;
+
+  Clock::time_point start_;
+  ForwardBatch batch_, local_batch_;
+  std::vector<int32_t> local_logit_row_;
+  std::vector<float> logits_;
+  RunSummary summary_;
+  RunProgress progress_;
+};
+
+}  // namespace
+
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid) {
+  return Experiment(config, observer, grid).run();
 }
 
 }  // namespace hogwild

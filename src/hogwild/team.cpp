@@ -46,15 +46,12 @@ std::vector<int32_t> suppressed_tokens(const Tokenizer& tokenizer) {
 }  // namespace
 
 Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
-           const Tokenizer& tokenizer, KvCache& cache, const Tensor& inv_freq, int64_t head_dim,
-           Clock::time_point run_start)
+           const Tokenizer& tokenizer, KvCache& cache, Clock::time_point run_start)
     : settings_(settings),
       problem_(problem),
       index_(problem_index),
       tokenizer_(tokenizer),
       cache_(cache),
-      inv_freq_(inv_freq),
-      head_dim_(head_dim),
       run_start_(run_start),
       team_start_(Clock::now()),
       redundancy_(settings.prompts.collaborate ? settings.prompts.redundancy_interval : 0) {
@@ -174,7 +171,7 @@ void Team::finish_step(Worker& worker) {
                     static_cast<int32_t>(forward_passes_), seconds()});
   if (merges_steps()) {
     // The finished step joins the history: its keys rotate once by common's length (DESIGN §3).
-    cache_.append_block(common_, worker.block, inv_freq_, head_dim_);
+    merges_.push_back(cache_.append_block(common_, worker.block));
     worker.block = -1;
   }
   start_step(worker, false);

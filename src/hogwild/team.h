@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cache/kv_cache.h"
@@ -40,8 +41,7 @@ class Team {
   using Clock = std::chrono::steady_clock;
 
   Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
-       const Tokenizer& tokenizer, KvCache& cache, const Tensor& inv_freq, int64_t head_dim,
-       Clock::time_point run_start);
+       const Tokenizer& tokenizer, KvCache& cache, Clock::time_point run_start);
   ~Team();
   Team(const Team&) = delete;
   Team& operator=(const Team&) = delete;
@@ -53,6 +53,9 @@ class Team {
   void sample(StepLogits& step);
   // Once every rank's samples are shared: moves every worker on with the sampled tokens.
   void advance(const StepLogits& step);
+  // The history merges of the last advance, for the engine to apply to the K/V pools (in this
+  // order, before the next schedule: see MergePlan).
+  std::vector<MergePlan> take_merges() { return std::exchange(merges_, {}); }
 
   bool done() const { return phase_ == Phase::Done; }
   const Problem& problem() const { return problem_; }
@@ -105,8 +108,7 @@ class Team {
   int64_t index_;
   const Tokenizer& tokenizer_;
   KvCache& cache_;
-  Tensor inv_freq_;
-  int64_t head_dim_;
+  std::vector<MergePlan> merges_;  // made by finish_step, taken by the engine
   Clock::time_point run_start_;
   Clock::time_point team_start_;
 

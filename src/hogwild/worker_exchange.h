@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "engine/transformer.h"
+#include "engine/forward_batch.h"
+#include "engine/kv_exchange.h"
 #include "kernels/backend.h"
 
 namespace hogwild {

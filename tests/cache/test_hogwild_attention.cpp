@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cache/kv_cache.h"
+#include "engine/cache_merge.h"
 #include "kernels/backend.h"
 
 namespace hogwild {
@@ -86,7 +87,7 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
 
   // History merge in the cache and in the reference's token lists (the source id may be reused).
   void merge(BlockId target, BlockId source) {
-    cache_->append_block(target, source, freq_, GetParam().head_dim);
+    CacheMerger(*backend_, *cache_, freq_, GetParam().head_dim).apply(cache_->append_block(target, source));
     Tokens& to = tokens_[target];
     Tokens& from = tokens_[source];
     to.keys.insert(to.keys.end(), from.keys.begin(), from.keys.end());

@@ -31,14 +31,10 @@ class TeamTest : public ::testing::Test {
     config_.head_dim = 4;
     backend_ = make_cpu_backend();
     cache_ = std::make_unique<KvCache>(*backend_, config_, cache_options_for(16, 2048, 16));
-    inv_freq_ = backend_->allocate(1, 2, DType::F32);
-    const float freq[] = {1.0f, 0.01f};
-    backend_->upload_f32(inv_freq_, freq);
   }
   void TearDown() override {
     team_.reset();
     cache_.reset();
-    if (backend_) backend_->release(inv_freq_);
   }
 
   void make_team(Layout layout, const Names& names, int64_t budget = 100) {
@@ -48,8 +44,7 @@ class TeamTest : public ::testing::Test {
     settings.prompts = default_prompts();
     settings.budget = budget;
     Problem problem{"p", "What is 2+3?", "5"};
-    team_ = std::make_unique<Team>(settings, problem, 0, *tokenizer_, *cache_, inv_freq_, 4,
-                                   Team::Clock::now());
+    team_ = std::make_unique<Team>(settings, problem, 0, *tokenizer_, *cache_, Team::Clock::now());
   }
 
   // One forward: the team schedules, and each logit row is one-hot on the token chosen for it.
@@ -96,7 +91,6 @@ class TeamTest : public ::testing::Test {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<KvCache> cache_;
-  Tensor inv_freq_;
   std::unique_ptr<Team> team_;
   std::vector<bool> scheduled_ = std::vector<bool>(8, true);
   int32_t x_ = 0;

@@ -1,0 +1,62 @@
+#include "hogwild/sizing.h"
+
+#include <algorithm>
+#include <string>
+
+#include "common/error.h"
+#include "hogwild/text_rules.h"
+
+namespace hogwild {
+
+TeamSizing size_team(const TeamSettings& settings, const Tokenizer& tokenizer, int64_t page_size) {
+  HOGWILD_CHECK(!settings.names.empty() && page_size > 0, "a team needs workers and pages");
+  const auto workers = static_cast<int64_t>(settings.names.size());
+  const PromptConfig& prompts = settings.prompts;
+  const auto tokens = [&](const std::string& text) {
+    return static_cast<int64_t>(tokenizer.encode(text, true, false).size());
+  };
+  TeamSizing sizing;
+  // common + worker steps; collaborating teams add the others' header, own header and marker.
+  // A finished step's block is released before the next one is created, so no step needs two.
+  sizing.blocks = workers + (prompts.collaborate ? 4 : 1);
+  // [common, others_header, (step, marker) per other worker, own_header, own step] when the
+  // others are shown; [common, own_header, own step] otherwise; [common, own step] plain.
+  const bool shows_others = settings.layout != Layout::Interleaved && workers > 1;
+  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? 2 * workers + 2 : 3;
+
+  // The longest text forced into one worker in one step: a step prefix with the redundancy
+  // check (step numbers written with as many digits as the budget allows), or the finisher
+  // after worker 0's last token.
+  const std::string widest_step(std::to_string(settings.budget + 1).size(), '9');
+  int64_t longest = 1;
+  if (prompts.collaborate) {
+    for (const std::string& name : settings.names) {
+      for (const std::string* format : {&prompts.step_prefix, &prompts.first_step_prefix}) {
+        const std::string prefix =
+            expand_placeholders(*format, {{"name", name}, {"step", widest_step}}) +
+            prompts.redundancy_check;
+        longest = std::max(longest, tokens(prefix));
+      }
+    }
+  }
+  longest = std::max(longest, tokens(prompts.finisher) + 1);
+  // Two tokens of slack per worker: numbers of one length may tokenize to different lengths.
+  sizing.step_tokens = workers * (longest + 2);
+  const int64_t max_pages_per_block = (settings.max_tokens + page_size - 1) / page_size;
+  sizing.cache_pages = max_pages_per_block + sizing.blocks;
+  return sizing;
+}
+
+RunSizing size_run(const TeamSizing& team, int64_t teams, int64_t max_tokens, int64_t page_size) {
+  HOGWILD_CHECK(teams > 0 && max_tokens > 0 && page_size > 0, "a run needs teams and pages");
+  RunSizing sizing;
+  sizing.transformer.max_batch_tokens = std::max(kMinBatchTokens, teams * team.step_tokens);
+  sizing.transformer.max_view_entries = team.view_entries;
+  sizing.cache.page_size = page_size;
+  sizing.cache.max_pages_per_block = (max_tokens + page_size - 1) / page_size;
+  sizing.cache.max_blocks = teams * team.blocks;
+  sizing.cache.pages = teams * team.cache_pages;
+  return sizing;
+}
+
+}  // namespace hogwild
