@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "engine/cache_merge.h"
 #include "engine/memory_plan.h"
 #include "engine/transformer.h"
 #include "model/model.h"
@@ -27,6 +28,10 @@ void expect_plan_matches(const std::string& path, int64_t parts) {
   // The workspace estimate may round up (it is small); never under.
   EXPECT_GE(plan.workspace, model.workspace_bytes()) << path;
   EXPECT_LE(plan.workspace, 2 * model.workspace_bytes()) << path;
+  // Exact: the forward's workspace and the history merges' scratch, nothing else.
+  const CacheMerger merger(*backend, cache, model.inv_freq(), model.head_dim());
+  EXPECT_EQ(plan.workspace, model.workspace_bytes() + merger.bytes()) << path;
+  EXPECT_EQ(plan.total(), model.weight_bytes() + cache.bytes() + model.workspace_bytes() + merger.bytes());
 }
 
 TEST(MemoryPlan, MatchesAllocationsOfTinyModels) {
