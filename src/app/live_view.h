@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "hogwild/runner.h"
+#include "experiment/runner.h"
 
 namespace hogwild {
 

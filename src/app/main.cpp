@@ -12,7 +12,7 @@
 #include "engine/generation.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
-#include "hogwild/runner.h"
+#include "experiment/runner.h"
 #include "io/config.h"
 #include "kernels/backend.h"
 #include "model/model.h"

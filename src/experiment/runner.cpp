@@ -1,4 +1,4 @@
-#include "hogwild/runner.h"
+#include "experiment/runner.h"
 
 #include <algorithm>
 #include <chrono>
