@@ -8,31 +8,13 @@
 // graphs) with new values in the same buffers.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "kernels/tensor.h"
+
 namespace hogwild {
-
-enum class DType { F32, BF16, I32 };
-size_t dtype_size(DType dtype);
-const char* dtype_name(DType dtype);
-
-struct Tensor {
-  void* data = nullptr;
-  DType dtype = DType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  int64_t stride = 0;  // elements between the starts of consecutive rows (>= cols)
-
-  bool empty() const { return data == nullptr; }
-  bool contiguous() const { return stride == cols; }
-  int64_t elements() const { return rows * cols; }
-  // Views of `count` rows / columns starting at `first`.
-  Tensor rows_view(int64_t first, int64_t count) const;
-  Tensor cols_view(int64_t first, int64_t count) const;
-};
 
 // Shape of one attention call; scale already includes any RoPE attention factor (YaRN).
 struct AttentionShape {
