@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <initializer_list>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -17,8 +18,6 @@
 
 namespace hogwild {
 namespace {
-
-constexpr const char* kVersion = "0.1.0";
 
 // The innermost message of HDF5's error stack (e.g. "unable to open file: name = ..., errno = 13,
 // error message = 'Permission denied'"): H5::Exception::getDetailMsg() only names the API call.
@@ -115,54 +114,54 @@ H5::DataSpace rows(size_t count) {
   return H5::DataSpace(1, dims);
 }
 
-// Steps as laid out in memory (StepRecord) and in the file (packed, little-endian, same names).
-H5::CompType step_memory_type() {
-  H5::CompType type(sizeof(StepRecord));
-  type.insertMember("worker", offsetof(StepRecord, worker), H5::PredType::NATIVE_INT32);
-  type.insertMember("step", offsetof(StepRecord, step), H5::PredType::NATIVE_INT32);
-  type.insertMember("first_token", offsetof(StepRecord, first_token), H5::PredType::NATIVE_INT32);
-  type.insertMember("end_token", offsetof(StepRecord, end_token), H5::PredType::NATIVE_INT32);
-  type.insertMember("finished_pass", offsetof(StepRecord, finished_pass),
-                    H5::PredType::NATIVE_INT32);
-  type.insertMember("seconds", offsetof(StepRecord, seconds), H5::PredType::NATIVE_DOUBLE);
-  return type;
-}
+// A table row's schema, stated once: each field's name, its place in the C++ record, and whether
+// it is an int32 or a float64. The memory type follows the struct; the file type is the same
+// fields packed little-endian, so files read the same on every machine.
+struct Field {
+  const char* name;
+  size_t offset;
+  bool is_int32;  // else float64
+};
 
-H5::CompType step_file_type() {
-  H5::CompType type(5 * sizeof(int32_t) + sizeof(double));
+struct TableSchema {
+  H5::CompType memory, file;
+};
+
+template <typename Record>
+TableSchema table_schema(std::initializer_list<Field> fields) {
+  size_t file_size = 0;
+  for (const Field& field : fields) file_size += field.is_int32 ? sizeof(int32_t) : sizeof(double);
+  TableSchema schema{H5::CompType(sizeof(Record)), H5::CompType(file_size)};
   size_t offset = 0;
-  for (const char* field : {"worker", "step", "first_token", "end_token", "finished_pass"}) {
-    type.insertMember(field, offset, H5::PredType::STD_I32LE);
-    offset += sizeof(int32_t);
+  for (const Field& field : fields) {
+    schema.memory.insertMember(field.name, field.offset,
+                               field.is_int32 ? H5::PredType::NATIVE_INT32
+                                              : H5::PredType::NATIVE_DOUBLE);
+    schema.file.insertMember(field.name, offset,
+                             field.is_int32 ? H5::PredType::STD_I32LE : H5::PredType::IEEE_F64LE);
+    offset += field.is_int32 ? sizeof(int32_t) : sizeof(double);
   }
-  type.insertMember("seconds", offset, H5::PredType::IEEE_F64LE);
-  return type;
+  return schema;
 }
 
-H5::CompType timing_memory_type() {
-  H5::CompType type(sizeof(RankTiming));
-  type.insertMember("rank", offsetof(RankTiming, rank), H5::PredType::NATIVE_INT32);
-  type.insertMember("group", offsetof(RankTiming, group), H5::PredType::NATIVE_INT32);
-  type.insertMember("tensor_rank", offsetof(RankTiming, tensor_rank), H5::PredType::NATIVE_INT32);
-  type.insertMember("seconds", offsetof(RankTiming, seconds), H5::PredType::NATIVE_DOUBLE);
-  type.insertMember("compute_seconds", offsetof(RankTiming, compute_seconds), H5::PredType::NATIVE_DOUBLE);
-  type.insertMember("tensor_seconds", offsetof(RankTiming, tensor_seconds), H5::PredType::NATIVE_DOUBLE);
-  type.insertMember("worker_seconds", offsetof(RankTiming, worker_seconds), H5::PredType::NATIVE_DOUBLE);
-  return type;
+TableSchema step_schema() {
+  return table_schema<StepRecord>({{"worker", offsetof(StepRecord, worker), true},
+                                   {"step", offsetof(StepRecord, step), true},
+                                   {"first_token", offsetof(StepRecord, first_token), true},
+                                   {"end_token", offsetof(StepRecord, end_token), true},
+                                   {"finished_pass", offsetof(StepRecord, finished_pass), true},
+                                   {"seconds", offsetof(StepRecord, seconds), false}});
 }
 
-H5::CompType timing_file_type() {
-  H5::CompType type(3 * sizeof(int32_t) + 4 * sizeof(double));
-  size_t offset = 0;
-  for (const char* field : {"rank", "group", "tensor_rank"}) {
-    type.insertMember(field, offset, H5::PredType::STD_I32LE);
-    offset += sizeof(int32_t);
-  }
-  for (const char* field : {"seconds", "compute_seconds", "tensor_seconds", "worker_seconds"}) {
-    type.insertMember(field, offset, H5::PredType::IEEE_F64LE);
-    offset += sizeof(double);
-  }
-  return type;
+TableSchema timing_schema() {
+  return table_schema<RankTiming>(
+      {{"rank", offsetof(RankTiming, rank), true},
+       {"group", offsetof(RankTiming, group), true},
+       {"tensor_rank", offsetof(RankTiming, tensor_rank), true},
+       {"seconds", offsetof(RankTiming, seconds), false},
+       {"compute_seconds", offsetof(RankTiming, compute_seconds), false},
+       {"tensor_seconds", offsetof(RankTiming, tensor_seconds), false},
+       {"worker_seconds", offsetof(RankTiming, worker_seconds), false}});
 }
 
 const char* correctness(int correct) {
@@ -215,7 +214,7 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
     put_string(root, "layout", info.layout);
     put_int64(root, "workers", info.workers);
     put_string(root, "created", utc_now_iso8601());
-    put_string(root, "hogwild_version", kVersion);
+    put_string(root, "hogwild_version", HOGWILD_VERSION);
     run.problems = run.file.createGroup("problems");
     run.file.flush(H5F_SCOPE_GLOBAL);
   });
@@ -286,8 +285,9 @@ void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::
   });
 
   guarded(hdf5_path, where + " steps", [&] {
-    H5::DataSet steps = group.createDataSet("steps", step_file_type(), rows(result.steps.size()));
-    if (!result.steps.empty()) steps.write(result.steps.data(), step_memory_type());
+    const TableSchema schema = step_schema();
+    H5::DataSet steps = group.createDataSet("steps", schema.file, rows(result.steps.size()));
+    if (!result.steps.empty()) steps.write(result.steps.data(), schema.memory);
   });
 
   guarded(hdf5_path, where + " transcript", [&] {
@@ -315,8 +315,9 @@ void ResultsWriter::write_timings(const std::vector<RankTiming>& timings) {
   Impl& run = *impl_;
   HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
   guarded(run.hdf5_path, "write the timings", [&] {
-    H5::DataSet table = run.file.createDataSet("timings", timing_file_type(), rows(timings.size()));
-    if (!timings.empty()) table.write(timings.data(), timing_memory_type());
+    const TableSchema schema = timing_schema();
+    H5::DataSet table = run.file.createDataSet("timings", schema.file, rows(timings.size()));
+    if (!timings.empty()) table.write(timings.data(), schema.memory);
     run.file.flush(H5F_SCOPE_GLOBAL);
   });
 }
