@@ -1,6 +1,7 @@
 // The experiment configuration of `hogwild run`: a YAML file plus `dotted.key=value` overrides
 // from the command line. Every key is known; unknown keys, wrong types and out-of-range values
-// are errors naming the key and its line (hogwild::Error).
+// are errors naming the key and its line (hogwild::Error). The keys, their ranges and defaults
+// are declared in one table, io/config_keys.cpp; a new key needs its row there and its field here.
 #pragma once
 
 #include <cstdint>
@@ -36,28 +37,33 @@ struct ProblemsFile {
 
 struct RunConfig {
   std::string model;
-  std::string backend = "cpu";     // "cpu" or "cuda" (device = the rank's local rank)
+  std::string backend = "cpu";  // "cpu" or "cuda" (device = the rank's local rank)
   int64_t workers = 2;
   std::vector<std::string> names;  // default: Alice, Bob, Carol, Dave, Eve, Frank, Grace, Heidi…
   Layout layout = Layout::Combined;
-  int64_t budget = 1024;           // sequential forward passes per problem
+  int64_t budget = 1024;  // sequential forward passes per problem
   uint64_t seed = 0;
-  SamplingParams sampling;      // its seed is unused: `seed` seeds every worker's stream
+  SamplingParams sampling;  // its seed is unused: `seed` seeds every worker's stream
   ParallelConfig parallel;
-  std::vector<Problem> problems;   // inline problems and those read from `problems_file`
+  std::vector<Problem> problems;              // inline problems and those read from `problems_file`
   std::optional<ProblemsFile> problems_file;  // relative: from the cwd, else the YAML folder
-  int64_t batch_problems = 4;      // problems decoded together (continuous batching)
+  int64_t batch_problems = 4;                 // problems decoded together (continuous batching)
   std::string output = "results/run.h5";
-  std::string transcript;          // default: output with .txt instead of .h5
-  int64_t page_size = 32;          // tokens per KV page
+  std::string transcript;                 // default: output with .txt instead of .h5
+  int64_t page_size = 32;                 // tokens per KV page
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
   PromptConfig prompts;
-  std::string source_text;         // the YAML after overrides, echoed into results
+  std::string source_text;  // the YAML after overrides, echoed into results
 };
 
 // Reads `path`, applies overrides ("workers=4", "sampling.temperature=0.7", "problems.limit=10"),
 // validates, loads problems from the JSONL file (relative paths are relative to the YAML file's
 // folder) and fills defaults (names, transcript). Throws hogwild::Error on any problem.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// What a team of this run is given: layout, names, prompts, sampling, budget, max_tokens (=
+// max_tokens_per_problem), seed and worker_groups (= parallel.worker_groups). A distributed run
+// still replaces the seed by rank 0's.
+TeamSettings team_settings(const RunConfig& config);
 
 }  // namespace hogwild

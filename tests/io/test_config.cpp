@@ -548,6 +548,25 @@ TEST(ShippedConfigs, Gsm8kParses) {
   EXPECT_EQ(config.transcript, "results/gsm8k.txt");
 }
 
+// ---- What a team gets ----
+
+TEST_F(ConfigTest, TeamSettingsCarryTheRun) {
+  const RunConfig config =
+      load_run_config(yaml(kMinimal), {"layout=interleaved", "names=[Ann, Ben]", "budget=77",
+                                       "seed=9", "sampling.top_k=5", "max_tokens_per_problem=512",
+                                       "parallel.worker_groups=2", "prompts.step_prefix=> "});
+  const TeamSettings settings = team_settings(config);
+  EXPECT_EQ(settings.layout, Layout::Interleaved);
+  EXPECT_EQ(settings.names, (std::vector<std::string>{"Ann", "Ben"}));
+  EXPECT_EQ(settings.prompts.step_prefix, "> ");
+  EXPECT_EQ(settings.prompts.system, default_prompts().system);
+  EXPECT_EQ(settings.sampling.top_k, 5);
+  EXPECT_EQ(settings.budget, 77);
+  EXPECT_EQ(settings.max_tokens, 512);
+  EXPECT_EQ(settings.seed, 9u);
+  EXPECT_EQ(settings.worker_groups, 2);
+}
+
 // ---- Helpers ----
 
 TEST(LayoutName, NamesEachLayout) {

@@ -1,0 +1,527 @@
+// The table of run-configuration keys (see config_keys.h). configs/README.md documents the same
+// rows; tests/io/test_config_keys.cpp fails when the two differ.
+#include "io/config_keys.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+
+#include "io/problems_file.h"
+#include "io/worker_names.h"
+
+namespace hogwild {
+namespace {
+
+constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+// A field of RunConfig, reached through the members in order: member<&RunConfig::sampling,
+// &SamplingParams::top_p>.
+template <auto... Members>
+constexpr auto& member(RunConfig& config) {
+  return (config.*....*Members);
+}
+
+// A field of the problems file; read_problems creates it before the problems.* keys are read.
+template <auto Member>
+constexpr auto& problems_file_member(RunConfig& config) {
+  return (*config.problems_file).*Member;
+}
+
+constexpr bool is_power_of_two(int64_t value) { return value > 0 && (value & (value - 1)) == 0; }
+constexpr bool is_not_zero(int64_t value) { return value != 0; }
+
+// In the order of the enumerators they name (a choice is stored as its index).
+constexpr std::array<std::string_view, 3> kLayoutNames = {"contiguous", "interleaved", "combined"};
+constexpr std::array<std::string_view, 2> kSyncNames = {"layer", "step"};
+constexpr std::array<std::string_view, 2> kBackendNames = {"cpu", "cuda"};
+
+// Sections are followed by their keys; the order is the reading order and the order of the
+// known-key lists in messages.
+constexpr ConfigKey kConfigKeys[] = {
+    {
+        .key = "model",
+        .kind = KeyKind::kNonEmptyText,
+        .what = "the model's path",
+        .required = "is required (a .gguf file or a Hugging Face checkpoint folder)",
+        .default_doc = "—",
+        .doc = "a `.gguf` file or a Hugging Face checkpoint folder",
+        .field = &member<&RunConfig::model>,
+    },
+    {
+        .key = "workers",
+        .kind = KeyKind::kInteger,
+        .range = "in [1, 64]",
+        .integer = {.min = 1, .max = 64},
+        .default_doc = "2",
+        .doc = "workers writing in parallel over one cache",
+        .field = &member<&RunConfig::workers>,
+    },
+    {
+        .key = "names",
+        .kind = KeyKind::kCustom,
+        .default_doc =
+            "Alice, Bob, Carol, Dave, Eve, Frank, Grace, Heidi, Ivan, Judy, Mallory, Niaj, "
+            "Olivia, Peggy, Rupert, Sybil, Trent, Victor, Walter, Wendy, then Worker21, "
+            "Worker22, …",
+        .doc = "names in the prompts; must differ, no `/`",
+        .read = read_names,
+    },
+    {
+        .key = "layout",
+        .kind = KeyKind::kChoice,
+        .choices = kLayoutNames,
+        .default_doc = "`combined`",
+        .doc = "what a worker sees of the others (DESIGN §2)",
+        .field = &member<&RunConfig::layout>,
+    },
+    {
+        .key = "budget",
+        .kind = KeyKind::kInteger,
+        .range = ">= 1",
+        .integer = {.min = 1},
+        .default_doc = "1024",
+        .doc = "sequential forward passes per problem",
+        .field = &member<&RunConfig::budget>,
+    },
+    {
+        .key = "seed",
+        .kind = KeyKind::kUnsigned,
+        .default_doc = "0",
+        .doc = "sampling seed",
+        .field = &member<&RunConfig::seed>,
+    },
+
+    {
+        .key = "sampling",
+        .kind = KeyKind::kSection,
+        .what = "temperature, top_k, top_p, min_p",
+        .hinted_at_top_level = true,
+        .doc = "how the next token is drawn",
+    },
+    {
+        .key = "sampling.temperature",
+        .kind = KeyKind::kReal,
+        .range = ">= 0",
+        .real = {.min = 0, .open_min = false},
+        .default_doc = "0",
+        .doc = "0 = greedy",
+        .field = &member<&RunConfig::sampling, &SamplingParams::temperature>,
+    },
+    {
+        .key = "sampling.top_k",
+        .kind = KeyKind::kInteger,
+        .range = ">= 0 (0 = off)",
+        .integer = {.min = 0},
+        .default_doc = "0",
+        .doc = "0 = off",
+        .field = &member<&RunConfig::sampling, &SamplingParams::top_k>,
+    },
+    {
+        .key = "sampling.top_p",
+        .kind = KeyKind::kReal,
+        .range = "(0, 1]",
+        .real = {.min = 0, .open_min = true, .max = 1, .open_max = false},
+        .default_doc = "1",
+        .doc = "1 = off",
+        .field = &member<&RunConfig::sampling, &SamplingParams::top_p>,
+    },
+    {
+        .key = "sampling.min_p",
+        .kind = KeyKind::kReal,
+        .range = "[0, 1)",
+        .real = {.min = 0, .open_min = false, .max = 1, .open_max = true},
+        .default_doc = "0",
+        .doc = "0 = off",
+        .field = &member<&RunConfig::sampling, &SamplingParams::min_p>,
+    },
+
+    {
+        .key = "problems",
+        .kind = KeyKind::kCustom,
+        .required = "is required: a list of questions, or {file: PATH.jsonl}",
+        .hinted_at_top_level = true,
+        .default_doc = "—",
+        .doc = "the problems to solve",
+        .read = read_problems,
+    },
+    // A map: the problems come from a JSONL file (read by read_problems, after these keys).
+    {
+        .key = "problems.file",
+        .kind = KeyKind::kNonEmptyText,
+        .what = "a JSONL file",
+        .required = "needs a file (problems.file: PATH.jsonl) or a list of questions",
+        .default_doc = "—",
+        .doc = "one JSON object per line; relative: from the current folder, else beside the YAML",
+        .field = &problems_file_member<&ProblemsFile::path>,
+    },
+    {
+        .key = "problems.question_field",
+        .kind = KeyKind::kNonEmptyText,
+        .what = "a JSON key",
+        .default_doc = "`question`",
+        .doc = "the text field; a line without it is an error naming file and line",
+        .field = &problems_file_member<&ProblemsFile::question_field>,
+    },
+    {
+        .key = "problems.answer_field",
+        .kind = KeyKind::kText,
+        .default_doc = "`answer`",
+        .doc = "the reference answer, text or number; `\"\"` = no reference answers",
+        .field = &problems_file_member<&ProblemsFile::answer_field>,
+    },
+    {
+        .key = "problems.offset",
+        .kind = KeyKind::kInteger,
+        .range = ">= 0",
+        .integer = {.min = 0},
+        .default_doc = "0",
+        .doc = "skip this many problems",
+        .field = &problems_file_member<&ProblemsFile::offset>,
+    },
+    {
+        .key = "problems.limit",
+        .kind = KeyKind::kInteger,
+        .range = ">= 1, or -1 for all",
+        .integer = {.min = -1, .also = is_not_zero},
+        .default_doc = "-1",
+        .doc = "at most this many problems; -1 = all",
+        .field = &problems_file_member<&ProblemsFile::limit>,
+    },
+    // A list: each item is a question or a map of these keys (read by read_problems).
+    {
+        .key = "problems[].question",
+        .kind = KeyKind::kNonEmptyText,
+        .default_doc = "—",
+        .doc = "the problem's text (an item may also be just the text)",
+    },
+    {
+        .key = "problems[].answer",
+        .kind = KeyKind::kText,
+        .default_doc = "none",
+        .doc = "the reference answer, for scoring",
+    },
+
+    {
+        .key = "batch_problems",
+        .kind = KeyKind::kInteger,
+        .range = ">= 1",
+        .integer = {.min = 1},
+        .default_doc = "4",
+        .doc = "problems decoded together",
+        .field = &member<&RunConfig::batch_problems>,
+    },
+    {
+        .key = "output",
+        .kind = KeyKind::kNonEmptyText,
+        .what = "the results file, e.g. results/run.h5",
+        .default_doc = "`results/run.h5`",
+        .doc = "HDF5 results",
+        .field = &member<&RunConfig::output>,
+    },
+    {
+        .key = "transcript",
+        .kind = KeyKind::kText,
+        .default_doc = "`output` with `.txt`",
+        .doc = "readable transcript",
+        .field = &member<&RunConfig::transcript>,
+    },
+    {
+        .key = "page_size",
+        .kind = KeyKind::kInteger,
+        .range = "a power of two in [8, 256]",
+        .integer = {.min = 8, .max = 256, .also = is_power_of_two},
+        .default_doc = "32",
+        .doc = "tokens per KV page",
+        .field = &member<&RunConfig::page_size>,
+    },
+    {
+        .key = "max_tokens_per_problem",
+        .kind = KeyKind::kInteger,
+        .range = ">= 256",
+        .integer = {.min = 256},
+        .default_doc = "8192",
+        .doc = "cache capacity per problem (all blocks)",
+        .field = &member<&RunConfig::max_tokens_per_problem>,
+    },
+
+    {
+        .key = "prompts",
+        .kind = KeyKind::kSection,
+        .what = "system, step_prefix, finisher, ...",
+        .hinted_at_top_level = true,
+        .doc = "the collaboration prompts",
+    },
+    {
+        .key = "prompts.system",
+        .kind = KeyKind::kText,
+        .default_doc = "a collaboration prompt",
+        .doc =
+            "the team `{names}` (`{count}` of them), the three sections, the `<...>` marker; split "
+            "the work, say so and switch on duplicated work, answer in `\\boxed{}`; `\"\"` = none",
+        .field = &member<&RunConfig::prompts, &PromptConfig::system>,
+    },
+    {
+        .key = "prompts.history_header",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"### Past steps\n\n"`)",
+        .doc = "before the finished steps of the whole team",
+        .field = &member<&RunConfig::prompts, &PromptConfig::history_header>,
+    },
+    {
+        .key = "prompts.others_header",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"\n\n### Work in progress (others)\n\n"`)",
+        .doc = "before the others' live steps",
+        .field = &member<&RunConfig::prompts, &PromptConfig::others_header>,
+    },
+    {
+        .key = "prompts.own_header",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"### Work in progress (own)\n\n"`)",
+        .doc = "before the worker's own live step; follows the last other worker's "
+               R"(`incomplete_marker` + `"\n\n"`)",
+        .field = &member<&RunConfig::prompts, &PromptConfig::own_header>,
+    },
+    {
+        .key = "prompts.step_prefix",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"**{name} [{step}]:** "`)",
+        .doc = "opens each step; `{name}` and `{step}` are filled in",
+        .field = &member<&RunConfig::prompts, &PromptConfig::step_prefix>,
+    },
+    {
+        .key = "prompts.first_step_prefix",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"**{name} [{step}]:** Hi, I'm {name}."`)",
+        .doc = "opens each worker's first step",
+        .field = &member<&RunConfig::prompts, &PromptConfig::first_step_prefix>,
+    },
+    {
+        .key = "prompts.incomplete_marker",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`" <...>"`)",
+        .doc = "ends an unfinished paragraph shown to others",
+        .field = &member<&RunConfig::prompts, &PromptConfig::incomplete_marker>,
+    },
+    {
+        .key = "prompts.redundancy_check",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"Quick check: am I doing redundant work? (yes/no): "`)",
+        .doc = "asked every `redundancy_interval` generated tokens",
+        .field = &member<&RunConfig::prompts, &PromptConfig::redundancy_check>,
+    },
+    {
+        .key = "prompts.redundancy_interval",
+        .kind = KeyKind::kInteger,
+        .range = ">= 0 (0 = never)",
+        .integer = {.min = 0},
+        .default_doc = "1024",
+        .doc = "generated tokens (all workers) between checks; 0 = never",
+        .field = &member<&RunConfig::prompts, &PromptConfig::redundancy_interval>,
+    },
+    {
+        .key = "prompts.finisher",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"\n\n... I have to give an answer right now. )"
+                       R"(Considering everything written above, the final answer is \\boxed{"`)",
+        .doc = "appended to force an answer when the budget runs out",
+        .field = &member<&RunConfig::prompts, &PromptConfig::finisher>,
+    },
+    {
+        .key = "prompts.finisher_tokens",
+        .kind = KeyKind::kInteger,
+        .range = ">= 0",
+        .integer = {.min = 0},
+        .default_doc = "16",
+        .doc = "greedy tokens allowed after the finisher",
+        .field = &member<&RunConfig::prompts, &PromptConfig::finisher_tokens>,
+    },
+    {
+        .key = "prompts.chat_template",
+        .kind = KeyKind::kBoolean,
+        .default_doc = "`true`",
+        .doc = "wrap system prompt and problem in the model's chat template",
+        .field = &member<&RunConfig::prompts, &PromptConfig::chat_template>,
+    },
+    {
+        .key = "prompts.collaborate",
+        .kind = KeyKind::kBoolean,
+        .default_doc = "`true`",
+        .doc = "`false` = plain decoding without system prompt, headers or prefixes",
+        .field = &member<&RunConfig::prompts, &PromptConfig::collaborate>,
+    },
+
+    {
+        .key = "parallel",
+        .kind = KeyKind::kSection,
+        .what = "tensor, worker_groups",
+        .doc = "the rank grid of a distributed run",
+    },
+    {
+        .key = "parallel.tensor",
+        .kind = KeyKind::kInteger,
+        .range = ">= 1",
+        .integer = {.min = 1, .max = 4096},
+        .default_doc = "1",
+        .doc =
+            "tensor-parallel ranks (Megatron split of heads and feed-forward units); must divide "
+            "the model's attention heads, key/value heads and feed-forward size",
+        .field = &member<&RunConfig::parallel, &ParallelConfig::tensor>,
+    },
+    {
+        .key = "parallel.worker_groups",
+        .kind = KeyKind::kInteger,
+        .range = ">= 1",
+        .integer = {.min = 1, .max = 4096},
+        .default_doc = "1",
+        .doc = "worker groups (each on its own tensor-parallel ranks); the product must equal the "
+               "number of MPI ranks",
+        .field = &member<&RunConfig::parallel, &ParallelConfig::worker_groups>,
+    },
+    {
+        .key = "parallel.sync",
+        .kind = KeyKind::kChoice,
+        .choices = kSyncNames,
+        .default_doc = "`layer`",
+        .doc =
+            "`layer`: other groups' new K/V gathered in every layer before attention (exact: the "
+            "single process's tokens); `step`: one gather per step after the forward (the others' "
+            "tokens arrive one step late)",
+        .field = &member<&RunConfig::parallel, &ParallelConfig::sync>,
+    },
+    {
+        .key = "parallel.timeout_seconds",
+        .kind = KeyKind::kReal,
+        .range = "> 0",
+        .real = {.min = 0, .open_min = false, .max = 1e9, .open_max = true},
+        .default_doc = "300",
+        .doc = "a collective waiting longer ends the whole job (watchdog), naming the rank",
+        .field = &member<&RunConfig::parallel, &ParallelConfig::timeout_seconds>,
+    },
+
+    {
+        .key = "backend",
+        .kind = KeyKind::kChoice,
+        .choices = kBackendNames,
+        .default_doc = "`cpu`",
+        .doc =
+            "`cpu`, or `cuda` (each rank uses the GPU of its local rank; needs the `cuda` build)",
+        .field = &member<&RunConfig::backend>,
+    },
+};
+
+constexpr std::string_view section_part(std::string_view key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string_view::npos ? std::string_view() : key.substr(0, dot);
+}
+
+// A list item's keys ("problems[].answer") are read by the list's hook, not by the table.
+constexpr bool is_list_item_key(std::string_view key) { return section_part(key).ends_with("[]"); }
+
+template <typename T>
+constexpr bool holds(const Field& field) {
+  return std::holds_alternative<FieldOf<T>>(field);
+}
+
+constexpr bool field_fits_kind(const ConfigKey& row) {
+  switch (row.kind) {
+    case KeyKind::kInteger:
+      return holds<int64_t>(row.field) && !row.range.empty() && row.integer.min <= row.integer.max;
+    case KeyKind::kUnsigned:
+      return holds<uint64_t>(row.field);
+    case KeyKind::kReal:
+      return holds<double>(row.field) && !row.range.empty() && row.real.min < row.real.max;
+    case KeyKind::kBoolean:
+      return holds<bool>(row.field);
+    case KeyKind::kText:
+      return holds<std::string>(row.field);
+    case KeyKind::kNonEmptyText:
+      return holds<std::string>(row.field) && !row.what.empty();
+    case KeyKind::kChoice:
+      return (holds<std::string>(row.field) || holds<Layout>(row.field) ||
+              holds<SyncMode>(row.field)) &&
+             row.choices.size() >= 2;
+    case KeyKind::kSection:
+      return std::holds_alternative<std::monostate>(row.field) && !row.what.empty();
+    case KeyKind::kCustom:
+      return std::holds_alternative<std::monostate>(row.field) && row.read != nullptr;
+  }
+  return false;
+}
+
+// Checked at compile time: keys are unique, every key's map is declared before it, and each row
+// has what its kind needs (a field of the right type, a range, choices, a hook).
+constexpr bool well_formed(std::span<const ConfigKey> rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const ConfigKey& row = rows[i];
+    if (row.key.empty() || row.doc.empty()) return false;
+    if (row.hinted_at_top_level && !section_part(row.key).empty()) return false;
+    if (is_list_item_key(row.key)) {
+      if (!std::holds_alternative<std::monostate>(row.field)) return false;
+    } else if (!field_fits_kind(row)) {
+      return false;
+    }
+    std::string_view section = section_part(row.key);
+    if (section.ends_with("[]")) section.remove_suffix(2);
+    bool section_declared = section.empty();
+    for (size_t j = 0; j < i; ++j) {
+      if (rows[j].key == row.key) return false;
+      if (rows[j].key == section) section_declared = true;
+    }
+    if (!section_declared) return false;
+  }
+  return true;
+}
+static_assert(well_formed(kConfigKeys), "a row of kConfigKeys is malformed");
+
+struct KeyIndex {
+  std::map<std::string_view, std::vector<std::string_view>, std::less<>> names_by_section;
+  std::vector<std::string_view> hinted_sections;
+};
+
+const KeyIndex& key_index() {
+  static const KeyIndex index = [] {
+    KeyIndex built;
+    for (const ConfigKey& row : kConfigKeys) {
+      built.names_by_section[section_part(row.key)].push_back(name_of(row.key));
+      if (row.hinted_at_top_level) built.hinted_sections.push_back(row.key);
+    }
+    return built;
+  }();
+  return index;
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() { return kConfigKeys; }
+
+const ConfigKey* find_config_key(std::string_view key) {
+  const auto row = std::find_if(std::begin(kConfigKeys), std::end(kConfigKeys),
+                                [&](const ConfigKey& candidate) { return candidate.key == key; });
+  return row == std::end(kConfigKeys) ? nullptr : &*row;
+}
+
+std::string_view section_of(std::string_view key) { return section_part(key); }
+
+std::string_view name_of(std::string_view key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string_view::npos ? key : key.substr(dot + 1);
+}
+
+KeyList keys_of(std::string_view section) {
+  const auto& sections = key_index().names_by_section;
+  const auto names = sections.find(section);
+  if (names == sections.end()) return {};
+  return names->second;
+}
+
+KeyList sections_hinted_at_top_level() { return key_index().hinted_sections; }
+
+bool takes_literal_text(std::string_view key) {
+  const ConfigKey* row = find_config_key(key);
+  return row != nullptr && (row->kind == KeyKind::kText || row->kind == KeyKind::kNonEmptyText ||
+                            row->kind == KeyKind::kChoice);
+}
+
+}  // namespace hogwild
