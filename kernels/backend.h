@@ -2,10 +2,15 @@
 // this; kernels/cpu is the reference implementation and kernels/cuda implements the same ops
 // (tested op by op against the CPU one, like ggml's test-backend-ops).
 //
-// Conventions: tensors are 2-D, row-major, with a row stride (so column slices of a fused QKV
-// output are views, not copies). Token ids, positions and other per-step integers live in I32
-// tensors on the backend, so a step's inputs are one upload and a step can be replayed (CUDA
-// graphs) with new values in the same buffers.
+// Conventions: tensors (kernels/tensor.h) are 2-D, row-major, with a row stride. Token ids,
+// positions and other per-step integers live in I32 tensors on the backend; a forward uploads
+// them with one upload_i32 per tensor (several per step: ids, key positions, cache rows, view
+// offsets, view entries). They stay in the same buffers from step to step, which replaying a
+// step as a CUDA graph would need; no backend does that yet.
+//
+// The public ops are non-virtual: each checks the shapes and dtypes stated below once, for every
+// backend (hogwild::Error naming the op and the shapes), then calls the backend's do_* version.
+// A backend checks only its own limits (index ranges, dtypes it lacks, 32-bit sizes).
 #pragma once
 
 #include <cstdint>
@@ -32,52 +37,76 @@ class Backend {
   virtual bool host_memory() const { return false; }
 
   // ---- memory: tensors are owned by the backend until released
-  virtual Tensor allocate(int64_t rows, int64_t cols, DType dtype) = 0;
-  virtual void release(Tensor& tensor) = 0;
-  // Host fp32 -> tensor (converted to its dtype); host int32 -> I32 tensor. `host` is dense.
-  virtual void upload_f32(const Tensor& dst, const float* host) = 0;
-  virtual void upload_i32(const Tensor& dst, const int32_t* host) = 0;
-  virtual void download_f32(const Tensor& src, float* host) = 0;
+  Tensor allocate(int64_t rows, int64_t cols, DType dtype);
+  // Frees the tensor's memory and empties it; an empty tensor is left as it is.
+  void release(Tensor& tensor);
+  // Host fp32 -> F32/BF16 tensor (converted to its dtype); host int32 -> I32 tensor; F32/BF16
+  // tensor -> host fp32. `host` is dense (rows * cols values).
+  void upload_f32(const Tensor& dst, const float* host);
+  void upload_i32(const Tensor& dst, const int32_t* host);
+  void download_f32(const Tensor& src, float* host);
   virtual void synchronize() = 0;
 
-  // ---- ops (outputs never alias inputs unless the op says "in place")
+  // ---- ops (outputs never alias inputs unless the op says "in place"). Float tensors are F32 or
+  // BF16 (as the backend supports), index tensors I32.
   // out[i] = table[ids[i]]
-  virtual void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out);
   // out = x / rms(x) * weight, row by row (weight: 1 x cols)
-  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
   // In place, each head_dim slice of each row normalised with the shared weight (Qwen3 q/k norm)
-  virtual void head_rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+  void head_rms_norm(const Tensor& x, const Tensor& weight, float eps);
   // out = x · weightᵀ (+ bias): x [n, k], weight [m, k], bias [1, m] or empty, out [n, m]
-  virtual void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Tensor& out) = 0;
+  void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out);
   // In place NeoX (rotate-half) RoPE on every head of x [n, heads*head_dim]; row i is rotated by
   // angle positions[i] * inv_freq[j] (inv_freq: 1 x head_dim/2 F32, positions: n x 1 I32).
-  virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-                    int64_t head_dim) = 0;
+  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, int64_t head_dim);
   // out = silu(gate) * up, where gate_up = [gate | up] along columns
-  virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  void swiglu(const Tensor& gate_up, const Tensor& out);
   // In place: x += y
-  virtual void add(const Tensor& x, const Tensor& y) = 0;
+  void add(const Tensor& x, const Tensor& y);
   // dst[rows[i]] = src[i] (rows: n x 1 I32); used to append new K/V to the cache.
-  virtual void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
+  void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst);
   // out[i] = src[rows[i]]
-  virtual void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) = 0;
+  void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out);
   // Attention of each query row over several cache blocks with ONE softmax (DESIGN §3-§4).
   // Keys in the cache are rotated to block-local positions; the query is rotated here, once per
   // (row, block), by that entry's query position (= its position in the row's view minus the
   // block's start). Row i reads entries view_entries[view_offsets[i] .. view_offsets[i+1]), each
   // {block, query_position, visible}: keys 0..visible-1 of that block are visible.
   //   q, out:          [n, heads*head_dim]; q is NOT rotated
-  //   keys, values:    one layer's page pool, [pages*page_size, kv_heads*head_dim]
+  //   keys, values:    one layer's page pool, [pages*page_size, kv_heads*head_dim], one dtype
   //   page_table:      [blocks, max_pages] I32, the pages of each block in order
   //   view_offsets:    [n+1, 1] I32;  view_entries: [E, 3] I32
   //   inv_freq:        [1, head_dim/2] F32
   // GQA: query head h reads kv head h / (heads / kv_heads). A row with no visible key gets 0.
-  virtual void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
-                               const Tensor& page_table, int64_t page_size,
-                               const Tensor& view_offsets, const Tensor& view_entries,
-                               const Tensor& inv_freq, const AttentionShape& shape,
-                               const Tensor& out) = 0;
+  void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                       const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                       const Tensor& view_entries, const Tensor& inv_freq,
+                       const AttentionShape& shape, const Tensor& out);
+
+ private:
+  // The backend's implementations, called with arguments the public ops have checked.
+  virtual Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) = 0;
+  virtual void do_release(const Tensor& tensor) = 0;  // never called with an empty tensor
+  virtual void do_upload_f32(const Tensor& dst, const float* host) = 0;
+  virtual void do_upload_i32(const Tensor& dst, const int32_t* host) = 0;
+  virtual void do_download_f32(const Tensor& src, float* host) = 0;
+  virtual void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+  virtual void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
+  virtual void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+  virtual void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& out) = 0;
+  virtual void do_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                       int64_t head_dim) = 0;
+  virtual void do_swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  virtual void do_add(const Tensor& x, const Tensor& y) = 0;
+  virtual void do_scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
+  virtual void do_gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) = 0;
+  virtual void do_block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                                  const Tensor& page_table, int64_t page_size,
+                                  const Tensor& view_offsets, const Tensor& view_entries,
+                                  const Tensor& inv_freq, const AttentionShape& shape,
+                                  const Tensor& out) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

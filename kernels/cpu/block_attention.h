@@ -1,4 +1,5 @@
-// CPU kernel of Backend::block_attention (see kernels/backend.h).
+// CPU kernel of Backend::block_attention (see kernels/backend.h). Shapes and dtypes are checked
+// by Backend::block_attention; this checks the values it reads (offsets, entries, pages).
 #pragma once
 
 #include "kernels/backend.h"

@@ -37,9 +37,12 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   bool host_memory() const override { return true; }
+  void synchronize() override {}
 
-  Tensor allocate(int64_t rows, int64_t cols, DType dtype) override {
-    HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");
+  // Shapes and dtypes are checked by Backend's public ops (kernels/backend.cpp); what remains here
+  // are the CPU backend's own limits (fp32 only) and the index values it reads.
+ private:
+  Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) override {
     HOGWILD_CHECK(dtype != DType::BF16, "the CPU backend computes in fp32; bf16 is not supported");
     const size_t bytes = static_cast<size_t>(rows * cols) * dtype_size(dtype);
     // 64-byte alignment for vector loads; round the size up as aligned_alloc requires.
@@ -50,34 +53,28 @@ class CpuBackend final : public Backend {
     return Tensor{block, dtype, rows, cols, cols};
   }
 
-  void release(Tensor& tensor) override {
-    if (tensor.data == nullptr) return;
+  void do_release(const Tensor& tensor) override {
     HOGWILD_ASSERT(blocks_.erase(tensor.data) == 1);
     std::free(tensor.data);
-    tensor = Tensor{};
   }
 
-  void upload_f32(const Tensor& dst, const float* host) override {
+  void do_upload_f32(const Tensor& dst, const float* host) override {
     for (int64_t r = 0; r < dst.rows; ++r)
       std::memcpy(row(dst, r), host + r * dst.cols, static_cast<size_t>(dst.cols) * 4);
   }
 
-  void upload_i32(const Tensor& dst, const int32_t* host) override {
-    HOGWILD_ASSERT(dst.dtype == DType::I32);
+  void do_upload_i32(const Tensor& dst, const int32_t* host) override {
     auto* out = static_cast<int32_t*>(dst.data);
     for (int64_t r = 0; r < dst.rows; ++r)
       std::memcpy(out + r * dst.stride, host + r * dst.cols, static_cast<size_t>(dst.cols) * 4);
   }
 
-  void download_f32(const Tensor& src, float* host) override {
+  void do_download_f32(const Tensor& src, float* host) override {
     for (int64_t r = 0; r < src.rows; ++r)
       std::memcpy(host + r * src.cols, row(src, r), static_cast<size_t>(src.cols) * 4);
   }
 
-  void synchronize() override {}
-
-  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
-    HOGWILD_ASSERT(ids.rows == out.rows && table.cols == out.cols);
+  void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
     for (int64_t i = 0; i < ids.rows; ++i) {
       const int32_t id = i32(ids)[i * ids.stride];
       HOGWILD_CHECK(id >= 0 && id < table.rows, "token id ", id, " is outside the vocabulary of ",
@@ -86,16 +83,14 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
-    HOGWILD_ASSERT(x.rows == out.rows && x.cols == out.cols && weight.elements() == x.cols);
+  void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
     const float* w = f32(weight);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < x.rows; ++r) normalize(row(x, r), w, x.cols, eps, row(out, r));
   }
 
-  void head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
+  void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
     const int64_t head_dim = weight.elements();
-    HOGWILD_ASSERT(x.cols % head_dim == 0);
     const int64_t heads = x.cols / head_dim;
     const float* w = f32(weight);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -106,13 +101,11 @@ class CpuBackend final : public Backend {
       }
   }
 
-  void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
-              const Tensor& out) override {
-    HOGWILD_ASSERT(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows);
+  void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                 const Tensor& out) override {
     if (x.rows == 0) return;
     float beta = 0.0f;
     if (!bias.empty()) {
-      HOGWILD_ASSERT(bias.elements() == out.cols);
       for (int64_t r = 0; r < out.rows; ++r)
         std::memcpy(row(out, r), f32(bias), static_cast<size_t>(out.cols) * 4);
       beta = 1.0f;
@@ -123,9 +116,8 @@ class CpuBackend final : public Backend {
                 f32(out), static_cast<int>(out.stride));
   }
 
-  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-            int64_t head_dim) override {
-    HOGWILD_ASSERT(x.cols % head_dim == 0 && head_dim % 2 == 0 && positions.rows == x.rows);
+  void do_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+               int64_t head_dim) override {
     const int64_t half = head_dim / 2;
     const int64_t heads = x.cols / head_dim;
     const float* freq = f32(inv_freq);
@@ -148,8 +140,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void swiglu(const Tensor& gate_up, const Tensor& out) override {
-    HOGWILD_ASSERT(gate_up.cols == 2 * out.cols && gate_up.rows == out.rows);
+  void do_swiglu(const Tensor& gate_up, const Tensor& out) override {
     const int64_t n = out.cols;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < out.rows; ++r) {
@@ -160,8 +151,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void add(const Tensor& x, const Tensor& y) override {
-    HOGWILD_ASSERT(x.rows == y.rows && x.cols == y.cols);
+  void do_add(const Tensor& x, const Tensor& y) override {
     for (int64_t r = 0; r < x.rows; ++r) {
       float* a = row(x, r);
       const float* b = row(y, r);
@@ -169,8 +159,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
-    HOGWILD_ASSERT(src.cols == dst.cols && rows.rows == src.rows);
+  void do_scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
     for (int64_t i = 0; i < src.rows; ++i) {
       const int32_t target = i32(rows)[i * rows.stride];
       HOGWILD_ASSERT(target >= 0 && target < dst.rows);
@@ -178,8 +167,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
-    HOGWILD_ASSERT(src.cols == out.cols && rows.rows == out.rows);
+  void do_gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
     for (int64_t i = 0; i < out.rows; ++i) {
       const int32_t source = i32(rows)[i * rows.stride];
       HOGWILD_ASSERT(source >= 0 && source < src.rows);
@@ -187,15 +175,14 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
-                       const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
-                       const Tensor& view_entries, const Tensor& inv_freq,
-                       const AttentionShape& shape, const Tensor& out) override {
+  void do_block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                          const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                          const Tensor& view_entries, const Tensor& inv_freq,
+                          const AttentionShape& shape, const Tensor& out) override {
     cpu::block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
                          inv_freq, shape, out);
   }
 
- private:
   static void normalize(const float* x, const float* w, int64_t n, float eps, float* out) {
     double sum = 0.0;
     for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(x[j]) * x[j];

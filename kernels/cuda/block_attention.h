@@ -1,6 +1,7 @@
 // Backend::block_attention on the GPU (internal to kernels/cuda; semantics in kernels/backend.h,
 // reference in kernels/cpu/block_attention.cpp). Three kernels, all on the backend's stream and
-// none reading anything back to the host, so a decode step can be captured in a CUDA graph:
+// none reading anything back to the host (so that they could be captured in a CUDA graph; the
+// backend does not do that yet):
 //
 //  1. plan (one block): groups the view entries by cache block, picks each block's split into
 //     chunks, and writes the list of work items {block, chunk, kv head, query tile}.

@@ -20,7 +20,8 @@
 namespace hogwild {
 namespace {
 
-// cuBLAS gets a fixed workspace, so that it allocates nothing while a graph is captured.
+// cuBLAS gets a fixed workspace, so that it allocates nothing during a step (which capturing
+// steps in CUDA graphs would need; not implemented yet).
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
 bool fits_int(int64_t value) { return value >= 0 && value <= 0x7fffffff; }
@@ -60,9 +61,16 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return "cuda"; }
 
-  // ---- memory
-  Tensor allocate(int64_t rows, int64_t cols, DType dtype) override {
-    HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");
+  void synchronize() override {
+    HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    throw_kernel_errors();
+  }
+
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  // ---- memory (shapes and dtypes are checked by Backend's public ops, kernels/backend.cpp)
+  Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) override {
     const size_t bytes = static_cast<size_t>(rows * cols) * dtype_size(dtype);
     void* data = nullptr;
     // cudaMalloc, never managed memory: pages must not migrate under a decode step.
@@ -78,73 +86,60 @@ class CudaBackend final : public Backend {
     return Tensor{data, dtype, rows, cols, cols};
   }
 
-  void release(Tensor& tensor) override {
-    if (tensor.data == nullptr) return;
+  void do_release(const Tensor& tensor) override {
     HOGWILD_ASSERT(allocations_.count(tensor.data) == 1);
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued kernels may still read it
     HOGWILD_CUDA_CHECK(cudaFree(tensor.data));
     allocations_.erase(tensor.data);
     ++inputs_version_;
-    tensor = Tensor{};
   }
 
   // Uploads wait for the copy: the caller may reuse `host` at once, whatever memory it is.
-  void upload_f32(const Tensor& dst, const float* host) override {
+  void do_upload_f32(const Tensor& dst, const float* host) override {
     if (dst.elements() == 0) return;
     if (dst.dtype == DType::F32) {
       copy_to_device(dst, host);
-    } else if (dst.dtype == DType::BF16) {
+    } else {  // BF16
       std::vector<uint16_t> converted(static_cast<size_t>(dst.elements()));
       for (size_t i = 0; i < converted.size(); ++i) converted[i] = float_to_bf16(host[i]);
       copy_to_device(dst, converted.data());
-    } else {
-      fail("upload_f32 needs an f32 or bf16 tensor, not ", dtype_name(dst.dtype));
     }
   }
 
-  void upload_i32(const Tensor& dst, const int32_t* host) override {
-    HOGWILD_ASSERT(dst.dtype == DType::I32);
+  void do_upload_i32(const Tensor& dst, const int32_t* host) override {
     if (dst.elements() == 0) return;
     copy_to_device(dst, host);
     ++inputs_version_;
   }
 
-  void download_f32(const Tensor& src, float* host) override {
+  void do_download_f32(const Tensor& src, float* host) override {
     if (src.elements() == 0) return;
     if (src.dtype == DType::F32) {
       copy_to_host(src, host);
-    } else if (src.dtype == DType::BF16) {
+    } else {  // BF16
       std::vector<uint16_t> raw(static_cast<size_t>(src.elements()));
       copy_to_host(src, raw.data());
       for (size_t i = 0; i < raw.size(); ++i) host[i] = bf16_to_float(raw[i]);
-    } else {
-      fail("download_f32 needs an f32 or bf16 tensor, not ", dtype_name(src.dtype));
     }
   }
 
-  void synchronize() override {
-    HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    throw_kernel_errors();
-  }
-
   // ---- ops
-  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+  void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
     cuda::embedding(table, ids, out, device_error_flags_, stream_);
   }
 
-  void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
+  void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
     cuda::rms_norm(x, weight, eps, out, stream_);
   }
 
-  void head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
+  void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
     cuda::head_rms_norm(x, weight, eps, stream_);
   }
 
   // Row-major out[n, m] = x[n, k] · W[m, k]ᵀ is, read column-major, outᵀ = W · xᵀ with W taken
   // transposed (its rows are columns of length k) and xᵀ as stored: one GEMM, no copies.
-  void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
-              const Tensor& out) override {
-    HOGWILD_ASSERT(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows);
+  void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                 const Tensor& out) override {
     if (x.rows == 0 || out.cols == 0) return;
     HOGWILD_CHECK(fits_int(x.rows) && fits_int(weight.rows) && fits_int(x.cols) &&
                       fits_int(x.stride) && fits_int(weight.stride) && fits_int(out.stride),
@@ -189,38 +184,35 @@ class CudaBackend final : public Backend {
                      static_cast<int>(out.stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
 
-  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
-            int64_t head_dim) override {
+  void do_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+               int64_t head_dim) override {
     cuda::rope(x, positions, inv_freq, head_dim, stream_);
   }
 
-  void swiglu(const Tensor& gate_up, const Tensor& out) override {
+  void do_swiglu(const Tensor& gate_up, const Tensor& out) override {
     cuda::swiglu(gate_up, out, stream_);
   }
 
-  void add(const Tensor& x, const Tensor& y) override { cuda::add(x, y, stream_); }
+  void do_add(const Tensor& x, const Tensor& y) override { cuda::add(x, y, stream_); }
 
-  void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
+  void do_scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
     cuda::copy_rows(src, rows, dst, /*scatter=*/true, device_error_flags_, stream_);
     if (dst.dtype == DType::I32) ++inputs_version_;
   }
 
-  void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
+  void do_gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
     cuda::copy_rows(src, rows, out, /*scatter=*/false, device_error_flags_, stream_);
     if (out.dtype == DType::I32) ++inputs_version_;
   }
 
-  void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
-                       const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
-                       const Tensor& view_entries, const Tensor& inv_freq,
-                       const AttentionShape& shape, const Tensor& out) override {
+  void do_block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                          const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                          const Tensor& view_entries, const Tensor& inv_freq,
+                          const AttentionShape& shape, const Tensor& out) override {
     attention_->run(q, keys, values, page_table, page_size, view_offsets, view_entries, inv_freq,
                     shape, out, inputs_version_, device_error_flags_, stream_);
   }
 
-  cudaStream_t stream() const { return stream_; }
-
- private:
   // Dense host rows <-> strided device rows, on the backend's stream, waiting for the copy.
   void copy_to_device(const Tensor& dst, const void* host) {
     const size_t element = dtype_size(dst.dtype);

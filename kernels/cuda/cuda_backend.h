@@ -3,8 +3,10 @@
 // Behaviour worth knowing:
 // - Every op is queued on one stream owned by the backend; nothing synchronises except
 //   synchronize(), download_f32(), the uploads (they return when the host buffer may be reused)
-//   and release(). A decode step is therefore a plain sequence of launches: capture it with
-//   cudaStreamBeginCapture(cuda_stream(backend)) for a CUDA graph.
+//   and release().
+// - CUDA graphs are not implemented: every step is launched op by op. A step as the engine runs
+//   it could not be captured as it stands either: its uploads synchronise, and block_attention
+//   and bf16 matmuls may grow their workspaces (cudaMalloc) on the first calls.
 // - Inputs checked on the host by the CPU backend (token ids, row indices, view entries, pages)
 //   are checked by the kernels; a bad element is skipped and reported as hogwild::Error at the
 //   next synchronize() / download_f32().
@@ -22,7 +24,7 @@
 
 namespace hogwild {
 
-// The stream every op of a CUDA backend runs on (events for timing, graph capture). Throws
+// The stream every op of a CUDA backend runs on (e.g. for timing with events). Throws
 // hogwild::Error for a backend that is not a CUDA one.
 cudaStream_t cuda_stream(Backend& backend);
 

@@ -1,7 +1,8 @@
 // Launchers of the CUDA kernels behind CudaBackend (internal to kernels/cuda; the public face is
-// kernels/backend.h). Each launcher checks the shapes it relies on, queues its kernel on `stream`
-// and checks the launch; none synchronizes. Plain C++17 so both nvcc and the C++20 host compiler
-// read it.
+// kernels/backend.h). Shapes and dtypes arrive checked by Backend's public ops
+// (kernels/backend.cpp); a launcher checks only this backend's limits (f32/bf16 operands, grid
+// sizes), queues its kernel on `stream` and checks the launch; none synchronizes. Plain C++17 so
+// both nvcc and the C++20 host compiler read it.
 #pragma once
 
 #include <cuda_runtime.h>

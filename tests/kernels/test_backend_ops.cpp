@@ -20,13 +20,16 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <numeric>
-#include <tuple>
 #include <functional>
+#include <initializer_list>
 #include <limits>
+#include <numeric>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
+#include "common/error.h"
 #include "common/float16.h"
 #include "kernels/backend.h"
 #ifdef HOGWILD_CUDA
@@ -89,17 +92,22 @@ std::vector<double> attention_by_definition(const AttentionCase& c) {
         std::vector<double> rotated(static_cast<size_t>(head_dim));
         for (int64_t j = 0; j < head_dim / 2; ++j) {
           const double angle = position * double{c.freq.data[static_cast<size_t>(j)]};
-          const double a = c.q.at(r, h * head_dim + j), b = c.q.at(r, h * head_dim + j + head_dim / 2);
+          const double a = c.q.at(r, h * head_dim + j),
+                       b = c.q.at(r, h * head_dim + j + head_dim / 2);
           rotated[static_cast<size_t>(j)] = a * std::cos(angle) - b * std::sin(angle);
-          rotated[static_cast<size_t>(j + head_dim / 2)] = b * std::cos(angle) + a * std::sin(angle);
+          rotated[static_cast<size_t>(j + head_dim / 2)] =
+              b * std::cos(angle) + a * std::sin(angle);
         }
         for (int32_t j = 0; j < visible; ++j) {
-          const int64_t row = c.table[static_cast<size_t>(block * c.max_pages + j / c.page_size)] * c.page_size + j % c.page_size;
+          const int64_t row =
+              c.table[static_cast<size_t>(block * c.max_pages + j / c.page_size)] * c.page_size +
+              j % c.page_size;
           double dot = 0;
           for (int64_t d = 0; d < head_dim; ++d)
             dot += rotated[static_cast<size_t>(d)] * c.k.at(row, h / group * head_dim + d);
           scores.push_back(dot * c.shape.scale);
-          value_rows.push_back(&c.v.data[static_cast<size_t>(row * c.v.cols + h / group * head_dim)]);
+          value_rows.push_back(
+              &c.v.data[static_cast<size_t>(row * c.v.cols + h / group * head_dim)]);
         }
       }
       double maximum = -1e300, total = 0;
@@ -173,8 +181,7 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
   void expect_close(const HostMatrix& actual, const std::vector<double>& expected) {
     expect_close(actual, expected, tolerance());
   }
-  void expect_close(const HostMatrix& actual, const std::vector<double>& expected,
-                    double bound) {
+  void expect_close(const HostMatrix& actual, const std::vector<double>& expected, double bound) {
     ASSERT_EQ(actual.data.size(), expected.size());
     double worst = 0.0;
     size_t worst_index = 0;
@@ -325,7 +332,8 @@ TEST_P(BackendOpsTest, RopeRotatesHalvesOfEachHead) {
   for (int64_t r = 0; r < 4; ++r)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t j = 0; j < head_dim / 2; ++j) {
-        const double angle = positions[static_cast<size_t>(r)] * double{freq.data[static_cast<size_t>(j)]};
+        const double angle =
+            positions[static_cast<size_t>(r)] * double{freq.data[static_cast<size_t>(j)]};
         const double a = x.at(r, h * head_dim + j), b = x.at(r, h * head_dim + j + head_dim / 2);
         expected[static_cast<size_t>(r * heads * head_dim + h * head_dim + j)] =
             a * std::cos(angle) - b * std::sin(angle);
@@ -362,7 +370,8 @@ TEST_P(BackendOpsTest, AddScatterGather) {
   HostMatrix expected_dst = base;
   const int32_t targets[] = {9, 2, 5, 0};
   for (int64_t r = 0; r < 4; ++r)
-    for (int64_t c = 0; c < 8; ++c) expected_dst.at(targets[r], c) = static_cast<float>(sum[static_cast<size_t>(r * 8 + c)]);
+    for (int64_t c = 0; c < 8; ++c)
+      expected_dst.at(targets[r], c) = static_cast<float>(sum[static_cast<size_t>(r * 8 + c)]);
   expect_close(get(dst), {expected_dst.data.begin(), expected_dst.data.end()});
 
   const Tensor gathered = poisoned(3, 8);
@@ -390,9 +399,9 @@ TEST_P(BackendOpsTest, BlockAttentionMatchesDefinition) {
     c.table = shuffled_page_table({5, 300, 16, 0}, pages, c.page_size, c.max_pages, rng_);
     // Rows and their views: {block, query_position, visible}.
     c.views = {
-        {{1, 310, 300}, {0, 4, 5}},              // two blocks, everything visible
-        {{1, 57, 57}, {2, 0, 0}, {0, 900, 5}},   // causal prefix of block 1, an empty entry
-        {},                                      // no entry: output 0
+        {{1, 310, 300}, {0, 4, 5}},             // two blocks, everything visible
+        {{1, 57, 57}, {2, 0, 0}, {0, 900, 5}},  // causal prefix of block 1, an empty entry
+        {},                                     // no entry: output 0
         {{2, 15, 16}, {1, 1000, 300}, {3, 2, 0}},
     };
     c.freq = rope_frequencies(head_dim);
@@ -424,8 +433,8 @@ TEST_P(BackendOpsTest, BlockAttentionCausalPrefill) {
   c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
   c.table = shuffled_page_table({common, tokens}, pages, c.page_size, c.max_pages, rng_);
   for (int32_t i = 0; i < tokens; ++i)
-    c.views.push_back({{0, static_cast<int32_t>(common) + i, static_cast<int32_t>(common)},
-                       {1, i, i + 1}});
+    c.views.push_back(
+        {{0, static_cast<int32_t>(common) + i, static_cast<int32_t>(common)}, {1, i, i + 1}});
   c.freq = rope_frequencies(head_dim);
   c.q = random_matrix(tokens, heads * head_dim, rng_);
   expect_close(run_attention(c), attention_by_definition(c));
@@ -467,13 +476,54 @@ TEST_P(BackendOpsTest, MatmulBf16Weight) {
   expect_close(get(out_bf16), expected, 1e-2);
 }
 
+// Runs `call`, expecting hogwild::Error whose message names each of `parts` (op, shapes).
+template <typename Call>
+void expect_error_naming(std::initializer_list<const char*> parts, Call&& call) {
+  try {
+    call();
+    ADD_FAILURE() << "no error; expected one naming " << *parts.begin();
+  } catch (const Error& error) {
+    for (const char* part : parts)
+      EXPECT_NE(std::string(error.what()).find(part), std::string::npos)
+          << "'" << error.what() << "' does not name " << part;
+  }
+}
+
+// Shape and dtype mismatches are caught by Backend's public ops, the same way for every backend.
+TEST_P(BackendOpsTest, MismatchedShapesThrowNamingTheOp) {
+  const Tensor x = put(random_matrix(6, 40, rng_));
+  const Tensor weight = put(random_matrix(33, 41, rng_));
+  const Tensor out = poisoned(6, 33);
+  expect_error_naming({"matmul", "[6x40 f32]", "[33x41 f32]", "[6x33 f32]"},
+                      [&] { backend_->matmul(x, weight, Tensor{}, out); });
+  expect_error_naming({"add", "[6x40 f32]", "[6x33 f32]"}, [&] { backend_->add(x, out); });
+  expect_error_naming({"rms_norm"}, [&] {
+    backend_->rms_norm(x, put(random_matrix(1, 39, rng_)), 1e-5f, poisoned(6, 40));
+  });
+  expect_error_naming({"rope", "[3x1 i32]"}, [&] {
+    backend_->rope(x, put_ints({0, 1, 2}), put(rope_frequencies(8)), 8);
+  });
+  expect_error_naming({"gather_rows", "i32"}, [&] {
+    backend_->gather_rows(x, put(random_matrix(2, 1, rng_)), poisoned(2, 40));
+  });
+  const std::vector<int32_t> ints(6 * 40, 0);
+  expect_error_naming({"upload_i32", "[6x40 f32]"}, [&] { backend_->upload_i32(x, ints.data()); });
+  const AttentionShape shape{6, 4, 64, 0.125f};
+  expect_error_naming({"block_attention", "6 query heads", "4 kv heads"}, [&] {
+    backend_->block_attention(poisoned(1, 6 * 64), Tensor{}, Tensor{}, Tensor{}, 16, Tensor{},
+                              Tensor{}, Tensor{}, shape, poisoned(1, 6 * 64));
+  });
+}
+
 #ifdef HOGWILD_CUDA
 #define HOGWILD_TEST_BACKENDS "cpu", "cuda"
 #else
 #define HOGWILD_TEST_BACKENDS "cpu"
 #endif
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOpsTest, ::testing::Values(HOGWILD_TEST_BACKENDS),
-                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           return param.param;
+                         });
 
 }  // namespace
 }  // namespace hogwild
