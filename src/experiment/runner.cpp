@@ -28,20 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// TODO(config table): replaced by io's team_settings(config) once it lands.
-TeamSettings settings_of(const RunConfig& config) {
-  TeamSettings settings;
-  settings.layout = config.layout;
-  settings.names = config.names;
-  settings.prompts = config.prompts;
-  settings.sampling = config.sampling;
-  settings.budget = config.budget;
-  settings.max_tokens = config.max_tokens_per_problem;
-  settings.seed = config.seed;
-  settings.worker_groups = static_cast<int32_t>(config.parallel.worker_groups);
-  return settings;
-}
-
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -102,7 +88,7 @@ class Experiment {
   // Sizes everything from the team settings, checks the memory plan before a byte of weights is
   // loaded, then builds the model, the cache and (rank 0) the results files.
   void plan() {
-    settings_ = settings_of(config_);
+    settings_ = team_settings(config_);
     settings_.worker_groups = groups_;  // 1 without a rank grid, whatever the config says
     // Every rank must draw from the same streams: rank 0's seed is the run's seed (DESIGN §6).
     if (grid_ != nullptr) grid_->world->broadcast(&settings_.seed, sizeof settings_.seed, 0);
