@@ -6,7 +6,8 @@
 //   independent: [common_w, step(own)]                    (W private copies of common: the cost of
 //                                                          W independent sequences)
 //
-// The view entries {block, query_position, visible} are computed like BatchBuilder::build. The
+// The view entries {block, query_position, visible} come from append_view_entries, as in
+// BatchBuilder::build. The
 // shared kernel reads each key/value row of `common` once for all workers, so its traffic is
 // K + 64W rows against W(K + 64) for independent sequences; compare the two at equal W and K.
 // Counters: call (time per call); keys_read (distinct key rows the call reads); keys_attended (sum
@@ -17,8 +18,6 @@
 //   (--max-keys drops the shapes with more common keys than N; the default runs 1024..16384)
 #include <benchmark/benchmark.h>
 
-#include "bench_support.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,8 +26,10 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_support.h"
 #include "cache/kv_cache.h"
 #include "kernels/backend.h"
+#include "kernels/view_entry.h"
 #include "model/model.h"
 
 namespace {
@@ -43,14 +44,14 @@ struct Geometry {
   double rope_theta;
 };
 constexpr Geometry kGeometries[] = {
-    {"smollm", 9, 3, 64, 100000.0},   // SmolLM2-135M
-    {"qwen3-8b", 32, 8, 128, 1e6},    // Qwen3-8B
+    {"smollm", 9, 3, 64, 100000.0},  // SmolLM2-135M
+    {"qwen3-8b", 32, 8, 128, 1e6},   // Qwen3-8B
 };
 
 enum class Layout { Hogwild, Independent };
 
-using hogwild::bench::Random;
 using hogwild::bench::fill_random;
+using hogwild::bench::Random;
 
 // Everything one call needs; built once per shape (Google Benchmark calls the function several
 // times while it picks the iteration count) and kept until the next shape.
@@ -106,33 +107,27 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
 
   // Views and their entries, as BatchBuilder::build computes them for one query per worker: the
   // last token of the worker's own step block (its K/V already appended, DESIGN §4 instant sync).
-  std::vector<int32_t> offsets{0}, entries;
+  std::vector<int32_t> offsets{0};
+  std::vector<hogwild::ViewEntry> entries;
   for (int64_t w = 0; w < workers; ++w) {
     std::vector<hogwild::BlockId> view;
     if (layout == Layout::Hogwild) {
       view.push_back(common_blocks[0]);
-      for (int64_t k = 1; k < workers; ++k) view.push_back(steps[static_cast<size_t>((w + k) % workers)]);
+      for (int64_t k = 1; k < workers; ++k)
+        view.push_back(steps[static_cast<size_t>((w + k) % workers)]);
     } else {
       view.push_back(common_blocks[static_cast<size_t>(w)]);
     }
     view.push_back(steps[static_cast<size_t>(w)]);
-    std::vector<int64_t> starts;
-    int64_t start = 0;
-    for (hogwild::BlockId b : view) {
-      starts.push_back(start);
-      start += cache.length(b);
-    }
-    const int64_t index = cache.length(view.back()) - 1;  // the query token inside its own block
-    const int64_t position = starts.back() + index;
-    for (size_t v = 0; v < view.size(); ++v) {
-      const int64_t query_position = position - starts[v];
-      const int64_t visible = std::min(cache.length(view[v]), query_position + 1);
-      if (visible <= 0) continue;
-      entries.insert(entries.end(), {view[v], static_cast<int32_t>(query_position),
-                                     static_cast<int32_t>(visible)});
-      setup->keys_attended += visible;
-    }
-    offsets.push_back(static_cast<int32_t>(entries.size() / 3));
+    std::vector<int64_t> lengths;
+    for (hogwild::BlockId b : view) lengths.push_back(cache.length(b));
+    int64_t own_start = 0;
+    for (size_t v = 0; v + 1 < lengths.size(); ++v) own_start += lengths[v];
+    const int64_t index = lengths.back() - 1;  // the query token inside its own block
+    const size_t first = entries.size();
+    hogwild::append_view_entries(view, lengths, own_start + index, entries);
+    for (size_t e = first; e < entries.size(); ++e) setup->keys_attended += entries[e].visible;
+    offsets.push_back(static_cast<int32_t>(entries.size()));
   }
   setup->keys_read = commons * common_keys + workers * kStepTokens;
 
@@ -142,12 +137,14 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
   fill_random(backend, setup->q, random);
   setup->view_offsets = backend.allocate(workers + 1, 1, hogwild::DType::I32);
   backend.upload_i32(setup->view_offsets, offsets.data());
-  setup->view_entries = backend.allocate(static_cast<int64_t>(entries.size() / 3), 3, hogwild::DType::I32);
-  backend.upload_i32(setup->view_entries, entries.data());
+  setup->view_entries =
+      backend.allocate(static_cast<int64_t>(entries.size()), 3, hogwild::DType::I32);
+  backend.upload_i32(setup->view_entries, reinterpret_cast<const int32_t*>(entries.data()));
   std::vector<float> inv_freq(static_cast<size_t>(geometry.head_dim / 2));
   for (size_t j = 0; j < inv_freq.size(); ++j)
     inv_freq[j] = static_cast<float>(
-        std::pow(geometry.rope_theta, -2.0 * static_cast<double>(j) / static_cast<double>(geometry.head_dim)));
+        std::pow(geometry.rope_theta,
+                 -2.0 * static_cast<double>(j) / static_cast<double>(geometry.head_dim)));
   setup->inv_freq = backend.allocate(1, geometry.head_dim / 2, hogwild::DType::F32);
   backend.upload_f32(setup->inv_freq, inv_freq.data());
   setup->shape = {geometry.heads, geometry.kv_heads, geometry.head_dim,
@@ -194,12 +191,13 @@ void run_attention(benchmark::State& state, Layout layout) {
 
   const double bytes_per_call = static_cast<double>(s.keys_read) * 2.0 *
                                 static_cast<double>(geometry.kv_heads * geometry.head_dim) * 4.0;
-  state.counters["call"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                              benchmark::Counter::kIsRate |
-                                                  benchmark::Counter::kInvert);
+  state.counters["call"] =
+      benchmark::Counter(static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["keys_read"] = static_cast<double>(s.keys_read);
   state.counters["keys_attended"] = static_cast<double>(s.keys_attended);
-  state.SetBytesProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) * bytes_per_call));
+  state.SetBytesProcessed(
+      static_cast<int64_t>(static_cast<double>(state.iterations()) * bytes_per_call));
 }
 
 void BM_HogwildAttention(benchmark::State& state) { run_attention(state, Layout::Hogwild); }
@@ -212,8 +210,16 @@ void shapes(benchmark::internal::Benchmark* benchmark) {
       for (int64_t workers : {1, 2, 4, 8}) benchmark->Args({workers, keys, geometry});
 }
 
-BENCHMARK(BM_HogwildAttention)->Apply(shapes)->Unit(benchmark::kMicrosecond)->MinTime(0.5)->UseRealTime();
-BENCHMARK(BM_IndependentAttention)->Apply(shapes)->Unit(benchmark::kMicrosecond)->MinTime(0.5)->UseRealTime();
+BENCHMARK(BM_HogwildAttention)
+    ->Apply(shapes)
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.5)
+    ->UseRealTime();
+BENCHMARK(BM_IndependentAttention)
+    ->Apply(shapes)
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.5)
+    ->UseRealTime();
 
 }  // namespace
 

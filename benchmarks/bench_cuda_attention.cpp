@@ -17,8 +17,6 @@
 //   build/cuda/bin/bench_cuda_attention [--max-keys=N] [benchmark flags]
 #include <benchmark/benchmark.h>
 
-#include "bench_support.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -29,10 +27,12 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_support.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
+#include "kernels/view_entry.h"
 
 namespace {
 
@@ -45,8 +45,8 @@ int64_t g_max_keys = 16384;
 
 enum class Layout { Hogwild, Independent };
 
-using hogwild::bench::Random;
 using hogwild::bench::fill_random;
+using hogwild::bench::Random;
 
 struct Setup {
   std::unique_ptr<hogwild::Backend> backend;
@@ -102,33 +102,27 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
   setup->page_table = backend.allocate(blocks, max_pages, hogwild::DType::I32);
   backend.upload_i32(setup->page_table, table.data());
 
-  // Views and entries as BatchBuilder::build computes them (see bench_attention.cpp).
-  std::vector<int32_t> offsets{0}, entries;
+  // Views and entries as BatchBuilder::build computes them (append_view_entries).
+  std::vector<int32_t> offsets{0};
+  std::vector<hogwild::ViewEntry> entries;
   for (int64_t w = 0; w < workers; ++w) {
-    std::vector<int64_t> view;
+    std::vector<int32_t> view;
     if (layout == Layout::Hogwild) {
       view.push_back(0);
-      for (int64_t k = 1; k < workers; ++k) view.push_back(commons + (w + k) % workers);
+      for (int64_t k = 1; k < workers; ++k)
+        view.push_back(static_cast<int32_t>(commons + (w + k) % workers));
     } else {
-      view.push_back(w);
+      view.push_back(static_cast<int32_t>(w));
     }
-    view.push_back(commons + w);
-    std::vector<int64_t> starts;
-    int64_t start = 0;
-    for (int64_t b : view) {
-      starts.push_back(start);
-      start += lengths[static_cast<size_t>(b)];
+    view.push_back(static_cast<int32_t>(commons + w));
+    std::vector<int64_t> view_lengths;
+    int64_t total = 0;
+    for (int32_t b : view) {
+      view_lengths.push_back(lengths[static_cast<size_t>(b)]);
+      total += view_lengths.back();
     }
-    const int64_t position = start - 1;
-    for (size_t v = 0; v < view.size(); ++v) {
-      const int64_t query_position = position - starts[v];
-      const int64_t visible = std::min(lengths[static_cast<size_t>(view[v])], query_position + 1);
-      if (visible <= 0) continue;
-      entries.insert(entries.end(),
-                     {static_cast<int32_t>(view[v]), static_cast<int32_t>(query_position),
-                      static_cast<int32_t>(visible)});
-    }
-    offsets.push_back(static_cast<int32_t>(entries.size() / 3));
+    hogwild::append_view_entries(view, view_lengths, total - 1, entries);  // the own step's last
+    offsets.push_back(static_cast<int32_t>(entries.size()));
   }
   setup->keys_read = commons * common_keys + workers * kStepTokens;
   setup->offsets = offsets;
@@ -139,8 +133,8 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
   setup->view_offsets = backend.allocate(workers + 1, 1, hogwild::DType::I32);
   backend.upload_i32(setup->view_offsets, offsets.data());
   setup->view_entries =
-      backend.allocate(static_cast<int64_t>(entries.size() / 3), 3, hogwild::DType::I32);
-  backend.upload_i32(setup->view_entries, entries.data());
+      backend.allocate(static_cast<int64_t>(entries.size()), 3, hogwild::DType::I32);
+  backend.upload_i32(setup->view_entries, reinterpret_cast<const int32_t*>(entries.data()));
   std::vector<float> inv_freq(static_cast<size_t>(kHeadDim / 2));
   for (size_t j = 0; j < inv_freq.size(); ++j)
     inv_freq[j] = static_cast<float>(

@@ -72,7 +72,8 @@ class Backend {
   // Keys in the cache are rotated to block-local positions; the query is rotated here, once per
   // (row, block), by that entry's query position (= its position in the row's view minus the
   // block's start). Row i reads entries view_entries[view_offsets[i] .. view_offsets[i+1]), each
-  // {block, query_position, visible}: keys 0..visible-1 of that block are visible.
+  // a ViewEntry {block, query_position, visible} (kernels/view_entry.h): keys 0..visible-1 of
+  // that block are visible.
   //   q, out:          [n, heads*head_dim]; q is NOT rotated
   //   keys, values:    one layer's page pool, [pages*page_size, kv_heads*head_dim], one dtype
   //   page_table:      [blocks, max_pages] I32, the pages of each block in order

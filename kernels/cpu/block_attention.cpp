@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/view_entry.h"
 
 namespace hogwild::cpu {
 namespace {
@@ -22,12 +23,6 @@ constexpr int64_t kPagesPerTask = 8;
 // queries (transposed layout, no horizontal sums); below it, query by query.
 constexpr int64_t kTransposedWidth = 16;
 constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
-
-struct Entry {
-  int32_t row;
-  int32_t query_position;
-  int32_t visible;
-};
 
 struct Task {
   int32_t block;
@@ -65,17 +60,19 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
   const int64_t total_entries = offsets[rows];
   HOGWILD_ASSERT(offsets[0] == 0 && total_entries <= view_entries.rows);
   std::vector<std::vector<int64_t>> entries_of_block(static_cast<size_t>(page_table.rows));
-  std::vector<Entry> entries(static_cast<size_t>(total_entries));
+  std::vector<ViewEntry> entries(static_cast<size_t>(total_entries));
+  std::vector<int64_t> row_of_entry(static_cast<size_t>(total_entries));
   std::vector<int64_t> slot_in_block(static_cast<size_t>(total_entries));
   for (int64_t r = 0; r < rows; ++r) {
     HOGWILD_ASSERT(offsets[r] <= offsets[r + 1]);
     for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
       const int32_t* raw = raw_entries + e * view_entries.stride;
-      const Entry entry{static_cast<int32_t>(r), raw[1], raw[2]};
-      HOGWILD_ASSERT(raw[0] >= 0 && raw[0] < page_table.rows);
+      const ViewEntry entry{raw[0], raw[1], raw[2]};
+      HOGWILD_ASSERT(entry.block >= 0 && entry.block < page_table.rows);
       HOGWILD_ASSERT(entry.visible >= 0 && entry.visible <= page_table.cols * page_size);
       entries[static_cast<size_t>(e)] = entry;
-      auto& list = entries_of_block[static_cast<size_t>(raw[0])];
+      row_of_entry[static_cast<size_t>(e)] = r;
+      auto& list = entries_of_block[static_cast<size_t>(entry.block)];
       slot_in_block[static_cast<size_t>(e)] = static_cast<int64_t>(list.size());
       list.push_back(e);
     }
@@ -110,8 +107,8 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
   std::vector<float> rotated(static_cast<size_t>(total_entries * heads * d));
 #pragma omp parallel for schedule(static)
   for (int64_t e = 0; e < total_entries; ++e) {
-    const Entry& entry = entries[static_cast<size_t>(e)];
-    const float* source = q_data + entry.row * q.stride;
+    const ViewEntry& entry = entries[static_cast<size_t>(e)];
+    const float* source = q_data + row_of_entry[static_cast<size_t>(e)] * q.stride;
     float* target = rotated.data() + e * heads * d;
     for (int64_t j = 0; j < half; ++j) {
       const double angle = static_cast<double>(entry.query_position) * freq[j];
@@ -143,7 +140,8 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
       row_queries.resize(static_cast<size_t>(d * width));
       for (size_t i = 0; i < block_entries.size(); ++i)
         for (int64_t h = 0; h < group; ++h) {
-          const float* query = rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
+          const float* query =
+              rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
           const int64_t column = static_cast<int64_t>(i) * group + h;
           for (int64_t c = 0; c < d; ++c) {
             queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
@@ -151,13 +149,16 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
           }
         }
       int32_t most_visible = 0;
-      for (int64_t e : block_entries) most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
+      for (int64_t e : block_entries)
+        most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
       const int64_t tokens = std::min<int64_t>(task.pages * page_size, most_visible - first_token);
       scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
       accumulator.resize(static_cast<size_t>(width));
       for (int64_t j = 0; j < tokens; ++j) {
-        const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
-        const float* key = k_data + (page * page_size + j % page_size) * keys.stride + task.kv_head * d;
+        const int32_t page =
+            table[task.block * page_table.stride + task.first_page + j / page_size];
+        const float* key =
+            k_data + (page * page_size + j % page_size) * keys.stride + task.kv_head * d;
         float* acc = accumulator.data();
         if (width >= kTransposedWidth) {
           std::fill(acc, acc + width, 0.0f);
@@ -200,8 +201,10 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
         }
       }
       for (int64_t j = 0; j < tokens; ++j) {
-        const int32_t page = table[task.block * page_table.stride + task.first_page + j / page_size];
-        const float* value = v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
+        const int32_t page =
+            table[task.block * page_table.stride + task.first_page + j / page_size];
+        const float* value =
+            v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
         for (int64_t w = 0; w < width; ++w) {
           const float weight = scores[static_cast<size_t>(w * chunk_tokens + j)];
           if (weight == 0.0f) continue;
@@ -222,7 +225,7 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
       std::fill(o, o + d, 0.0f);
       const int64_t g = h / group;
       for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
-        const int32_t block = raw_entries[e * view_entries.stride];
+        const int32_t block = entries[static_cast<size_t>(e)].block;
         for (int64_t t : tasks_of_block[static_cast<size_t>(block)]) {
           const Task& task = tasks[static_cast<size_t>(t)];
           if (task.kv_head != g) continue;

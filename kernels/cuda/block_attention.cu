@@ -16,6 +16,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/view_entry.h"
 
 namespace hogwild::cuda {
 namespace {
@@ -109,16 +110,12 @@ struct Params {
   Plan plan;
 };
 
-struct Entry {
-  int block, position, visible;
-};
-
 __device__ inline float to_float(float value) { return value; }
 __device__ inline float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
 
-__device__ inline bool read_entry(const Params& p, int e, Entry* entry) {
+__device__ inline bool read_entry(const Params& p, int e, ViewEntry* entry) {
   const int32_t* raw = p.entries + e * p.entries_stride;
-  *entry = Entry{raw[0], raw[1], raw[2]};
+  *entry = ViewEntry{raw[0], raw[1], raw[2]};
   return entry->block >= 0 && entry->block < p.blocks && entry->visible >= 0 &&
          static_cast<int64_t>(entry->visible) <= static_cast<int64_t>(p.max_pages) * p.page_size;
 }
@@ -178,7 +175,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(Params p) {
 
   for (int e = tid; e < p.entry_capacity; e += kPlanThreads) {
     if (plan.entry_row[e] < 0) continue;
-    Entry entry;
+    ViewEntry entry;
     if (!read_entry(p, e, &entry)) {
       p.error_flags[kBadViewEntry] = 1;
       plan.entry_row[e] = -1;  // the merge skips it too
@@ -618,8 +615,8 @@ void BlockAttention::run(const Tensor& q, const Tensor& keys, const Tensor& valu
                 "the CUDA block_attention supports head dims 64, 128 and 256, not ", d);
   // Shapes and dtypes are checked by Backend::block_attention; these are this kernel's limits.
   HOGWILD_CHECK(values.stride == keys.stride,
-                "the CUDA block_attention needs keys and values with one row stride (",
-                keys.stride, " and ", values.stride, ")");
+                "the CUDA block_attention needs keys and values with one row stride (", keys.stride,
+                " and ", values.stride, ")");
   // Tiles are read as 16-byte vectors; the cache pools (whole allocations) always qualify.
   const size_t element = dtype_size(keys.dtype);
   HOGWILD_CHECK(reinterpret_cast<uintptr_t>(keys.data) % 16 == 0 &&

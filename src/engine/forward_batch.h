@@ -6,14 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace hogwild {
+#include "kernels/view_entry.h"
 
-// One block of a token's view: query rotation and how many of the block's keys it sees.
-struct ViewEntry {
-  int32_t block = 0;
-  int32_t query_position = 0;  // the token's position in its view minus the block's start
-  int32_t visible = 0;         // keys 0..visible-1 of the block are visible
-};
+namespace hogwild {
 
 struct ForwardBatch {
   std::vector<int32_t> tokens;

@@ -14,6 +14,7 @@
 #include "cache/kv_cache.h"
 #include "engine/cache_merge.h"
 #include "kernels/backend.h"
+#include "kernels/view_entry.h"
 
 namespace hogwild {
 namespace {
@@ -87,7 +88,8 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
 
   // History merge in the cache and in the reference's token lists (the source id may be reused).
   void merge(BlockId target, BlockId source) {
-    CacheMerger(*backend_, *cache_, freq_, GetParam().head_dim).apply(cache_->append_block(target, source));
+    CacheMerger(*backend_, *cache_, freq_, GetParam().head_dim)
+        .apply(cache_->append_block(target, source));
     Tokens& to = tokens_[target];
     Tokens& from = tokens_[source];
     to.keys.insert(to.keys.end(), from.keys.begin(), from.keys.end());
@@ -125,7 +127,8 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
       for (size_t p = 0; p < keys.size(); ++p) {
         rotate(keys[p]->data() + h / group * g.head_dim, static_cast<double>(p), rk);
         double dot = 0;
-        for (int64_t c = 0; c < g.head_dim; ++c) dot += rq[static_cast<size_t>(c)] * rk[static_cast<size_t>(c)];
+        for (int64_t c = 0; c < g.head_dim; ++c)
+          dot += rq[static_cast<size_t>(c)] * rk[static_cast<size_t>(c)];
         scores.push_back(dot / std::sqrt(static_cast<double>(g.head_dim)));
         maximum = std::max(maximum, scores.back());
       }
@@ -141,36 +144,36 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
     return result;
   }
 
-  // The engine's path: one query row per view, entries {block, i - start, visible}.
+  // The engine's path: one query row per view, its entries from append_view_entries.
   std::vector<std::vector<float>> hogwild(const std::vector<std::vector<float>>& queries,
                                           const std::vector<std::vector<BlockId>>& views) {
     const Geometry g = GetParam();
-    std::vector<int32_t> offsets = {0}, entries;
+    std::vector<int32_t> offsets = {0};
+    std::vector<ViewEntry> entries;
     std::vector<float> q_all;
     for (size_t w = 0; w < views.size(); ++w) {
+      std::vector<int64_t> lengths;
       int64_t total = 0;
-      for (BlockId b : views[w]) total += cache_->length(b);
-      const int64_t position = total - 1;  // the query is the view's last token
-      int64_t start = 0;
       for (BlockId b : views[w]) {
-        const int64_t length = cache_->length(b);
-        entries.insert(entries.end(), {b, static_cast<int32_t>(position - start),
-                                       static_cast<int32_t>(std::min(length, position - start + 1))});
-        start += length;
+        lengths.push_back(cache_->length(b));
+        total += lengths.back();
       }
-      offsets.push_back(static_cast<int32_t>(entries.size() / 3));
+      const int64_t position = total - 1;  // the query is the view's last token
+      append_view_entries(views[w], lengths, position, entries);
+      offsets.push_back(static_cast<int32_t>(entries.size()));
       q_all.insert(q_all.end(), queries[w].begin(), queries[w].end());
     }
     const auto rows = static_cast<int64_t>(views.size());
     Tensor q = backend_->allocate(rows, g.heads * g.head_dim, DType::F32);
     Tensor out = backend_->allocate(rows, g.heads * g.head_dim, DType::F32);
     Tensor o = backend_->allocate(rows + 1, 1, DType::I32);
-    Tensor e = backend_->allocate(static_cast<int64_t>(entries.size() / 3), 3, DType::I32);
+    Tensor e = backend_->allocate(static_cast<int64_t>(entries.size()), 3, DType::I32);
     backend_->upload_f32(q, q_all.data());
     backend_->upload_i32(o, offsets.data());
-    backend_->upload_i32(e, entries.data());
-    const AttentionShape shape{g.heads, g.kv_heads, g.head_dim,
-                               static_cast<float>(1.0 / std::sqrt(static_cast<double>(g.head_dim)))};
+    backend_->upload_i32(e, reinterpret_cast<const int32_t*>(entries.data()));
+    const AttentionShape shape{
+        g.heads, g.kv_heads, g.head_dim,
+        static_cast<float>(1.0 / std::sqrt(static_cast<double>(g.head_dim)))};
     backend_->block_attention(q, cache_->keys(0), cache_->values(0), cache_->page_table(),
                               cache_->page_size(), o, e, freq_, shape, out);
     std::vector<float> flat(static_cast<size_t>(rows * g.heads * g.head_dim));
@@ -193,7 +196,8 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
       const std::vector<double> expected = naive(queries[w], views[w]);
       double worst = 0;
       for (size_t i = 0; i < expected.size(); ++i)
-        worst = std::max(worst, std::abs(actual[w][i] - expected[i]) / std::max(1.0, std::abs(expected[i])));
+        worst = std::max(
+            worst, std::abs(actual[w][i] - expected[i]) / std::max(1.0, std::abs(expected[i])));
       EXPECT_LE(worst, 1e-5) << "view " << w;
     }
   }
@@ -211,7 +215,8 @@ class HogwildAttention : public ::testing::TestWithParam<Geometry> {
 TEST_P(HogwildAttention, ViewsOfSharedBlocksEqualContiguousAttention) {
   std::uniform_int_distribution<int64_t> length(1, 40);
   const BlockId common = cache_->create_block(), header = cache_->create_block();
-  const BlockId alice = cache_->create_block(), bob = cache_->create_block(), carol = cache_->create_block();
+  const BlockId alice = cache_->create_block(), bob = cache_->create_block(),
+                carol = cache_->create_block();
   append(common, 37);
   append(header, 5);
   for (BlockId b : {alice, bob, carol}) append(b, length(rng_));
@@ -228,7 +233,8 @@ TEST_P(HogwildAttention, ViewsOfSharedBlocksEqualContiguousAttention) {
 }
 
 TEST_P(HogwildAttention, HistoryMergesKeepAttentionExact) {
-  const BlockId common = cache_->create_block(), alice = cache_->create_block(), bob = cache_->create_block();
+  const BlockId common = cache_->create_block(), alice = cache_->create_block(),
+                bob = cache_->create_block();
   append(common, 16);  // page-aligned (page size 8): alice's pages are reused in place
   append(alice, 11);
   append(bob, 6);
@@ -247,8 +253,8 @@ TEST_P(HogwildAttention, HistoryMergesKeepAttentionExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, HogwildAttention,
-                         ::testing::Values(Geometry{4, 4, 64}, Geometry{6, 2, 64}, Geometry{8, 1, 128},
-                                           Geometry{4, 2, 128}),
+                         ::testing::Values(Geometry{4, 4, 64}, Geometry{6, 2, 64},
+                                           Geometry{8, 1, 128}, Geometry{4, 2, 128}),
                          [](const ::testing::TestParamInfo<Geometry>& param) {
                            return "h" + std::to_string(param.param.heads) + "_kv" +
                                   std::to_string(param.param.kv_heads) + "_d" +

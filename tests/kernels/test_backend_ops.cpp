@@ -18,7 +18,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <functional>
 #include <initializer_list>
@@ -32,6 +31,7 @@
 #include "common/error.h"
 #include "common/float16.h"
 #include "kernels/backend.h"
+#include "kernels/view_entry.h"
 #ifdef HOGWILD_CUDA
 #include "kernels/cuda/device.h"
 #endif
@@ -74,7 +74,7 @@ struct AttentionCase {
   int64_t page_size = 16, max_pages = 0;
   HostMatrix k, v, q, freq;
   std::vector<int32_t> table;  // blocks x max_pages, -1 where a block has no page
-  std::vector<std::vector<std::array<int32_t, 3>>> views;
+  std::vector<std::vector<ViewEntry>> views;
 };
 
 // Block attention by its definition: for each row, rotate the query by each entry's query
@@ -202,7 +202,8 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
   HostMatrix run_attention(const AttentionCase& c, DType kv_dtype = DType::F32) {
     std::vector<int32_t> offsets = {0}, entries;
     for (const auto& view : c.views) {
-      for (const auto& entry : view) entries.insert(entries.end(), entry.begin(), entry.end());
+      for (const ViewEntry& entry : view)
+        entries.insert(entries.end(), {entry.block, entry.query_position, entry.visible});
       offsets.push_back(static_cast<int32_t>(entries.size() / 3));
     }
     const int64_t rows = static_cast<int64_t>(c.views.size());
@@ -230,21 +231,15 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
     c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
     c.table = shuffled_page_table(lengths, pages, c.page_size, c.max_pages, rng_);
     for (int64_t w = 0; w < workers; ++w) {
-      const std::vector<int64_t> view = {0, 1, 2 + (w + 1) % workers, 2 + w};
-      std::vector<int64_t> starts;
-      int64_t start = 0;
-      for (int64_t b : view) {
-        starts.push_back(start);
-        start += lengths[static_cast<size_t>(b)];
-      }
-      const int64_t position = start - 1;  // the own step's last token
-      std::vector<std::array<int32_t, 3>> entries;
-      for (size_t i = 0; i < view.size(); ++i) {
-        const int64_t query_position = position - starts[i];
-        entries.push_back({static_cast<int32_t>(view[i]), static_cast<int32_t>(query_position),
-                           static_cast<int32_t>(std::min(lengths[static_cast<size_t>(view[i])],
-                                                         query_position + 1))});
-      }
+      const std::vector<int32_t> view = {0, 1, static_cast<int32_t>(2 + (w + 1) % workers),
+                                         static_cast<int32_t>(2 + w)};
+      std::vector<int64_t> view_lengths;
+      for (int32_t b : view) view_lengths.push_back(lengths[static_cast<size_t>(b)]);
+      int64_t total = 0;
+      for (int64_t length : view_lengths) total += length;
+      const int64_t position = total - 1;  // the own step's last token
+      std::vector<ViewEntry> entries;
+      append_view_entries(view, view_lengths, position, entries);
       c.views.push_back(entries);
     }
     c.q = random_matrix(workers, heads * head_dim, rng_);
@@ -432,9 +427,14 @@ TEST_P(BackendOpsTest, BlockAttentionCausalPrefill) {
   c.k = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
   c.v = random_matrix(pages * c.page_size, kv_heads * head_dim, rng_);
   c.table = shuffled_page_table({common, tokens}, pages, c.page_size, c.max_pages, rng_);
-  for (int32_t i = 0; i < tokens; ++i)
-    c.views.push_back(
-        {{0, static_cast<int32_t>(common) + i, static_cast<int32_t>(common)}, {1, i, i + 1}});
+  // Token i of the own block sits at position common + i of the view [common, own].
+  const std::vector<int32_t> view = {0, 1};
+  const std::vector<int64_t> view_lengths = {common, tokens};
+  for (int64_t i = 0; i < tokens; ++i) {
+    std::vector<ViewEntry> entries;
+    append_view_entries(view, view_lengths, common + i, entries);
+    c.views.push_back(entries);
+  }
   c.freq = rope_frequencies(head_dim);
   c.q = random_matrix(tokens, heads * head_dim, rng_);
   expect_close(run_attention(c), attention_by_definition(c));
