@@ -15,6 +15,7 @@
 #include "kernels/cuda/block_attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/int_range.h"
 #include "kernels/cuda/ops.h"
 #include "kernels/view_entry.h"
 
@@ -577,8 +578,6 @@ int slots_per_item(int64_t head_dim) {
   }
   return 0;
 }
-
-bool fits_int(int64_t value) { return value >= 0 && value <= 0x7fffffff; }
 
 }  // namespace
 

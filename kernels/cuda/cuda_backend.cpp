@@ -15,16 +15,17 @@
 #include "kernels/cuda/block_attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
+#include "kernels/cuda/int_range.h"
 #include "kernels/cuda/ops.h"
 
 namespace hogwild {
 namespace {
 
+using cuda::fits_int;
+
 // cuBLAS gets a fixed workspace, so that it allocates nothing during a step (which capturing
 // steps in CUDA graphs would need; not implemented yet).
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
-
-bool fits_int(int64_t value) { return value >= 0 && value <= 0x7fffffff; }
 
 class CudaBackend final : public Backend {
  public:
