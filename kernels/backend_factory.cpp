@@ -7,7 +7,7 @@ namespace hogwild {
 std::unique_ptr<Backend> make_backend(const std::string& name, int device) {
   if (name == "cpu") return make_cpu_backend();
   if (name == "cuda") {
-#ifdef HOGWILD_WITH_CUDA
+#ifdef HOGWILD_CUDA
     return make_cuda_backend(device);
 #else
     (void)device;
