@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cache/cache_options.h"
 #include "kernels/backend.h"
 #include "model/model.h"
 
@@ -19,15 +20,6 @@ namespace hogwild {
 
 using BlockId = int32_t;
 
-struct CacheOptions {
-  int64_t pages = 0;                // pages in the pool (per layer)
-  int64_t page_size = 32;           // tokens per page
-  int64_t max_blocks = 0;           // blocks that can exist at once
-  int64_t max_pages_per_block = 0;  // the longest block, in pages
-};
-
-// Options sized for `blocks` blocks of up to `tokens_per_block` tokens each.
-CacheOptions cache_options_for(int64_t blocks, int64_t tokens_per_block, int64_t page_size);
 
 // A history merge's work on the pools: in every layer, rows `from` move to rows `to` and their keys
 // rotate by `rotation` positions. When the pages were reused in place, from == to and only the
