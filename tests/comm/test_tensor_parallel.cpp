@@ -18,26 +18,21 @@
 #include "engine/transformer.h"
 #include "model/model.h"
 #include "mpi_test_main.h"
+#include "numerics.h"
 #include "test_paths.h"
 
 namespace hogwild {
 namespace {
+
+using testing::log_softmax;
 
 struct Outputs {
   std::vector<std::vector<double>> logprobs;  // per prompt position
   std::vector<int32_t> greedy;
 };
 
-std::vector<double> log_softmax(const float* logits, int64_t vocab) {
-  const double maximum = *std::max_element(logits, logits + vocab);
-  double total = 0;
-  for (int64_t i = 0; i < vocab; ++i) total += std::exp(logits[i] - maximum);
-  std::vector<double> out(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) out[static_cast<size_t>(i)] = logits[i] - maximum - std::log(total);
-  return out;
-}
-
-Outputs run_model(const WeightSource& weights, Communicator* tensor, const std::vector<int32_t>& prompt) {
+Outputs run_model(const WeightSource& weights, Communicator* tensor,
+                  const std::vector<int32_t>& prompt) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
   options.max_batch_tokens = 64;
@@ -51,7 +46,8 @@ Outputs run_model(const WeightSource& weights, Communicator* tensor, const std::
     BatchBuilder builder(cache);
     ForwardBatch batch;
     std::vector<float> logits;
-    for (size_t p = 0; p < prompt.size(); ++p) builder.add(block, {&prompt[p], 1}, {&block, 1}, true);
+    for (size_t p = 0; p < prompt.size(); ++p)
+      builder.add(block, {&prompt[p], 1}, {&block, 1}, true);
     builder.build(batch);
     model.forward(batch, cache, logits);
     const int64_t vocab = model.config().vocab;
@@ -82,7 +78,8 @@ void expect_same_as_single_process(const std::string& path, const std::vector<in
   std::vector<int32_t> all(split.greedy.size() * static_cast<size_t>(grid.world->size()));
   grid.world->all_gather(split.greedy.data(), all.data(), split.greedy.size() * sizeof(int32_t));
   for (int r = 0; r < grid.world->size(); ++r)
-    EXPECT_TRUE(std::equal(split.greedy.begin(), split.greedy.end(), all.begin() + r * static_cast<ptrdiff_t>(split.greedy.size())));
+    EXPECT_TRUE(std::equal(split.greedy.begin(), split.greedy.end(),
+                           all.begin() + r * static_cast<ptrdiff_t>(split.greedy.size())));
 }
 
 class TinyTensorParallel : public ::testing::TestWithParam<std::string> {};
@@ -91,7 +88,8 @@ TEST_P(TinyTensorParallel, MatchesSingleProcess) {
   const std::string path = testing::binary_dir() + "/fixtures/" + GetParam();
   if (!std::filesystem::exists(path + "/config.json"))
     GTEST_SKIP() << path << " missing: the fixture test (make_tiny_model.py) did not run";
-  if (4 % mpi_world_size() != 0) GTEST_SKIP() << "4 KV heads do not split over " << mpi_world_size();
+  if (4 % mpi_world_size() != 0)
+    GTEST_SKIP() << "4 KV heads do not split over " << mpi_world_size();
   expect_same_as_single_process(path, {3, 17, 5, 99, 42, 7, 7, 61, 2, 0, 88});
 }
 
@@ -102,8 +100,9 @@ TEST(DemoTensorParallel, SmolLM2SplitThreeWays) {
   if (mpi_world_size() != 3) GTEST_SKIP() << "SmolLM2's 9 heads / 3 KV heads split over 3 ranks";
   if (!testing::demo_model_available()) GTEST_SKIP() << "demo model missing";
   // "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
-  expect_same_as_single_process(testing::demo_model_path(),
-                                {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198});
+  expect_same_as_single_process(
+      testing::demo_model_path(),
+      {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198});
 }
 
 }  // namespace

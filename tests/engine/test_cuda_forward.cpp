@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/batch_builder.h"
 #include "engine/generation.h"
 #include "engine/transformer.h"
 #include "kernels/cuda/device.h"
 #include "model/model.h"
+#include "numerics.h"
 #include "test_support.h"
 
 namespace hogwild {
@@ -33,7 +35,8 @@ Result run(const WeightSource& weights, Backend& backend, const std::vector<int3
     const BlockId block = cache.create_block();
     BatchBuilder builder(cache);
     ForwardBatch batch;
-    for (size_t p = 0; p < prompt.size(); ++p) builder.add(block, {&prompt[p], 1}, {&block, 1}, true);
+    for (size_t p = 0; p < prompt.size(); ++p)
+      builder.add(block, {&prompt[p], 1}, {&block, 1}, true);
     builder.build(batch);
     model.forward(batch, cache, result.logits);
     cache.release_block(block);
@@ -54,15 +57,11 @@ void expect_same(const std::string& path, const std::vector<int32_t>& prompt) {
   const int64_t vocab = weights->config().vocab;
   double worst = 0;
   for (size_t p = 0; p < prompt.size(); ++p) {
-    auto log_softmax = [&](const std::vector<float>& l, int64_t i) {
-      const float* row = l.data() + p * static_cast<size_t>(vocab);
-      const double m = *std::max_element(row, row + vocab);
-      double total = 0;
-      for (int64_t j = 0; j < vocab; ++j) total += std::exp(row[j] - m);
-      return row[i] - m - std::log(total);
-    };
-    for (int64_t i = 0; i < vocab; ++i)
-      worst = std::max(worst, std::abs(log_softmax(a.logits, i) - log_softmax(b.logits, i)));
+    const size_t row = p * static_cast<size_t>(vocab);
+    const std::vector<double> expected = testing::log_softmax(a.logits.data() + row, vocab);
+    const std::vector<double> actual = testing::log_softmax(b.logits.data() + row, vocab);
+    for (size_t i = 0; i < expected.size(); ++i)
+      worst = std::max(worst, std::abs(actual[i] - expected[i]));
   }
   EXPECT_LE(worst, 1e-3) << path;
   EXPECT_EQ(a.greedy, b.greedy) << path;
@@ -71,9 +70,13 @@ void expect_same(const std::string& path, const std::vector<int32_t>& prompt) {
 TEST(CudaForward, TinyModelsMatchTheCpuBackend) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   HOGWILD_REQUIRE_REFERENCE_PYTHON();
-  for (const char* flags : {"--arch llama", "--arch qwen2", "--arch qwen3 --head-dim 64 --heads 4 --kv-heads 2 --hidden 256"}) {
+  for (const char* flags : {"--arch llama", "--arch qwen2",
+                            "--arch qwen3 --head-dim 64 --heads 4 --kv-heads 2 --hidden 256"}) {
     testing::TempDir dir;
-    ASSERT_EQ(testing::run_script(std::string("make_tiny_model.py --out ") + (dir / "m") + " " + flags).exit_code, 0);
+    ASSERT_EQ(
+        testing::run_script(std::string("make_tiny_model.py --out ") + (dir / "m") + " " + flags)
+            .exit_code,
+        0);
     expect_same(dir / "m", {3, 17, 5, 99, 42, 7, 7, 61, 2, 0, 88});
   }
 }
@@ -81,7 +84,8 @@ TEST(CudaForward, TinyModelsMatchTheCpuBackend) {
 TEST(CudaForward, DemoModelMatchesTheCpuBackend) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   HOGWILD_REQUIRE_DEMO_MODEL();
-  expect_same(testing::demo_model_path(), {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198});
+  expect_same(testing::demo_model_path(),
+              {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198});
 }
 
 }  // namespace

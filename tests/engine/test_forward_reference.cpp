@@ -15,22 +15,14 @@
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "model/model.h"
+#include "numerics.h"
 #include "test_support.h"
 
 namespace hogwild {
 namespace {
 
+using testing::log_softmax;
 using testing::TempDir;
-
-std::vector<double> log_softmax(const float* logits, int64_t vocab) {
-  const double maximum = *std::max_element(logits, logits + vocab);
-  double total = 0.0;
-  for (int64_t i = 0; i < vocab; ++i) total += std::exp(logits[i] - maximum);
-  const double log_total = std::log(total) + maximum;
-  std::vector<double> result(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) result[static_cast<size_t>(i)] = logits[i] - log_total;
-  return result;
-}
 
 std::string join(const std::vector<int32_t>& ids) {
   std::string text;
@@ -110,8 +102,8 @@ TEST_P(TinyModelReference, LogprobsAndGreedyMatchNumpy) {
   HOGWILD_REQUIRE_REFERENCE_PYTHON();
   TempDir dir;
   const std::string model_dir = dir / "model";
-  auto made = testing::run_script("make_tiny_model.py --out " + model_dir + " --vocab 97 --seed 7 " +
-                                  GetParam().flags);
+  auto made = testing::run_script("make_tiny_model.py --out " + model_dir +
+                                  " --vocab 97 --seed 7 " + GetParam().flags);
   ASSERT_EQ(made.exit_code, 0) << made.output;
 
   const std::vector<int32_t> prompt = {1, 5, 9, 33, 2, 96, 14, 0, 71, 71, 8, 40, 3};
@@ -129,7 +121,8 @@ TEST_P(TinyModelReference, LogprobsAndGreedyMatchNumpy) {
     const auto actual = engine_logprobs(*weights, prompt, chunk);
     ASSERT_EQ(actual.size(), prompt.size());
     for (size_t p = 0; p < prompt.size(); ++p)
-      EXPECT_LE(max_abs_difference(actual[p], expected.data() + p * static_cast<size_t>(vocab)), 1e-4)
+      EXPECT_LE(max_abs_difference(actual[p], expected.data() + p * static_cast<size_t>(vocab)),
+                1e-4)
           << "position " << p << ", chunk " << chunk;
   }
   EXPECT_EQ(engine_greedy(*weights, prompt, 12), json["greedy"].get<std::vector<int32_t>>());
@@ -137,15 +130,16 @@ TEST_P(TinyModelReference, LogprobsAndGreedyMatchNumpy) {
 
 INSTANTIATE_TEST_SUITE_P(
     Architectures, TinyModelReference,
-    ::testing::Values(TinyCase{"llama", "--arch llama"},
-                      TinyCase{"llama_tied_gqa4", "--arch llama --tied --heads 8 --kv-heads 2"},
-                      TinyCase{"llama3_rope_scaling", "--arch llama --rope-scaling llama3 --rope-theta 500000"},
-                      TinyCase{"llama_mha_head_dim_64", "--arch llama --heads 2 --kv-heads 2 --head-dim 64"},
-                      TinyCase{"qwen2_bias", "--arch qwen2"},
-                      TinyCase{"qwen3_qk_norm", "--arch qwen3 --head-dim 32"},
-                      TinyCase{"qwen3_yarn", "--arch qwen3 --rope-scaling yarn"},
-                      TinyCase{"bf16_sharded", "--arch llama --dtype bf16 --sharded"},
-                      TinyCase{"f16", "--arch qwen2 --dtype f16"}),
+    ::testing::Values(
+        TinyCase{"llama", "--arch llama"},
+        TinyCase{"llama_tied_gqa4", "--arch llama --tied --heads 8 --kv-heads 2"},
+        TinyCase{"llama3_rope_scaling", "--arch llama --rope-scaling llama3 --rope-theta 500000"},
+        TinyCase{"llama_mha_head_dim_64", "--arch llama --heads 2 --kv-heads 2 --head-dim 64"},
+        TinyCase{"qwen2_bias", "--arch qwen2"},
+        TinyCase{"qwen3_qk_norm", "--arch qwen3 --head-dim 32"},
+        TinyCase{"qwen3_yarn", "--arch qwen3 --rope-scaling yarn"},
+        TinyCase{"bf16_sharded", "--arch llama --dtype bf16 --sharded"},
+        TinyCase{"f16", "--arch qwen2 --dtype f16"}),
     [](const ::testing::TestParamInfo<TinyCase>& param) { return param.param.name; });
 
 // The demo model (SmolLM2-135M-Instruct, Q4_1 GGUF) against numpy reading the same GGUF through
@@ -155,10 +149,11 @@ TEST(DemoModelReference, LogprobsAndGreedyMatchNumpy) {
   HOGWILD_REQUIRE_REFERENCE_PYTHON();
   TempDir dir;
   // "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
-  const std::vector<int32_t> prompt = {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198};
-  auto reference = testing::run_script("reference_forward.py " + testing::demo_model_path() +
-                                       " --tokens " + join(prompt) + " --greedy 32 --out " +
-                                       (dir / "ref.json"));
+  const std::vector<int32_t> prompt = {1,    4093, 198, 1780, 314, 260, 3575, 282,
+                                       4649, 47,   2,   198,  1,   520, 9531, 198};
+  auto reference =
+      testing::run_script("reference_forward.py " + testing::demo_model_path() + " --tokens " +
+                          join(prompt) + " --greedy 32 --out " + (dir / "ref.json"));
   ASSERT_EQ(reference.exit_code, 0) << reference.output;
   const auto json = nlohmann::json::parse(testing::read_file(dir / "ref.json"));
   const auto expected = json["logprobs_last"].get<std::vector<float>>();
