@@ -8,7 +8,7 @@
 
 namespace hogwild {
 
-TeamSizing size_team(const TeamSettings& settings, const Tokenizer& tokenizer, int64_t page_size) {
+TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, int64_t page_size) {
   HOGWILD_CHECK(!settings.names.empty() && page_size > 0, "a team needs workers and pages");
   const auto workers = static_cast<int64_t>(settings.names.size());
   const PromptConfig& prompts = settings.prompts;

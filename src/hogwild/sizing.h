@@ -8,7 +8,7 @@
 #include "cache/kv_cache.h"
 #include "engine/transformer.h"
 #include "hogwild/settings.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/text_codec.h"
 
 namespace hogwild {
 
@@ -20,7 +20,7 @@ struct TeamSizing {
   int64_t cache_pages = 0;   // pages for max_tokens spread over `blocks` (each may end part-full)
 };
 
-TeamSizing size_team(const TeamSettings& settings, const Tokenizer& tokenizer, int64_t page_size);
+TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, int64_t page_size);
 
 // Prefill chunks are never smaller than this, however small the teams' steps: long prompts then
 // run as large GEMMs.

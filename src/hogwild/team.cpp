@@ -28,7 +28,7 @@ SamplingParams sampling_params(SamplingParams params, uint64_t seed) {
 // Tokens a collaborating worker may not write (as in the paper's code): header marks made only
 // of '#', which would forge the engine's section headers, BOS/EOS (a team ends on an answer or
 // its budget, not when one worker stops) and "</think>".
-std::vector<int32_t> suppressed_tokens(const Tokenizer& tokenizer) {
+std::vector<int32_t> suppressed_tokens(const TextCodec& tokenizer) {
   std::vector<int32_t> ids;
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
     const std::string text = tokenizer.token_bytes(id);
@@ -46,7 +46,7 @@ std::vector<int32_t> suppressed_tokens(const Tokenizer& tokenizer) {
 }  // namespace
 
 Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
-           const Tokenizer& tokenizer, KvCache& cache, Clock::time_point run_start)
+           const TextCodec& tokenizer, KvCache& cache, Clock::time_point run_start)
     : settings_(settings),
       problem_(problem),
       index_(problem_index),

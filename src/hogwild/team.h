@@ -19,7 +19,7 @@
 #include "hogwild/problem.h"
 #include "hogwild/settings.h"
 #include "hogwild/text_rules.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/text_codec.h"
 
 namespace hogwild {
 
@@ -41,7 +41,7 @@ class Team {
   using Clock = std::chrono::steady_clock;
 
   Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
-       const Tokenizer& tokenizer, KvCache& cache, Clock::time_point run_start);
+       const TextCodec& tokenizer, KvCache& cache, Clock::time_point run_start);
   ~Team();
   Team(const Team&) = delete;
   Team& operator=(const Team&) = delete;
@@ -106,7 +106,7 @@ class Team {
   TeamSettings settings_;
   Problem problem_;
   int64_t index_;
-  const Tokenizer& tokenizer_;
+  const TextCodec& tokenizer_;
   KvCache& cache_;
   std::vector<MergePlan> merges_;  // made by finish_step, taken by the engine
   Clock::time_point run_start_;

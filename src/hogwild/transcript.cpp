@@ -2,7 +2,7 @@
 
 namespace hogwild {
 
-std::string format_transcript(const ProblemResult& result, const Tokenizer& tokenizer,
+std::string format_transcript(const ProblemResult& result, const TextCodec& tokenizer,
                               const PromptConfig& prompts) {
   auto decode = [&](const WorkerRecord& worker, int32_t first, size_t end) {
     return tokenizer.decode({worker.tokens.begin() + first,

@@ -6,12 +6,12 @@
 
 #include "hogwild/problem.h"
 #include "hogwild/settings.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/text_codec.h"
 
 namespace hogwild {
 
 // Unfinished steps end with the prompts' incomplete marker when the workers collaborated.
-std::string format_transcript(const ProblemResult& result, const Tokenizer& tokenizer,
+std::string format_transcript(const ProblemResult& result, const TextCodec& tokenizer,
                               const PromptConfig& prompts);
 
 }  // namespace hogwild

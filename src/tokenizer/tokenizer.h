@@ -12,18 +12,13 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/text_codec.h"
+
 namespace hogwild {
 
 class GgufFile;
 
-enum class ChatTemplate { None, ChatML, Llama3 };
-
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
-};
-
-class Tokenizer {
+class Tokenizer : public TextCodec {
  public:
   // Throws hogwild::Error naming the file when the vocabulary is missing or malformed, or the
   // tokenizer model / pre-tokenizer is not supported.
@@ -36,20 +31,20 @@ class Tokenizer {
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
-  ~Tokenizer();
+  ~Tokenizer() override;
 
   // Special tokens (e.g. "<|im_start|>") in `text` become single tokens when parse_special;
   // user-defined added tokens (GGUF token type 4, HF added tokens with special=false) always do,
   // as in Hugging Face and llama.cpp. Matching is leftmost, then longest. add_bos prepends
   // bos_id() only when adds_bos() (the model asks for one).
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true,
-                              bool add_bos = false) const;
+                              bool add_bos = false) const override;
   // The exact bytes a token stands for (may be a partial UTF-8 sequence).
-  std::string token_bytes(int32_t id) const;
-  std::string decode(const std::vector<int32_t>& ids) const;
+  std::string token_bytes(int32_t id) const override;
+  std::string decode(const std::vector<int32_t>& ids) const override;
 
-  int32_t vocab_size() const;
-  std::optional<int32_t> bos_id() const;
+  int32_t vocab_size() const override;
+  std::optional<int32_t> bos_id() const override;
   // Whether encode(..., add_bos = true) prepends bos_id(): the model's own setting (GGUF
   // tokenizer.ggml.add_bos_token, tokenizer_config.json add_bos_token or its post-processor),
   // by default true only for SentencePiece and Llama-3. SmolLM2's bos is <|im_start|>, which
@@ -58,17 +53,17 @@ class Tokenizer {
   bool is_special(int32_t id) const;  // a control / added token (<|im_end|>), not text
   std::vector<int32_t> eos_ids()
       const;  // every id that ends generation (eos, <|im_end|>, <|eot_id|>…)
-  bool is_eos(int32_t id) const;
+  bool is_eos(int32_t id) const override;
   std::optional<int32_t> find_token(std::string_view piece) const;  // exact piece lookup
 
-  ChatTemplate chat_template() const;
+  ChatTemplate chat_template() const override;
   const std::string& chat_template_text() const;  // the model's Jinja template, "" if none
   // The system prompt the ChatML template inserts when a conversation starts without one.
   const std::string& default_system_prompt() const;
   // Renders messages in the model's chat format, ending with the assistant header when
   // add_generation_prompt. Throws if the model has no known chat template.
   std::string apply_chat_template(const std::vector<ChatMessage>& messages,
-                                  bool add_generation_prompt = true) const;
+                                  bool add_generation_prompt = true) const override;
 
   struct Impl;
 

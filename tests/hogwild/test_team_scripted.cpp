@@ -1,0 +1,702 @@
+// A Team without any model file: a byte-level codec (one token per byte, "##" as one token, EOS,
+// BOS and "</think>") and scripted one-hot logits make every worker write chosen text, so the
+// views, step ends, history merges, prefixes, suppression, stops, the finisher and the sizing
+// can be checked against expectations derived by hand from the prompts.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/kv_cache.h"
+#include "common/error.h"
+#include "engine/batch_builder.h"
+#include "engine/forward_batch.h"
+#include "hogwild/sizing.h"
+#include "hogwild/team.h"
+#include "hogwild/transcript.h"
+#include "tokenizer/text_codec.h"
+
+namespace hogwild {
+
+// In hogwild itself, not the unnamed namespace, so that argument-dependent lookup finds them.
+bool operator==(const ViewEntry& a, const ViewEntry& b) {
+  return a.block == b.block && a.query_position == b.query_position && a.visible == b.visible;
+}
+
+void PrintTo(const ViewEntry& e, std::ostream* out) {
+  *out << "{block " << e.block << ", query " << e.query_position << ", visible " << e.visible
+       << "}";
+}
+
+namespace {
+
+// Ids 0..255 are the bytes; then EOS, "##", BOS and "</think>". Encoding is greedy from the left:
+// a special piece (when parse_special), else "##", else one byte.
+class ByteCodec final : public TextCodec {
+ public:
+  static constexpr int32_t kEos = 256, kHashes = 257, kBos = 258, kThink = 259, kVocab = 260;
+
+  explicit ByteCodec(ChatTemplate format = ChatTemplate::None) : format_(format) {}
+
+  std::vector<int32_t> encode(std::string_view text, bool parse_special,
+                              bool add_bos) const override {
+    std::vector<int32_t> ids;
+    if (add_bos) ids.push_back(kBos);
+    size_t i = 0;
+    while (i < text.size()) {
+      const std::string_view rest = text.substr(i);
+      std::optional<int32_t> special;
+      if (parse_special)
+        for (int32_t id : {kEos, kBos, kThink})
+          if (rest.starts_with(token_bytes(id))) special = id;
+      if (special) {
+        ids.push_back(*special);
+        i += token_bytes(*special).size();
+      } else if (rest.starts_with("##")) {
+        ids.push_back(kHashes);
+        i += 2;
+      } else {
+        ids.push_back(static_cast<unsigned char>(text[i]));
+        ++i;
+      }
+    }
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override {
+    std::string text;
+    for (int32_t id : ids) text += token_bytes(id);
+    return text;
+  }
+  std::string token_bytes(int32_t id) const override {
+    switch (id) {
+      case kEos:
+        return "<eos>";
+      case kHashes:
+        return "##";
+      case kBos:
+        return "<bos>";
+      case kThink:
+        return "</think>";
+      default:
+        return std::string(1, static_cast<char>(id));
+    }
+  }
+  bool is_eos(int32_t id) const override { return id == kEos; }
+  std::optional<int32_t> bos_id() const override { return kBos; }
+  int32_t vocab_size() const override { return kVocab; }
+  ChatTemplate chat_template() const override { return format_; }
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages,
+                                  bool add_generation_prompt) const override {
+    if (format_ == ChatTemplate::None) fail("this codec has no chat template");
+    std::string text;
+    for (const ChatMessage& message : messages)
+      text += "<|" + message.role + "|>" + message.content + "\n";
+    if (add_generation_prompt) text += "<|assistant|>";
+    return text;
+  }
+
+ private:
+  ChatTemplate format_;
+};
+
+// The plain bytes of `text` as tokens (what a script makes a worker write).
+std::deque<int32_t> bytes(std::string_view text) {
+  std::deque<int32_t> ids;
+  for (char c : text) ids.push_back(static_cast<unsigned char>(c));
+  return ids;
+}
+
+using Names = std::vector<std::string>;
+// Each worker's next tokens, consumed one per logit row of that worker.
+using Script = std::map<size_t, std::deque<int32_t>>;
+
+constexpr int64_t kPageSize = 16;
+constexpr int32_t kDefaultToken = 'x';  // what a worker writes when its script is empty
+constexpr const char* kQuestion = "What is 2+3?";
+
+// The block whose tokens row `t` of the batch appends to: the last entry of its view.
+BlockId own_block(const ForwardBatch& batch, size_t t) {
+  return batch.view_entries[static_cast<size_t>(batch.view_offsets[t + 1]) - 1].block;
+}
+
+// The tokens of the batch that go to `block`, in order.
+std::vector<int32_t> tokens_into(const ForwardBatch& batch, BlockId block) {
+  std::vector<int32_t> tokens;
+  for (size_t t = 0; t < batch.size(); ++t)
+    if (own_block(batch, t) == block) tokens.push_back(batch.tokens[t]);
+  return tokens;
+}
+
+// The first row of the batch that goes to `block`.
+size_t first_row_into(const ForwardBatch& batch, BlockId block) {
+  for (size_t t = 0; t < batch.size(); ++t)
+    if (own_block(batch, t) == block) return t;
+  ADD_FAILURE() << "no token goes to block " << block;
+  return 0;
+}
+
+std::vector<ViewEntry> entries_of(const ForwardBatch& batch, size_t t) {
+  return {batch.view_entries.begin() + batch.view_offsets[t],
+          batch.view_entries.begin() + batch.view_offsets[t + 1]};
+}
+
+// Cache blocks alive now: the cache is probed by creating blocks until it refuses (then they are
+// released, which leaves it as it was).
+int64_t blocks_in_use(KvCache& cache, int64_t max_blocks) {
+  std::vector<BlockId> probes;
+  try {
+    for (;;) probes.push_back(cache.create_block());
+  } catch (const Error&) {
+  }
+  for (BlockId block : probes) cache.release_block(block);
+  return max_blocks - static_cast<int64_t>(probes.size());
+}
+
+// One team over its own cache, driven like the runner drives it (schedule, build, commit, sample,
+// advance) with logits that are one-hot on the token the script chose for each row.
+class ScriptedTeam {
+ public:
+  ScriptedTeam(const TeamSettings& settings, const TextCodec& codec, const CacheOptions& options,
+               int64_t capacity = 4096)
+      : codec_(codec), capacity_(capacity) {
+    config_.layers = 1;
+    config_.heads = 1;
+    config_.kv_heads = 1;
+    config_.head_dim = 4;
+    backend_ = make_cpu_backend();
+    cache_ = std::make_unique<KvCache>(*backend_, config_, options);
+    builder_ = std::make_unique<BatchBuilder>(*cache_);
+    team_ = std::make_unique<Team>(settings, Problem{"p", kQuestion, "5"}, 0, codec, *cache_,
+                                   Team::Clock::now());
+  }
+  ~ScriptedTeam() {
+    team_.reset();  // the team releases its blocks before the cache goes
+    builder_.reset();
+  }
+
+  // One forward pass. Rows of a worker's step take that worker's next scripted token; the
+  // prompt's row takes `prompt_token`.
+  const ForwardBatch& forward(Script& script, int32_t prompt_token = kDefaultToken) {
+    scheduled_ = team_->schedule(*builder_, capacity_);
+    EXPECT_GT(scheduled_, 0) << "the team had nothing to schedule";
+    builder_->build(batch_);
+    builder_->commit();
+    const auto vocab = static_cast<size_t>(codec_.vocab_size());
+    std::vector<float> logits(batch_.logit_rows.size() * vocab, 0.0f);
+    for (size_t r = 0; r < batch_.logit_rows.size(); ++r) {
+      const BlockId block = own_block(batch_, static_cast<size_t>(batch_.logit_rows[r]));
+      int32_t token = prompt_token;
+      for (size_t w = 0; w < team_->names().size(); ++w) {
+        if (team_->step_block(w) != block) continue;
+        token = kDefaultToken;
+        if (auto& next = script[w]; !next.empty()) {
+          token = next.front();
+          next.pop_front();
+        }
+      }
+      logits[r * vocab + static_cast<size_t>(token)] = 100.0f;
+    }
+    StepLogits step;
+    step.data = logits.data();
+    step.vocab = static_cast<int64_t>(vocab);
+    for (size_t r = 0; r < batch_.logit_rows.size(); ++r)
+      step.local_row.push_back(static_cast<int32_t>(r));
+    step.sampled.assign(batch_.logit_rows.size(), -1);
+    team_->sample(step);
+    team_->advance(step);
+    for (MergePlan& merge : team_->take_merges()) merges_.push_back(std::move(merge));
+    return batch_;
+  }
+  // The prompt and header forwards of a collaborating team.
+  void prefill() {
+    Script none;
+    forward(none);
+    forward(none);
+  }
+
+  Team& team() { return *team_; }
+  KvCache& cache() { return *cache_; }
+  int64_t scheduled() const { return scheduled_; }
+  const std::vector<MergePlan>& merges() const { return merges_; }
+
+ private:
+  const TextCodec& codec_;
+  int64_t capacity_;
+  ModelConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<BatchBuilder> builder_;
+  std::unique_ptr<Team> team_;
+  ForwardBatch batch_;
+  int64_t scheduled_ = 0;
+  std::vector<MergePlan> merges_;
+};
+
+class ScriptedTeamTest : public ::testing::Test {
+ protected:
+  // The default prompts with a short system prompt whose expansion is easy to write down.
+  static TeamSettings settings_for(Layout layout, const Names& names, int64_t budget = 100) {
+    TeamSettings settings;
+    settings.layout = layout;
+    settings.names = names;
+    settings.prompts = default_prompts();
+    settings.prompts.system = "We are {names}, {count} of us.";
+    settings.budget = budget;
+    return settings;
+  }
+
+  std::unique_ptr<ScriptedTeam> make_team(const TeamSettings& settings) {
+    return std::make_unique<ScriptedTeam>(settings, codec_, cache_options_for(16, 2048, kPageSize));
+  }
+
+  std::vector<int32_t> encode(const std::string& text) const {
+    return codec_.encode(text, true, false);
+  }
+  int32_t length_of(const std::string& text) const {
+    return static_cast<int32_t>(encode(text).size());
+  }
+
+  ByteCodec codec_;
+};
+
+TEST_F(ScriptedTeamTest, TheCodecIsWhatTheTestsAssume) {
+  EXPECT_EQ(encode("a### b"), (std::vector<int32_t>{'a', ByteCodec::kHashes, '#', ' ', 'b'}));
+  EXPECT_EQ(encode("x<eos>"), (std::vector<int32_t>{'x', ByteCodec::kEos}));
+  EXPECT_EQ(codec_.encode("x<eos>", false, true),
+            (std::vector<int32_t>{ByteCodec::kBos, 'x', '<', 'e', 'o', 's', '>'}));
+  EXPECT_EQ(codec_.decode(encode("### Past steps\n\n")), "### Past steps\n\n");
+}
+
+TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
+  auto run = make_team(settings_for(Layout::Combined, {"Alice", "Bob", "Carol"}));
+  Team& team = run->team();
+  Script script;
+
+  // Forward 1: the whole prompt into common, with logits for its last token.
+  const std::string prompt =
+      "We are Alice, Bob and Carol, 3 of us.\n\nWhat is 2+3?\n\n### Past steps\n\n";
+  const int32_t prompt_length = length_of(prompt);
+  {
+    const ForwardBatch& batch = run->forward(script);
+    EXPECT_EQ(batch.tokens, encode(prompt));
+    EXPECT_EQ(batch.logit_rows, (std::vector<int32_t>{prompt_length - 1}));
+  }
+  EXPECT_EQ(team.common_length(), prompt_length);
+
+  // Forward 2: the three constant blocks, each computed right after the prompt.
+  const std::string others_header = "\n\n### Work in progress (others)\n\n";
+  const std::string own_header_text = "### Work in progress (own)\n\n";
+  const std::string marker_text = " <...>\n\n";
+  BlockId common = -1, others = -1, own_header = -1, marker = -1;
+  {
+    const ForwardBatch& batch = run->forward(script);
+    std::vector<int32_t> expected = encode(others_header);
+    for (const std::string* text : {&own_header_text, &marker_text})
+      for (int32_t id : encode(*text)) expected.push_back(id);
+    EXPECT_EQ(batch.tokens, expected);
+    EXPECT_TRUE(batch.logit_rows.empty());
+    others = own_block(batch, 0);
+    own_header = own_block(batch, static_cast<size_t>(length_of(others_header)));
+    marker = own_block(batch, batch.size() - 1);
+    common = batch.view_entries[0].block;
+    EXPECT_EQ(entries_of(batch, 0),
+              (std::vector<ViewEntry>{{common, prompt_length, prompt_length}, {others, 0, 1}}));
+  }
+  EXPECT_EQ(team.describe_view(0), (Names{"common", "others_header", "Bob", "marker", "Carol",
+                                          "marker", "own_header", "Alice"}));
+  EXPECT_EQ(team.describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
+                                          "marker", "own_header", "Bob"}));
+  EXPECT_EQ(team.describe_view(2), (Names{"common", "others_header", "Alice", "marker", "Bob",
+                                          "marker", "own_header", "Carol"}));
+
+  // Decode pass 1 feeds each worker's first-step prefix; Alice then writes " Done.\n\n" and
+  // samples "Z" in the pass that closes her step (that sample is dropped).
+  script[0] = bytes(" Done.\n\nZ");
+  const std::string alice_first = "**Alice [1]:** Hi, I'm Alice.";
+  const std::string bob_first = "**Bob [1]:** Hi, I'm Bob.";
+  const std::string carol_first = "**Carol [1]:** Hi, I'm Carol.";
+  const BlockId alice = team.step_block(0), bob = team.step_block(1), carol = team.step_block(2);
+  {
+    const ForwardBatch& batch = run->forward(script);
+    EXPECT_EQ(tokens_into(batch, alice), encode(alice_first));
+    EXPECT_EQ(tokens_into(batch, bob), encode(bob_first));
+    EXPECT_EQ(tokens_into(batch, carol), encode(carol_first));
+    EXPECT_EQ(batch.logit_rows.size(), 3u);
+    // Alice's first token already sees all of Bob's and Carol's prefixes (instant sync).
+    const int32_t h = length_of(others_header), b = length_of(bob_first),
+                  m = length_of(marker_text), c = length_of(carol_first),
+                  o = length_of(own_header_text);
+    const int32_t position = prompt_length + h + b + m + c + m + o;  // Alice's index 0
+    EXPECT_EQ(entries_of(batch, first_row_into(batch, alice)),
+              (std::vector<ViewEntry>{{common, position, prompt_length},
+                                      {others, position - prompt_length, h},
+                                      {bob, position - prompt_length - h, b},
+                                      {marker, position - prompt_length - h - b, m},
+                                      {carol, position - prompt_length - h - b - m, c},
+                                      {marker, position - prompt_length - h - b - m - c, m},
+                                      {own_header, o, o},
+                                      {alice, 0, 1}}));
+  }
+  // Passes 2..8 feed " Done.\n" while pass 8 samples the second "\n": the step ends, but its
+  // last token is not in the cache yet.
+  for (int pass = 2; pass <= 8; ++pass) run->forward(script);
+  const int32_t step_length = length_of(alice_first + " Done.\n\n");
+  EXPECT_EQ(run->cache().length(alice), step_length - 1);
+  EXPECT_TRUE(run->merges().empty());
+
+  // Pass 9 writes that "\n"; then the step joins the history and a new, empty step opens.
+  run->forward(script);
+  ASSERT_EQ(run->merges().size(), 1u);
+  EXPECT_EQ(run->merges()[0].rotation, prompt_length) << "keys rotate by common's old length";
+  EXPECT_EQ(run->merges()[0].from.size(), static_cast<size_t>(step_length));
+  EXPECT_EQ(team.common_length(), prompt_length + step_length);
+  EXPECT_EQ(run->cache().length(team.step_block(0)), 0) << "its prefix is still pending";
+  ProblemResult result = team.result();
+  ASSERT_EQ(result.steps.size(), 1u);
+  EXPECT_EQ(result.steps[0].worker, 0);
+  EXPECT_EQ(result.steps[0].step, 1);
+  EXPECT_EQ(result.steps[0].first_token, 0);
+  EXPECT_EQ(result.steps[0].end_token, step_length);
+  EXPECT_EQ(result.steps[0].finished_pass, 9);
+
+  // Pass 10 feeds the second step's prefix; Bob's first token sees the longer history.
+  {
+    const ForwardBatch& batch = run->forward(script);
+    EXPECT_EQ(tokens_into(batch, team.step_block(0)), encode("**Alice [2]:** "));
+    const std::vector<ViewEntry> bob_view = entries_of(batch, first_row_into(batch, bob));
+    ASSERT_FALSE(bob_view.empty());
+    EXPECT_EQ(bob_view[0].block, common);
+    EXPECT_EQ(bob_view[0].visible, prompt_length + step_length);
+  }
+  EXPECT_EQ(team.describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
+                                          "marker", "own_header", "Bob"}));
+  result = team.result();
+  EXPECT_EQ(codec_.decode(result.workers[0].tokens),
+            alice_first + " Done.\n\n" + "**Alice [2]:** x");
+  EXPECT_EQ(result.workers[0].live_step_first_token, step_length);
+  EXPECT_EQ(result.workers[1].text, bob_first + std::string(10, 'x'));
+  EXPECT_FALSE(team.done());
+  EXPECT_EQ(format_transcript(result, codec_, default_prompts()),
+            std::string("Question: What is 2+3?\n\n") + alice_first + " Done.\n\n" +
+                "**Alice [2]:** x <...>\n\n" + bob_first + std::string(10, 'x') + " <...>\n\n" +
+                carol_first + std::string(10, 'x') + " <...>\n\n");
+}
+
+TEST_F(ScriptedTeamTest, InterleavedHidesTheOthersLiveSteps) {
+  auto run = make_team(settings_for(Layout::Interleaved, {"Alice", "Bob"}));
+  run->prefill();
+  Team& team = run->team();
+  EXPECT_EQ(team.describe_view(0), (Names{"common", "own_header", "Alice"}));
+  EXPECT_EQ(team.describe_view(1), (Names{"common", "own_header", "Bob"}));
+  Script script;
+  const ForwardBatch& batch = run->forward(script);
+  const size_t row = first_row_into(batch, team.step_block(0));
+  const std::vector<ViewEntry> view = entries_of(batch, row);
+  ASSERT_EQ(view.size(), 3u);
+  EXPECT_EQ(view[2], (ViewEntry{team.step_block(0), 0, 1}));
+  for (const ViewEntry& entry : view) EXPECT_NE(entry.block, team.step_block(1));
+}
+
+TEST_F(ScriptedTeamTest, ContiguousKeepsOneGrowingBlockPerWorker) {
+  auto run = make_team(settings_for(Layout::Contiguous, {"Alice", "Bob"}));
+  run->prefill();
+  Team& team = run->team();
+  EXPECT_EQ(team.describe_view(1),
+            (Names{"common", "others_header", "Alice", "marker", "own_header", "Bob"}));
+  const int64_t common_before = team.common_length();
+  const BlockId alice = team.step_block(0);
+  Script script;
+  script[0] = bytes(" Done.\n\n");
+  // The prefix pass, 8 tokens, then the pass that feeds the second step's prefix.
+  for (int pass = 1; pass <= 10; ++pass) run->forward(script);
+  EXPECT_EQ(team.common_length(), common_before) << "no history";
+  EXPECT_TRUE(run->merges().empty());
+  EXPECT_EQ(team.step_block(0), alice);
+  const std::string text = "**Alice [1]:** Hi, I'm Alice. Done.\n\n**Alice [2]:** ";
+  EXPECT_EQ(run->cache().length(alice), length_of(text));
+  const ProblemResult result = team.result();
+  ASSERT_EQ(result.steps.size(), 1u) << "steps are still recorded";
+  EXPECT_EQ(result.steps[0].end_token, length_of("**Alice [1]:** Hi, I'm Alice. Done.\n\n"));
+}
+
+TEST_F(ScriptedTeamTest, ABoxedAnswerStopsTheTeamAtOnce) {
+  auto run = make_team(settings_for(Layout::Combined, {"Alice", "Bob", "Carol"}));
+  run->prefill();
+  Script script;
+  script[1] = bytes(" So \\boxed{5}");  // 13 tokens: the last one is sampled in pass 13
+  for (int pass = 1; pass <= 12; ++pass) run->forward(script);
+  EXPECT_FALSE(run->team().done());
+  run->forward(script);
+  ASSERT_TRUE(run->team().done());
+  const ProblemResult result = run->team().result();
+  EXPECT_EQ(result.stop_reason, "answer");
+  EXPECT_EQ(result.answer, "5");
+  EXPECT_EQ(result.correct, 1);
+  EXPECT_EQ(result.forward_passes, 13);
+  EXPECT_TRUE(result.finisher_text.empty());
+  // In the last pass Alice (before Bob) kept her token; Carol (after him) did not.
+  EXPECT_EQ(result.workers[0].text, "**Alice [1]:** Hi, I'm Alice." + std::string(13, 'x'));
+  EXPECT_EQ(result.workers[1].text, "**Bob [1]:** Hi, I'm Bob. So \\boxed{5}");
+  EXPECT_EQ(result.workers[2].text, "**Carol [1]:** Hi, I'm Carol." + std::string(12, 'x'));
+}
+
+TEST_F(ScriptedTeamTest, TheBudgetStopsAndTheFinisherAnswers) {
+  const TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"}, /*budget=*/4);
+  auto run = make_team(settings);
+  run->prefill();
+  Script script;
+  for (int pass = 1; pass <= 4; ++pass) run->forward(script);  // the budget, writing "x"
+  Team& team = run->team();
+  ASSERT_FALSE(team.done()) << "the finisher runs next";
+  // The finisher's pass: Alice's last sampled token, then the finisher text, in her own view.
+  script[0] = bytes("7}");
+  {
+    const ForwardBatch& batch = run->forward(script);
+    std::vector<int32_t> expected = {'x'};
+    for (int32_t id : encode(settings.prompts.finisher)) expected.push_back(id);
+    EXPECT_EQ(batch.tokens, expected) << "only worker 0 writes";
+    EXPECT_EQ(own_block(batch, 0), team.step_block(0));
+    EXPECT_EQ(batch.logit_rows.size(), 1u);
+  }
+  EXPECT_FALSE(team.done());
+  run->forward(script);  // feeds "7", samples "}"
+  ASSERT_TRUE(team.done());
+  const ProblemResult result = team.result();
+  EXPECT_EQ(result.stop_reason, "budget");
+  EXPECT_EQ(result.forward_passes, 4) << "finisher passes are not counted";
+  EXPECT_EQ(result.answer, "7");
+  EXPECT_EQ(result.correct, 0);
+  EXPECT_EQ(result.finisher_text, settings.prompts.finisher + "7}");
+  EXPECT_EQ(result.workers[0].text, "**Alice [1]:** Hi, I'm Alice.xxxx")
+      << "the finisher is not part of the worker's tokens";
+  EXPECT_EQ(format_transcript(result, codec_, settings.prompts),
+            "Question: What is 2+3?\n\n**Alice [1]:** Hi, I'm Alice.xxxx <...>\n\n"
+            "**Bob [1]:** Hi, I'm Bob.xxxx <...>\n\n[finisher] " +
+                settings.prompts.finisher + "7}\n\n");
+}
+
+TEST_F(ScriptedTeamTest, TheFinisherStopsAfterItsTokensOrOnEos) {
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"}, /*budget=*/2);
+  settings.prompts.finisher_tokens = 3;
+  {
+    auto run = make_team(settings);
+    run->prefill();
+    Script script;
+    for (int pass = 1; pass <= 2; ++pass) run->forward(script);
+    script[0] = bytes("abcd");
+    for (int pass = 1; pass <= 2; ++pass) run->forward(script);
+    EXPECT_FALSE(run->team().done());
+    run->forward(script);
+    ASSERT_TRUE(run->team().done()) << "three greedy tokens at most";
+    const ProblemResult result = run->team().result();
+    EXPECT_EQ(result.finisher_text, settings.prompts.finisher + "abc");
+    EXPECT_TRUE(result.answer.empty());
+    EXPECT_EQ(result.stop_reason, "budget");
+  }
+  {
+    auto run = make_team(settings);
+    run->prefill();
+    Script script;
+    for (int pass = 1; pass <= 2; ++pass) run->forward(script);
+    script[0] = {ByteCodec::kEos};  // not suppressed in the finisher
+    run->forward(script);
+    ASSERT_TRUE(run->team().done());
+    const ProblemResult result = run->team().result();
+    EXPECT_EQ(result.finisher_text, settings.prompts.finisher) << "EOS adds no text";
+    EXPECT_TRUE(result.answer.empty());
+    EXPECT_EQ(result.correct, 0);
+  }
+}
+
+TEST_F(ScriptedTeamTest, WorkersNeverWriteHeaderMarksBosEosOrThink) {
+  auto run = make_team(settings_for(Layout::Combined, {"Alice", "Bob"}));
+  run->prefill();
+  Script script;
+  // All suppressed: the one-hot logit becomes -inf, and greedy sampling falls back to the first
+  // id that is allowed, byte 0.
+  script[0] = {'#', ByteCodec::kHashes, ByteCodec::kEos, ByteCodec::kBos, ByteCodec::kThink};
+  // Whitespace alone is not a header mark.
+  script[1] = {' ', '\n', '*'};
+  for (int pass = 1; pass <= 5; ++pass) run->forward(script);
+  EXPECT_FALSE(run->team().done());
+  const ProblemResult result = run->team().result();
+  const std::vector<int32_t> prefix = encode("**Alice [1]:** Hi, I'm Alice.");
+  std::vector<int32_t> alice = prefix;
+  alice.insert(alice.end(), 5, 0);
+  EXPECT_EQ(result.workers[0].tokens, alice);
+  EXPECT_EQ(result.workers[1].text, "**Bob [1]:** Hi, I'm Bob. \n*xx");
+}
+
+TEST_F(ScriptedTeamTest, StepPrefixesAndRedundancyChecks) {
+  {
+    // Without a first-step prefix, the first step opens with the ordinary one.
+    TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
+    settings.prompts.first_step_prefix.clear();
+    auto run = make_team(settings);
+    run->prefill();
+    Script script;
+    const ForwardBatch& batch = run->forward(script);
+    EXPECT_EQ(tokens_into(batch, run->team().step_block(0)), encode("**Alice [1]:** "));
+    EXPECT_EQ(tokens_into(batch, run->team().step_block(1)), encode("**Bob [1]:** "));
+  }
+  // A check every 4 generated tokens: 2 per pass, so one is pending after pass 2, and Alice's
+  // second step (opened in pass 4) takes it.
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
+  settings.prompts.redundancy_interval = 4;
+  auto run = make_team(settings);
+  run->prefill();
+  Script script;
+  script[0] = bytes(".\n\n");
+  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  const ForwardBatch& batch = run->forward(script);
+  EXPECT_EQ(tokens_into(batch, run->team().step_block(0)),
+            encode("**Alice [2]:** Quick check: am I doing redundant work? (yes/no): "));
+}
+
+TEST_F(ScriptedTeamTest, PlainDecodingUsesTheChatTemplateAndStopsOnEos) {
+  const ByteCodec chat(ChatTemplate::ChatML);
+  {
+    // Collaborating: system prompt and problem in the template, then the history header.
+    TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
+    ScriptedTeam run(settings, chat, cache_options_for(16, 2048, kPageSize));
+    Script script;
+    const ForwardBatch& batch = run.forward(script);
+    EXPECT_EQ(codec_.decode(batch.tokens),
+              "<|system|>We are Alice and Bob, 2 of us.\n<|user|>What is 2+3?\n<|assistant|>"
+              "### Past steps\n\n");
+  }
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice"});
+  settings.prompts.collaborate = false;
+  ScriptedTeam run(settings, chat, cache_options_for(16, 2048, kPageSize));
+  Team& team = run.team();
+  Script script;
+  // One forward for the prompt (no headers): its logits give the first token, "A".
+  {
+    const ForwardBatch& batch = run.forward(script, 'A');
+    EXPECT_EQ(codec_.decode(batch.tokens), "<|user|>What is 2+3?\n<|assistant|>");
+  }
+  EXPECT_EQ(team.describe_view(0), (Names{"common", "Alice"}));
+  script[0] = bytes("\\boxed{5}");
+  script[0].push_back(ByteCodec::kEos);
+  {
+    const ForwardBatch& batch = run.forward(script);
+    EXPECT_EQ(batch.tokens, (std::vector<int32_t>{'A'}));
+  }
+  for (int pass = 2; pass <= 9; ++pass) run.forward(script);
+  EXPECT_FALSE(team.done()) << "plain decoding keeps the answer and runs on";
+  run.forward(script);  // samples EOS
+  ASSERT_TRUE(team.done());
+  const ProblemResult result = team.result();
+  EXPECT_EQ(result.stop_reason, "eos");
+  EXPECT_EQ(result.answer, "5");
+  EXPECT_EQ(result.forward_passes, 10);
+  EXPECT_EQ(result.workers[0].text, "A\\boxed{5}");
+  EXPECT_TRUE(result.finisher_text.empty());
+  EXPECT_EQ(format_transcript(result, chat, settings.prompts),
+            "Question: What is 2+3?\n\nA\\boxed{5}\n\n");
+}
+
+// Over whole runs (step ends, merges, redundancy checks, the finisher; budget and context stops),
+// the team never asks for more than size_team planned. The cache is given room to spare, so
+// going over is measured rather than thrown.
+TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
+  struct Case {
+    Layout layout;
+    bool collaborate;
+    int64_t max_tokens;
+    const char* stop_reason;
+    Names names = {"Al", "Bernadette", "Cy"};
+  };
+  const Case cases[] = {
+      {Layout::Combined, true, 8192, "budget"},
+      {Layout::Combined, true, 600, "context"},
+      {Layout::Interleaved, true, 8192, "budget"},
+      {Layout::Contiguous, true, 8192, "budget"},
+      {Layout::Combined, false, 8192, "budget"},
+      {Layout::Combined, false, 8192, "budget", {"Bernadette"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(layout_name(c.layout)) + (c.collaborate ? "" : ", plain") +
+                 ", max_tokens " + std::to_string(c.max_tokens) + ", " +
+                 std::to_string(c.names.size()) + " workers");
+    TeamSettings settings = settings_for(c.layout, c.names, /*budget=*/40);
+    settings.prompts.system = "Team {names}.";
+    settings.prompts.redundancy_interval = 5;
+    settings.prompts.collaborate = c.collaborate;
+    settings.max_tokens = c.max_tokens;
+    const TeamSizing sizing = size_team(settings, codec_, kPageSize);
+    const RunSizing planned = size_run(sizing, 1, settings.max_tokens, kPageSize);
+    CacheOptions options = planned.cache;
+    options.max_blocks += 4;
+    options.pages += 64;
+    options.max_pages_per_block += 4;
+    ScriptedTeam run(settings, codec_, options, planned.transformer.max_batch_tokens);
+    Team& team = run.team();
+
+    Script script;
+    for (size_t w = 0; w < c.names.size(); ++w)
+      for (int i = 0; i < 100; ++i)
+        for (int32_t id : bytes(w == 1 ? "Ok.\n\n" : ".\n\n")) script[w].push_back(id);
+    const int first_decode = c.collaborate ? 2 : 1;  // after the prompt (and headers) forwards
+    int64_t most_blocks = 0, most_entries = 0, most_step_tokens = 0;
+    for (int forward = 0; forward < 500 && !team.done(); ++forward) {
+      const ForwardBatch& batch = run.forward(script);
+      const int64_t blocks = blocks_in_use(run.cache(), options.max_blocks);
+      EXPECT_LE(blocks, sizing.blocks) << "forward " << forward;
+      EXPECT_LE(options.pages - run.cache().free_pages(), sizing.cache_pages)
+          << "forward " << forward;
+      for (size_t t = 0; t < batch.size(); ++t) {
+        const int64_t entries = batch.view_offsets[t + 1] - batch.view_offsets[t];
+        EXPECT_LE(entries, sizing.view_entries) << "forward " << forward << ", token " << t;
+        most_entries = std::max(most_entries, entries);
+      }
+      if (forward >= first_decode) {
+        EXPECT_LE(run.scheduled(), sizing.step_tokens) << "forward " << forward;
+        most_step_tokens = std::max(most_step_tokens, run.scheduled());
+      }
+      most_blocks = std::max(most_blocks, blocks);
+    }
+    ASSERT_TRUE(team.done());
+    // The run went through what the sizing has to cover, and the block counts are tight.
+    const ProblemResult result = team.result();
+    EXPECT_EQ(result.stop_reason, c.stop_reason);
+    EXPECT_FALSE(result.finisher_text.empty()) << "the finisher ran";
+    EXPECT_GT(result.steps.size(), c.max_tokens > 1000 ? 3u : 0u);
+    EXPECT_EQ(most_blocks, sizing.blocks);
+    EXPECT_EQ(most_entries, sizing.view_entries);
+    EXPECT_GT(most_step_tokens, 0);
+    if (c.collaborate && c.max_tokens > 1000) {
+      bool checked = false;
+      for (const WorkerRecord& worker : result.workers)
+        checked = checked || worker.text.find("Quick check") != std::string::npos;
+      EXPECT_TRUE(checked) << "a redundancy check lengthened some prefix";
+    }
+  }
+}
+
+// KNOWN ISSUE, disabled until it is decided where the fix goes (size_team or Team::stop). When
+// the budget stops a team in the pass that closes worker 0's step, that worker's pending text is
+// already the next step's prefix, and the finisher pass feeds prefix + finisher text. size_team
+// plans only "finisher + 1 token" for it, which is too little for a one-worker team (with more
+// workers the per-worker allowance covers it): here 12 + 107 tokens against 110 planned.
+TEST_F(ScriptedTeamTest, DISABLED_AOneWorkerFinisherRightAfterAStepEndFitsItsSizing) {
+  const TeamSettings settings = settings_for(Layout::Combined, {"Al"}, /*budget=*/4);
+  const TeamSizing sizing = size_team(settings, codec_, kPageSize);
+  auto run = make_team(settings);
+  run->prefill();
+  Script script;
+  script[0] = bytes(".\n\n");  // sampled in passes 1-3; pass 4 writes the last "\n"
+  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  ASSERT_EQ(run->team().result().steps.size(), 1u);
+  const ForwardBatch& finisher = run->forward(script);
+  EXPECT_EQ(codec_.decode(finisher.tokens), "**Al [2]:** " + settings.prompts.finisher);
+  EXPECT_LE(run->scheduled(), sizing.step_tokens);
+}
+
+}  // namespace
+}  // namespace hogwild
