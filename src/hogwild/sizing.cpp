@@ -26,20 +26,21 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
 
   // The longest text forced into one worker in one step: a step prefix with the redundancy
   // check (step numbers written with as many digits as the budget allows), or the finisher
-  // after worker 0's last token.
+  // after worker 0's pending text, which is one token or, when the stop came in the pass that
+  // ended its step, the next step's prefix.
   const std::string widest_step(std::to_string(settings.budget + 1).size(), '9');
-  int64_t longest = 1;
+  int64_t longest_prefix = 1;
   if (prompts.collaborate) {
     for (const std::string& name : settings.names) {
       for (const std::string* format : {&prompts.step_prefix, &prompts.first_step_prefix}) {
         const std::string prefix =
             expand_placeholders(*format, {{"name", name}, {"step", widest_step}}) +
             prompts.redundancy_check;
-        longest = std::max(longest, tokens(prefix));
+        longest_prefix = std::max(longest_prefix, tokens(prefix));
       }
     }
   }
-  longest = std::max(longest, tokens(prompts.finisher) + 1);
+  const int64_t longest = longest_prefix + tokens(prompts.finisher);
   // Two tokens of slack per worker: numbers of one length may tokenize to different lengths.
   sizing.step_tokens = workers * (longest + 2);
   const int64_t max_pages_per_block = (settings.max_tokens + page_size - 1) / page_size;
