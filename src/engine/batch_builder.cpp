@@ -35,19 +35,14 @@ void BatchBuilder::build(ForwardBatch& batch, bool delayed_sync) {
     }
     return cache_.length(b);
   };
-  std::vector<int64_t> starts, lengths;
+  std::vector<int64_t> lengths;
   for (const Run& run : runs_) {
-    // Each block's start in this run's view, with the lengths after all of this step's appends
-    // (instant sync) or, with delayed sync, before the other groups' appends.
-    starts.clear();
+    // The view's block lengths after all of this step's appends (instant sync) or, with delayed
+    // sync, before the other groups' appends; the own block starts after all the others.
     lengths.clear();
-    int64_t start = 0;
-    for (BlockId b : run.view) {
-      starts.push_back(start);
-      lengths.push_back(length_seen(run, b));
-      start += lengths.back();
-    }
-    const int64_t own_start = starts.back();
+    int64_t own_start = 0;
+    for (BlockId b : run.view) lengths.push_back(length_seen(run, b));
+    for (size_t v = 0; v + 1 < lengths.size(); ++v) own_start += lengths[v];
     for (size_t t = 0; t < run.tokens.size(); ++t) {
       const int64_t index = run.first_index + static_cast<int64_t>(t);
       const int64_t position = own_start + index;  // the token's position in its view
@@ -55,14 +50,8 @@ void BatchBuilder::build(ForwardBatch& batch, bool delayed_sync) {
       batch.key_positions.push_back(static_cast<int32_t>(index));
       batch.cache_rows.push_back(run.rows[t]);
       batch.owners.push_back(run.owner);
-      for (size_t v = 0; v < run.view.size(); ++v) {
-        const int64_t query_position = position - starts[v];
-        // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.
-        const int64_t visible = std::min(lengths[v], query_position + 1);
-        if (visible <= 0) continue;
-        batch.view_entries.push_back({run.view[v], static_cast<int32_t>(query_position),
-                                      static_cast<int32_t>(visible)});
-      }
+      // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.
+      append_view_entries(run.view, lengths, position, batch.view_entries);
       batch.view_offsets.push_back(static_cast<int32_t>(batch.view_entries.size()));
     }
     if (run.want_logits) batch.logit_rows.push_back(static_cast<int32_t>(batch.tokens.size() - 1));

@@ -92,10 +92,10 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   backend_.upload_f32(inv_freq_, inv_freq.data());
 
   for (int64_t l = 0; l < c.layers; ++l) {
-    auto load = [&](const std::string& suffix, std::vector<int64_t> shape) {
+    auto load = [&](const std::string& suffix, const std::vector<int64_t>& shape) {
       return source.load(layer_tensor(l, suffix), shape);
     };
-    auto load_rows = [&](const std::string& suffix, std::vector<int64_t> shape, int64_t first,
+    auto load_rows = [&](const std::string& suffix, const std::vector<int64_t>& shape, int64_t first,
                          int64_t count) {
       return source.load_rows(layer_tensor(l, suffix), shape, first, count);
     };

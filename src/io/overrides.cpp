@@ -29,7 +29,7 @@ std::string apply_override(YAML::Node& root, const std::string& text) {
   if (equals == std::string::npos) {
     fail("override '", text, "': expected key=value, e.g. sampling.temperature=0.7");
   }
-  const std::string key(trim(std::string_view(text).substr(0, equals)));
+  std::string key(trim(std::string_view(text).substr(0, equals)));
   const std::string value = text.substr(equals + 1);
 
   std::vector<std::string> parts;

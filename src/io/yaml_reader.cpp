@@ -113,7 +113,7 @@ void ConfigReader::check_keys(const YAML::Node& map, const std::string& prefix,
            prefix.empty() ? "" : cat(" of ", prefix), " must be plain names, got ",
            describe(key_node));
     }
-    const std::string key = key_node.Scalar();
+    const std::string& key = key_node.Scalar();
     const std::string path = join(prefix, key);
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       fail(where(key_node, path), ": unknown key ", path, hint_for_unknown(key, known, prefix));

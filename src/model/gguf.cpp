@@ -60,6 +60,7 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
   value.type = type;
   switch (type) {
     case GgufType::UInt8: value.unsigned_value = reader.read<uint8_t>("u8"); break;
+    // NOLINTNEXTLINE(bugprone-signed-char-misuse): a GGUF i8 is a signed number, sign-extended.
     case GgufType::Int8: value.signed_value = reader.read<int8_t>("i8"); break;
     case GgufType::UInt16: value.unsigned_value = reader.read<uint16_t>("u16"); break;
     case GgufType::Int16: value.signed_value = reader.read<int16_t>("i16"); break;
