@@ -1,6 +1,6 @@
-// One layer's Backend::block_attention on the CPU backend for the Hogwild layout (DESIGN §3-§4,
-// §8 "attention overhead of N workers vs one"): W workers, one query row each (the last token of
-// the worker's own 64-token step), attending to
+// One layer's Backend::block_attention on the CPU backend for the Hogwild layout (docs/design.md
+// §3-§4, §8 "attention overhead of N workers vs one"): W workers, one query row each (the last
+// token of the worker's own 64-token step), attending to
 //
 //   hogwild:     [common, step(other_1), ..., step(other_W-1), step(own)]   (one shared common)
 //   independent: [common_w, step(own)]                    (W private copies of common: the cost of
@@ -106,7 +106,8 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
   fill_random(backend, cache.values(0), random);
 
   // Views and their entries, as BatchBuilder::build computes them for one query per worker: the
-  // last token of the worker's own step block (its K/V already appended, DESIGN §4 instant sync).
+  // last token of the worker's own step block (its K/V already appended, docs/design.md §4 instant
+  // sync).
   std::vector<int32_t> offsets{0};
   std::vector<hogwild::ViewEntry> entries;
   for (int64_t w = 0; w < workers; ++w) {

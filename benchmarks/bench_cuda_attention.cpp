@@ -1,5 +1,6 @@
-// One layer's Backend::block_attention on the CUDA backend (DESIGN §4, §8): W Hogwild workers,
-// one query row each (the last token of the worker's own 64-token step), in the combined layout
+// One layer's Backend::block_attention on the CUDA backend (docs/design.md §4, §8): W Hogwild
+// workers, one query row each (the last token of the worker's own 64-token step), in the combined
+// layout
 //
 //   hogwild:     [common, step(other_1), ..., step(other_W-1), step(own)]   (one shared common)
 //   independent: [common_w, step(own)]         (W private copies of common: W plain sequences)

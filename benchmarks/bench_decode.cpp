@@ -52,7 +52,8 @@ void BM_Decode(benchmark::State& state) {
     if (++steps >= steps_at_most) state.SkipWithError("context exhausted");
     for (int32_t s = 0; s < batch; ++s) {
       const int32_t token = 42 + s;
-      builder.add(blocks[static_cast<size_t>(s)], {&token, 1}, {&blocks[static_cast<size_t>(s)], 1}, true);
+      builder.add(blocks[static_cast<size_t>(s)], {&token, 1}, {&blocks[static_cast<size_t>(s)], 1},
+                  true);
     }
     builder.build(forward_batch);
     model.forward(forward_batch, cache, logits);
@@ -60,8 +61,15 @@ void BM_Decode(benchmark::State& state) {
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
                                                   benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Decode)->ArgName("batch")->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)
-    ->MinTime(3.0)->UseRealTime();
+BENCHMARK(BM_Decode)
+    ->ArgName("batch")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(4)
+    ->Arg(8)
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(3.0)
+    ->UseRealTime();
 
 }  // namespace
 

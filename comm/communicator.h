@@ -1,4 +1,4 @@
-// The seam between the engine and communication (DESIGN §6): a communicator over a group of
+// The seam between the engine and communication (docs/design.md §6): a communicator over a group of
 // ranks with the few collectives the engine needs. MpiCommunicator works on host buffers (the
 // CPU backend, CI); NcclCommunicator on device buffers (the CUDA backend). A group of one rank
 // is the same code with trivial collectives.

@@ -15,9 +15,8 @@ int64_t now_ns() {
 }
 }  // namespace
 
-MonitoredCommunicator::MonitoredCommunicator(std::unique_ptr<Communicator> inner,
-                                             std::string label, int world_rank,
-                                             double timeout_seconds)
+MonitoredCommunicator::MonitoredCommunicator(std::unique_ptr<Communicator> inner, std::string label,
+                                             int world_rank, double timeout_seconds)
     : inner_(std::move(inner)),
       label_(std::move(label)),
       world_rank_(world_rank),

@@ -26,8 +26,8 @@ struct CollectiveSeconds {
 class MonitoredCommunicator final : public Communicator {
  public:
   // `label` names the axis in messages ("tensor", "workers"); timeout_seconds <= 0: no watchdog.
-  MonitoredCommunicator(std::unique_ptr<Communicator> inner, std::string label,
-                        int world_rank, double timeout_seconds);
+  MonitoredCommunicator(std::unique_ptr<Communicator> inner, std::string label, int world_rank,
+                        double timeout_seconds);
   ~MonitoredCommunicator() override;
 
   int rank() const override { return inner_->rank(); }

@@ -11,10 +11,11 @@
 #include "common/error.h"
 
 // Every MPI call is checked; a failure names the host, the world rank, the call and file:line.
-#define HOGWILD_MPI_CHECK(call)                                                           \
-  do {                                                                                    \
-    const int hogwild_status_ = (call);                                                   \
-    if (hogwild_status_ != MPI_SUCCESS) ::hogwild::mpi_fail(#call, hogwild_status_, __FILE__, __LINE__); \
+#define HOGWILD_MPI_CHECK(call)                                        \
+  do {                                                                 \
+    const int hogwild_status_ = (call);                                \
+    if (hogwild_status_ != MPI_SUCCESS)                                \
+      ::hogwild::mpi_fail(#call, hogwild_status_, __FILE__, __LINE__); \
   } while (0)
 
 namespace hogwild {
@@ -88,9 +89,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string describe() const override {
-    return cat(name_, " (rank ", rank_, " of ", size_, ")");
-  }
+  std::string describe() const override { return cat(name_, " (rank ", rank_, " of ", size_, ")"); }
 
   // Gather everything, then add in rank order: the same sum, bit for bit, on every rank and for
   // every MPI algorithm (MPI_Allreduce may add in any order).
@@ -111,7 +110,8 @@ class MpiCommunicator final : public Communicator {
       if (send != recv && bytes > 0) std::memmove(recv, send, bytes);
       return;
     }
-    HOGWILD_CHECK(bytes <= static_cast<size_t>(INT32_MAX), "all_gather of ", bytes, " bytes is too large");
+    HOGWILD_CHECK(bytes <= static_cast<size_t>(INT32_MAX), "all_gather of ", bytes,
+                  " bytes is too large");
     HOGWILD_MPI_CHECK(MPI_Allgather(send, static_cast<int>(bytes), MPI_BYTE, recv,
                                     static_cast<int>(bytes), MPI_BYTE, comm_));
   }
@@ -138,9 +138,9 @@ RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_s
   grid.world_size = mpi_world_size();
   HOGWILD_CHECK(tensor_parallel >= 1 && worker_groups >= 1, "parallel.tensor and ",
                 "parallel.worker_groups must be >= 1");
-  HOGWILD_CHECK(tensor_parallel * worker_groups == grid.world_size, "parallel grid ",
-                worker_groups, " worker groups x ", tensor_parallel, " tensor = ",
-                worker_groups * tensor_parallel, " ranks, but the job has ", grid.world_size,
+  HOGWILD_CHECK(tensor_parallel * worker_groups == grid.world_size, "parallel grid ", worker_groups,
+                " worker groups x ", tensor_parallel, " tensor = ", worker_groups * tensor_parallel,
+                " ranks, but the job has ", grid.world_size,
                 " (set parallel.tensor / parallel.worker_groups, or mpirun -np)");
   grid.tensor_parallel = tensor_parallel;
   grid.worker_groups = worker_groups;

@@ -1,4 +1,4 @@
-// MPI communicators (host buffers) and the rank grid of DESIGN §6: world = worker_groups ×
+// MPI communicators (host buffers) and the rank grid of docs/design.md §6: world = worker_groups ×
 // tensor_parallel ranks; rank r is tensor shard r % T of worker group r / T. The tensor
 // communicator joins the T ranks of one group; the worker communicator joins the G ranks that
 // hold the same head slice in every group.

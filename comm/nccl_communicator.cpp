@@ -6,20 +6,21 @@
 
 // NCCL and CUDA failures name the call and file:line; an NCCL failure also aborts the
 // communicator so that peers blocked in the same collective are released.
-#define HOGWILD_NCCL_CHECK(call)                                                           \
-  do {                                                                                     \
-    const ncclResult_t hogwild_status_ = (call);                                           \
-    if (hogwild_status_ != ncclSuccess)                                                    \
-      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                  \
-                      ncclGetErrorString(hogwild_status_), " (", ncclGetLastError(nullptr), ")"); \
+#define HOGWILD_NCCL_CHECK(call)                                              \
+  do {                                                                        \
+    const ncclResult_t hogwild_status_ = (call);                              \
+    if (hogwild_status_ != ncclSuccess)                                       \
+      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call,                   \
+                      " failed: ", ncclGetErrorString(hogwild_status_), " (", \
+                      ncclGetLastError(nullptr), ")");                        \
   } while (0)
 
-#define HOGWILD_CUDA_RUNTIME_CHECK(call)                                                   \
-  do {                                                                                     \
-    const cudaError_t hogwild_status_ = (call);                                            \
-    if (hogwild_status_ != cudaSuccess)                                                    \
-      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ",                  \
-                      cudaGetErrorName(hogwild_status_));                                  \
+#define HOGWILD_CUDA_RUNTIME_CHECK(call)                               \
+  do {                                                                 \
+    const cudaError_t hogwild_status_ = (call);                        \
+    if (hogwild_status_ != cudaSuccess)                                \
+      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call,            \
+                      " failed: ", cudaGetErrorName(hogwild_status_)); \
   } while (0)
 
 namespace hogwild {

@@ -1,7 +1,7 @@
 // NCCL communicator for the CUDA backend: the same collectives on device buffers, on the
 // backend's stream. Bootstrapped over an MPI axis communicator (the axis leader makes the
-// ncclUniqueId, the axis broadcasts it), one NCCL communicator per axis (DESIGN §6). NCCL's sums
-// are deterministic run to run for a fixed grid, but not the rank-order sum of the MPI path.
+// ncclUniqueId, the axis broadcasts it), one NCCL communicator per axis (docs/design.md §6). NCCL's
+// sums are deterministic run to run for a fixed grid, but not the rank-order sum of the MPI path.
 #pragma once
 
 #include <cuda_runtime.h>

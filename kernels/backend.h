@@ -68,7 +68,7 @@ class Backend {
   void scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst);
   // out[i] = src[rows[i]]
   void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out);
-  // Attention of each query row over several cache blocks with ONE softmax (DESIGN §3-§4).
+  // Attention of each query row over several cache blocks with ONE softmax (docs/design.md §3-§4).
   // Keys in the cache are rotated to block-local positions; the query is rotated here, once per
   // (row, block), by that entry's query position (= its position in the row's view minus the
   // block's start). Row i reads entries view_entries[view_offsets[i] .. view_offsets[i+1]), each

@@ -16,8 +16,8 @@ size_t append_view_entries(std::span<const int32_t> blocks, std::span<const int6
   for (size_t v = 0; v < blocks.size(); ++v) {
     const int64_t query_position = position - start;
     start += lengths[v];
-    // Key j of the block is visible iff j <= query_position (DESIGN §3): causal in the token's
-    // own block, everything of the blocks before it, nothing of the blocks after it.
+    // Key j of the block is visible iff j <= query_position (docs/design.md §3): causal in the
+    // token's own block, everything of the blocks before it, nothing of the blocks after it.
     const int64_t visible = std::min(lengths[v], query_position + 1);
     if (visible <= 0) continue;
     HOGWILD_CHECK(query_position < std::numeric_limits<int32_t>::max(), "view position ",

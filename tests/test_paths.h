@@ -18,16 +18,16 @@ inline bool demo_model_available() { return std::filesystem::exists(demo_model_p
 
 }  // namespace hogwild::testing
 
-#define HOGWILD_REQUIRE_SHARED()                                                            \
-  do {                                                                                      \
-    if (!::hogwild::testing::shared_available())                                            \
-      GTEST_SKIP() << "../shared is absent (" << ::hogwild::testing::shared_dir()            \
-                   << "): its reference data exists in CI, not in a fresh clone";           \
+#define HOGWILD_REQUIRE_SHARED()                                                  \
+  do {                                                                            \
+    if (!::hogwild::testing::shared_available())                                  \
+      GTEST_SKIP() << "../shared is absent (" << ::hogwild::testing::shared_dir() \
+                   << "): its reference data exists in CI, not in a fresh clone"; \
   } while (0)
 
-#define HOGWILD_REQUIRE_DEMO_MODEL()                                                        \
-  do {                                                                                      \
-    if (!::hogwild::testing::demo_model_available())                                        \
-      GTEST_SKIP() << "demo model missing at " << ::hogwild::testing::demo_model_path()     \
-                   << ": run scripts/setup.sh first";                                       \
+#define HOGWILD_REQUIRE_DEMO_MODEL()                                                    \
+  do {                                                                                  \
+    if (!::hogwild::testing::demo_model_available())                                    \
+      GTEST_SKIP() << "demo model missing at " << ::hogwild::testing::demo_model_path() \
+                   << ": run scripts/setup.sh first";                                   \
   } while (0)

@@ -79,9 +79,9 @@ inline std::vector<float> read_floats(const std::string& path) {
 
 }  // namespace hogwild::testing
 
-#define HOGWILD_REQUIRE_REFERENCE_PYTHON()                                                 \
-  do {                                                                                     \
-    if (!::hogwild::testing::reference_python_available())                                 \
-      GTEST_SKIP() << "reference python (" << ::hogwild::testing::python()                  \
-                   << ") lacks numpy/gguf/safetensors: run scripts/setup.sh";              \
+#define HOGWILD_REQUIRE_REFERENCE_PYTHON()                                    \
+  do {                                                                        \
+    if (!::hogwild::testing::reference_python_available())                    \
+      GTEST_SKIP() << "reference python (" << ::hogwild::testing::python()    \
+                   << ") lacks numpy/gguf/safetensors: run scripts/setup.sh"; \
   } while (0)

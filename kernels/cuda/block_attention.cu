@@ -1,10 +1,10 @@
-// Hogwild attention on the GPU, flash-decoding style (DESIGN §3-§4). See block_attention.h for
-// the three kernels. The work of one call is split into items {cache block b, chunk of b's keys,
-// kv head g, query tile}; an item's queries are the (entry, query head) pairs of the entries that
-// read b, for the query heads of g's GQA group (the "slots"), each rotated by its entry's query
-// position. The item streams its chunk through shared memory in tiles of 32 keys: every key and
-// value row is read from HBM once per item and used by up to 32 slots, so the traffic grows with
-// the cache, not with the number of workers.
+// Hogwild attention on the GPU, flash-decoding style (docs/design.md §3-§4). See block_attention.h
+// for the three kernels. The work of one call is split into items {cache block b, chunk of b's
+// keys, kv head g, query tile}; an item's queries are the (entry, query head) pairs of the entries
+// that read b, for the query heads of g's GQA group (the "slots"), each rotated by its entry's
+// query position. The item streams its chunk through shared memory in tiles of 32 keys: every key
+// and value row is read from HBM once per item and used by up to 32 slots, so the traffic grows
+// with the cache, not with the number of workers.
 //
 // Numerics: scores, softmax and values accumulate in fp32 (K/V may be stored in bf16); softmax
 // runs in base 2 with log2(e) folded into the query scale (exp2f is the hardware's native exp).

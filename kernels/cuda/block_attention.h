@@ -9,7 +9,7 @@
 //     into shared memory and applies it to every (entry, query head) of the tile that sees the
 //     block: all workers and the whole GQA group. Writes one partial (max, sum, values) each.
 //  3. merge (one warp per (row, head)): log-sum-exp merge of the partials over the row's entries
-//     and chunks (DESIGN §4); empty partials (no visible key) are skipped.
+//     and chunks (docs/design.md §4); empty partials (no visible key) are skipped.
 //
 // The plan depends only on the view tensors, so it is reused while they are unchanged (the layers
 // of one step): the backend passes a version that changes whenever an i32 tensor may have changed.
@@ -36,9 +36,6 @@ class BlockAttention {
            const Tensor& inv_freq, const AttentionShape& shape, const Tensor& out,
            uint64_t inputs_version, int* error_flags, cudaStream_t stream);
 
-  // Bytes of device memory the last call's workspace holds (partials, plan, work items).
-  size_t workspace_bytes() const { return workspace_bytes_; }
-
  private:
   struct PlanKey {
     const void* offsets = nullptr;
@@ -54,7 +51,7 @@ class BlockAttention {
   size_t shared_memory_optin_ = 0;  // the most dynamic shared memory a block may ask for
   int blocks_per_sm_[3][2] = {};    // occupancy per head dim (64, 128, 256) x K/V (f32, bf16)
   void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  size_t workspace_bytes_ = 0;  // device workspace held now (partials, plan, work items)
   PlanKey plan_;
   bool plan_valid_ = false;
 };

@@ -38,8 +38,7 @@ std::string tail_line(const std::string& text, size_t width) {
 
 std::string progress_line(const RunProgress& p) {
   char line[256];
-  std::snprintf(line, sizeof line,
-                "problems %lld/%lld | %.1f tok/s | %lld passes | %.0f s",
+  std::snprintf(line, sizeof line, "problems %lld/%lld | %.1f tok/s | %lld passes | %.0f s",
                 static_cast<long long>(p.problems_done), static_cast<long long>(p.problems_total),
                 p.seconds > 0 ? static_cast<double>(p.generated_tokens) / p.seconds : 0.0,
                 static_cast<long long>(p.forward_passes), p.seconds);
@@ -70,7 +69,8 @@ void LiveView::draw_panel(const RunProgress& progress) {
   const auto width = static_cast<size_t>(terminal_width());
   for (size_t w = 0; w < progress.names.size() && w < progress.steps.size(); ++w) {
     const std::string label = "\x1b[1m" + progress.names[w] + "\x1b[0m: ";
-    const size_t room = width > progress.names[w].size() + 3 ? width - progress.names[w].size() - 3 : 10;
+    const size_t room =
+        width > progress.names[w].size() + 3 ? width - progress.names[w].size() - 3 : 10;
     std::fprintf(out_, "%s%s\n", label.c_str(), tail_line(progress.steps[w], room).c_str());
     ++panel_lines_;
   }
@@ -81,7 +81,9 @@ void LiveView::draw_panel(const RunProgress& progress) {
 
 void LiveView::on_step(const RunProgress& progress) {
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_draw_ < (interactive_ ? kRedrawInterval : std::chrono::duration_cast<std::chrono::milliseconds>(kLogInterval)))
+  if (now - last_draw_ <
+      (interactive_ ? kRedrawInterval
+                    : std::chrono::duration_cast<std::chrono::milliseconds>(kLogInterval)))
     return;
   last_draw_ = now;
   if (interactive_) {
@@ -94,8 +96,12 @@ void LiveView::on_step(const RunProgress& progress) {
 
 void LiveView::on_problem(const ProblemResult& result, const RunProgress& progress) {
   if (interactive_) clear_panel();
-  const char* verdict = result.correct == 1 ? "correct" : result.correct == 0 ? "wrong" : "unscored";
-  std::fprintf(out_, "[problem %lld/%lld] %s: answer '%s' (%s; reference '%s'), stop: %s, %lld passes, %lld tokens, %.1f s\n",
+  const char* verdict = result.correct == 1   ? "correct"
+                        : result.correct == 0 ? "wrong"
+                                              : "unscored";
+  std::fprintf(out_,
+               "[problem %lld/%lld] %s: answer '%s' (%s; reference '%s'), stop: %s, %lld passes, "
+               "%lld tokens, %.1f s\n",
                static_cast<long long>(progress.problems_done),
                static_cast<long long>(progress.problems_total), result.id.c_str(),
                result.answer.c_str(), verdict, result.reference_answer.c_str(),

@@ -92,7 +92,8 @@ int run_generate(const std::vector<std::string>& argv) {
   TransformerOptions options;
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
-  const auto backend = make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
+  const auto backend =
+      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(),
                 cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, 32));
@@ -178,8 +179,8 @@ int run_run(const std::vector<std::string>& argv) {
                "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
                "%lld forward passes (%.1f s), %lld tokens processed] results: %s, transcript: %s\n",
                static_cast<long long>(summary.problems), static_cast<long long>(summary.correct),
-               static_cast<long long>(summary.scored), static_cast<long long>(summary.generated_tokens),
-               summary.seconds,
+               static_cast<long long>(summary.scored),
+               static_cast<long long>(summary.generated_tokens), summary.seconds,
                static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
                static_cast<long long>(summary.forward_passes), summary.forward_seconds,
                static_cast<long long>(summary.tokens_processed), config.output.c_str(),
@@ -224,7 +225,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> rest(argv + 2, argv + argc);
-  // Under mpirun/srun every rank runs this same program (DESIGN §6); MPI starts only then.
+  // Under mpirun/srun every rank runs this same program (docs/design.md §6); MPI starts only then.
   const bool distributed = launched_by_mpi();
   try {
     if (distributed) mpi_initialize(&argc, &argv);

@@ -108,7 +108,8 @@ int32_t KvCache::row(BlockId block, int64_t index) const {
 void KvCache::truncate(BlockId block, int64_t length) {
   Block& b = live_block(block);
   HOGWILD_ASSERT(length >= 0 && length <= b.length);
-  const auto pages_needed = static_cast<size_t>((length + options_.page_size - 1) / options_.page_size);
+  const auto pages_needed =
+      static_cast<size_t>((length + options_.page_size - 1) / options_.page_size);
   while (b.pages.size() > pages_needed) {
     free_pages_.push_back(b.pages.back());
     b.pages.pop_back();

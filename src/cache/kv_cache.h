@@ -1,12 +1,12 @@
-// The shared KV cache (DESIGN §2-§3): a preallocated pool of fixed-size pages for every layer, and
-// blocks, each an ordered list of pages plus a length. The cache keeps the books (pages, lengths,
-// rows, the page table); it never computes: what a history merge does to the K/V pools comes
-// back as a MergePlan that the engine applies with the backend (engine/cache_merge.h). A block's keys are stored rotated to
-// block-local positions 0..length-1 and its values raw, so a block can appear at any offset of
-// any worker's view without recomputing a key; the query is rotated instead (block_attention).
-// Pages hold rows of kv_heads*head_dim contiguous values, one row per token, the same row index
-// in every layer's pool: a block's page table serves all layers, and the CUDA backend reads the
-// same layout.
+// The shared KV cache (docs/design.md §2-§3): a preallocated pool of fixed-size pages for every
+// layer, and blocks, each an ordered list of pages plus a length. The cache keeps the books (pages,
+// lengths, rows, the page table); it never computes: what a history merge does to the K/V pools
+// comes back as a MergePlan that the engine applies with the backend (engine/cache_merge.h). A
+// block's keys are stored rotated to block-local positions 0..length-1 and its values raw, so a
+// block can appear at any offset of any worker's view without recomputing a key; the query is
+// rotated instead (block_attention). Pages hold rows of kv_heads*head_dim contiguous values, one
+// row per token, the same row index in every layer's pool: a block's page table serves all layers,
+// and the CUDA backend reads the same layout.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,6 @@
 namespace hogwild {
 
 using BlockId = int32_t;
-
 
 // A history merge's work on the pools: in every layer, rows `from` move to rows `to` and their keys
 // rotate by `rotation` positions. When the pages were reused in place, from == to and only the
@@ -44,7 +43,7 @@ class KvCache {
   int64_t max_rows_per_block() const { return options_.max_pages_per_block * options_.page_size; }
   int64_t free_pages() const { return static_cast<int64_t>(free_pages_.size()); }
 
-  BlockId create_block();           // an empty block; throws when max_blocks exist
+  BlockId create_block();             // an empty block; throws when max_blocks exist
   void release_block(BlockId block);  // returns the block's pages to the pool
   int64_t length(BlockId block) const;
   const std::vector<int32_t>& pages(BlockId block) const;
@@ -56,7 +55,7 @@ class KvCache {
   void truncate(BlockId block, int64_t length);
   int32_t row(BlockId block, int64_t index) const;
 
-  // History merge (DESIGN §2): appends every token of `source` to the end of `target` and
+  // History merge (docs/design.md §2): appends every token of `source` to the end of `target` and
   // releases `source`. The keys must rotate by target's old length L (rotations compose:
   // rot(rot(k, j), L) = rot(k, j + L)): the returned plan says which rows, by how much. When L is
   // a whole number of pages, source's pages join target in place.

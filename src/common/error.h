@@ -30,9 +30,9 @@ template <typename... Parts>
 }  // namespace hogwild
 
 // Checks an invariant of the input (not of the code): throws hogwild::Error with the message.
-#define HOGWILD_CHECK(condition, ...)                 \
-  do {                                                \
-    if (!(condition)) ::hogwild::fail(__VA_ARGS__);   \
+#define HOGWILD_CHECK(condition, ...)               \
+  do {                                              \
+    if (!(condition)) ::hogwild::fail(__VA_ARGS__); \
   } while (0)
 
 // Checks an internal invariant; a failure is a bug, reported with its place.

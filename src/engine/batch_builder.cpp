@@ -11,8 +11,9 @@ int32_t BatchBuilder::add(BlockId block, std::span<const int32_t> tokens,
                           std::span<const BlockId> view, bool want_logits, int32_t owner) {
   HOGWILD_ASSERT(!tokens.empty() && !view.empty() && view.back() == block);
   if (runs_.empty()) commit();  // the first run of a new step: the last one is settled
-  Run run{block, cache_.length(block), {tokens.begin(), tokens.end()}, {}, {view.begin(), view.end()},
-          want_logits, owner};
+  Run run{block, cache_.length(block),       {tokens.begin(), tokens.end()},
+          {},    {view.begin(), view.end()}, want_logits,
+          owner};
   cache_.extend(block, static_cast<int64_t>(tokens.size()), run.rows);
   reserved_.push_back({block, run.first_index});
   token_count_ += tokens.size();
@@ -50,7 +51,7 @@ void BatchBuilder::build(ForwardBatch& batch, bool delayed_sync) {
       batch.key_positions.push_back(static_cast<int32_t>(index));
       batch.cache_rows.push_back(run.rows[t]);
       batch.owners.push_back(run.owner);
-      // Visible iff j <= i - s (DESIGN §3): causal in the own block, everything before it.
+      // Visible iff j <= i - s (docs/design.md §3): causal in the own block, everything before it.
       append_view_entries(run.view, lengths, position, batch.view_entries);
       batch.view_offsets.push_back(static_cast<int32_t>(batch.view_entries.size()));
     }

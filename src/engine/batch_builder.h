@@ -1,7 +1,7 @@
 // Turns "these new tokens go at the end of block B, and they read this view of blocks" into a
 // ForwardBatch. Views are finished only in build(), after every run of the step has been placed
 // in the cache: block lengths then include this step's tokens, so every worker sees every other
-// worker's current token (instant sync, DESIGN §4).
+// worker's current token (instant sync, docs/design.md §4).
 //
 // Cache rows are reserved by add() and stay reserved until the step is settled: commit() after a
 // successful forward keeps them, rollback() after a failed one gives them back, so a failed step

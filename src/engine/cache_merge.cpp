@@ -6,8 +6,7 @@
 
 namespace hogwild {
 
-CacheMerger::CacheMerger(Backend& backend, KvCache& cache, const Tensor& inv_freq,
-                         int64_t head_dim)
+CacheMerger::CacheMerger(Backend& backend, KvCache& cache, const Tensor& inv_freq, int64_t head_dim)
     : backend_(backend), cache_(cache), inv_freq_(inv_freq), head_dim_(head_dim) {
   const int64_t rows = cache.max_rows_per_block();
   from_ = backend_.allocate(rows, 1, DType::I32);

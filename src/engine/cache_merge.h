@@ -20,7 +20,8 @@ class CacheMerger {
 
   // Scratch bytes for a cache whose longest block holds `rows` tokens of `width` values.
   static size_t scratch_bytes(int64_t rows, int64_t width, DType dtype) {
-    return static_cast<size_t>(rows) * (3 * dtype_size(DType::I32) + static_cast<size_t>(width) * dtype_size(dtype));
+    return static_cast<size_t>(rows) *
+           (3 * dtype_size(DType::I32) + static_cast<size_t>(width) * dtype_size(dtype));
   }
   size_t bytes() const { return scratch_bytes(from_.rows, scratch_.cols, scratch_.dtype); }
 

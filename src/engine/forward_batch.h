@@ -16,7 +16,7 @@ struct ForwardBatch {
   std::vector<int32_t> cache_rows;     // pool row receiving each token's K/V
   std::vector<int32_t> view_offsets;   // token t reads view_entries[view_offsets[t]..[t+1])
   std::vector<ViewEntry> view_entries;
-  std::vector<int32_t> logit_rows;     // tokens whose next-token logits are returned, in order
+  std::vector<int32_t> logit_rows;  // tokens whose next-token logits are returned, in order
   // Distributed runs: which worker group computes each token (-1: every group, e.g. prompts).
   std::vector<int32_t> owners;
 

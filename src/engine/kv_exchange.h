@@ -1,4 +1,4 @@
-// The seam between the forward pass and distributed worker groups (DESIGN §6).
+// The seam between the forward pass and distributed worker groups (docs/design.md §6).
 #pragma once
 
 #include <cstdint>

@@ -20,14 +20,14 @@ MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
                             (model.qk_norm ? 2 * model.head_dim : 0) + q * model.hidden +
                             3 * shard.ffn_hidden * model.hidden;
   MemoryPlan plan;
-  plan.weights = values(model.layers * per_layer + model.vocab * model.hidden *
-                                                       (model.tied_embeddings ? 1 : 2) +
-                        model.hidden);
+  plan.weights =
+      values(model.layers * per_layer +
+             model.vocab * model.hidden * (model.tied_embeddings ? 1 : 2) + model.hidden);
   plan.cache = values(2 * model.layers * cache.pages * cache.page_size * kv);
   for (const WorkspaceTensor& t : workspace_tensors(model, shard, options))
     plan.workspace += t.bytes();
-  plan.workspace += CacheMerger::scratch_bytes(cache.max_pages_per_block * cache.page_size, kv,
-                                               DType::F32);
+  plan.workspace +=
+      CacheMerger::scratch_bytes(cache.max_pages_per_block * cache.page_size, kv, DType::F32);
   return plan;
 }
 

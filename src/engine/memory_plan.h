@@ -1,6 +1,6 @@
-// Memory sized before any work (DESIGN §7): weights, KV cache pool and workspace, from the model
-// and the run's settings. A configuration that cannot fit is a clear error naming the numbers,
-// raised after the model's header and tokenizer are read but before any weight is loaded,
+// Memory sized before any work (docs/design.md §7): weights, KV cache pool and workspace, from the
+// model and the run's settings. A configuration that cannot fit is a clear error naming the
+// numbers, raised after the model's header and tokenizer are read but before any weight is loaded,
 // instead of an allocation failure halfway through a run. Today the runner checks host memory
 // only, also with `backend: cuda`, and the CUDA attention kernel's own plan buffers are not
 // counted (the GPU issue adds device memory planning).

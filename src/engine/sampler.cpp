@@ -8,8 +8,8 @@
 namespace hogwild {
 
 void SamplingParams::validate() const {
-  HOGWILD_CHECK(std::isfinite(temperature) && temperature >= 0.0,
-                "temperature must be >= 0, got ", temperature);
+  HOGWILD_CHECK(std::isfinite(temperature) && temperature >= 0.0, "temperature must be >= 0, got ",
+                temperature);
   HOGWILD_CHECK(top_k >= 0, "top_k must be >= 0, got ", top_k);
   HOGWILD_CHECK(top_p > 0.0 && top_p <= 1.0, "top_p must be in (0, 1], got ", top_p);
   HOGWILD_CHECK(min_p >= 0.0 && min_p < 1.0, "min_p must be in [0, 1), got ", min_p);

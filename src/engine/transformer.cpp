@@ -23,11 +23,11 @@ HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
 
 }  // namespace
 
-// The slice of the model one tensor-parallel rank computes (Megatron split, DESIGN §6).
+// The slice of the model one tensor-parallel rank computes (Megatron split, docs/design.md §6).
 ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
   auto divisible = [&](int64_t value, const char* what) {
-    HOGWILD_CHECK(value % parts == 0, "tensor parallel ", parts, ": the model's ", value, " ",
-                  what, " are not divisible by ", parts);
+    HOGWILD_CHECK(value % parts == 0, "tensor parallel ", parts, ": the model's ", value, " ", what,
+                  " are not divisible by ", parts);
     return value / parts;
   };
   ModelConfig shard = c;
@@ -37,29 +37,28 @@ ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
   return shard;
 }
 
-
 std::vector<WorkspaceTensor> workspace_tensors(const ModelConfig& c, const ModelConfig& shard,
-                                              const TransformerOptions& options) {
+                                               const TransformerOptions& options) {
   const int64_t n = options.max_batch_tokens;
   const int64_t q_width = shard.heads * c.head_dim, kv_width = shard.kv_heads * c.head_dim;
   const DType f32 = DType::F32, i32 = DType::I32;
   return {
-      {n, c.hidden, f32},                    // x
-      {n, c.hidden, f32},                    // normed
-      {n, q_width + 2 * kv_width, f32},      // qkv
-      {n, q_width, f32},                     // attention
-      {n, c.hidden, f32},                    // projected
-      {n, 2 * shard.ffn_hidden, f32},        // gate_up
-      {n, shard.ffn_hidden, f32},            // activation
-      {n, c.hidden, f32},                    // last
-      {n, c.hidden, f32},                    // last_normed
-      {n, c.vocab, f32},                     // logits
-      {n, 1, i32},                           // ids
-      {n, 1, i32},                           // key_positions
-      {n, 1, i32},                           // cache_rows
-      {n + 1, 1, i32},                       // view_offsets
+      {n, c.hidden, f32},                      // x
+      {n, c.hidden, f32},                      // normed
+      {n, q_width + 2 * kv_width, f32},        // qkv
+      {n, q_width, f32},                       // attention
+      {n, c.hidden, f32},                      // projected
+      {n, 2 * shard.ffn_hidden, f32},          // gate_up
+      {n, shard.ffn_hidden, f32},              // activation
+      {n, c.hidden, f32},                      // last
+      {n, c.hidden, f32},                      // last_normed
+      {n, c.vocab, f32},                       // logits
+      {n, 1, i32},                             // ids
+      {n, 1, i32},                             // key_positions
+      {n, 1, i32},                             // cache_rows
+      {n + 1, 1, i32},                         // view_offsets
       {n * options.max_view_entries, 3, i32},  // view_entries
-      {n, 1, i32},                           // logit_rows
+      {n, 1, i32},                             // logit_rows
   };
 }
 
@@ -95,8 +94,8 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     auto load = [&](const std::string& suffix, const std::vector<int64_t>& shape) {
       return source.load(layer_tensor(l, suffix), shape);
     };
-    auto load_rows = [&](const std::string& suffix, const std::vector<int64_t>& shape, int64_t first,
-                         int64_t count) {
+    auto load_rows = [&](const std::string& suffix, const std::vector<int64_t>& shape,
+                         int64_t first, int64_t count) {
       return source.load_rows(layer_tensor(l, suffix), shape, first, count);
     };
     const int64_t full_q = c.heads * c.head_dim, full_kv = c.kv_heads * c.head_dim;
@@ -104,9 +103,12 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     layer.attn_norm = upload(load("input_layernorm.weight", {c.hidden}));
     {
       // Row-split tensors are read shard-only; column-split ones (o, down) whole, then sliced.
-      const HostTensor q = load_rows("self_attn.q_proj.weight", {full_q, c.hidden}, q_first, q_width);
-      const HostTensor k = load_rows("self_attn.k_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
-      const HostTensor v = load_rows("self_attn.v_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
+      const HostTensor q =
+          load_rows("self_attn.q_proj.weight", {full_q, c.hidden}, q_first, q_width);
+      const HostTensor k =
+          load_rows("self_attn.k_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
+      const HostTensor v =
+          load_rows("self_attn.v_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
       layer.qkv = upload_rows({&q, &k, &v});
     }
     if (c.qkv_bias) {
@@ -122,25 +124,28 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
       layer.q_norm = upload(load("self_attn.q_norm.weight", {c.head_dim}));
       layer.k_norm = upload(load("self_attn.k_norm.weight", {c.head_dim}));
     }
-    layer.output = upload(slice_cols(load("self_attn.o_proj.weight", {c.hidden, full_q}), q_first, q_width));
+    layer.output =
+        upload(slice_cols(load("self_attn.o_proj.weight", {c.hidden, full_q}), q_first, q_width));
     layer.ffn_norm = upload(load("post_attention_layernorm.weight", {c.hidden}));
     {
-      const HostTensor gate = load_rows("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
-      const HostTensor up = load_rows("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
+      const HostTensor gate =
+          load_rows("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
+      const HostTensor up =
+          load_rows("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
       layer.gate_up = upload_rows({&gate, &up});
     }
-    layer.down = upload(slice_cols(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}), ffn_first, shard_.ffn_hidden));
+    layer.down = upload(slice_cols(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}),
+                                   ffn_first, shard_.ffn_hidden));
     layers_.push_back(layer);
   }
 
   // The workspace, exactly as workspace_tensors lists it (the memory plan counts the same list).
   const std::vector<WorkspaceTensor> shapes = workspace_tensors(c, shard_, options);
-  Tensor* const slots[] = {&work_.x,         &work_.normed,     &work_.qkv,
-                           &work_.attention, &work_.projected,  &work_.gate_up,
-                           &work_.activation, &work_.last,      &work_.last_normed,
-                           &work_.logits,    &work_.ids,        &work_.key_positions,
-                           &work_.cache_rows, &work_.view_offsets, &work_.view_entries,
-                           &work_.logit_rows};
+  Tensor* const slots[] = {
+      &work_.x,           &work_.normed,       &work_.qkv,          &work_.attention,
+      &work_.projected,   &work_.gate_up,      &work_.activation,   &work_.last,
+      &work_.last_normed, &work_.logits,       &work_.ids,          &work_.key_positions,
+      &work_.cache_rows,  &work_.view_offsets, &work_.view_entries, &work_.logit_rows};
   HOGWILD_ASSERT(shapes.size() == std::size(slots));
   for (size_t i = 0; i < shapes.size(); ++i) {
     *slots[i] = backend_.allocate(shapes[i].rows, shapes[i].cols, shapes[i].dtype);
@@ -148,9 +153,9 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     workspace_bytes_ += shapes[i].bytes();
   }
 
-  attention_shape_ = {shard_.heads, shard_.kv_heads, c.head_dim,
-                      static_cast<float>(rope_score_factor(c) /
-                                         std::sqrt(static_cast<double>(c.head_dim)))};
+  attention_shape_ = {
+      shard_.heads, shard_.kv_heads, c.head_dim,
+      static_cast<float>(rope_score_factor(c) / std::sqrt(static_cast<double>(c.head_dim)))};
 }
 
 Transformer::~Transformer() {
@@ -205,15 +210,14 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   const auto entries = static_cast<int64_t>(batch.view_entries.size());
   HOGWILD_CHECK(n > 0 && n <= options_.max_batch_tokens, "a batch holds 1..",
                 options_.max_batch_tokens, " tokens, got ", n);
-  HOGWILD_ASSERT(batch.key_positions.size() == batch.size() &&
-                 batch.cache_rows.size() == batch.size() &&
-                 batch.view_offsets.size() == batch.size() + 1 &&
-                 batch.view_offsets.back() == entries);
+  HOGWILD_ASSERT(
+      batch.key_positions.size() == batch.size() && batch.cache_rows.size() == batch.size() &&
+      batch.view_offsets.size() == batch.size() + 1 && batch.view_offsets.back() == entries);
   HOGWILD_CHECK(entries <= n * options_.max_view_entries, "views of ", entries,
                 " blocks exceed the workspace for ", n * options_.max_view_entries);
   for (int32_t token : batch.tokens)
-    HOGWILD_CHECK(token >= 0 && token < c.vocab, "token id ", token,
-                  " is outside the vocabulary (", c.vocab, " tokens)");
+    HOGWILD_CHECK(token >= 0 && token < c.vocab, "token id ", token, " is outside the vocabulary (",
+                  c.vocab, " tokens)");
 
   const Tensor x = work_.x.rows_view(0, n);
   const Tensor normed = work_.normed.rows_view(0, n);
@@ -252,7 +256,7 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
       backend_.head_rms_norm(k, layer.k_norm, eps);
     }
     // Keys are rotated to their block-local position; queries are rotated inside the attention,
-    // once per block of their view (DESIGN §3).
+    // once per block of their view (docs/design.md §3).
     backend_.rope(k, key_positions, inv_freq_, c.head_dim);
     backend_.scatter_rows(k, cache_rows, cache.keys(l));
     backend_.scatter_rows(v, cache_rows, cache.values(l));

@@ -1,7 +1,7 @@
 // The forward pass of a decoder-only transformer (Llama, Qwen2, Qwen3) over a batch of tokens
 // from many sequences or workers at once, on any backend. One call = one step: every token's K/V
-// is written to the cache before any attention (instant sync, DESIGN §4), so all tokens of the
-// step see each other as their views allow.
+// is written to the cache before any attention (instant sync, docs/design.md §4), so all tokens of
+// the step see each other as their views allow.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,7 @@ namespace hogwild {
 struct TransformerOptions {
   int64_t max_batch_tokens = 256;  // tokens per forward call (prefill chunk size)
   int64_t max_view_entries = 64;   // blocks in one token's view, at most
-  // Tensor parallelism (DESIGN §6): this rank holds heads and feed-forward units of slice
+  // Tensor parallelism (docs/design.md §6): this rank holds heads and feed-forward units of slice
   // tensor->rank() of tensor->size(); null = the whole model.
   Communicator* tensor = nullptr;
   bool device_communicator = false;  // `tensor` takes the backend's (device) buffers directly
@@ -39,7 +39,7 @@ struct WorkspaceTensor {
 // The workspace a Transformer allocates for `options`: the one list both the constructor and
 // the memory plan use.
 std::vector<WorkspaceTensor> workspace_tensors(const ModelConfig& model, const ModelConfig& shard,
-                                              const TransformerOptions& options);
+                                               const TransformerOptions& options);
 
 class Transformer {
  public:
@@ -57,7 +57,7 @@ class Transformer {
   Backend& backend() { return backend_; }
   const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
   int64_t head_dim() const { return config_.head_dim; }
-  size_t weight_bytes() const { return weight_bytes_; }        // on the backend (this shard)
+  size_t weight_bytes() const { return weight_bytes_; }  // on the backend (this shard)
   size_t workspace_bytes() const { return workspace_bytes_; }
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.

@@ -90,7 +90,8 @@ class Experiment {
   void plan() {
     settings_ = team_settings(config_);
     settings_.worker_groups = groups_;  // 1 without a rank grid, whatever the config says
-    // Every rank must draw from the same streams: rank 0's seed is the run's seed (DESIGN §6).
+    // Every rank must draw from the same streams: rank 0's seed is the run's seed (docs/design.md
+    // §6).
     if (grid_ != nullptr) grid_->world->broadcast(&settings_.seed, sizeof settings_.seed, 0);
     teams_at_once_ =
         std::min<int64_t>(config_.batch_problems, static_cast<int64_t>(config_.problems.size()));
@@ -107,8 +108,8 @@ class Experiment {
 
     model_ = std::make_unique<Transformer>(*weights_, *backend_, options);
     cache_ = std::make_unique<KvCache>(*backend_, model_->shard_config(), sizing.cache);
-    merger_ = std::make_unique<CacheMerger>(*backend_, *cache_, model_->inv_freq(),
-                                            model_->head_dim());
+    merger_ =
+        std::make_unique<CacheMerger>(*backend_, *cache_, model_->inv_freq(), model_->head_dim());
     builder_ = std::make_unique<BatchBuilder>(*cache_);
     if (groups_ > 1)
       exchange_ = std::make_unique<WorkerExchange>(
@@ -116,10 +117,10 @@ class Experiment {
           options.max_batch_tokens);
     // The results file is created only now: a bad config or model leaves no file behind.
     if (writes_results_)
-      writer_ = std::make_unique<ResultsWriter>(
-          config_.output, config_.transcript,
-          RunInfo{config_.source_text, config_.model, layout_name(config_.layout),
-                  config_.workers});
+      writer_ =
+          std::make_unique<ResultsWriter>(config_.output, config_.transcript,
+                                          RunInfo{config_.source_text, config_.model,
+                                                  layout_name(config_.layout), config_.workers});
   }
 
   // Continuous batching: every active team adds its tokens to one forward per pass; a finished

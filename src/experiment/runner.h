@@ -15,7 +15,7 @@ namespace hogwild {
 struct RunProgress {
   int64_t problems_done = 0;
   int64_t problems_total = 0;
-  int64_t forward_passes = 0;   // of the whole run
+  int64_t forward_passes = 0;    // of the whole run
   int64_t generated_tokens = 0;  // of the whole run, all workers
   double seconds = 0.0;
   // The first active problem: its id, budget used, and each worker's current step.
@@ -41,7 +41,7 @@ struct RunSummary {
   int64_t forward_passes = 0;
   int64_t tokens_processed = 0;  // tokens through the model: prompts, prefixes and generated
   double seconds = 0.0;
-  double forward_seconds = 0.0;  // inside the model's forward passes
+  double forward_seconds = 0.0;     // inside the model's forward passes
   std::vector<RankTiming> timings;  // every rank's breakdown (distributed runs; rank 0 has all)
 };
 
@@ -50,7 +50,6 @@ struct RankGrid;
 // Throws hogwild::Error for a bad model or a cache that cannot hold the configuration. With a
 // rank grid (a distributed run), every rank calls this; the model is split over the tensor
 // ranks and only world rank 0 writes results and reports to the observer.
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer,
-                          RankGrid* grid = nullptr);
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid = nullptr);
 
 }  // namespace hogwild

@@ -16,8 +16,8 @@ const char* layout_name(Layout layout) {
 
 PromptConfig default_prompts() {
   PromptConfig prompts;
-  // Our own wording of DESIGN §5: the team, the three sections, the <...> marker, and "notice
-  // duplicated work, say so, switch". Short on purpose: the demo model is small.
+  // Our own wording of docs/design.md §5: the team, the three sections, the <...> marker, and
+  // "notice duplicated work, say so, switch". Short on purpose: the demo model is small.
   prompts.system =
       "You are one of {count} assistants, {names}, solving one problem together. You all write "
       "at the same time, and each of you sees the others' text as it is being written.\n"

@@ -10,23 +10,23 @@
 
 namespace hogwild {
 
-// How the others' live steps appear in a worker's view (DESIGN §2).
+// How the others' live steps appear in a worker's view (docs/design.md §2).
 enum class Layout { Contiguous, Interleaved, Combined };
 const char* layout_name(Layout layout);
 
-// Texts that shape the collaboration (DESIGN §5). Placeholders: {names} (e.g. "Alice and Bob"),
-// {count} (number of workers), {name} and {step} in the step prefixes. In collaboration mode the
-// workers cannot write "#" header tokens, BOS or EOS (the paper suppresses them too): only the
+// Texts that shape the collaboration (docs/design.md §5). Placeholders: {names} (e.g. "Alice and
+// Bob"), {count} (number of workers), {name} and {step} in the step prefixes. In collaboration mode
+// the workers cannot write "#" header tokens, BOS or EOS (the paper suppresses them too): only the
 // engine writes section headers, and a team stops on an answer or its budget.
 struct PromptConfig {
-  std::string system;             // collaboration system prompt; empty = none
-  std::string history_header;     // before the finished steps ("### Past steps")
-  std::string others_header;      // before the others' live steps
-  std::string own_header;         // before the worker's own live step
-  std::string step_prefix;        // "**{name} [{step}]:** "
-  std::string first_step_prefix;  // opens each worker's first step: "… Hi, I'm {name}."
-  std::string incomplete_marker;  // " <...>" (+ "\n\n") closes another's unfinished step
-  std::string redundancy_check;   // "Quick check: am I doing redundant work? (yes/no): "
+  std::string system;                  // collaboration system prompt; empty = none
+  std::string history_header;          // before the finished steps ("### Past steps")
+  std::string others_header;           // before the others' live steps
+  std::string own_header;              // before the worker's own live step
+  std::string step_prefix;             // "**{name} [{step}]:** "
+  std::string first_step_prefix;       // opens each worker's first step: "… Hi, I'm {name}."
+  std::string incomplete_marker;       // " <...>" (+ "\n\n") closes another's unfinished step
+  std::string redundancy_check;        // "Quick check: am I doing redundant work? (yes/no): "
   int64_t redundancy_interval = 1024;  // generated tokens (all workers) between checks; 0 = never
   std::string finisher;                // appended to force an answer: "... \\boxed{"
   int64_t finisher_tokens = 16;        // greedy tokens allowed after the finisher

@@ -34,8 +34,10 @@ std::vector<int32_t> suppressed_tokens(const TextCodec& tokenizer) {
     const std::string text = tokenizer.token_bytes(id);
     bool hashes = false, other = false;
     for (char c : text) {
-      if (c == '#') hashes = true;
-      else if (c != ' ' && c != '\n') other = true;
+      if (c == '#')
+        hashes = true;
+      else if (c != ' ' && c != '\n')
+        other = true;
     }
     if ((hashes && !other) || tokenizer.is_eos(id) || text == "</think>") ids.push_back(id);
   }
@@ -58,8 +60,7 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
   HOGWILD_CHECK(!settings_.names.empty(), "a team needs at least one worker");
   const PromptConfig& prompts = settings_.prompts;
   const std::map<std::string, std::string> names = {
-      {"names", format_names(settings_.names)},
-      {"count", std::to_string(settings_.names.size())}};
+      {"names", format_names(settings_.names)}, {"count", std::to_string(settings_.names.size())}};
 
   // The common block: system prompt and problem (in the chat template), then the history header.
   std::string text;
@@ -78,7 +79,7 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
 
   if (prompts.collaborate) suppressed_ = suppressed_tokens(tokenizer_);
   finisher_reserve_ = static_cast<int64_t>(encode(prompts.finisher).size()) +
-                     prompts.finisher_tokens + 2 * static_cast<int64_t>(settings_.names.size());
+                      prompts.finisher_tokens + 2 * static_cast<int64_t>(settings_.names.size());
   // Blocks are created up front so a full cache fails here, before any work.
   common_ = cache_.create_block();
   if (prompts.collaborate) {
@@ -115,8 +116,9 @@ bool Team::merges_steps() const {
   return settings_.prompts.collaborate && settings_.layout != Layout::Contiguous;
 }
 
-// DESIGN §2: view(w) = [common, hdr_others, step(o1), marker, …, hdr_own, step(w)]. Interleaved
-// hides the others' live steps; contiguous shows each worker's whole text as one growing block.
+// docs/design.md §2: view(w) = [common, hdr_others, step(o1), marker, …, hdr_own, step(w)].
+// Interleaved hides the others' live steps; contiguous shows each worker's whole text as one
+// growing block.
 std::vector<BlockId> Team::view_of(size_t w) const {
   std::vector<BlockId> view = {common_};
   if (settings_.prompts.collaborate) {
@@ -138,7 +140,8 @@ int64_t Team::cache_tokens() const {
   int64_t total = 0;
   for (BlockId block : {common_, others_header_, own_header_, marker_})
     if (block >= 0) total += cache_.length(block);
-  for (const Worker& worker : workers_) total += cache_.length(worker.block) + static_cast<int64_t>(worker.pending.size());
+  for (const Worker& worker : workers_)
+    total += cache_.length(worker.block) + static_cast<int64_t>(worker.pending.size());
   return total;
 }
 
@@ -153,8 +156,8 @@ void Team::start_step(Worker& worker, bool first) {
     const std::string& format = first && !settings_.prompts.first_step_prefix.empty()
                                     ? settings_.prompts.first_step_prefix
                                     : settings_.prompts.step_prefix;
-    prefix = expand_placeholders(format,
-                                 {{"name", worker.name}, {"step", std::to_string(worker.step)}});
+    prefix =
+        expand_placeholders(format, {{"name", worker.name}, {"step", std::to_string(worker.step)}});
     if (redundancy_.take()) prefix += settings_.prompts.redundancy_check;
   }
   worker.detector.reset(prefix);
@@ -170,7 +173,8 @@ void Team::finish_step(Worker& worker) {
                     static_cast<int32_t>(worker.tokens.size()),
                     static_cast<int32_t>(forward_passes_), seconds()});
   if (merges_steps()) {
-    // The finished step joins the history: its keys rotate once by common's length (DESIGN §3).
+    // The finished step joins the history: its keys rotate once by common's length (docs/design.md
+    // §3).
     merges_.push_back(cache_.append_block(common_, worker.block));
     worker.block = -1;
   }
@@ -196,7 +200,8 @@ void Team::stop(const std::string& reason) {
   begin_finisher();
 }
 
-// DESIGN §5: out of time without an answer, worker 0 is told to answer now and decodes greedily.
+// docs/design.md §5: out of time without an answer, worker 0 is told to answer now and decodes
+// greedily.
 void Team::begin_finisher() {
   phase_ = Phase::Finisher;
   Worker& worker = workers_.front();
@@ -238,7 +243,8 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
           {marker_, nullptr}};
       std::vector<std::vector<int32_t>> texts;
       for (const auto& [block, text] : headers)
-        texts.push_back(encode(text != nullptr ? *text : settings_.prompts.incomplete_marker + "\n\n"));
+        texts.push_back(
+            encode(text != nullptr ? *text : settings_.prompts.incomplete_marker + "\n\n"));
       int64_t needed = 0;
       for (const auto& tokens : texts) needed += static_cast<int64_t>(tokens.size());
       if (needed == 0) {  // no header text at all: straight to decoding
@@ -270,14 +276,16 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
       }
       return needed;
     }
-    case Phase::Done: return 0;
+    case Phase::Done:
+      return 0;
   }
   return 0;
 }
 
 std::span<const float> StepLogits::row(int32_t global) const {
   HOGWILD_ASSERT(has(global));
-  return {data + static_cast<size_t>(local_row[static_cast<size_t>(global)]) * static_cast<size_t>(vocab),
+  return {data + static_cast<size_t>(local_row[static_cast<size_t>(global)]) *
+                     static_cast<size_t>(vocab),
           static_cast<size_t>(vocab)};
 }
 
@@ -327,7 +335,7 @@ void Team::advance(const StepLogits& step) {
         const bool ended = worker.pending_ends_step;
         worker.pending.clear();
         worker.pending_ends_step = false;
-        if (ended) finish_step(worker);       // the step's last token is in the cache now
+        if (ended) finish_step(worker);         // the step's last token is in the cache now
         if (!worker.pending.empty()) continue;  // the new step's prefix goes first
         if (phase_ != Phase::Decode) continue;  // another worker stopped the team this step
         const int32_t token = token_of(worker);
@@ -367,7 +375,8 @@ void Team::advance(const StepLogits& step) {
       worker.pending = {token};
       return;
     }
-    case Phase::Done: return;
+    case Phase::Done:
+      return;
   }
 }
 
@@ -387,8 +396,8 @@ void Team::accept(Worker& worker, int32_t token) {
   worker.pending_ends_step = worker.detector.push(tokenizer_.token_bytes(token));
   if (auto boxed = extract_boxed(worker.detector.text())) {
     answer_ = *boxed;
-    // DESIGN §5: a final answer stops the team; plain decoding (no collaboration prompts) runs on
-    // like `hogwild generate` does, keeping the answer.
+    // docs/design.md §5: a final answer stops the team; plain decoding (no collaboration prompts)
+    // runs on like `hogwild generate` does, keeping the answer.
     if (settings_.prompts.collaborate) stop("answer");
   }
 }
@@ -414,10 +423,14 @@ void Team::begin_decode() {
 std::vector<std::string> Team::describe_view(size_t worker) const {
   std::vector<std::string> names;
   for (BlockId block : view_of(worker)) {
-    if (block == common_) names.emplace_back("common");
-    else if (block == others_header_) names.emplace_back("others_header");
-    else if (block == own_header_) names.emplace_back("own_header");
-    else if (block == marker_) names.emplace_back("marker");
+    if (block == common_)
+      names.emplace_back("common");
+    else if (block == others_header_)
+      names.emplace_back("others_header");
+    else if (block == own_header_)
+      names.emplace_back("own_header");
+    else if (block == marker_)
+      names.emplace_back("marker");
     for (const Worker& w : workers_)
       if (block == w.block) names.push_back(w.name);
   }

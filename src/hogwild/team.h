@@ -1,4 +1,4 @@
-// One problem solved by a team of workers over one shared cache (DESIGN §2, §5): the blocks
+// One problem solved by a team of workers over one shared cache (docs/design.md §2, §5): the blocks
 // (common = prompt + history, constant headers, one step per worker), each worker's view in the
 // chosen layout, step ends and history merges, collaboration prompts, stopping and the finisher.
 // A Team never runs the model: each step it adds its tokens to the batch (schedule) and reads
@@ -27,10 +27,10 @@ namespace hogwild {
 // rows of its worker group (local_row = -1 for the others); tokens are sampled where the row is
 // and then shared, so every rank applies the same tokens to every worker.
 struct StepLogits {
-  const float* data = nullptr;       // local rows, `vocab` floats each
+  const float* data = nullptr;  // local rows, `vocab` floats each
   int64_t vocab = 0;
-  std::vector<int32_t> local_row;    // global logit row -> local row, or -1
-  std::vector<int32_t> sampled;      // global logit row -> sampled token, or -1
+  std::vector<int32_t> local_row;  // global logit row -> local row, or -1
+  std::vector<int32_t> sampled;    // global logit row -> sampled token, or -1
 
   bool has(int32_t row) const { return row >= 0 && local_row[static_cast<size_t>(row)] >= 0; }
   std::span<const float> row(int32_t global) const;
@@ -83,8 +83,8 @@ class Team {
     int32_t step_first_token = 0;  // index in `tokens` where the current step starts
     std::vector<int32_t> pending;  // fed at the next forward
     bool pending_ends_step = false;
-    int32_t logit_row = -1;        // this forward's logits row, -1: none
-    std::vector<int32_t> tokens;   // everything the worker wrote, prefixes included
+    int32_t logit_row = -1;       // this forward's logits row, -1: none
+    std::vector<int32_t> tokens;  // everything the worker wrote, prefixes included
     StepEndDetector detector;
     std::unique_ptr<Sampler> sampler;
   };

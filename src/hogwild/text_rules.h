@@ -13,7 +13,7 @@
 
 namespace hogwild {
 
-// ---- Steps (DESIGN §2) ----
+// ---- Steps (docs/design.md §2) ----
 
 // Decides, token by token, when one worker's step (a paragraph) ends. The rule is the paper's
 // (eqimp/hogwild_llm, MathFormatting.is_end_of_step) plus fences:
@@ -100,8 +100,7 @@ std::string format_names(const std::vector<std::string>& names);
 std::string expand_placeholders(std::string_view templ,
                                 const std::map<std::string, std::string>& values);
 
-
-// ---- Redundancy checks (DESIGN §5) ----
+// ---- Redundancy checks (docs/design.md §5) ----
 
 // Every `interval` generated tokens (summed over workers) the next worker to start a step begins
 // it with "Quick check: am I doing redundant work? (yes/no): ". Each crossed multiple of the

@@ -5,8 +5,8 @@ namespace hogwild {
 std::string format_transcript(const ProblemResult& result, const TextCodec& tokenizer,
                               const PromptConfig& prompts) {
   auto decode = [&](const WorkerRecord& worker, int32_t first, size_t end) {
-    return tokenizer.decode({worker.tokens.begin() + first,
-                             worker.tokens.begin() + static_cast<ptrdiff_t>(end)});
+    return tokenizer.decode(
+        {worker.tokens.begin() + first, worker.tokens.begin() + static_cast<ptrdiff_t>(end)});
   };
   std::string t = "Question: " + result.question + "\n\n";
   for (const StepRecord& step : result.steps) {

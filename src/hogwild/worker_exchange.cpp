@@ -27,7 +27,8 @@ void WorkerExchange::prepare(const ForwardBatch& full, const ForwardBatch& local
   cache_rows_of_group_.assign(static_cast<size_t>(groups), {});
   for (size_t t = 0; t < full.size(); ++t) {
     const int32_t owner = full.owners[t];
-    if (owner >= 0) cache_rows_of_group_[static_cast<size_t>(owner % groups)].push_back(full.cache_rows[t]);
+    if (owner >= 0)
+      cache_rows_of_group_[static_cast<size_t>(owner % groups)].push_back(full.cache_rows[t]);
   }
   rows_per_group_ = 0;
   for (const auto& rows : cache_rows_of_group_)
@@ -37,7 +38,8 @@ void WorkerExchange::prepare(const ForwardBatch& full, const ForwardBatch& local
   own_local_rows_.clear();
   for (size_t t = 0; t < local.size(); ++t)
     if (local.owners[t] >= 0) own_local_rows_.push_back(static_cast<int32_t>(t));
-  HOGWILD_ASSERT(own_local_rows_.size() == cache_rows_of_group_[static_cast<size_t>(group_)].size());
+  HOGWILD_ASSERT(own_local_rows_.size() ==
+                 cache_rows_of_group_[static_cast<size_t>(group_)].size());
 }
 
 void WorkerExchange::exchange(int64_t layer, const Tensor& new_keys, const Tensor& new_values,

@@ -1,4 +1,4 @@
-// The worker axis of a distributed run (DESIGN §6): every worker group computes its own
+// The worker axis of a distributed run (docs/design.md §6): every worker group computes its own
 // workers' tokens, and in every layer the groups all-gather their new keys and values (each rank
 // with the ranks that hold the same head slice), so each rank's cache holds every token of the
 // step before attention. Sampled tokens are all-gathered too, so every rank applies the same
@@ -42,8 +42,8 @@ class WorkerExchange final : public KvExchange {
   int64_t kv_width_;
   int64_t max_rows_;
   int32_t group_;
-  int64_t rows_per_group_ = 0;             // the largest group's token count this step
-  std::vector<int32_t> own_local_rows_;    // rows of the local batch this group owns
+  int64_t rows_per_group_ = 0;           // the largest group's token count this step
+  std::vector<int32_t> own_local_rows_;  // rows of the local batch this group owns
   std::vector<std::vector<int32_t>> cache_rows_of_group_;  // each group's tokens' cache rows
   std::vector<float> step_send_, step_receive_;
   std::vector<float> send_, receive_;

@@ -15,7 +15,7 @@
 
 namespace hogwild {
 
-// The rank grid of a distributed run (DESIGN §6): world size = worker_groups × tensor.
+// The rank grid of a distributed run (docs/design.md §6): world size = worker_groups × tensor.
 enum class SyncMode { Layer, Step };
 
 struct ParallelConfig {
@@ -51,7 +51,7 @@ struct RunConfig {
   int64_t batch_problems = 4;                 // problems decoded together (continuous batching)
   std::string output = "results/run.h5";
   std::string transcript;                 // default: output with .txt instead of .h5
-  int64_t page_size = kDefaultPageSize;                // tokens per KV page
+  int64_t page_size = kDefaultPageSize;   // tokens per KV page
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
   PromptConfig prompts;
   std::string source_text;  // the YAML after overrides, echoed into results

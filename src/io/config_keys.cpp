@@ -72,7 +72,7 @@ constexpr ConfigKey kConfigKeys[] = {
         .kind = KeyKind::kChoice,
         .choices = kLayoutNames,
         .default_doc = "`combined`",
-        .doc = "what a worker sees of the others (DESIGN §2)",
+        .doc = "what a worker sees of the others (docs/design.md §2)",
         .field = &member<&RunConfig::layout>,
     },
     {

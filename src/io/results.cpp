@@ -8,8 +8,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <initializer_list>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <set>
 #include <utility>
@@ -134,9 +134,9 @@ TableSchema table_schema(std::initializer_list<Field> fields) {
   TableSchema schema{H5::CompType(sizeof(Record)), H5::CompType(file_size)};
   size_t offset = 0;
   for (const Field& field : fields) {
-    schema.memory.insertMember(field.name, field.offset,
-                               field.is_int32 ? H5::PredType::NATIVE_INT32
-                                              : H5::PredType::NATIVE_DOUBLE);
+    schema.memory.insertMember(
+        field.name, field.offset,
+        field.is_int32 ? H5::PredType::NATIVE_INT32 : H5::PredType::NATIVE_DOUBLE);
     schema.file.insertMember(field.name, offset,
                              field.is_int32 ? H5::PredType::STD_I32LE : H5::PredType::IEEE_F64LE);
     offset += field.is_int32 ? sizeof(int32_t) : sizeof(double);

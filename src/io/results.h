@@ -26,15 +26,16 @@
 
 namespace hogwild {
 
-// Where one rank's time went in a distributed run (DESIGN §8: communication share per grid).
+// Where one rank's time went in a distributed run (docs/design.md §8: communication share per
+// grid).
 struct RankTiming {
   int32_t rank = 0;
   int32_t group = 0;
   int32_t tensor_rank = 0;
-  double seconds = 0.0;            // the whole decode loop
-  double compute_seconds = 0.0;    // seconds minus the collectives below
-  double tensor_seconds = 0.0;     // all-reduces on the tensor axis
-  double worker_seconds = 0.0;     // all-gathers on the worker axis (K/V and tokens)
+  double seconds = 0.0;          // the whole decode loop
+  double compute_seconds = 0.0;  // seconds minus the collectives below
+  double tensor_seconds = 0.0;   // all-reduces on the tensor axis
+  double worker_seconds = 0.0;   // all-gathers on the worker axis (K/V and tokens)
 };
 
 struct RunInfo {

@@ -8,9 +8,9 @@
 namespace hogwild {
 namespace {
 
-constexpr uint64_t kMaxStringBytes = 1ull << 24;     // 16 MiB: longer metadata strings are corrupt
-constexpr uint64_t kMaxArrayElements = 1ull << 26;   // 64 Mi elements
-constexpr uint64_t kMaxCount = 1ull << 20;           // tensors or keys
+constexpr uint64_t kMaxStringBytes = 1ull << 24;    // 16 MiB: longer metadata strings are corrupt
+constexpr uint64_t kMaxArrayElements = 1ull << 26;  // 64 Mi elements
+constexpr uint64_t kMaxCount = 1ull << 20;          // tensors or keys
 constexpr uint32_t kMaxDimensions = 4;
 constexpr int kMaxArrayNesting = 2;
 
@@ -59,24 +59,46 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
   GgufValue value;
   value.type = type;
   switch (type) {
-    case GgufType::UInt8: value.unsigned_value = reader.read<uint8_t>("u8"); break;
+    case GgufType::UInt8:
+      value.unsigned_value = reader.read<uint8_t>("u8");
+      break;
     // NOLINTNEXTLINE(bugprone-signed-char-misuse): a GGUF i8 is a signed number, sign-extended.
-    case GgufType::Int8: value.signed_value = reader.read<int8_t>("i8"); break;
-    case GgufType::UInt16: value.unsigned_value = reader.read<uint16_t>("u16"); break;
-    case GgufType::Int16: value.signed_value = reader.read<int16_t>("i16"); break;
-    case GgufType::UInt32: value.unsigned_value = reader.read<uint32_t>("u32"); break;
-    case GgufType::Int32: value.signed_value = reader.read<int32_t>("i32"); break;
-    case GgufType::UInt64: value.unsigned_value = reader.read<uint64_t>("u64"); break;
-    case GgufType::Int64: value.signed_value = reader.read<int64_t>("i64"); break;
-    case GgufType::Float32: value.float_value = reader.read<float>("f32"); break;
-    case GgufType::Float64: value.float_value = reader.read<double>("f64"); break;
+    case GgufType::Int8:
+      value.signed_value = reader.read<int8_t>("i8");
+      break;
+    case GgufType::UInt16:
+      value.unsigned_value = reader.read<uint16_t>("u16");
+      break;
+    case GgufType::Int16:
+      value.signed_value = reader.read<int16_t>("i16");
+      break;
+    case GgufType::UInt32:
+      value.unsigned_value = reader.read<uint32_t>("u32");
+      break;
+    case GgufType::Int32:
+      value.signed_value = reader.read<int32_t>("i32");
+      break;
+    case GgufType::UInt64:
+      value.unsigned_value = reader.read<uint64_t>("u64");
+      break;
+    case GgufType::Int64:
+      value.signed_value = reader.read<int64_t>("i64");
+      break;
+    case GgufType::Float32:
+      value.float_value = reader.read<float>("f32");
+      break;
+    case GgufType::Float64:
+      value.float_value = reader.read<double>("f64");
+      break;
     case GgufType::Bool: {
       const auto raw = reader.read<uint8_t>("bool");
       if (raw > 1) reader.corrupt(cat("boolean value ", int{raw}));
       value.unsigned_value = raw;
       break;
     }
-    case GgufType::String: value.string_value = reader.read_string("string value"); break;
+    case GgufType::String:
+      value.string_value = reader.read_string("string value");
+      break;
     case GgufType::Array: {
       if (depth >= kMaxArrayNesting) reader.corrupt("arrays nested too deeply");
       const auto element_type = reader.read<uint32_t>("array type");
@@ -92,19 +114,25 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
         value.elements.push_back(read_value(reader, value.element_type, depth + 1));
       break;
     }
-    default: reader.corrupt(cat("unknown value type ", static_cast<uint32_t>(type)));
+    default:
+      reader.corrupt(cat("unknown value type ", static_cast<uint32_t>(type)));
   }
   return value;
 }
 
 const char* type_name(GgufType type) {
   switch (type) {
-    case GgufType::String: return "string";
-    case GgufType::Array: return "array";
-    case GgufType::Bool: return "bool";
+    case GgufType::String:
+      return "string";
+    case GgufType::Array:
+      return "array";
+    case GgufType::Bool:
+      return "bool";
     case GgufType::Float32:
-    case GgufType::Float64: return "float";
-    default: return "integer";
+    case GgufType::Float64:
+      return "float";
+    default:
+      return "integer";
   }
 }
 
@@ -112,10 +140,17 @@ const char* type_name(GgufType type) {
 
 bool GgufValue::is_integer() const {
   switch (type) {
-    case GgufType::UInt8: case GgufType::Int8: case GgufType::UInt16: case GgufType::Int16:
-    case GgufType::UInt32: case GgufType::Int32: case GgufType::UInt64: case GgufType::Int64:
+    case GgufType::UInt8:
+    case GgufType::Int8:
+    case GgufType::UInt16:
+    case GgufType::Int16:
+    case GgufType::UInt32:
+    case GgufType::Int32:
+    case GgufType::UInt64:
+    case GgufType::Int64:
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -174,8 +209,7 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
     }
     const auto type = reader.read<uint32_t>("tensor type");
     const GgmlTypeTraits traits = ggml_type_traits(type);
-    if (traits.name == nullptr)
-      fail(name, ": tensor '", tensor.name, "' has unknown type ", type);
+    if (traits.name == nullptr) fail(name, ": tensor '", tensor.name, "' has unknown type ", type);
     tensor.type = static_cast<GgmlType>(type);
     if (tensor.shape[0] % traits.block_elements != 0)
       fail(name, ": tensor '", tensor.name, "' row of ", tensor.shape[0],
@@ -196,8 +230,9 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
     // Writers store it as u32, but signed integer types are legal GGUF too.
     const bool is_signed = value->type == GgufType::Int8 || value->type == GgufType::Int16 ||
                            value->type == GgufType::Int32 || value->type == GgufType::Int64;
-    const uint64_t requested = is_signed ? (value->signed_value > 0 ? static_cast<uint64_t>(value->signed_value) : 0)
-                                         : value->unsigned_value;
+    const uint64_t requested =
+        is_signed ? (value->signed_value > 0 ? static_cast<uint64_t>(value->signed_value) : 0)
+                  : value->unsigned_value;
     if (!value->is_integer() || requested == 0 || requested > 65536 ||
         (requested & (requested - 1)) != 0)
       fail(name, ": general.alignment must be a power of two up to 65536");
@@ -236,7 +271,10 @@ const GgufValue& require(const GgufFile& file, const std::string& key) {
 int64_t as_int(const GgufFile& file, const std::string& key, const GgufValue& value) {
   if (!value.is_integer()) wrong_type(file, key, "integer", value);
   switch (value.type) {
-    case GgufType::Int8: case GgufType::Int16: case GgufType::Int32: case GgufType::Int64:
+    case GgufType::Int8:
+    case GgufType::Int16:
+    case GgufType::Int32:
+    case GgufType::Int64:
       return value.signed_value;
     default:
       if (value.unsigned_value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))

@@ -71,7 +71,8 @@ class GgufWeights final : public WeightSource {
     const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
     if (tensor == nullptr) fail(path_, ": missing tensor '", gguf.empty() ? name : gguf, "'");
     HostTensor result;
-    result.shape.assign(tensor->shape.rbegin(), tensor->shape.rend());  // GGUF lists innermost first
+    result.shape.assign(tensor->shape.rbegin(),
+                        tensor->shape.rend());  // GGUF lists innermost first
     if (result.shape != expected_shape)
       fail(path_, ": tensor '", gguf, "' has shape ", shape_text(result.shape), ", expected ",
            shape_text(expected_shape));
@@ -127,7 +128,7 @@ class GgufWeights final : public WeightSource {
     if (arch == "llama") {
       c.architecture = Architecture::Llama;
       // llama.cpp's converter permutes Q/K rows of llama models so that RoPE rotates adjacent
-      // pairs; we undo it to use rotate-half like the HF checkpoints (DESIGN §3).
+      // pairs; we undo it to use rotate-half like the HF checkpoints (docs/design.md §3).
       permuted_ = true;
     } else if (arch == "qwen2") {
       c.architecture = Architecture::Qwen2;
@@ -165,8 +166,7 @@ class GgufWeights final : public WeightSource {
       fail(path_, ": unsupported rope scaling '", scaling, "'");
     }
     if (const GgufTensor* factors = file_.find_tensor("rope_freqs.weight")) {
-      if (factors->type != GgmlType::F32)
-        fail(path_, ": tensor 'rope_freqs.weight' must be F32");
+      if (factors->type != GgmlType::F32) fail(path_, ": tensor 'rope_freqs.weight' must be F32");
       c.rope.frequency_factors.resize(static_cast<size_t>(factors->element_count()));
       dequantize(factors->type, factors->data, c.rope.frequency_factors.data(),
                  factors->element_count());

@@ -8,9 +8,12 @@ namespace hogwild {
 
 const char* architecture_name(Architecture architecture) {
   switch (architecture) {
-    case Architecture::Llama: return "llama";
-    case Architecture::Qwen2: return "qwen2";
-    case Architecture::Qwen3: return "qwen3";
+    case Architecture::Llama:
+      return "llama";
+    case Architecture::Qwen2:
+      return "qwen2";
+    case Architecture::Qwen3:
+      return "qwen3";
   }
   return "?";
 }
@@ -42,8 +45,8 @@ void ModelConfig::validate(const std::string& source) const {
 }
 
 HostTensor WeightSource::load_rows(const std::string& name,
-                                  const std::vector<int64_t>& expected_shape, int64_t first,
-                                  int64_t count) const {
+                                   const std::vector<int64_t>& expected_shape, int64_t first,
+                                   int64_t count) const {
   HostTensor whole = load(name, expected_shape);
   HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= whole.rows());
   if (first == 0 && count == whole.rows()) return whole;

@@ -68,7 +68,8 @@ class WeightSource {
   virtual const std::string& path() const = 0;
   virtual bool has(const std::string& name) const = 0;
   // Loads a tensor by HF name, checking it has `expected_shape`; throws naming file and tensor.
-  virtual HostTensor load(const std::string& name, const std::vector<int64_t>& expected_shape) const = 0;
+  virtual HostTensor load(const std::string& name,
+                          const std::vector<int64_t>& expected_shape) const = 0;
   // Rows [first, first + count) only (a tensor-parallel shard), after checking the full shape.
   // Readers override it to convert only those rows; the default loads all and slices.
   virtual HostTensor load_rows(const std::string& name, const std::vector<int64_t>& expected_shape,

@@ -138,26 +138,46 @@ void dequantize_q6_k(const uint8_t* block, float* out) {
 
 GgmlTypeTraits ggml_type_traits(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {
-    case GgmlType::F32: return {"F32", 1, 4, true};
-    case GgmlType::F16: return {"F16", 1, 2, true};
-    case GgmlType::BF16: return {"BF16", 1, 2, true};
-    case GgmlType::Q4_0: return {"Q4_0", 32, 18, true};
-    case GgmlType::Q4_1: return {"Q4_1", 32, 20, true};
-    case GgmlType::Q5_0: return {"Q5_0", 32, 22, true};
-    case GgmlType::Q5_1: return {"Q5_1", 32, 24, true};
-    case GgmlType::Q8_0: return {"Q8_0", 32, 34, true};
-    case GgmlType::Q8_1: return {"Q8_1", 32, 36, false};
-    case GgmlType::Q2_K: return {"Q2_K", 256, 84, false};
-    case GgmlType::Q3_K: return {"Q3_K", 256, 110, false};
-    case GgmlType::Q4_K: return {"Q4_K", 256, 144, true};
-    case GgmlType::Q5_K: return {"Q5_K", 256, 176, true};
-    case GgmlType::Q6_K: return {"Q6_K", 256, 210, true};
-    case GgmlType::Q8_K: return {"Q8_K", 256, 292, false};
-    case GgmlType::I8: return {"I8", 1, 1, false};
-    case GgmlType::I16: return {"I16", 1, 2, false};
-    case GgmlType::I32: return {"I32", 1, 4, false};
-    case GgmlType::I64: return {"I64", 1, 8, false};
-    case GgmlType::F64: return {"F64", 1, 8, false};
+    case GgmlType::F32:
+      return {"F32", 1, 4, true};
+    case GgmlType::F16:
+      return {"F16", 1, 2, true};
+    case GgmlType::BF16:
+      return {"BF16", 1, 2, true};
+    case GgmlType::Q4_0:
+      return {"Q4_0", 32, 18, true};
+    case GgmlType::Q4_1:
+      return {"Q4_1", 32, 20, true};
+    case GgmlType::Q5_0:
+      return {"Q5_0", 32, 22, true};
+    case GgmlType::Q5_1:
+      return {"Q5_1", 32, 24, true};
+    case GgmlType::Q8_0:
+      return {"Q8_0", 32, 34, true};
+    case GgmlType::Q8_1:
+      return {"Q8_1", 32, 36, false};
+    case GgmlType::Q2_K:
+      return {"Q2_K", 256, 84, false};
+    case GgmlType::Q3_K:
+      return {"Q3_K", 256, 110, false};
+    case GgmlType::Q4_K:
+      return {"Q4_K", 256, 144, true};
+    case GgmlType::Q5_K:
+      return {"Q5_K", 256, 176, true};
+    case GgmlType::Q6_K:
+      return {"Q6_K", 256, 210, true};
+    case GgmlType::Q8_K:
+      return {"Q8_K", 256, 292, false};
+    case GgmlType::I8:
+      return {"I8", 1, 1, false};
+    case GgmlType::I16:
+      return {"I16", 1, 2, false};
+    case GgmlType::I32:
+      return {"I32", 1, 4, false};
+    case GgmlType::I64:
+      return {"I64", 1, 8, false};
+    case GgmlType::F64:
+      return {"F64", 1, 8, false};
   }
   return {};
 }
@@ -192,18 +212,41 @@ void dequantize(GgmlType type, const void* src, float* dst, int64_t elements) {
     const uint8_t* block = bytes + b * traits.block_bytes;
     float* out = dst + b * traits.block_elements;
     switch (type) {
-      case GgmlType::F32: std::memcpy(out, block, 4); break;
-      case GgmlType::F16: *out = half_to_float(load_u16(block)); break;
-      case GgmlType::BF16: *out = bf16_to_float(load_u16(block)); break;
-      case GgmlType::Q4_0: dequantize_q4(block, out, false); break;
-      case GgmlType::Q4_1: dequantize_q4(block, out, true); break;
-      case GgmlType::Q5_0: dequantize_q5(block, out, false); break;
-      case GgmlType::Q5_1: dequantize_q5(block, out, true); break;
-      case GgmlType::Q8_0: dequantize_q8_0(block, out); break;
-      case GgmlType::Q4_K: dequantize_q4_k(block, out); break;
-      case GgmlType::Q5_K: dequantize_q5_k(block, out); break;
-      case GgmlType::Q6_K: dequantize_q6_k(block, out); break;
-      default: fail("tensor type ", traits.name, " is not supported");
+      case GgmlType::F32:
+        std::memcpy(out, block, 4);
+        break;
+      case GgmlType::F16:
+        *out = half_to_float(load_u16(block));
+        break;
+      case GgmlType::BF16:
+        *out = bf16_to_float(load_u16(block));
+        break;
+      case GgmlType::Q4_0:
+        dequantize_q4(block, out, false);
+        break;
+      case GgmlType::Q4_1:
+        dequantize_q4(block, out, true);
+        break;
+      case GgmlType::Q5_0:
+        dequantize_q5(block, out, false);
+        break;
+      case GgmlType::Q5_1:
+        dequantize_q5(block, out, true);
+        break;
+      case GgmlType::Q8_0:
+        dequantize_q8_0(block, out);
+        break;
+      case GgmlType::Q4_K:
+        dequantize_q4_k(block, out);
+        break;
+      case GgmlType::Q5_K:
+        dequantize_q5_k(block, out);
+        break;
+      case GgmlType::Q6_K:
+        dequantize_q6_k(block, out);
+        break;
+      default:
+        fail("tensor type ", traits.name, " is not supported");
     }
   }
 }

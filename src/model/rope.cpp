@@ -29,7 +29,8 @@ std::vector<float> rope_inverse_frequencies(const ModelConfig& config) {
     inv[static_cast<size_t>(i)] = std::pow(rope.theta, -2.0 * static_cast<double>(i) / dim);
 
   switch (rope.scaling) {
-    case RopeScaling::None: break;
+    case RopeScaling::None:
+      break;
     case RopeScaling::Linear:
       for (double& f : inv) f /= rope.factor;
       break;

@@ -1,8 +1,8 @@
 // Rotary position embedding parameters derived from a model's config: the inverse frequencies
 // (with Llama-3 / YaRN / linear scaling folded in) and the attention-score factor. YaRN's
 // attention factor multiplies cos and sin in Hugging Face's code, i.e. the q·k score by its
-// square; we keep rotations pure (so blocks can be re-rotated any number of times, DESIGN §3) and
-// apply the factor exactly once, in the softmax scale.
+// square; we keep rotations pure (so blocks can be re-rotated any number of times, docs/design.md
+// §3) and apply the factor exactly once, in the softmax scale.
 #pragma once
 
 #include <vector>

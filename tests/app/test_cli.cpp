@@ -43,7 +43,8 @@ TEST(Cli, HelpForEveryCommand) {
 TEST(Cli, BadFlagsAreOneLineErrors) {
   expect_one_line_error(hogwild("frobnicate"), "unknown command 'frobnicate'");
   expect_one_line_error(hogwild("generate --prompt hi"), "missing required flag --model");
-  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --bogus 1"), "unknown flag --bogus");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --bogus 1"),
+                        "unknown flag --bogus");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt"), "--prompt needs a value");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --max-tokens ten"),
                         "--max-tokens expects an integer");
@@ -51,10 +52,12 @@ TEST(Cli, BadFlagsAreOneLineErrors) {
                         "--max-tokens must be in");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --temperature -1"),
                         "--temperature must be in");
-  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --top-p 2"), "--top-p must be in");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --top-p 2"),
+                        "--top-p must be in");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --seed -3"),
                         "--seed expects a non-negative integer");
-  expect_one_line_error(hogwild("generate --model m.gguf"), "exactly one of --prompt and --prompt-file");
+  expect_one_line_error(hogwild("generate --model m.gguf"),
+                        "exactly one of --prompt and --prompt-file");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt a --prompt-file b"),
                         "exactly one of --prompt and --prompt-file");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt a --prompt b"), "given twice");
@@ -70,8 +73,9 @@ TEST(Cli, BadModelFilesAreOneLineErrors) {
   expect_one_line_error(hogwild("info --model " + (dir / "empty.gguf")), "not a GGUF file");
   std::filesystem::create_directory(dir / "empty_dir");
   expect_one_line_error(hogwild("info --model " + (dir / "empty_dir")), "config.json");
-  expect_one_line_error(hogwild("tokenize --model " + (dir / "bad.gguf") + " --file " + (dir / "bad.gguf")),
-                        "bad magic");
+  expect_one_line_error(
+      hogwild("tokenize --model " + (dir / "bad.gguf") + " --file " + (dir / "bad.gguf")),
+      "bad magic");
 }
 
 TEST(Cli, TruncatedDemoModelIsAnError) {
@@ -93,10 +97,13 @@ TEST(Cli, BadCheckpointsAreOneLineErrors) {
                                         " --tokenizer-from " + demo());
   ASSERT_EQ(made.exit_code, 0) << made.output;
   // A config that does not match the tensors: the loader names the tensor and both shapes.
-  testing::run_command("sed -i 's/\"intermediate_size\": 128/\"intermediate_size\": 96/' " + (dir / "m/config.json"));
+  testing::run_command("sed -i 's/\"intermediate_size\": 128/\"intermediate_size\": 96/' " +
+                       (dir / "m/config.json"));
   expect_one_line_error(hogwild("generate --model " + (dir / "m") + " --prompt hi"), "has shape");
-  testing::run_command("sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/; s/\"llama\"/\"gpt2\"/' " + (dir / "m/config.json"));
-  expect_one_line_error(hogwild("info --model " + (dir / "m")), "unsupported architecture 'GPT2LMHeadModel'");
+  testing::run_command("sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/; s/\"llama\"/\"gpt2\"/' " +
+                       (dir / "m/config.json"));
+  expect_one_line_error(hogwild("info --model " + (dir / "m")),
+                        "unsupported architecture 'GPT2LMHeadModel'");
 }
 
 TEST(Cli, TokenizeMatchesReferenceVector) {
@@ -104,25 +111,29 @@ TEST(Cli, TokenizeMatchesReferenceVector) {
   TempDir dir;
   std::ofstream(dir / "text.txt", std::ios::binary) << "Hello world";
   const std::string vocab = testing::shared_dir() + "/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
-  const CommandResult result = hogwild("tokenize --model " + vocab + " --file " + (dir / "text.txt"));
+  const CommandResult result =
+      hogwild("tokenize --model " + vocab + " --file " + (dir / "text.txt"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_EQ(result.output, "15496 995\n");  // GPT-2's ids for "Hello" and " world"
 }
 
 TEST(Cli, GenerateStreamsTextAndTimings) {
   HOGWILD_REQUIRE_DEMO_MODEL();
-  const std::string base = "generate --model " + demo() + " --chat --prompt 'What is the capital of France?' --max-tokens 12";
+  const std::string base = "generate --model " + demo() +
+                           " --chat --prompt 'What is the capital of France?' --max-tokens 12";
   const CommandResult greedy = hogwild(base + " 2>/dev/null");
   ASSERT_EQ(greedy.exit_code, 0) << greedy.output;
   // The reference implementation's greedy answer (scripts/reference_forward.py on this prompt).
-  EXPECT_NE(greedy.output.find("The capital of France is Paris."), std::string::npos) << greedy.output;
+  EXPECT_NE(greedy.output.find("The capital of France is Paris."), std::string::npos)
+      << greedy.output;
 
   const CommandResult timed = hogwild(base + " 2>&1 >/dev/null");
   EXPECT_NE(timed.output.find("[prefill: "), std::string::npos) << timed.output;
   EXPECT_NE(timed.output.find("tok/s"), std::string::npos) << timed.output;
 
   const std::string sampled = base + " --temperature 1.0 --top-p 0.95 --seed ";
-  const CommandResult a = hogwild(sampled + "5 2>/dev/null"), b = hogwild(sampled + "5 2>/dev/null");
+  const CommandResult a = hogwild(sampled + "5 2>/dev/null"),
+                      b = hogwild(sampled + "5 2>/dev/null");
   EXPECT_EQ(a.output, b.output) << "the same seed must give the same text";
 }
 

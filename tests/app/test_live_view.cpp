@@ -54,8 +54,10 @@ TEST(LiveView, PlainLinesForLogs) {
   const std::string text = contents(file);
   std::fclose(file);
   EXPECT_NE(text.find("[problem 1/3] gsm8k:3: answer '18' (correct; reference '18'), stop: answer"),
-            std::string::npos) << text;
-  EXPECT_NE(text.find("[progress] problems 1/3 | 30.0 tok/s | 60 passes"), std::string::npos) << text;
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("[progress] problems 1/3 | 30.0 tok/s | 60 passes"), std::string::npos)
+      << text;
   EXPECT_EQ(text.find("[progress]"), text.rfind("[progress]")) << "one progress line: " << text;
   EXPECT_EQ(text.find('\x1b'), std::string::npos) << "no terminal escapes in logs";
 }
@@ -69,7 +71,9 @@ TEST(LiveView, PanelShowsEachWorkersStepOnOneLine) {
   }
   const std::string text = contents(file);
   std::fclose(file);
-  EXPECT_NE(text.find("Alice\x1b[0m: **Alice [2]:** Let me add\xe2\x8f\x8ethe numbers"), std::string::npos) << text;
+  EXPECT_NE(text.find("Alice\x1b[0m: **Alice [2]:** Let me add\xe2\x8f\x8ethe numbers"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("Bob\x1b[0m: **Bob [3]:** I will check"), std::string::npos) << text;
   EXPECT_NE(text.find("gsm8k:7 budget 12/64"), std::string::npos) << text;
 }

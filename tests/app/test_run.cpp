@@ -23,8 +23,8 @@ CommandResult hogwild(const std::string& arguments) {
 std::string demo_config() { return testing::source_dir() + "/configs/demo.yaml"; }
 
 nlohmann::json read_results(const std::string& path) {
-  const CommandResult dump = testing::run_command(
-      testing::python() + " " + testing::source_dir() + "/tests/app/h5_summary.py " + path + " 2>&1");
+  const CommandResult dump = testing::run_command(testing::python() + " " + testing::source_dir() +
+                                                  "/tests/app/h5_summary.py " + path + " 2>&1");
   EXPECT_EQ(dump.exit_code, 0) << dump.output;
   return nlohmann::json::parse(dump.output);
 }
@@ -51,8 +51,9 @@ TEST(Run, TwoAndFourWorkersWriteTheDocumentedResults) {
     const nlohmann::json results = read_results(dir / "r.h5");
     EXPECT_EQ(results["attrs"]["workers"], workers);
     EXPECT_EQ(results["attrs"]["layout"], "combined");
-    EXPECT_NE(results["attrs"]["config"].get<std::string>().find("workers: " + std::to_string(workers)),
-              std::string::npos);
+    EXPECT_NE(
+        results["attrs"]["config"].get<std::string>().find("workers: " + std::to_string(workers)),
+        std::string::npos);
     ASSERT_EQ(results["problems"].size(), 1u);
     const auto& problem = results["problems"].begin().value();
     EXPECT_EQ(problem["attrs"]["reference_answer"], "10");
@@ -64,7 +65,9 @@ TEST(Run, TwoAndFourWorkersWriteTheDocumentedResults) {
       const auto& worker = problem["workers"][names[static_cast<size_t>(w)]];
       EXPECT_FALSE(worker["tokens"].empty());
       // Every worker's text starts with its first step's prefix.
-      EXPECT_EQ(worker["text"].get<std::string>().rfind("**" + names[static_cast<size_t>(w)] + " [1]:**", 0), 0u)
+      EXPECT_EQ(worker["text"].get<std::string>().rfind(
+                    "**" + names[static_cast<size_t>(w)] + " [1]:**", 0),
+                0u)
           << worker["text"];
     }
     for (const auto& step : problem["steps"]) {
@@ -74,7 +77,9 @@ TEST(Run, TwoAndFourWorkersWriteTheDocumentedResults) {
     // The transcript interleaves the workers' steps by name.
     const std::string transcript = testing::read_file(dir / "r.txt");
     for (int w = 0; w < workers; ++w)
-      EXPECT_NE(transcript.find("**" + names[static_cast<size_t>(w)] + " [1]:**"), std::string::npos) << transcript;
+      EXPECT_NE(transcript.find("**" + names[static_cast<size_t>(w)] + " [1]:**"),
+                std::string::npos)
+          << transcript;
   }
 }
 
@@ -86,13 +91,15 @@ TEST(Run, OneWorkerWithoutPromptsEqualsGenerate) {
                                     << "workers: 1\nbudget: 31\n"
                                     << "problems: [\"" << question << "\"]\n"
                                     << "prompts: {collaborate: false}\n";
-  const CommandResult run = hogwild("run " + (dir / "plain.yaml") + " --quiet output=" + (dir / "r.h5"));
+  const CommandResult run =
+      hogwild("run " + (dir / "plain.yaml") + " --quiet output=" + (dir / "r.h5"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   const nlohmann::json results = read_results(dir / "r.h5");
   const std::string text = results["problems"].begin().value()["workers"]["Alice"]["text"];
   // budget 31 forward passes after the prompt = 32 tokens, like generate --max-tokens 32.
-  const CommandResult generated = hogwild("generate --model " + testing::demo_model_path() +
-                                          " --chat --max-tokens 32 --prompt '" + question + "' 2>/dev/null");
+  const CommandResult generated =
+      hogwild("generate --model " + testing::demo_model_path() +
+              " --chat --max-tokens 32 --prompt '" + question + "' 2>/dev/null");
   ASSERT_EQ(generated.exit_code, 0) << generated.output;
   EXPECT_EQ(text + "\n", generated.output);
 }
@@ -100,22 +107,26 @@ TEST(Run, OneWorkerWithoutPromptsEqualsGenerate) {
 TEST(Run, SameSeedSameTokensAndContinuousBatching) {
   REQUIRE_RUN_PREREQUISITES();
   TempDir dir;
-  std::ofstream(dir / "three.yaml") << "model: " << testing::demo_model_path() << "\n"
-                                    << "workers: 2\nbudget: 12\nbatch_problems: 2\nseed: 7\n"
-                                    << "sampling: {temperature: 0.8, top_p: 0.95}\n"
-                                    << "problems:\n  - {question: 'What is 2 + 2?', answer: '4'}\n"
-                                    << "  - 'What is 3 + 5?'\n  - {question: 'What is 10 - 7?', answer: 3}\n";
+  std::ofstream(dir / "three.yaml")
+      << "model: " << testing::demo_model_path() << "\n"
+      << "workers: 2\nbudget: 12\nbatch_problems: 2\nseed: 7\n"
+      << "sampling: {temperature: 0.8, top_p: 0.95}\n"
+      << "problems:\n  - {question: 'What is 2 + 2?', answer: '4'}\n"
+      << "  - 'What is 3 + 5?'\n  - {question: 'What is 10 - 7?', answer: 3}\n";
   for (const char* name : {"a", "b"}) {
-    const CommandResult run = hogwild("run " + (dir / "three.yaml") + " --quiet output=" + (dir / (std::string(name) + ".h5")));
+    const CommandResult run = hogwild("run " + (dir / "three.yaml") +
+                                      " --quiet output=" + (dir / (std::string(name) + ".h5")));
     ASSERT_EQ(run.exit_code, 0) << run.output;
   }
   const nlohmann::json a = read_results(dir / "a.h5"), b = read_results(dir / "b.h5");
   ASSERT_EQ(a["problems"].size(), 3u) << "three problems through two batch slots";
   for (const auto& [id, problem] : a["problems"].items())
     for (const auto& [name, worker] : problem["workers"].items())
-      EXPECT_EQ(worker["tokens"], b["problems"][id]["workers"][name]["tokens"]) << id << " " << name;
+      EXPECT_EQ(worker["tokens"], b["problems"][id]["workers"][name]["tokens"])
+          << id << " " << name;
   EXPECT_NE(a["problems"]["inline-0"]["workers"]["Alice"]["tokens"],
-            a["problems"]["inline-0"]["workers"]["Bob"]["tokens"]) << "workers sample their own streams";
+            a["problems"]["inline-0"]["workers"]["Bob"]["tokens"])
+      << "workers sample their own streams";
 }
 
 TEST(Run, BadConfigsFailCleanlyWithoutResults) {
@@ -124,7 +135,8 @@ TEST(Run, BadConfigsFailCleanlyWithoutResults) {
   const std::string out = " output=" + (dir / "r.h5");
   std::ofstream(dir / "syntax.yaml") << "model: [unclosed\n";
   std::ofstream(dir / "unknown.yaml") << "model: m.gguf\nworkerz: 2\nproblems: [a]\n";
-  std::ofstream(dir / "missing.yaml") << "model: m.gguf\nproblems: {file: /nonexistent/problems.jsonl}\n";
+  std::ofstream(dir / "missing.yaml")
+      << "model: m.gguf\nproblems: {file: /nonexistent/problems.jsonl}\n";
   const std::pair<std::string, std::string> cases[] = {
       {"run " + (dir / "syntax.yaml") + out, "syntax.yaml:"},
       {"run " + (dir / "unknown.yaml") + out, "workerz"},
@@ -141,7 +153,8 @@ TEST(Run, BadConfigsFailCleanlyWithoutResults) {
     EXPECT_NE(result.exit_code, 0) << arguments;
     EXPECT_EQ(result.output.rfind("hogwild: error: ", 0), 0u) << arguments << "\n" << result.output;
     EXPECT_NE(result.output.find(needle), std::string::npos) << arguments << "\n" << result.output;
-    EXPECT_FALSE(std::filesystem::exists(dir / "r.h5")) << arguments << ": no results file for a failed start";
+    EXPECT_FALSE(std::filesystem::exists(dir / "r.h5"))
+        << arguments << ": no results file for a failed start";
   }
 }
 

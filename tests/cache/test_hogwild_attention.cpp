@@ -1,6 +1,6 @@
-// Exactness of the RoPE trick (DESIGN §3-§4): attention through block-local keys and per-block
-// query rotations equals naive attention over the same tokens laid out contiguously in each
-// worker's view order, with keys rotated at their true positions. Random block lengths, GQA
+// Exactness of the RoPE trick (docs/design.md §3-§4): attention through block-local keys and
+// per-block query rotations equals naive attention over the same tokens laid out contiguously in
+// each worker's view order, with keys rotated at their true positions. Random block lengths, GQA
 // ratios, head dims 64 and 128, several workers with different views of the same blocks, and
 // again after history merges (page-aligned, pages reused; and unaligned, copied).
 // Tolerance: 1e-5 relative (fp32; each rotation rounds to ~1e-7 and sums are short).

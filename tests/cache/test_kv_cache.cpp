@@ -72,8 +72,10 @@ TEST_F(CacheFixture, PageTableListsEachBlocksPages) {
   ASSERT_EQ(table.rows, 3);
   ASSERT_EQ(table.cols, 3);
   const auto* t = static_cast<const int32_t*>(table.data);  // CPU backend: host memory
-  for (size_t p = 0; p < cache->pages(a).size(); ++p) EXPECT_EQ(t[a * 3 + static_cast<int64_t>(p)], cache->pages(a)[p]);
-  for (size_t p = 0; p < cache->pages(b).size(); ++p) EXPECT_EQ(t[b * 3 + static_cast<int64_t>(p)], cache->pages(b)[p]);
+  for (size_t p = 0; p < cache->pages(a).size(); ++p)
+    EXPECT_EQ(t[a * 3 + static_cast<int64_t>(p)], cache->pages(a)[p]);
+  for (size_t p = 0; p < cache->pages(b).size(); ++p)
+    EXPECT_EQ(t[b * 3 + static_cast<int64_t>(p)], cache->pages(b)[p]);
   std::set<int32_t> all(cache->pages(a).begin(), cache->pages(a).end());
   all.insert(cache->pages(b).begin(), cache->pages(b).end());
   EXPECT_EQ(all.size(), cache->pages(a).size() + cache->pages(b).size());  // no page shared

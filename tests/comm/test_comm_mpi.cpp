@@ -13,7 +13,10 @@ namespace hogwild {
 namespace {
 
 // What rank r contributes at index i: distinct, non-integer, so a wrong order shows in rounding.
-float contribution(int rank, size_t i) { return 0.1f * static_cast<float>(rank + 1) + 1e-3f * static_cast<float>(i) + 1e7f * static_cast<float>(rank == 0); }
+float contribution(int rank, size_t i) {
+  return 0.1f * static_cast<float>(rank + 1) + 1e-3f * static_cast<float>(i) +
+         1e7f * static_cast<float>(rank == 0);
+}
 
 TEST(MpiComm, AllReduceSumsInRankOrderOnEveryRank) {
   RankGrid grid = make_rank_grid(mpi_world_size(), 1);
@@ -58,11 +61,13 @@ TEST(MpiComm, GridAxesJoinTheRightRanks) {
     // Ranks of my tensor group are world ranks group*T .. group*T+T-1.
     std::vector<int> members(static_cast<size_t>(tensor));
     grid.tensor->all_gather(&grid.world_rank, members.data(), sizeof(int));
-    for (int i = 0; i < tensor; ++i) EXPECT_EQ(members[static_cast<size_t>(i)], grid.group * tensor + i);
+    for (int i = 0; i < tensor; ++i)
+      EXPECT_EQ(members[static_cast<size_t>(i)], grid.group * tensor + i);
     // Ranks holding my head slice: tensor_rank, tensor_rank + T, …
     std::vector<int> peers(static_cast<size_t>(groups));
     grid.workers->all_gather(&grid.world_rank, peers.data(), sizeof(int));
-    for (int g = 0; g < groups; ++g) EXPECT_EQ(peers[static_cast<size_t>(g)], g * tensor + grid.tensor_rank);
+    for (int g = 0; g < groups; ++g)
+      EXPECT_EQ(peers[static_cast<size_t>(g)], g * tensor + grid.tensor_rank);
   }
 }
 

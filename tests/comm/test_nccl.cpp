@@ -25,27 +25,31 @@ TEST(Nccl, CollectivesOnDeviceBuffers) {
 
   const size_t count = 1 << 16;
   std::vector<float> host(count);
-  for (size_t i = 0; i < count; ++i) host[i] = static_cast<float>(grid.world_rank + 1) * 0.5f + static_cast<float>(i % 7);
+  for (size_t i = 0; i < count; ++i)
+    host[i] = static_cast<float>(grid.world_rank + 1) * 0.5f + static_cast<float>(i % 7);
   float* data = nullptr;
   ASSERT_EQ(cudaMalloc(&data, count * sizeof(float) * static_cast<size_t>(ranks)), cudaSuccess);
-  ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice),
+            cudaSuccess);
   nccl->all_reduce_sum(data, count);
   std::vector<float> out(count);
-  ASSERT_EQ(cudaMemcpy(out.data(), data, count * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(out.data(), data, count * sizeof(float), cudaMemcpyDeviceToHost),
+            cudaSuccess);
   for (size_t i = 0; i < count; ++i) {
     double expected = 0;
     for (int r = 0; r < ranks; ++r) expected += (r + 1) * 0.5 + static_cast<double>(i % 7);
     ASSERT_NEAR(out[i], expected, 1e-4 * std::abs(expected)) << i;  // NCCL's order, fp32
   }
   // all_gather: rank r's slice holds r's values.
-  ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice),
+            cudaSuccess);
   float* gathered = nullptr;
   ASSERT_EQ(cudaMalloc(&gathered, count * sizeof(float) * static_cast<size_t>(ranks)), cudaSuccess);
   nccl->all_gather(data, gathered, count * sizeof(float));
   std::vector<float> all(count * static_cast<size_t>(ranks));
-  ASSERT_EQ(cudaMemcpy(all.data(), gathered, all.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-  for (int r = 0; r < ranks; ++r)
-    EXPECT_EQ(all[static_cast<size_t>(r) * count], (r + 1) * 0.5f);
+  ASSERT_EQ(cudaMemcpy(all.data(), gathered, all.size() * sizeof(float), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  for (int r = 0; r < ranks; ++r) EXPECT_EQ(all[static_cast<size_t>(r) * count], (r + 1) * 0.5f);
   nccl->barrier();
   cudaFree(gathered);
   cudaFree(data);

@@ -1,6 +1,6 @@
 // Tensor parallelism against a single process, under mpirun: every rank runs the model split
-// over all ranks (heads, key/value heads and feed-forward units divided, DESIGN §6) and, as the
-// reference, the whole model alone; log-probabilities must agree to 1e-4 (the bound;
+// over all ranks (heads, key/value heads and feed-forward units divided, docs/design.md §6) and, as
+// the reference, the whole model alone; log-probabilities must agree to 1e-4 (the bound;
 // only the summation order of the projections changes) and greedy tokens must be identical.
 // Models: tiny random checkpoints with 4 KV heads made by the fixture test (llama, qwen2 with
 // biases, qwen3 with q/k norm), and SmolLM2 (9 heads / 3 KV heads) when the world size is 3.

@@ -12,18 +12,9 @@
 #include "common/error.h"
 #include "engine/batch_builder.h"
 #include "engine/forward_batch.h"
+#include "view_entry_testing.h"
 
 namespace hogwild {
-
-// In hogwild itself, not the unnamed namespace, so that argument-dependent lookup finds them.
-bool operator==(const ViewEntry& a, const ViewEntry& b) {
-  return a.block == b.block && a.query_position == b.query_position && a.visible == b.visible;
-}
-
-void PrintTo(const ViewEntry& e, std::ostream* out) {
-  *out << "{block " << e.block << ", query " << e.query_position << ", visible " << e.visible
-       << "}";
-}
 
 namespace {
 

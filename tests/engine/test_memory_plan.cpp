@@ -31,14 +31,19 @@ void expect_plan_matches(const std::string& path, int64_t parts) {
   // Exact: the forward's workspace and the history merges' scratch, nothing else.
   const CacheMerger merger(*backend, cache, model.inv_freq(), model.head_dim());
   EXPECT_EQ(plan.workspace, model.workspace_bytes() + merger.bytes()) << path;
-  EXPECT_EQ(plan.total(), model.weight_bytes() + cache.bytes() + model.workspace_bytes() + merger.bytes());
+  EXPECT_EQ(plan.total(),
+            model.weight_bytes() + cache.bytes() + model.workspace_bytes() + merger.bytes());
 }
 
 TEST(MemoryPlan, MatchesAllocationsOfTinyModels) {
   HOGWILD_REQUIRE_REFERENCE_PYTHON();
-  for (const char* flags : {"--arch llama", "--arch llama --tied", "--arch qwen2", "--arch qwen3"}) {
+  for (const char* flags :
+       {"--arch llama", "--arch llama --tied", "--arch qwen2", "--arch qwen3"}) {
     testing::TempDir dir;
-    ASSERT_EQ(testing::run_script(std::string("make_tiny_model.py --out ") + (dir / "m") + " " + flags).exit_code, 0);
+    ASSERT_EQ(
+        testing::run_script(std::string("make_tiny_model.py --out ") + (dir / "m") + " " + flags)
+            .exit_code,
+        0);
     expect_plan_matches(dir / "m", 1);
   }
 }
@@ -58,7 +63,11 @@ TEST(MemoryPlan, TooLittleMemoryIsAClearError) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("not enough host memory: the run needs 8.0 GiB (weights 3.0 GiB, KV cache 5.0 GiB"), std::string::npos) << message;
+    EXPECT_NE(
+        message.find(
+            "not enough host memory: the run needs 8.0 GiB (weights 3.0 GiB, KV cache 5.0 GiB"),
+        std::string::npos)
+        << message;
     EXPECT_NE(message.find("but 4.0 GiB is available"), std::string::npos) << message;
   }
   EXPECT_NO_THROW(check_memory_plan(plan, size_t{9} << 30, "host memory"));

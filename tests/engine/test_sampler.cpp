@@ -35,7 +35,8 @@ void expect_frequencies(const std::map<int32_t, int>& counts, const std::vector<
   for (size_t id = 0; id < p.size(); ++id) {
     const double expected = p[id] * draws;
     const double sigma = std::sqrt(draws * p[id] * (1 - p[id])) + 1e-9;
-    const int actual = counts.count(static_cast<int32_t>(id)) ? counts.at(static_cast<int32_t>(id)) : 0;
+    const int actual =
+        counts.count(static_cast<int32_t>(id)) ? counts.at(static_cast<int32_t>(id)) : 0;
     EXPECT_LE(std::abs(actual - expected), 5 * sigma + 0.5) << "token " << id;
   }
 }

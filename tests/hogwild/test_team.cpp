@@ -23,8 +23,10 @@ using Names = std::vector<std::string>;
 class TeamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::demo_model_available()) GTEST_SKIP() << "demo model missing: run scripts/setup.sh";
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_gguf(GgufFile::open(testing::demo_model_path())));
+    if (!testing::demo_model_available())
+      GTEST_SKIP() << "demo model missing: run scripts/setup.sh";
+    tokenizer_ = std::make_unique<Tokenizer>(
+        Tokenizer::from_gguf(GgufFile::open(testing::demo_model_path())));
     config_.layers = 1;
     config_.heads = 1;
     config_.kv_heads = 1;
@@ -71,7 +73,6 @@ class TeamTest : public ::testing::Test {
     advance(*team_, logits, vocab, batch.logit_rows.size());
   }
 
-
  public:
   static void advance(Team& team, const std::vector<float>& logits, int64_t vocab, size_t rows) {
     StepLogits step;
@@ -84,7 +85,6 @@ class TeamTest : public ::testing::Test {
   }
 
  protected:
-
   std::vector<int32_t> ids(const std::string& text) { return tokenizer_->encode(text, false); }
 
   ModelConfig config_;
@@ -114,10 +114,10 @@ TEST_F(TeamTest, CombinedViewsAndHistoryMerges) {
   x_ = ids(" x")[0];
   BatchBuilder builder(*cache_);
   prefill(*this, team_, builder, *cache_);
-  EXPECT_EQ(team_->describe_view(0),
-            (Names{"common", "others_header", "Bob", "marker", "Carol", "marker", "own_header", "Alice"}));
-  EXPECT_EQ(team_->describe_view(1),
-            (Names{"common", "others_header", "Alice", "marker", "Carol", "marker", "own_header", "Bob"}));
+  EXPECT_EQ(team_->describe_view(0), (Names{"common", "others_header", "Bob", "marker", "Carol",
+                                            "marker", "own_header", "Alice"}));
+  EXPECT_EQ(team_->describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
+                                            "marker", "own_header", "Bob"}));
   const int64_t common_before = team_->common_length();
 
   // Forward 1 feeds the first-step prefixes; Alice then writes " Done." and "\n", "\n".
@@ -134,15 +134,16 @@ TEST_F(TeamTest, CombinedViewsAndHistoryMerges) {
   step(script);
   EXPECT_EQ(cache_->length(team_->step_block(0)),
             static_cast<int64_t>(ids("**Alice [2]:** ").size()));
-  EXPECT_EQ(team_->describe_view(1),
-            (Names{"common", "others_header", "Alice", "marker", "Carol", "marker", "own_header", "Bob"}));
+  EXPECT_EQ(team_->describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
+                                            "marker", "own_header", "Bob"}));
   const ProblemResult result = team_->result();
   ASSERT_EQ(result.steps.size(), 1u);
   EXPECT_EQ(result.steps[0].worker, 0);
   EXPECT_EQ(result.steps[0].step, 1);
   const auto& alice = result.workers[0];
-  const std::string step_text = tokenizer_->decode(
-      {alice.tokens.begin() + result.steps[0].first_token, alice.tokens.begin() + result.steps[0].end_token});
+  const std::string step_text =
+      tokenizer_->decode({alice.tokens.begin() + result.steps[0].first_token,
+                          alice.tokens.begin() + result.steps[0].end_token});
   EXPECT_EQ(step_text, "**Alice [1]:** Hi, I'm Alice. Done.\n\n");
   // The history grew by exactly that step.
   EXPECT_EQ(team_->common_length() - common_before,
@@ -159,7 +160,8 @@ TEST_F(TeamTest, InterleavedHidesOthersAndContiguousNeverMerges) {
 
   make_team(Layout::Contiguous, {"Alice", "Bob"});
   prefill(*this, team_, builder, *cache_);
-  EXPECT_EQ(team_->describe_view(1), (Names{"common", "others_header", "Alice", "marker", "own_header", "Bob"}));
+  EXPECT_EQ(team_->describe_view(1),
+            (Names{"common", "others_header", "Alice", "marker", "own_header", "Bob"}));
   const int64_t common_before = team_->common_length();
   const BlockId alice_block = team_->step_block(0);
   std::map<size_t, std::vector<int32_t>> script;

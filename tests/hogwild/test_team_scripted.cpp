@@ -20,18 +20,9 @@
 #include "hogwild/team.h"
 #include "hogwild/transcript.h"
 #include "tokenizer/text_codec.h"
+#include "view_entry_testing.h"
 
 namespace hogwild {
-
-// In hogwild itself, not the unnamed namespace, so that argument-dependent lookup finds them.
-bool operator==(const ViewEntry& a, const ViewEntry& b) {
-  return a.block == b.block && a.query_position == b.query_position && a.visible == b.visible;
-}
-
-void PrintTo(const ViewEntry& e, std::ostream* out) {
-  *out << "{block " << e.block << ", query " << e.query_position << ", visible " << e.visible
-       << "}";
-}
 
 namespace {
 

@@ -76,7 +76,7 @@ TEST(StepEndDetector, SeparatorMayBeSplitOverTwoTokens) {
   EXPECT_EQ(first_step_end({"Done.", "\n", "\n"}), 2);
   EXPECT_EQ(first_step_end({"Done.\n", "\n"}), 1);
   EXPECT_EQ(first_step_end({"Done", "\n", "\n", "Next.", "\n\n"}), 4);  // no sentence end
-  EXPECT_EQ(first_step_end({"Done.", "\n", "x", "\n"}), -1);  // not a pair
+  EXPECT_EQ(first_step_end({"Done.", "\n", "x", "\n"}), -1);            // not a pair
 }
 
 TEST(StepEndDetector, LongerSeparatorTokens) {

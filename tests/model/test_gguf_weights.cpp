@@ -14,8 +14,8 @@
 namespace hogwild {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::GgufWriter;
+using ::testing::HasSubstr;
 using testing::TempDir;
 
 // A one-layer llama GGUF whose embedding has type `embedding_type` (bytes filled with zeros).
@@ -64,7 +64,9 @@ TEST(GgufWeights, UnsupportedQuantizationNamesFileAndTensor) {
   // Q2_K (type 10): 84 bytes per 256 values; parsed, but not dequantized.
   testing::write_file(dir / "q2k.gguf", tiny_llama("llama", 10, 84 * 4));
   const auto weights = open_weights(dir / "q2k.gguf");
-  const std::string message = error_of([&] { weights->load("model.embed_tokens.weight", {4, 256}); });
+  const std::string message = error_of([&] {
+    weights->load("model.embed_tokens.weight", {4, 256});
+  });
   EXPECT_THAT(message, HasSubstr("q2k.gguf"));
   EXPECT_THAT(message, HasSubstr("token_embd.weight"));
   EXPECT_THAT(message, HasSubstr("Q2_K is not supported"));
@@ -81,9 +83,13 @@ TEST(GgufWeights, WrongShapeAndBadHeadCounts) {
   TempDir dir;
   testing::write_file(dir / "m.gguf", tiny_llama("llama", 0, 256 * 4 * 4));
   const auto weights = open_weights(dir / "m.gguf");
-  EXPECT_THAT(error_of([&] { weights->load("model.embed_tokens.weight", {4, 128}); }),
+  EXPECT_THAT(error_of([&] {
+                weights->load("model.embed_tokens.weight", {4, 128});
+              }),
               HasSubstr("'token_embd.weight' has shape [4, 256], expected [4, 128]"));
-  EXPECT_THAT(error_of([&] { weights->load("model.layers.0.mlp.up_proj.weight", {512, 256}); }),
+  EXPECT_THAT(error_of([&] {
+                weights->load("model.layers.0.mlp.up_proj.weight", {512, 256});
+              }),
               HasSubstr("missing tensor 'blk.0.ffn_up.weight'"));
   testing::write_file(dir / "heads.gguf", tiny_llama("llama", 0, 256 * 4 * 4, /*heads=*/3));
   EXPECT_THAT(error_of([&] { open_weights(dir / "heads.gguf"); }),

@@ -62,7 +62,8 @@ class QuantReference : public ::testing::Test {
   static void SetUpTestSuite() {
     const std::string python = testing::python();
     if (std::system((quoted(python) + " -c 'import gguf, numpy' >/dev/null 2>&1").c_str()) != 0) {
-      skip_reason_ = "python " + python + " cannot import gguf/numpy (pip install -r scripts/requirements.txt)";
+      skip_reason_ = "python " + python +
+                     " cannot import gguf/numpy (pip install -r scripts/requirements.txt)";
       return;
     }
     dir_ = fs::temp_directory_path() / ("hogwild_quant_reference_" + std::to_string(::getpid()));
