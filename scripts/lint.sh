@@ -29,7 +29,7 @@ echo "[lint] clang-tidy: src/ kernels/ comm/ ($(nproc) jobs)"
 # GCC-only warning flags of the build mean nothing to clang: tell it to ignore them.
 run-clang-tidy -p build/cpu -quiet -j "$(nproc)" -extra-arg=-Wno-unknown-warning-option \
   "^${root}/(src|kernels|comm)/" >/tmp/hogwild-tidy.$$ 2>&1 || {
-  grep -E 'warning:|error:' /tmp/hogwild-tidy.$$ | sort -u | head -50
+  sed 's/\x1b\[[0-9;]*m//g' /tmp/hogwild-tidy.$$ | grep -E 'warning:|error:' | sort -u | head -50
   rm -f /tmp/hogwild-tidy.$$
   echo "[lint] clang-tidy found problems"
   exit 1

@@ -62,10 +62,11 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
     case GgufType::UInt8:
       value.unsigned_value = reader.read<uint8_t>("u8");
       break;
-    // NOLINTNEXTLINE(bugprone-signed-char-misuse): a GGUF i8 is a signed number, sign-extended.
-    case GgufType::Int8:
-      value.signed_value = reader.read<int8_t>("i8");
+    case GgufType::Int8: {
+      const int8_t number = reader.read<int8_t>("i8");  // a number, sign-extended
+      value.signed_value = number;
       break;
+    }
     case GgufType::UInt16:
       value.unsigned_value = reader.read<uint16_t>("u16");
       break;
