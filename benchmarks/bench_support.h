@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/random.h"
 #include "kernels/backend.h"
 
 namespace hogwild::bench {
@@ -13,13 +14,7 @@ namespace hogwild::bench {
 // Deterministic, fast, uniform in [-1, 1) (splitmix64).
 struct Random {
   uint64_t state;
-  float next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
-  }
+  float next() { return static_cast<float>(splitmix64(state) >> 40) * (2.0f / 16777216.0f) - 1.0f; }
 };
 
 // Fills a (large) tensor with random rows: one random host chunk uploaded again and again (the

@@ -9,8 +9,9 @@
 namespace hogwild {
 namespace {
 
-// Fixed mixing of the run seed with problem and worker: every worker gets its own stream, and a
-// problem's streams do not depend on which other problems share its batches.
+// Fixed mixing of the run seed with problem and worker (splitmix64's constants, not its sequence):
+// every worker gets its own stream, and a problem's streams do not depend on which other problems
+// share its batches. Changing it changes every sampled run.
 uint64_t worker_seed(uint64_t seed, int64_t problem, size_t worker) {
   uint64_t x = seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(problem + 1)) ^
                (0xbf58476d1ce4e5b9ull * static_cast<uint64_t>(worker + 1));
