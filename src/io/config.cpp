@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "io/key_reader.h"
+#include "io/output_paths.h"
 #include "io/overrides.h"
 #include "io/worker_names.h"
 #include "io/yaml_reader.h"
@@ -58,6 +59,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   }
   const ConfigReader reader(path, std::move(overridden));
   RunConfig config = read_config(reader, root);
+  check_output_paths(config, path);
 
   YAML::Emitter emitter;
   emitter << root;
