@@ -20,7 +20,7 @@ for grid in "1 1" "1 3" "2 1" "4 1" "2 3"; do
   read -r groups tensor <<<"$grid"
   ranks=$((groups * tensor))
   "${mpi[@]}" -np $ranks "$bin" run configs/demo.yaml workers=4 budget="$budget" \
-    parallel.worker_groups=$groups parallel.tensor=$tensor output="$tmp/r.h5" transcript="$tmp/r.txt" \
+    parallel.worker_groups=$groups parallel.tensor=$tensor output="$tmp/r.h5" transcript="$tmp/r.txt" --overwrite \
     --quiet >"$tmp/log" 2>&1 || { echo "grid $grid failed:"; tail -3 "$tmp/log"; exit 1; }
   "$python" - "$tmp/r.h5" "$groups x $tensor" "$ranks" <<'PY'
 import sys, h5py

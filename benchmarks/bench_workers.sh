@@ -24,7 +24,7 @@ run() {  # workers problems budget -> "generated_tokens seconds processed_tokens
     echo "problems:"
     for ((p = 0; p < problems; ++p)); do echo "  - 'A shop sells pens at $((p + 2)) dollars each. How much do $((p + 3)) pens cost?'"; done
   } >"$tmp/c.yaml"
-  "$bin" run "$tmp/c.yaml" --quiet output="$tmp/r.h5" 2>&1 |
+  "$bin" run "$tmp/c.yaml" --quiet --overwrite output="$tmp/r.h5" 2>&1 |
     sed -n 's/.*correct, \([0-9]*\) tokens in \([0-9.]*\) s.*passes[^,]*, \([0-9]*\) tokens processed.*/\1 \2 \3/p'
 }
 

@@ -4,6 +4,7 @@
 # Extra arguments are config overrides, e.g.: bash scripts/demo.sh workers=4 layout=interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build/cpu/bin/hogwild run configs/demo.yaml "$@"
+# --overwrite: the demo replaces its own earlier results (results/demo.*), nothing else.
+build/cpu/bin/hogwild run configs/demo.yaml --overwrite "$@"
 echo "--- transcript (results/demo.txt) ---"
 cat results/demo.txt

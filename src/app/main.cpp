@@ -122,11 +122,12 @@ int run_generate(const std::vector<std::string>& argv) {
 }
 
 const char* kRunHelp =
-    "usage: hogwild run CONFIG.yaml [key=value ...] [--plain] [--quiet]\n\n"
+    "usage: hogwild run CONFIG.yaml [key=value ...] [--overwrite] [--plain] [--quiet]\n\n"
     "Solves the config's problems with a team of workers sharing one KV cache (Hogwild!\n"
     "inference) and writes the results to HDF5 and a transcript.\n\n"
     "  key=value   override a config key; nested keys with dots, e.g. workers=4\n"
     "              layout=interleaved sampling.temperature=0 budget=256 output=/tmp/r.h5\n"
+    "  --overwrite replace existing results and transcript files (refused without it)\n"
     "  --plain     plain log lines instead of the live view (the default when not a terminal)\n"
     "  --quiet     only the final summary\n"
     "  --help      show this help\n\n"
@@ -135,7 +136,7 @@ const char* kRunHelp =
 int run_run(const std::vector<std::string>& argv) {
   std::string config_path;
   std::vector<std::string> overrides;
-  bool plain = !LiveView::stderr_is_terminal(), quiet = false;
+  bool plain = !LiveView::stderr_is_terminal(), quiet = false, overwrite = false;
   for (const std::string& arg : argv) {
     if (arg == "--help" || arg == "-h") {
       std::cout << kRunHelp;
@@ -143,6 +144,8 @@ int run_run(const std::vector<std::string>& argv) {
     }
     if (arg == "--plain") {
       plain = true;
+    } else if (arg == "--overwrite") {
+      overwrite = true;
     } else if (arg == "--quiet") {
       quiet = true;
     } else if (arg.starts_with("--")) {
@@ -156,7 +159,8 @@ int run_run(const std::vector<std::string>& argv) {
     }
   }
   if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
-  const RunConfig config = load_run_config(config_path, overrides);
+  RunConfig config = load_run_config(config_path, overrides);
+  config.overwrite = overwrite;
   RankGrid grid = make_rank_grid(static_cast<int>(config.parallel.tensor),
                                  static_cast<int>(config.parallel.worker_groups),
                                  config.parallel.timeout_seconds);

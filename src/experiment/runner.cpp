@@ -20,6 +20,7 @@
 #include "hogwild/team.h"
 #include "hogwild/transcript.h"
 #include "hogwild/worker_exchange.h"
+#include "io/output_paths.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -70,6 +71,7 @@ class Experiment {
         world_rank_(grid != nullptr ? grid->world_rank : 0) {}
 
   RunSummary run() {
+    if (writes_results_) check_outputs_free(config_);  // before anything is loaded
     load();
     plan();
     loop();
@@ -115,12 +117,14 @@ class Experiment {
       exchange_ = std::make_unique<WorkerExchange>(
           *backend_, *grid_->workers, model_->shard_config().kv_heads * model_->head_dim(),
           options.max_batch_tokens);
-    // The results file is created only now: a bad config or model leaves no file behind.
-    if (writes_results_)
-      writer_ =
-          std::make_unique<ResultsWriter>(config_.output, config_.transcript,
-                                          RunInfo{config_.source_text, config_.model,
-                                                  layout_name(config_.layout), config_.workers});
+    // The results files are created only now, under staged names until the first result: a bad
+    // config or model leaves no file behind and replaces none.
+    if (writes_results_) {
+      const RunInfo info{config_.source_text, config_.model, layout_name(config_.layout),
+                         config_.workers};
+      writer_ = std::make_unique<ResultsWriter>(config_.output, config_.transcript, info,
+                                                config_.overwrite);
+    }
   }
 
   // Continuous batching: every active team adds its tokens to one forward per pass; a finished

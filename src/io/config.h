@@ -55,6 +55,7 @@ struct RunConfig {
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
   PromptConfig prompts;
   std::string source_text;  // the YAML after overrides, echoed into results
+  bool overwrite = false;   // `run --overwrite` (not a key): existing results may be replaced
 };
 
 // Reads `path`, applies overrides ("workers=4", "sampling.temperature=0.7", "problems.limit=10"),

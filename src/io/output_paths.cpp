@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -62,6 +63,19 @@ void check_output_paths(const RunConfig& config, const std::string& config_path)
   if (same_file(outputs[0].real, outputs[1].real))
     fail("output '", config.output, "' and transcript '", config.transcript,
          "' are the same file; give them different paths (transcript= sets the transcript)");
+}
+
+void check_outputs_free(const RunConfig& config) {
+  if (config.overwrite) return;
+  for (const auto& [what, path] :
+       {std::pair{"results file", &config.output}, std::pair{"transcript", &config.transcript}}) {
+    std::error_code error;
+    if (fs::exists(*path, error))
+      fail(what, " '", *path,
+           "' exists and would be replaced: add --overwrite to replace it, or "
+           "choose another ",
+           what == std::string("transcript") ? "transcript=" : "output=");
+  }
 }
 
 }  // namespace hogwild

@@ -13,4 +13,8 @@ namespace hogwild {
 // output. `config_path` is the YAML file the run was loaded from.
 void check_output_paths(const RunConfig& config, const std::string& config_path);
 
+// Unless config.overwrite, an existing results file or transcript is refused, naming it and how
+// to go on. Called before the model is loaded.
+void check_outputs_free(const RunConfig& config);
+
 }  // namespace hogwild

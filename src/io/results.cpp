@@ -1,6 +1,10 @@
 #include "io/results.h"
 
 #include <H5Cpp.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -42,6 +46,53 @@ void guarded(const std::string& path, const std::string& what, Body&& body) {
     std::forward<Body>(body)();
   } catch (const H5::Exception& error) {
     fail(path, ": cannot ", what, ": ", describe(error));
+  }
+}
+
+// Where a file is written until it is published: a hidden name beside it, unique to this process,
+// so whatever has the final name stays untouched until this run has a result to put there.
+std::string staging_path(const std::string& path) {
+  const std::filesystem::path final_path(path);
+  return (final_path.parent_path() /
+          ("." + final_path.filename().string() + "." + std::to_string(getpid()) + ".partial"))
+      .string();
+}
+
+// A path we are about to replace must be a file (or nothing), never a folder or a device.
+void require_file_or_nothing(const std::string& path) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    fail(path, ": exists and is not a regular file");
+}
+
+// True when another process holds a lock on `path` (HDF5 locks every file it writes).
+bool locked_by_another_writer(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool locked = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the probe's lock
+  return locked;
+}
+
+// Moves `staged` to `path`. Without `overwrite` an existing `path` is never replaced (atomic:
+// renameat2 RENAME_NOREPLACE); with it, a file another run is writing is not replaced either.
+void publish(const std::string& staged, const std::string& path, bool overwrite) {
+  if (overwrite) {
+    if (locked_by_another_writer(path))
+      fail("results: ", path, " is being written by another run; this run's results stay in ",
+           staged);
+    if (std::rename(staged.c_str(), path.c_str()) != 0)
+      fail("results: cannot move ", staged, " to ", path, ": ", std::strerror(errno));
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno == EEXIST)
+      fail("results: ", path,
+           " appeared while this run was going (another run?); this run's "
+           "results stay in ",
+           staged, " (--overwrite replaces an existing file)");
+    fail("results: cannot move ", staged, " to ", path, ": ", std::strerror(errno));
   }
 }
 
@@ -175,6 +226,9 @@ const char* correctness(int correct) {
 struct ResultsWriter::Impl {
   std::string hdf5_path;
   std::string transcript_path;
+  std::string hdf5_staged, transcript_staged;  // the files' names until published
+  bool overwrite = false;
+  bool published = false;
   H5::H5File file;
   H5::Group problems;
   std::ofstream transcript;
@@ -190,11 +244,21 @@ struct ResultsWriter::Impl {
   ~Impl() { close_files(); }
   void write_problem(const ProblemResult& result, const std::string& name);
   void append_transcript(const ProblemResult& result);
+  void publish_once();
   void close_files() noexcept;
 };
 
+// Both files take their final names once the first result (or the summary of an empty run) is on
+// disk; before that, a failed run leaves whatever had those names as it was.
+void ResultsWriter::Impl::publish_once() {
+  if (published) return;
+  publish(hdf5_staged, hdf5_path, overwrite);
+  published = true;  // the HDF5 file is in place; a failed move of the transcript names its file
+  publish(transcript_staged, transcript_path, overwrite);
+}
+
 ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
-                             const RunInfo& info)
+                             const RunInfo& info, bool overwrite)
     : impl_(std::make_unique<Impl>()) {
   H5::Exception::dontPrint();  // errors reach the user as one hogwild::Error line instead
   Impl& run = *impl_;
@@ -202,10 +266,16 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
   run.transcript_path = transcript_path;
   HOGWILD_CHECK(!hdf5_path.empty(), "results: the HDF5 path is empty");
   HOGWILD_CHECK(!transcript_path.empty(), "results: the transcript path is empty");
+  run.overwrite = overwrite;
+  require_file_or_nothing(hdf5_path);
+  require_file_or_nothing(transcript_path);
   make_parent_folders(hdf5_path);
   make_parent_folders(transcript_path);
+  run.hdf5_staged = staging_path(hdf5_path);
+  run.transcript_staged = staging_path(transcript_path);
 
-  guarded(hdf5_path, "create the file", [&] { run.file = H5::H5File(hdf5_path, H5F_ACC_TRUNC); });
+  guarded(hdf5_path, "create the file",
+          [&] { run.file = H5::H5File(run.hdf5_staged, H5F_ACC_EXCL); });
   run.open = true;
   guarded(hdf5_path, "write the run attributes", [&] {
     H5::Group root = run.file.openGroup("/");
@@ -219,7 +289,7 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
     run.file.flush(H5F_SCOPE_GLOBAL);
   });
 
-  run.transcript.open(transcript_path, std::ios::out | std::ios::trunc | std::ios::binary);
+  run.transcript.open(run.transcript_staged, std::ios::out | std::ios::trunc | std::ios::binary);
   if (!run.transcript)
     fail(transcript_path, ": cannot open the transcript for writing: ", std::strerror(errno));
 }
@@ -248,6 +318,7 @@ void ResultsWriter::write(const ProblemResult& result) {
   }
   run.generated_tokens += result.generated_tokens;
   run.append_transcript(result);
+  run.publish_once();
 }
 
 void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::string& name) {
@@ -338,6 +409,8 @@ void ResultsWriter::close(double total_seconds) {
                total_seconds > 0 ? static_cast<double>(run.generated_tokens) / total_seconds : 0.0);
     run.file.flush(H5F_SCOPE_GLOBAL);
   });
+  run.transcript.flush();
+  run.publish_once();
   run.open = false;
   guarded(run.hdf5_path, "close the file", [&] {
     run.problems.close();
@@ -360,6 +433,11 @@ void ResultsWriter::Impl::close_files() noexcept {
   try {
     if (transcript.is_open()) transcript.close();
   } catch (...) {
+  }
+  // Nothing was published: this run leaves no file behind (and touched none).
+  if (!published) {
+    std::remove(hdf5_staged.c_str());
+    std::remove(transcript_staged.c_str());
   }
 }
 

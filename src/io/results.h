@@ -47,10 +47,13 @@ struct RunInfo {
 
 class ResultsWriter {
  public:
-  // Creates (truncates) the HDF5 file and the transcript; throws hogwild::Error naming the path
-  // if either cannot be written.
+  // Creates the HDF5 file and the transcript under hidden names beside their paths
+  // (".NAME.PID.partial"); both take their names when the first problem is written (or at
+  // close()), so a run that fails earlier leaves no file and touches none. An existing file is
+  // replaced only with `overwrite`, and never while another run writes it. Throws
+  // hogwild::Error naming the path if either cannot be written.
   ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
-                const RunInfo& info);
+                const RunInfo& info, bool overwrite = false);
   ~ResultsWriter();
   ResultsWriter(const ResultsWriter&) = delete;
   ResultsWriter& operator=(const ResultsWriter&) = delete;

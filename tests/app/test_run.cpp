@@ -1,12 +1,17 @@
 // `hogwild run` end to end on the demo model: results files with the promised structure (read
 // back with h5py), one worker without prompts equals `hogwild generate`, determinism, continuous
 // batching of several problems, and bad configs that fail cleanly without leaving a results file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "test_support.h"
 
@@ -156,6 +161,95 @@ TEST(Run, BadConfigsFailCleanlyWithoutResults) {
     EXPECT_FALSE(std::filesystem::exists(dir / "r.h5"))
         << arguments << ": no results file for a failed start";
   }
+}
+
+// Files in `folder` other than the given names (a staged ".NAME.PID.partial" left behind, say).
+std::vector<std::string> other_files(const std::string& folder, std::set<std::string> expected) {
+  std::vector<std::string> others;
+  for (const auto& entry : std::filesystem::directory_iterator(folder))
+    if (!expected.contains(entry.path().filename().string()))
+      others.push_back(entry.path().filename().string());
+  return others;
+}
+
+TEST(Run, ExistingResultsAreNeverReplacedWithoutOverwrite) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  const std::string outputs =
+      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
+  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
+  const std::string results = testing::read_file(dir / "r.h5");
+  const std::string transcript = testing::read_file(dir / "r.txt");
+
+  // Refused before the model is loaded, naming the file and the way on.
+  const CommandResult again = hogwild("run " + demo_config() + " --quiet" + outputs);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_EQ(again.output, "hogwild: error: results file '" + (dir / "r.h5") +
+                              "' exists and would be replaced: add --overwrite to replace it, or "
+                              "choose another output=\n");
+  EXPECT_EQ(testing::read_file(dir / "r.h5"), results);
+  EXPECT_EQ(testing::read_file(dir / "r.txt"), transcript);
+
+  // The transcript alone is protected too.
+  std::filesystem::remove(dir / "r.h5");
+  std::ofstream(dir / "r.txt") << "my notes";
+  const CommandResult transcript_taken = hogwild("run " + demo_config() + " --quiet" + outputs);
+  EXPECT_NE(transcript_taken.exit_code, 0);
+  EXPECT_NE(transcript_taken.output.find("transcript '" + (dir / "r.txt") + "' exists"),
+            std::string::npos)
+      << transcript_taken.output;
+  EXPECT_EQ(testing::read_file(dir / "r.txt"), "my notes");
+  EXPECT_FALSE(std::filesystem::exists(dir / "r.h5")) << "a refused run creates nothing";
+  EXPECT_EQ(other_files(dir.path(), {"r.txt"}), std::vector<std::string>{});
+}
+
+TEST(Run, OverwriteReplacesButAFailedRunLeavesTheEarlierResults) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  const std::string outputs =
+      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
+  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
+  const std::string results = testing::read_file(dir / "r.h5");
+  const std::string transcript = testing::read_file(dir / "r.txt");
+
+  // Fails in its first forward pass, before any problem is finished: nothing is replaced.
+  const CommandResult failed =
+      testing::run_command("HOGWILD_INJECT_FAULT=0:1 " + std::string(HOGWILD_CLI) + " run " +
+                           demo_config() + " --quiet --overwrite" + outputs + " </dev/null");
+  EXPECT_NE(failed.exit_code, 0) << failed.output;
+  EXPECT_NE(failed.output.find("injected fault"), std::string::npos) << failed.output;
+  EXPECT_EQ(testing::read_file(dir / "r.h5"), results) << "earlier results must stay whole";
+  EXPECT_EQ(testing::read_file(dir / "r.txt"), transcript);
+  EXPECT_EQ(other_files(dir.path(), {"r.h5", "r.txt"}), std::vector<std::string>{})
+      << "a failed run leaves no staged file";
+
+  // A run that succeeds with --overwrite replaces both files with its own readable results.
+  const CommandResult replaced =
+      hogwild("run " + demo_config() + " --quiet --overwrite" + outputs + " budget=6");
+  ASSERT_EQ(replaced.exit_code, 0) << replaced.output;
+  EXPECT_NE(testing::read_file(dir / "r.h5"), results);
+  EXPECT_NE(read_results(dir / "r.h5")["attrs"]["config"].get<std::string>().find("budget: 6"),
+            std::string::npos);
+  EXPECT_EQ(other_files(dir.path(), {"r.h5", "r.txt"}), std::vector<std::string>{});
+}
+
+TEST(Run, OverwriteNeverReplacesAFileAnotherRunIsWriting) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  const std::string outputs =
+      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
+  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
+  const std::string results = testing::read_file(dir / "r.h5");
+  // This process plays the running job: it holds the lock HDF5 takes on a file it writes.
+  const int fd = ::open((dir / "r.h5").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  const CommandResult second = hogwild("run " + demo_config() + " --quiet --overwrite" + outputs);
+  ::close(fd);
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.output.find("is being written by another run"), std::string::npos)
+      << second.output;
+  EXPECT_EQ(testing::read_file(dir / "r.h5"), results);
 }
 
 }  // namespace

@@ -363,6 +363,43 @@ TEST(Results, UnwritablePathsAreErrorsNamingThePath) {
   EXPECT_EQ(printed, "") << "HDF5 printed its error stack";
 }
 
+// Files take their names only with the first result: a file created meanwhile under that name is
+// never replaced without `overwrite` (renameat2 RENAME_NOREPLACE), and this run's results stay
+// in its staged file, named in the error.
+TEST(Results, AFileThatAppearsMeanwhileIsNotReplaced) {
+  TempDir dir;
+  ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run());
+  EXPECT_FALSE(std::filesystem::exists(dir / "r.h5")) << "nothing has its name before a result";
+  std::ofstream(dir / "r.h5") << "someone else's";
+  try {
+    writer.write(sample_problems()[0]);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("appeared while this run was going"),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find(".r.h5."), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(testing::read_file(dir / "r.h5"), "someone else's");
+}
+
+TEST(Results, OverwriteReplacesAnExistingFile) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  std::ofstream(dir / "r.h5") << "old";
+  std::ofstream(dir / "t.txt") << "old";
+  {
+    ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run(), /*overwrite=*/true);
+    EXPECT_EQ(testing::read_file(dir / "r.h5"), "old") << "replaced only with a result";
+    writer.write(sample_problems()[0]);
+    writer.close(1.0);
+  }
+  const json stored = read_with_h5py(dir, dir / "r.h5");
+  EXPECT_TRUE(stored["problems"].contains(sample_problems()[0].id)) << stored.dump();
+  EXPECT_NE(testing::read_file(dir / "t.txt").find(sample_problems()[0].transcript),
+            std::string::npos);
+}
+
 TEST(Results, DuplicateIdIsAnError) {
   TempDir dir;
   ResultsWriter writer(dir / "r.h5", dir / "t.txt", sample_run());
