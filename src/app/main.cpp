@@ -1,5 +1,7 @@
 // The `hogwild` command-line tool: one binary, one subcommand per job.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -23,6 +25,13 @@ namespace {
 
 constexpr int kUsageError = 2;
 
+// Output that did not reach standard output (a full disk, a closed descriptor) is an error, not
+// a silent exit 0.
+void check_stdout(const char* command) {
+  std::cout.flush();
+  if (!std::cout) fail(command, ": cannot write to standard output: ", std::strerror(errno));
+}
+
 int run_tokenize(const std::vector<std::string>& argv) {
   CliArgs args("tokenize", "Prints the token ids of a file's exact bytes on one line.");
   args.required("model", "PATH", "GGUF file (a vocabulary-only one will do) or HF directory");
@@ -39,6 +48,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
       tokenizer.encode(text, !args.get_flag("no-special"), args.get_flag("bos"));
   for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
   std::cout << "\n";
+  check_stdout("tokenize");
   return 0;
 }
 
@@ -95,8 +105,9 @@ int run_generate(const std::vector<std::string>& argv) {
   const auto backend =
       make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
   Transformer model(*weights, *backend, options);
-  KvCache cache(*backend, model.shard_config(),
-                cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, 32));
+  KvCache cache(
+      *backend, model.shard_config(),
+      cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, kDefaultPageSize));
   Sampler sampler(sampling);
 
   GenerationRequest request;
@@ -107,9 +118,11 @@ int run_generate(const std::vector<std::string>& argv) {
   StreamDecoder decoder(tokenizer);
   const GenerationStats stats = generate(model, cache, sampler, request, [&](int32_t token) {
     if (tokenizer.is_eos(token) && !args.get_flag("ignore-eos")) return;
-    std::cout << decoder.push(token) << std::flush;
+    std::cout << decoder.push(token);
+    check_stdout("generate");
   });
-  std::cout << decoder.flush() << "\n" << std::flush;
+  std::cout << decoder.flush() << "\n";
+  check_stdout("generate");
   std::fprintf(stderr,
                "[prefill: %lld tokens in %.3f s (%.1f tok/s) | decode: %lld tokens in %.3f s "
                "(%.1f tok/s)%s]\n",

@@ -117,6 +117,24 @@ TEST(Cli, TokenizeMatchesReferenceVector) {
   EXPECT_EQ(result.output, "15496 995\n");  // GPT-2's ids for "Hello" and " world"
 }
 
+// What cannot be written is an error: a full disk (/dev/full) and a closed standard output.
+TEST(Cli, UnwritableStandardOutputIsAnError) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  std::ofstream(dir / "text.txt", std::ios::binary) << "Hello world";
+  const std::string tokenize = "tokenize --model " + demo() + " --file " + (dir / "text.txt");
+  for (const char* redirect : {" >/dev/full", " >&-"}) {
+    const CommandResult result = hogwild(tokenize + redirect);
+    expect_one_line_error(result, "tokenize: cannot write to standard output");
+  }
+  const CommandResult generate =
+      hogwild("generate --model " + demo() + " --prompt 'Once upon' --max-tokens 4 >/dev/full");
+  EXPECT_NE(generate.exit_code, 0) << generate.output;
+  EXPECT_NE(generate.output.find("generate: cannot write to standard output: No space left"),
+            std::string::npos)
+      << generate.output;
+}
+
 TEST(Cli, GenerateStreamsTextAndTimings) {
   HOGWILD_REQUIRE_DEMO_MODEL();
   const std::string base = "generate --model " + demo() +
