@@ -394,7 +394,7 @@ constexpr ConfigKey kConfigKeys[] = {
         .key = "parallel.timeout_seconds",
         .kind = KeyKind::kReal,
         .range = "> 0",
-        .real = {.min = 0, .open_min = false, .max = 1e9, .open_max = true},
+        .real = {.min = 0, .open_min = true, .max = 1e9, .open_max = true},
         .default_doc = "300",
         .doc = "a collective waiting longer ends the whole job (watchdog), naming the rank",
         .field = &member<&RunConfig::parallel, &ParallelConfig::timeout_seconds>,

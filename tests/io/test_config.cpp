@@ -596,5 +596,14 @@ TEST(DefaultPrompts, DescribeTheCollaboration) {
   EXPECT_TRUE(prompts.collaborate);
 }
 
+TEST_F(ConfigTest, WatchdogTimeoutMustBePositive) {
+  // 0 would silently turn the watchdog off; the documented range is "> 0".
+  EXPECT_THAT(error_of(yaml(kMinimal), {"parallel.timeout_seconds=0"}),
+              HasSubstr("parallel.timeout_seconds must be"));
+  EXPECT_DOUBLE_EQ(
+      load_run_config(yaml(kMinimal), {"parallel.timeout_seconds=0.5"}).parallel.timeout_seconds,
+      0.5);
+}
+
 }  // namespace
 }  // namespace hogwild
