@@ -31,7 +31,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
   const auto temperature = static_cast<float>(params_.temperature);
   const auto top_p = static_cast<float>(params_.top_p);
   const auto min_p = static_cast<float>(params_.min_p);
-  if (temperature <= 0.0f) return argmax(logits);
+  if (params_.temperature < kGreedyBelowTemperature) return argmax(logits);
 
   candidates_.clear();
   for (size_t i = 0; i < logits.size(); ++i)

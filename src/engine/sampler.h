@@ -9,10 +9,15 @@
 
 namespace hogwild {
 
+// Temperatures below this are greedy: there a logit gap of 1e-3 already weighs exp(-100), so the
+// distribution is argmax, and dividing float logits by a tinier temperature would overflow to
+// inf - inf = NaN (seen: 1e-38 sampled garbage).
+inline constexpr double kGreedyBelowTemperature = 1e-5;
+
 // The one type for sampling settings (config, CLI, teams). Kept in double as configured; the
 // sampler works in float, as the logits are.
 struct SamplingParams {
-  double temperature = 0.0;  // <= 0: greedy (argmax)
+  double temperature = 0.0;  // < kGreedyBelowTemperature (0 included): greedy (argmax)
   int64_t top_k = 0;         // 0: off
   double top_p = 1.0;        // 1: off
   double min_p = 0.0;        // 0: off; keep tokens with p >= min_p * p_max

@@ -116,5 +116,19 @@ TEST(Sampler, RejectsBadParameters) {
   EXPECT_THROW(make([](SamplingParams& p) { p.min_p = 1; }), Error);
 }
 
+// A tiny positive temperature is greedy, never NaN garbage; just above the threshold the
+// distribution is still computed (and with these logits still all on the maximum).
+TEST(Sampler, TinyTemperaturesAreGreedy) {
+  const std::vector<float> logits = {-3.0f, 1000.0f, 999.5f, -1000.0f};
+  for (double temperature : {1e-38, 1e-300, 9.99e-6, 1e-5, 1e-4}) {
+    SamplingParams params;
+    params.temperature = temperature;
+    params.seed = 3;
+    Sampler sampler(params);
+    for (int draw = 0; draw < 50; ++draw)
+      ASSERT_EQ(sampler.sample(logits), 1) << "temperature " << temperature;
+  }
+}
+
 }  // namespace
 }  // namespace hogwild
