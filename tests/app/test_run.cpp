@@ -172,14 +172,32 @@ std::vector<std::string> other_files(const std::string& folder, std::set<std::st
   return others;
 }
 
+// A finished run's files in `dir` (r.h5, r.txt), as a later run finds them.
+struct EarlierRun {
+  bool ok = false;
+  std::string outputs;  // the overrides that name them
+  std::string results, transcript;
+};
+
+EarlierRun run_once(const TempDir& dir) {
+  EarlierRun run;
+  run.outputs = " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
+  const CommandResult result = hogwild("run " + demo_config() + " --quiet" + run.outputs);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  run.ok = result.exit_code == 0;
+  run.results = testing::read_file(dir / "r.h5");
+  run.transcript = testing::read_file(dir / "r.txt");
+  return run;
+}
+
 TEST(Run, ExistingResultsAreNeverReplacedWithoutOverwrite) {
   REQUIRE_RUN_PREREQUISITES();
   TempDir dir;
-  const std::string outputs =
-      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
-  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
-  const std::string results = testing::read_file(dir / "r.h5");
-  const std::string transcript = testing::read_file(dir / "r.txt");
+  const EarlierRun earlier = run_once(dir);
+  ASSERT_TRUE(earlier.ok);
+  const std::string& outputs = earlier.outputs;
+  const std::string& results = earlier.results;
+  const std::string& transcript = earlier.transcript;
 
   // Refused before the model is loaded, naming the file and the way on.
   const CommandResult again = hogwild("run " + demo_config() + " --quiet" + outputs);
@@ -206,11 +224,11 @@ TEST(Run, ExistingResultsAreNeverReplacedWithoutOverwrite) {
 TEST(Run, OverwriteReplacesButAFailedRunLeavesTheEarlierResults) {
   REQUIRE_RUN_PREREQUISITES();
   TempDir dir;
-  const std::string outputs =
-      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
-  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
-  const std::string results = testing::read_file(dir / "r.h5");
-  const std::string transcript = testing::read_file(dir / "r.txt");
+  const EarlierRun earlier = run_once(dir);
+  ASSERT_TRUE(earlier.ok);
+  const std::string& outputs = earlier.outputs;
+  const std::string& results = earlier.results;
+  const std::string& transcript = earlier.transcript;
 
   // Fails in its first forward pass, before any problem is finished: nothing is replaced.
   const CommandResult failed =
@@ -236,10 +254,10 @@ TEST(Run, OverwriteReplacesButAFailedRunLeavesTheEarlierResults) {
 TEST(Run, OverwriteNeverReplacesAFileAnotherRunIsWriting) {
   REQUIRE_RUN_PREREQUISITES();
   TempDir dir;
-  const std::string outputs =
-      " budget=8 output=" + (dir / "r.h5") + " transcript=" + (dir / "r.txt");
-  ASSERT_EQ(hogwild("run " + demo_config() + " --quiet" + outputs).exit_code, 0);
-  const std::string results = testing::read_file(dir / "r.h5");
+  const EarlierRun earlier = run_once(dir);
+  ASSERT_TRUE(earlier.ok);
+  const std::string& outputs = earlier.outputs;
+  const std::string& results = earlier.results;
   // This process plays the running job: it holds the lock HDF5 takes on a file it writes.
   const int fd = ::open((dir / "r.h5").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
