@@ -136,7 +136,6 @@ MergePlan KvCache::append_block(BlockId target, BlockId source) {
     t.length += count;
     s.pages.clear();
     plan.to = plan.from;
-    table_dirty_ = true;
   } else if (count > 0) {
     extend(target, count, plan.to);
   }

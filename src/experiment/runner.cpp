@@ -98,8 +98,7 @@ class Experiment {
     teams_at_once_ =
         std::min<int64_t>(config_.batch_problems, static_cast<int64_t>(config_.problems.size()));
     const RunSizing sizing =
-        size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_,
-                 config_.max_tokens_per_problem, config_.page_size);
+        size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
     if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
     const ModelConfig& full = weights_->config();

@@ -43,18 +43,20 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   const int64_t longest = longest_prefix + tokens(prompts.finisher);
   // Two tokens of slack per worker: numbers of one length may tokenize to different lengths.
   sizing.step_tokens = workers * (longest + 2);
-  const int64_t max_pages_per_block = (settings.max_tokens + page_size - 1) / page_size;
-  sizing.cache_pages = max_pages_per_block + sizing.blocks;
+  sizing.page_size = page_size;
+  sizing.max_pages_per_block = (settings.max_tokens + page_size - 1) / page_size;
+  sizing.cache_pages = sizing.max_pages_per_block + sizing.blocks;
   return sizing;
 }
 
-RunSizing size_run(const TeamSizing& team, int64_t teams, int64_t max_tokens, int64_t page_size) {
-  HOGWILD_CHECK(teams > 0 && max_tokens > 0 && page_size > 0, "a run needs teams and pages");
+RunSizing size_run(const TeamSizing& team, int64_t teams) {
+  HOGWILD_CHECK(teams > 0 && team.page_size > 0 && team.max_pages_per_block > 0,
+                "a run needs teams and pages");
   RunSizing sizing;
   sizing.transformer.max_batch_tokens = std::max(kMinBatchTokens, teams * team.step_tokens);
   sizing.transformer.max_view_entries = team.view_entries;
-  sizing.cache.page_size = page_size;
-  sizing.cache.max_pages_per_block = (max_tokens + page_size - 1) / page_size;
+  sizing.cache.page_size = team.page_size;
+  sizing.cache.max_pages_per_block = team.max_pages_per_block;
   sizing.cache.max_blocks = teams * team.blocks;
   sizing.cache.pages = teams * team.cache_pages;
   return sizing;

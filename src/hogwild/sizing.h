@@ -17,7 +17,9 @@ struct TeamSizing {
   int64_t blocks = 0;        // cache blocks alive at once (common, headers, one step per worker)
   int64_t view_entries = 0;  // blocks in one token's view, at most
   int64_t step_tokens = 0;   // tokens one decode or finisher step feeds, all workers together
-  int64_t cache_pages = 0;   // pages for max_tokens spread over `blocks` (each may end part-full)
+  int64_t page_size = 0;     // tokens per cache page
+  int64_t max_pages_per_block = 0;  // the longest block: all of the team's max_tokens
+  int64_t cache_pages = 0;  // pages for max_tokens spread over `blocks` (each may end part-full)
 };
 
 TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, int64_t page_size);
@@ -31,8 +33,8 @@ struct RunSizing {
   CacheOptions cache;
 };
 
-// For `teams` problems decoded together, each needing `team`, with at most `max_tokens` cache
-// tokens per problem: every active team's decode step fits one forward.
-RunSizing size_run(const TeamSizing& team, int64_t teams, int64_t max_tokens, int64_t page_size);
+// For `teams` problems decoded together, each needing `team`: every active team's decode step
+// fits one forward.
+RunSizing size_run(const TeamSizing& team, int64_t teams);
 
 }  // namespace hogwild

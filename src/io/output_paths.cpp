@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
-#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -67,14 +66,18 @@ void check_output_paths(const RunConfig& config, const std::string& config_path)
 
 void check_outputs_free(const RunConfig& config) {
   if (config.overwrite) return;
-  for (const auto& [what, path] :
-       {std::pair{"results file", &config.output}, std::pair{"transcript", &config.transcript}}) {
+  struct Output {
+    const char* what;
+    const char* key;
+    const std::string& path;
+  };
+  for (const Output& output : {Output{"results file", "output", config.output},
+                               Output{"transcript", "transcript", config.transcript}}) {
     std::error_code error;
-    if (fs::exists(*path, error))
-      fail(what, " '", *path,
-           "' exists and would be replaced: add --overwrite to replace it, or "
-           "choose another ",
-           what == std::string("transcript") ? "transcript=" : "output=");
+    if (fs::exists(output.path, error))
+      fail(output.what, " '", output.path,
+           "' exists and would be replaced: add --overwrite to replace it, or choose another ",
+           output.key, "=");
   }
 }
 

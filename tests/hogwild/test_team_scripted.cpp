@@ -621,7 +621,7 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
     settings.prompts.collaborate = c.collaborate;
     settings.max_tokens = c.max_tokens;
     const TeamSizing sizing = size_team(settings, codec_, kPageSize);
-    const RunSizing planned = size_run(sizing, 1, settings.max_tokens, kPageSize);
+    const RunSizing planned = size_run(sizing, 1);
     CacheOptions options = planned.cache;
     options.max_blocks += 4;
     options.pages += 64;
