@@ -96,6 +96,18 @@ void LiveView::on_step(const RunProgress& progress) {
 
 void LiveView::on_problem(const ProblemResult& result, const RunProgress& progress) {
   if (interactive_) clear_panel();
+  if (!result.error.empty()) {
+    std::fprintf(out_, "[problem %lld/%lld] %s: failed: %s\n",
+                 static_cast<long long>(progress.problems_done),
+                 static_cast<long long>(progress.problems_total), result.id.c_str(),
+                 result.error.c_str());
+    std::fflush(out_);
+    if (interactive_) {
+      last_draw_ = {};
+      draw_panel(progress);
+    }
+    return;
+  }
   const char* verdict = result.correct == 1   ? "correct"
                         : result.correct == 0 ? "wrong"
                                               : "unscored";

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "engine/generation.h"
+#include "engine/memory_plan.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
 #include "experiment/runner.h"
@@ -24,6 +25,8 @@ namespace hogwild {
 namespace {
 
 constexpr int kUsageError = 2;
+// `hogwild run` finished, but some problems could not run (recorded as failed in the results).
+constexpr int kSomeProblemsFailed = 3;
 
 // Output that did not reach standard output (a full disk, a closed descriptor) is an error, not
 // a silent exit 0.
@@ -99,15 +102,24 @@ int run_generate(const std::vector<std::string>& argv) {
   const std::vector<int32_t> prompt_ids = tokenizer.encode(prompt, true, args.get_flag("bos"));
   HOGWILD_CHECK(!prompt_ids.empty(), "generate: the prompt is empty");
 
+  // Refused before a weight is read: more positions than the model has, or more memory than
+  // there is (planned as `hogwild run` plans it).
+  const auto positions = static_cast<int64_t>(prompt_ids.size()) + max_tokens;
+  const ModelConfig& model_config = weights->config();
+  if (model_config.max_context > 0 && positions > model_config.max_context)
+    fail("generate: the prompt (", prompt_ids.size(), " tokens) and --max-tokens (", max_tokens,
+         ") need ", positions, " positions, more than the model's context length (",
+         model_config.max_context, ")");
   TransformerOptions options;
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
+  const CacheOptions cache_options = cache_options_for(1, positions, kDefaultPageSize);
+  check_memory_plan(plan_memory(model_config, model_config, cache_options, options),
+                    available_host_memory(), "host memory");
   const auto backend =
       make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
   Transformer model(*weights, *backend, options);
-  KvCache cache(
-      *backend, model.shard_config(),
-      cache_options_for(1, static_cast<int64_t>(prompt_ids.size()) + max_tokens, kDefaultPageSize));
+  KvCache cache(*backend, model.shard_config(), cache_options);
   Sampler sampler(sampling);
 
   GenerationRequest request;
@@ -144,6 +156,8 @@ const char* kRunHelp =
     "  --plain     plain log lines instead of the live view (the default when not a terminal)\n"
     "  --quiet     only the final summary\n"
     "  --help      show this help\n\n"
+    "Exit status: 0 when every problem ran, 3 when some failed (each is in the results with\n"
+    "stop_reason \"failed\" and its error; the others ran), 1 on an error that ends the run.\n"
     "The config keys are described in configs/README.md.\n";
 
 int run_run(const std::vector<std::string>& argv) {
@@ -193,15 +207,24 @@ int run_run(const std::vector<std::string>& argv) {
                  grid.worker_groups, grid.tensor_parallel, compute, tensor, workers);
   }
   std::fprintf(stderr,
-               "[run: %lld problems, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
+               "[run: %lld problems%s, %lld/%lld correct, %lld tokens in %.1f s (%.1f tok/s), "
                "%lld forward passes (%.1f s), %lld tokens processed] results: %s, transcript: %s\n",
-               static_cast<long long>(summary.problems), static_cast<long long>(summary.correct),
-               static_cast<long long>(summary.scored),
+               static_cast<long long>(summary.problems),
+               summary.failed > 0 ? cat(" (", summary.failed, " failed)").c_str() : "",
+               static_cast<long long>(summary.correct), static_cast<long long>(summary.scored),
                static_cast<long long>(summary.generated_tokens), summary.seconds,
                static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
                static_cast<long long>(summary.forward_passes), summary.forward_seconds,
                static_cast<long long>(summary.tokens_processed), config.output.c_str(),
                config.transcript.c_str());
+  if (summary.failed > 0) {
+    std::fprintf(stderr,
+                 "hogwild: %lld of %lld problems failed (stop_reason \"failed\" and their error "
+                 "in %s)\n",
+                 static_cast<long long>(summary.failed), static_cast<long long>(summary.problems),
+                 config.output.c_str());
+    return kSomeProblemsFailed;
+  }
   return 0;
 }
 

@@ -1,7 +1,10 @@
 #include "engine/memory_plan.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
+#include <limits>
 #include <sstream>
 
 #include "common/error.h"
@@ -9,25 +12,53 @@
 
 namespace hogwild {
 
+namespace {
+
+// Sizes from a config and a model file: a product or sum too large for size_t saturates, so an
+// absurd size fails the memory check instead of wrapping round to a small one.
+constexpr size_t kSaturated = std::numeric_limits<size_t>::max();
+
+size_t count(int64_t value) { return value < 0 ? kSaturated : static_cast<size_t>(value); }
+
+size_t product(std::initializer_list<size_t> factors) {
+  size_t result = 1;
+  for (const size_t factor : factors)
+    if (__builtin_mul_overflow(result, factor, &result)) return kSaturated;
+  return result;
+}
+
+size_t sum(std::initializer_list<size_t> terms) {
+  size_t result = 0;
+  for (const size_t term : terms)
+    if (__builtin_add_overflow(result, term, &result)) return kSaturated;
+  return result;
+}
+
+}  // namespace
+
 MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
                        const CacheOptions& cache, const TransformerOptions& options,
                        size_t bytes_per_value) {
-  const auto values = [&](int64_t count) { return static_cast<size_t>(count) * bytes_per_value; };
-  const int64_t q = shard.heads * model.head_dim, kv = shard.kv_heads * model.head_dim;
+  const size_t hidden = count(model.hidden), head_dim = count(model.head_dim);
+  const size_t q = product({count(shard.heads), head_dim});
+  const size_t kv = product({count(shard.kv_heads), head_dim});
+  const size_t qkv = sum({q, product({2, kv})});
   // Per layer: two norms, fused QKV (+ bias), q/k norms, output, fused gate/up, down.
-  const int64_t per_layer = 2 * model.hidden + model.hidden * (q + 2 * kv) +
-                            (model.qkv_bias ? q + 2 * kv : 0) +
-                            (model.qk_norm ? 2 * model.head_dim : 0) + q * model.hidden +
-                            3 * shard.ffn_hidden * model.hidden;
+  const size_t per_layer =
+      sum({product({2, hidden}), product({hidden, qkv}), model.qkv_bias ? qkv : 0,
+           model.qk_norm ? product({2, head_dim}) : 0, product({q, hidden}),
+           product({3, count(shard.ffn_hidden), hidden})});
+  const size_t embeddings = product({count(model.vocab), hidden, model.tied_embeddings ? 1u : 2u});
   MemoryPlan plan;
-  plan.weights =
-      values(model.layers * per_layer +
-             model.vocab * model.hidden * (model.tied_embeddings ? 1 : 2) + model.hidden);
-  plan.cache = values(2 * model.layers * cache.pages * cache.page_size * kv);
+  plan.weights = product(
+      {sum({product({count(model.layers), per_layer}), embeddings, hidden}), bytes_per_value});
+  plan.cache = product(
+      {2, count(model.layers), count(cache.pages), count(cache.page_size), kv, bytes_per_value});
   for (const WorkspaceTensor& t : workspace_tensors(model, shard, options))
-    plan.workspace += t.bytes();
-  plan.workspace +=
-      CacheMerger::scratch_bytes(cache.max_pages_per_block * cache.page_size, kv, DType::F32);
+    plan.workspace = sum({plan.workspace, t.bytes()});
+  plan.workspace =
+      sum({plan.workspace, CacheMerger::scratch_bytes(cache.max_pages_per_block * cache.page_size,
+                                                      static_cast<int64_t>(kv), DType::F32)});
   return plan;
 }
 

@@ -102,6 +102,11 @@ class Experiment {
     TransformerOptions options = sizing.transformer;
     if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
     const ModelConfig& full = weights_->config();
+    // Positions in a view reach max_tokens_per_problem: no further than the model was trained.
+    if (full.max_context > 0 && config_.max_tokens_per_problem > full.max_context)
+      fail("max_tokens_per_problem (", config_.max_tokens_per_problem,
+           ") is more than the model's context length (", full.max_context, ", ", config_.model,
+           "): lower it to at most ", full.max_context);
     check_memory_plan(
         plan_memory(full, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
                     sizing.cache, options),
@@ -135,6 +140,7 @@ class Experiment {
     progress_.problems_total = static_cast<int64_t>(config_.problems.size());
     while (!waiting_.empty() || !active_.empty()) {
       admit();
+      if (active_.empty()) continue;  // every problem admitted so far failed
       forward();
       ++summary_.forward_passes;
       fault.maybe_strike(world_rank_, summary_.forward_passes);
@@ -152,10 +158,28 @@ class Experiment {
     while (static_cast<int64_t>(active_.size()) < teams_at_once_ && !waiting_.empty()) {
       const size_t index = waiting_.front();
       waiting_.pop_front();
-      active_.push_back(std::make_unique<Team>(settings_, config_.problems[index],
-                                               static_cast<int64_t>(index), *tokenizer_, *cache_,
-                                               start_));
+      try {
+        active_.push_back(std::make_unique<Team>(settings_, config_.problems[index],
+                                                 static_cast<int64_t>(index), *tokenizer_, *cache_,
+                                                 start_));
+      } catch (const ProblemFailure& failure) {
+        record(failed_result(config_.problems[index], failure.what()));
+      }
     }
+  }
+
+  // A problem that could not run: its id, texts and reason, scored as wrong where it has a
+  // reference (an accuracy that silently dropped the hardest problems would flatter the run).
+  static ProblemResult failed_result(const Problem& problem, const std::string& reason) {
+    ProblemResult result;
+    result.id = problem.id;
+    result.question = problem.question;
+    result.reference_answer = problem.answer;
+    result.correct = problem.answer.empty() ? -1 : 0;
+    result.stop_reason = "failed";
+    result.error = reason;
+    result.transcript = "(not run: " + reason + ")\n";
+    return result;
   }
 
   // Schedules every team's tokens and runs them through the model. Each worker group computes
@@ -222,19 +246,25 @@ class Experiment {
       }
       ProblemResult result = (*it)->result();
       result.transcript = format_transcript(result, *tokenizer_, config_.prompts);
-      if (writer_) writer_->write(result);
-      ++summary_.problems;
-      summary_.generated_tokens += result.generated_tokens;
-      if (result.correct >= 0) {
-        ++summary_.scored;
-        summary_.correct += result.correct;
-      }
-      progress_.problems_done = summary_.problems;
       it = active_.erase(it);
-      if (observer_ != nullptr) {
-        update_progress();
-        observer_->on_problem(result, progress_);
-      }
+      record(result);
+    }
+  }
+
+  // Writes a finished or failed problem and counts it.
+  void record(const ProblemResult& result) {
+    if (writer_) writer_->write(result);
+    ++summary_.problems;
+    if (!result.error.empty()) ++summary_.failed;
+    summary_.generated_tokens += result.generated_tokens;
+    if (result.correct >= 0) {
+      ++summary_.scored;
+      summary_.correct += result.correct;
+    }
+    progress_.problems_done = summary_.problems;
+    if (observer_ != nullptr) {
+      update_progress();
+      observer_->on_problem(result, progress_);
     }
   }
 

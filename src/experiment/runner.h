@@ -35,8 +35,9 @@ class RunObserver {
 
 struct RunSummary {
   int64_t problems = 0;
+  int64_t failed = 0;  // problems that could not run (recorded with stop_reason "failed")
   int64_t correct = 0;
-  int64_t scored = 0;  // problems with a reference answer
+  int64_t scored = 0;  // problems with a reference answer (failed ones count as wrong)
   int64_t generated_tokens = 0;
   int64_t forward_passes = 0;
   int64_t tokens_processed = 0;  // tokens through the model: prompts, prefixes and generated
@@ -47,7 +48,8 @@ struct RunSummary {
 
 struct RankGrid;
 
-// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration. With a
+// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration; a problem
+// that cannot run (hogwild::ProblemFailure) is recorded as failed and the others go on. With a
 // rank grid (a distributed run), every rank calls this; the model is split over the tensor
 // ranks and only world rank 0 writes results and reports to the observer.
 RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid = nullptr);

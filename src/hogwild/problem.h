@@ -6,7 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace hogwild {
+
+// A problem that cannot be solved under the run's settings (its prompt does not fit, say): it is
+// recorded as failed, with this message, and the run goes on with the other problems.
+class ProblemFailure : public Error {
+ public:
+  using Error::Error;
+};
 
 // One problem to solve. `answer` is the reference answer when known (for scoring), else empty.
 struct Problem {
@@ -38,7 +47,8 @@ struct ProblemResult {
   std::string reference_answer;
   std::string answer;       // extracted final answer, empty if none
   int correct = -1;         // 1, 0, or -1 when there is no reference
-  std::string stop_reason;  // "answer", "eos", "budget", …
+  std::string stop_reason;  // "answer", "eos", "budget", …, or "failed"
+  std::string error;        // why the problem failed (stop_reason "failed"); empty otherwise
   int64_t forward_passes = 0;
   int64_t generated_tokens = 0;
   double seconds = 0.0;

@@ -76,11 +76,12 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
   }
   if (prompts.collaborate) text += prompts.history_header;
   prompt_ = encode(text);
-  HOGWILD_CHECK(!prompt_.empty(), "problem ", problem_.id, ": the prompt is empty");
+  if (prompt_.empty()) throw ProblemFailure(cat("problem ", problem_.id, ": the prompt is empty"));
 
-  if (prompts.collaborate) suppressed_ = suppressed_tokens(tokenizer_);
   finisher_reserve_ = static_cast<int64_t>(encode(prompts.finisher).size()) +
                       prompts.finisher_tokens + 2 * static_cast<int64_t>(settings_.names.size());
+  check_fits();
+  if (prompts.collaborate) suppressed_ = suppressed_tokens(tokenizer_);
   // Blocks are created up front so a full cache fails here, before any work.
   common_ = cache_.create_block();
   if (prompts.collaborate) {
@@ -96,6 +97,31 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
         sampling_params(settings_.sampling, worker_seed(settings_.seed, index_, w)));
     workers_.push_back(std::move(worker));
   }
+}
+
+// Before any cache block is taken: the prompt, the headers, every worker's first step prefix and
+// the finisher's reserve must leave room for at least one generated token per worker.
+void Team::check_fits() const {
+  const PromptConfig& prompts = settings_.prompts;
+  auto tokens = [&](const std::string& text) { return static_cast<int64_t>(encode(text).size()); };
+  int64_t needed = static_cast<int64_t>(prompt_.size()) + finisher_reserve_;
+  if (prompts.collaborate) {
+    needed += tokens(prompts.others_header) + tokens(prompts.own_header) +
+              tokens(prompts.incomplete_marker + "\n\n");
+    for (const std::string& name : settings_.names) {
+      const std::string& format =
+          prompts.first_step_prefix.empty() ? prompts.step_prefix : prompts.first_step_prefix;
+      needed += tokens(expand_placeholders(format, {{"name", name}, {"step", "1"}})) + 1;
+    }
+  } else {
+    needed += static_cast<int64_t>(settings_.names.size());
+  }
+  if (needed >= settings_.max_tokens)
+    throw ProblemFailure(cat("problem ", problem_.id, ": its prompt takes ", prompt_.size(),
+                             " tokens; with the headers, the first step prefixes and the "
+                             "finisher's reserve the team needs ",
+                             needed, ", more than max_tokens_per_problem (", settings_.max_tokens,
+                             ")"));
 }
 
 Team::~Team() {

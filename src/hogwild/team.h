@@ -40,6 +40,8 @@ class Team {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // Throws ProblemFailure, before taking any cache block, when the problem cannot run under the
+  // settings (its prompt is empty, or too long for max_tokens_per_problem).
   Team(const TeamSettings& settings, const Problem& problem, int64_t problem_index,
        const TextCodec& tokenizer, KvCache& cache, Clock::time_point run_start);
   ~Team();
@@ -100,6 +102,7 @@ class Team {
   int32_t sample(Worker& worker, std::span<const float> logits);
   int64_t schedule_tokens(BatchBuilder& builder, int64_t capacity);
   int64_t cache_tokens() const;
+  void check_fits() const;  // throws ProblemFailure
   std::vector<int32_t> encode(const std::string& text) const;
   double seconds() const;
 

@@ -78,8 +78,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "budget",
         .kind = KeyKind::kInteger,
-        .range = ">= 1",
-        .integer = {.min = 1},
+        .range = "in [1, 1000000000]",
+        .integer = {.min = 1, .max = 1000000000},
         .default_doc = "1024",
         .doc = "sequential forward passes per problem",
         .field = &member<&RunConfig::budget>,
@@ -102,8 +102,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "sampling.temperature",
         .kind = KeyKind::kReal,
-        .range = ">= 0",
-        .real = {.min = 0, .open_min = false},
+        .range = "[0, 1000]",
+        .real = {.min = 0, .open_min = false, .max = 1000, .open_max = false},
         .default_doc = "0",
         .doc = "0 = greedy",
         .field = &member<&RunConfig::sampling, &SamplingParams::temperature>,
@@ -111,8 +111,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "sampling.top_k",
         .kind = KeyKind::kInteger,
-        .range = ">= 0 (0 = off)",
-        .integer = {.min = 0},
+        .range = "in [0, 2147483647] (0 = off)",
+        .integer = {.min = 0, .max = 2147483647},
         .default_doc = "0",
         .doc = "0 = off",
         .field = &member<&RunConfig::sampling, &SamplingParams::top_k>,
@@ -173,8 +173,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "problems.offset",
         .kind = KeyKind::kInteger,
-        .range = ">= 0",
-        .integer = {.min = 0},
+        .range = "in [0, 1000000000000]",
+        .integer = {.min = 0, .max = 1000000000000},
         .default_doc = "0",
         .doc = "skip this many problems",
         .field = &problems_file_member<&ProblemsFile::offset>,
@@ -182,8 +182,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "problems.limit",
         .kind = KeyKind::kInteger,
-        .range = ">= 1, or -1 for all",
-        .integer = {.min = -1, .also = is_not_zero},
+        .range = "in [1, 1000000000000], or -1 for all",
+        .integer = {.min = -1, .max = 1000000000000, .also = is_not_zero},
         .default_doc = "-1",
         .doc = "at most this many problems; -1 = all",
         .field = &problems_file_member<&ProblemsFile::limit>,
@@ -205,8 +205,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "batch_problems",
         .kind = KeyKind::kInteger,
-        .range = ">= 1",
-        .integer = {.min = 1},
+        .range = "in [1, 4096]",
+        .integer = {.min = 1, .max = 4096},
         .default_doc = "4",
         .doc = "problems decoded together",
         .field = &member<&RunConfig::batch_problems>,
@@ -238,10 +238,10 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "max_tokens_per_problem",
         .kind = KeyKind::kInteger,
-        .range = ">= 256",
-        .integer = {.min = 256},
+        .range = "in [256, 16777216]",
+        .integer = {.min = 256, .max = 16777216},
         .default_doc = "8192",
-        .doc = "cache capacity per problem (all blocks)",
+        .doc = "cache capacity per problem (all blocks); at most the model's context length",
         .field = &member<&RunConfig::max_tokens_per_problem>,
     },
 
@@ -314,8 +314,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "prompts.redundancy_interval",
         .kind = KeyKind::kInteger,
-        .range = ">= 0 (0 = never)",
-        .integer = {.min = 0},
+        .range = "in [0, 1000000000] (0 = never)",
+        .integer = {.min = 0, .max = 1000000000},
         .default_doc = "1024",
         .doc = "generated tokens (all workers) between checks; 0 = never",
         .field = &member<&RunConfig::prompts, &PromptConfig::redundancy_interval>,
@@ -331,8 +331,8 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "prompts.finisher_tokens",
         .kind = KeyKind::kInteger,
-        .range = ">= 0",
-        .integer = {.min = 0},
+        .range = "in [0, 65536]",
+        .integer = {.min = 0, .max = 65536},
         .default_doc = "16",
         .doc = "greedy tokens allowed after the finisher",
         .field = &member<&RunConfig::prompts, &PromptConfig::finisher_tokens>,
@@ -361,7 +361,7 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "parallel.tensor",
         .kind = KeyKind::kInteger,
-        .range = ">= 1",
+        .range = "in [1, 4096]",
         .integer = {.min = 1, .max = 4096},
         .default_doc = "1",
         .doc =
@@ -372,7 +372,7 @@ constexpr ConfigKey kConfigKeys[] = {
     {
         .key = "parallel.worker_groups",
         .kind = KeyKind::kInteger,
-        .range = ">= 1",
+        .range = "in [1, 4096]",
         .integer = {.min = 1, .max = 4096},
         .default_doc = "1",
         .doc = "worker groups (each on its own tensor-parallel ranks); the product must equal the "

@@ -1,7 +1,7 @@
 #include "io/results.h"
 
-#include <H5Cpp.h>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -12,10 +12,10 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "common/error.h"
@@ -23,30 +23,233 @@
 namespace hogwild {
 namespace {
 
-// The innermost message of HDF5's error stack (e.g. "unable to open file: name = ..., errno = 13,
-// error message = 'Permission denied'"): H5::Exception::getDetailMsg() only names the API call.
-herr_t keep_innermost(unsigned position, const H5E_error2_t* error, void* data) {
-  if (position == 0 && error != nullptr && error->desc != nullptr)
-    *static_cast<std::string*>(data) = error->desc;
+// HDF5's C API, not its C++ wrapper: the wrapper's destructors close objects again after a failed
+// close (a second H5Fclose of a file whose flush failed crashed inside H5F__close on a full disk)
+// and print to stderr when they fail. Here every handle is closed exactly once, every return code
+// is checked, and HDF5's error stack never reaches the terminal.
+
+// The first error HDF5 reported since the last guarded() began, as one line: the system's reason
+// where the innermost error has one ("No space left on device"), else HDF5's innermost message.
+// HDF5 clears its error stack at the start of every call (cleanup included), so the stack is read
+// when the error happens, by this handler, not later.
+thread_local std::string first_error;
+
+herr_t read_innermost(unsigned position, const H5E_error2_t* error, void* data) {
+  if (position != 0 || error == nullptr || error->desc == nullptr) return 0;
+  std::string text = error->desc;
+  // The file drivers report a failed system call as "..., errno = 28, error message = '...'".
+  const std::string key = "error message = '";
+  const size_t start = text.find(key);
+  if (start != std::string::npos) {
+    const size_t end = text.find('\'', start + key.size());
+    if (end != std::string::npos) text = text.substr(start + key.size(), end - start - key.size());
+  }
+  *static_cast<std::string*>(data) = text;
   return 0;
 }
 
-std::string describe(const H5::Exception& error) {
-  std::string detail = error.getDetailMsg();
-  std::string innermost;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &innermost);
-  if (!innermost.empty() && innermost != detail) detail += " (" + innermost + ")";
-  return detail;
+herr_t record_error(hid_t stack, void*) {
+  if (first_error.empty()) {
+    H5Ewalk2(stack, H5E_WALK_UPWARD, read_innermost, &first_error);
+    if (first_error.empty()) first_error = "unknown HDF5 error";
+  }
+  return 0;
 }
 
-// Runs HDF5 calls, turning H5::Exception into hogwild::Error naming the file and the object.
+struct Hdf5Failure {};
+
+// Checks an HDF5 return value (negative: failed), passing a valid one through.
+template <typename Value>
+Value must(Value value) {
+  if (value < 0) throw Hdf5Failure{};
+  return value;
+}
+
+// Runs HDF5 calls; a failure becomes one hogwild::Error line naming the file and what was written.
 template <typename Body>
 void guarded(const std::string& path, const std::string& what, Body&& body) {
+  first_error.clear();
   try {
     std::forward<Body>(body)();
-  } catch (const H5::Exception& error) {
-    fail(path, ": cannot ", what, ": ", describe(error));
+  } catch (const Hdf5Failure&) {
+    const std::string reason = first_error.empty() ? "unknown HDF5 error" : first_error;
+    fail("results: cannot ", what, " in ", path, ": ", reason);
   }
+}
+
+// One HDF5 object, closed once when the handle dies (or earlier, by close()). A failed close is
+// not retried: the object is gone either way.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(must(id)), closer_(closer) {}
+  ~Handle() { static_cast<void>(release()); }
+  Handle(Handle&& other) noexcept
+      : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      static_cast<void>(release());
+      id_ = std::exchange(other.id_, H5I_INVALID_HID);
+      closer_ = other.closer_;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  // Closes now; throws Hdf5Failure if HDF5 could not (the data may not be on disk).
+  void close() {
+    if (release() < 0) throw Hdf5Failure{};
+  }
+
+ private:
+  herr_t release() noexcept {
+    if (id_ < 0) return 0;
+    const herr_t status = closer_(std::exchange(id_, H5I_INVALID_HID));
+    return status;
+  }
+
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+Handle scalar_space() { return {H5Screate(H5S_SCALAR), H5Sclose}; }
+
+Handle rows(size_t count) {
+  const hsize_t dims[1] = {static_cast<hsize_t>(count)};
+  return {H5Screate_simple(1, dims, nullptr), H5Sclose};
+}
+
+// Strings are variable-length UTF-8. Such strings end at their first NUL, so a text holding NUL
+// bytes is stored instead as a fixed-length UTF-8 string of exactly its bytes: nothing after the
+// NUL is lost (readers such as numpy drop trailing NULs only).
+bool holds_nul(const std::string& value) { return value.find('\0') != std::string::npos; }
+
+Handle string_type(const std::string& value) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  if (holds_nul(value)) {
+    must(H5Tset_size(type.id(), value.size()));
+    must(H5Tset_strpad(type.id(), H5T_STR_NULLPAD));
+  } else {
+    must(H5Tset_size(type.id(), H5T_VARIABLE));
+  }
+  must(H5Tset_cset(type.id(), H5T_CSET_UTF8));
+  return type;
+}
+
+// The buffer HDF5 reads a string from: a char* for a variable-length one, the bytes themselves
+// for a fixed-length one.
+const void* string_buffer(const std::string& value, const char** pointer) {
+  *pointer = value.c_str();
+  return holds_nul(value) ? static_cast<const void*>(value.data()) : pointer;
+}
+
+void put_string(hid_t object, const char* name, const std::string& value) {
+  const Handle type = string_type(value);
+  const Handle space = scalar_space();
+  const Handle attribute(H5Acreate2(object, name, type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                         H5Aclose);
+  const char* pointer = nullptr;
+  must(H5Awrite(attribute.id(), type.id(), string_buffer(value, &pointer)));
+}
+
+template <typename Value>
+void put_number(hid_t object, const char* name, hid_t file_type, hid_t memory_type, Value value) {
+  const Handle space = scalar_space();
+  const Handle attribute(H5Acreate2(object, name, file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                         H5Aclose);
+  must(H5Awrite(attribute.id(), memory_type, &value));
+}
+
+void put_int64(hid_t object, const char* name, int64_t value) {
+  put_number(object, name, H5T_STD_I64LE, H5T_NATIVE_INT64, value);
+}
+
+void put_int8(hid_t object, const char* name, int8_t value) {
+  put_number(object, name, H5T_STD_I8LE, H5T_NATIVE_INT8, value);
+}
+
+void put_double(hid_t object, const char* name, double value) {
+  put_number(object, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, value);
+}
+
+void put_string_dataset(hid_t group, const char* name, const std::string& value) {
+  const Handle type = string_type(value);
+  const Handle space = scalar_space();
+  const Handle dataset(
+      H5Dcreate2(group, name, type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose);
+  const char* pointer = nullptr;
+  must(H5Dwrite(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                string_buffer(value, &pointer)));
+}
+
+// A one-dimensional dataset of `count` records; nothing is written for an empty one (H5Dwrite
+// rejects the null buffer of an empty vector).
+void put_table(hid_t group, const char* name, hid_t file_type, hid_t memory_type, const void* data,
+               size_t count) {
+  const Handle space = rows(count);
+  const Handle dataset(
+      H5Dcreate2(group, name, file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose);
+  if (count > 0) must(H5Dwrite(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+Handle new_group(hid_t parent, const std::string& name) {
+  return {H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+}
+
+// A table row's schema, stated once: each field's name, its place in the C++ record, and whether
+// it is an int32 or a float64. The memory type follows the struct; the file type is the same
+// fields packed little-endian, so files read the same on every machine.
+struct Field {
+  const char* name;
+  size_t offset;
+  bool is_int32;  // else float64
+};
+
+struct TableSchema {
+  Handle memory, file;
+};
+
+template <typename Record>
+TableSchema table_schema(std::initializer_list<Field> fields) {
+  size_t file_size = 0;
+  for (const Field& field : fields) file_size += field.is_int32 ? sizeof(int32_t) : sizeof(double);
+  TableSchema schema{Handle(H5Tcreate(H5T_COMPOUND, sizeof(Record)), H5Tclose),
+                     Handle(H5Tcreate(H5T_COMPOUND, file_size), H5Tclose)};
+  size_t offset = 0;
+  for (const Field& field : fields) {
+    must(H5Tinsert(schema.memory.id(), field.name, field.offset,
+                   field.is_int32 ? H5T_NATIVE_INT32 : H5T_NATIVE_DOUBLE));
+    must(H5Tinsert(schema.file.id(), field.name, offset,
+                   field.is_int32 ? H5T_STD_I32LE : H5T_IEEE_F64LE));
+    offset += field.is_int32 ? sizeof(int32_t) : sizeof(double);
+  }
+  return schema;
+}
+
+TableSchema step_schema() {
+  return table_schema<StepRecord>({{"worker", offsetof(StepRecord, worker), true},
+                                   {"step", offsetof(StepRecord, step), true},
+                                   {"first_token", offsetof(StepRecord, first_token), true},
+                                   {"end_token", offsetof(StepRecord, end_token), true},
+                                   {"finished_pass", offsetof(StepRecord, finished_pass), true},
+                                   {"seconds", offsetof(StepRecord, seconds), false}});
+}
+
+TableSchema timing_schema() {
+  return table_schema<RankTiming>(
+      {{"rank", offsetof(RankTiming, rank), true},
+       {"group", offsetof(RankTiming, group), true},
+       {"tensor_rank", offsetof(RankTiming, tensor_rank), true},
+       {"seconds", offsetof(RankTiming, seconds), false},
+       {"compute_seconds", offsetof(RankTiming, compute_seconds), false},
+       {"tensor_seconds", offsetof(RankTiming, tensor_seconds), false},
+       {"worker_seconds", offsetof(RankTiming, worker_seconds), false}});
 }
 
 // Where a file is written until it is published: a hidden name beside it, unique to this process,
@@ -113,106 +316,13 @@ std::string utc_now_iso8601() {
   return text;
 }
 
-// A link name may not contain '/' (the path separator) and may not be "." or "..".
+// A link name may not contain '/' (the path separator) or NUL, and may not be "." or "..".
 std::string hdf5_name(const std::string& id) {
   std::string name = id;
   for (char& c : name)
-    if (c == '/') c = '_';
+    if (c == '/' || c == '\0') c = '_';
   if (name.find_first_not_of('.') == std::string::npos) name = "_" + name;
   return name;
-}
-
-H5::StrType utf8_string_type() {
-  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
-  type.setCset(H5T_CSET_UTF8);
-  return type;
-}
-
-void put_string(H5::H5Object& object, const std::string& name, const std::string& value) {
-  const H5::StrType type = utf8_string_type();
-  H5::Attribute attribute = object.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
-  const char* text = value.c_str();  // variable-length strings are written as char* pointers
-  attribute.write(type, &text);
-}
-
-void put_int64(H5::H5Object& object, const std::string& name, int64_t value) {
-  H5::Attribute attribute =
-      object.createAttribute(name, H5::PredType::STD_I64LE, H5::DataSpace(H5S_SCALAR));
-  attribute.write(H5::PredType::NATIVE_INT64, &value);
-}
-
-void put_int8(H5::H5Object& object, const std::string& name, int8_t value) {
-  H5::Attribute attribute =
-      object.createAttribute(name, H5::PredType::STD_I8LE, H5::DataSpace(H5S_SCALAR));
-  attribute.write(H5::PredType::NATIVE_INT8, &value);
-}
-
-void put_double(H5::H5Object& object, const std::string& name, double value) {
-  H5::Attribute attribute =
-      object.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
-  attribute.write(H5::PredType::NATIVE_DOUBLE, &value);
-}
-
-void put_string_dataset(H5::Group& group, const std::string& name, const std::string& value) {
-  const H5::StrType type = utf8_string_type();
-  H5::DataSet dataset = group.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
-  const char* text = value.c_str();
-  dataset.write(&text, type);
-}
-
-H5::DataSpace rows(size_t count) {
-  const hsize_t dims[1] = {static_cast<hsize_t>(count)};
-  return H5::DataSpace(1, dims);
-}
-
-// A table row's schema, stated once: each field's name, its place in the C++ record, and whether
-// it is an int32 or a float64. The memory type follows the struct; the file type is the same
-// fields packed little-endian, so files read the same on every machine.
-struct Field {
-  const char* name;
-  size_t offset;
-  bool is_int32;  // else float64
-};
-
-struct TableSchema {
-  H5::CompType memory, file;
-};
-
-template <typename Record>
-TableSchema table_schema(std::initializer_list<Field> fields) {
-  size_t file_size = 0;
-  for (const Field& field : fields) file_size += field.is_int32 ? sizeof(int32_t) : sizeof(double);
-  TableSchema schema{H5::CompType(sizeof(Record)), H5::CompType(file_size)};
-  size_t offset = 0;
-  for (const Field& field : fields) {
-    schema.memory.insertMember(
-        field.name, field.offset,
-        field.is_int32 ? H5::PredType::NATIVE_INT32 : H5::PredType::NATIVE_DOUBLE);
-    schema.file.insertMember(field.name, offset,
-                             field.is_int32 ? H5::PredType::STD_I32LE : H5::PredType::IEEE_F64LE);
-    offset += field.is_int32 ? sizeof(int32_t) : sizeof(double);
-  }
-  return schema;
-}
-
-TableSchema step_schema() {
-  return table_schema<StepRecord>({{"worker", offsetof(StepRecord, worker), true},
-                                   {"step", offsetof(StepRecord, step), true},
-                                   {"first_token", offsetof(StepRecord, first_token), true},
-                                   {"end_token", offsetof(StepRecord, end_token), true},
-                                   {"finished_pass", offsetof(StepRecord, finished_pass), true},
-                                   {"seconds", offsetof(StepRecord, seconds), false}});
-}
-
-TableSchema timing_schema() {
-  return table_schema<RankTiming>(
-      {{"rank", offsetof(RankTiming, rank), true},
-       {"group", offsetof(RankTiming, group), true},
-       {"tensor_rank", offsetof(RankTiming, tensor_rank), true},
-       {"seconds", offsetof(RankTiming, seconds), false},
-       {"compute_seconds", offsetof(RankTiming, compute_seconds), false},
-       {"tensor_seconds", offsetof(RankTiming, tensor_seconds), false},
-       {"worker_seconds", offsetof(RankTiming, worker_seconds), false}});
 }
 
 const char* correctness(int correct) {
@@ -220,6 +330,39 @@ const char* correctness(int correct) {
   if (correct == 0) return "wrong";
   return "not checked";
 }
+
+// The transcript: plain POSIX writes, so that a full disk is reported with its errno, and each
+// problem reaches the disk (fdatasync) before the run goes on.
+class TextFile {
+ public:
+  TextFile() = default;
+  ~TextFile() { static_cast<void>(close()); }
+  TextFile(const TextFile&) = delete;
+  TextFile& operator=(const TextFile&) = delete;
+
+  bool open_new(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    return fd_ >= 0;
+  }
+  bool is_open() const { return fd_ >= 0; }
+  // Appends all of `text` and syncs; false (errno set) if the system refused.
+  bool append(const std::string& text) {
+    for (size_t done = 0; done < text.size();) {
+      const ssize_t count = ::write(fd_, text.data() + done, text.size() - done);
+      if (count < 0 && errno == EINTR) continue;
+      if (count < 0) return false;
+      done += static_cast<size_t>(count);
+    }
+    return ::fdatasync(fd_) == 0 || errno == EINVAL;  // EINVAL: a file that cannot sync
+  }
+  bool close() {
+    if (fd_ < 0) return true;
+    return ::close(std::exchange(fd_, -1)) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace
 
@@ -229,15 +372,16 @@ struct ResultsWriter::Impl {
   std::string hdf5_staged, transcript_staged;  // the files' names until published
   bool overwrite = false;
   bool published = false;
-  H5::H5File file;
-  H5::Group problems;
-  std::ofstream transcript;
+  Handle file;
+  Handle problems;
+  TextFile transcript;
   bool open = false;
   std::set<std::string> ids;
   std::set<std::string> names;
   int64_t written = 0;
   int64_t checked = 0;  // problems with a reference (correct != -1)
   int64_t correct = 0;
+  int64_t failed = 0;
   int64_t generated_tokens = 0;
 
   // Also runs when the constructor throws half-way, which ~ResultsWriter would not.
@@ -260,7 +404,13 @@ void ResultsWriter::Impl::publish_once() {
 ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
                              const RunInfo& info, bool overwrite)
     : impl_(std::make_unique<Impl>()) {
-  H5::Exception::dontPrint();  // errors reach the user as one hogwild::Error line instead
+  // Errors reach the user as one hogwild::Error line; HDF5 prints nothing itself, not even at
+  // exit (its atexit clean-up reports files it could not close after a full disk).
+  static const bool configured = [] {
+    H5dont_atexit();
+    return H5Eset_auto2(H5E_DEFAULT, record_error, nullptr) >= 0;
+  }();
+  HOGWILD_CHECK(configured, "results: cannot set HDF5's error handler");
   Impl& run = *impl_;
   run.hdf5_path = hdf5_path;
   run.transcript_path = transcript_path;
@@ -274,24 +424,25 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
   run.hdf5_staged = staging_path(hdf5_path);
   run.transcript_staged = staging_path(transcript_path);
 
-  guarded(hdf5_path, "create the file",
-          [&] { run.file = H5::H5File(run.hdf5_staged, H5F_ACC_EXCL); });
+  guarded(hdf5_path, "create the file", [&] {
+    run.file = Handle(H5Fcreate(run.hdf5_staged.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
+                      H5Fclose);
+  });
   run.open = true;
   guarded(hdf5_path, "write the run attributes", [&] {
-    H5::Group root = run.file.openGroup("/");
+    const hid_t root = run.file.id();
     put_string(root, "config", info.config_text);
     put_string(root, "model", info.model);
     put_string(root, "layout", info.layout);
     put_int64(root, "workers", info.workers);
     put_string(root, "created", utc_now_iso8601());
     put_string(root, "hogwild_version", HOGWILD_VERSION);
-    run.problems = run.file.createGroup("problems");
-    run.file.flush(H5F_SCOPE_GLOBAL);
+    run.problems = new_group(root, "problems");
+    must(H5Fflush(root, H5F_SCOPE_GLOBAL));
   });
 
-  run.transcript.open(run.transcript_staged, std::ios::out | std::ios::trunc | std::ios::binary);
-  if (!run.transcript)
-    fail(transcript_path, ": cannot open the transcript for writing: ", std::strerror(errno));
+  if (!run.transcript.open_new(run.transcript_staged))
+    fail("results: cannot create the transcript ", transcript_path, ": ", std::strerror(errno));
 }
 
 // Impl closes the files, without a summary, if close() was not called.
@@ -312,6 +463,7 @@ void ResultsWriter::write(const ProblemResult& result) {
 
   run.write_problem(result, name);
   ++run.written;
+  if (!result.error.empty()) ++run.failed;
   if (result.correct != -1) {
     ++run.checked;
     if (result.correct == 1) ++run.correct;
@@ -321,65 +473,59 @@ void ResultsWriter::write(const ProblemResult& result) {
   run.publish_once();
 }
 
+// The problem's group is built unnamed (H5Gcreate_anon) and linked under /problems only once
+// complete and flushed: a write cut short (a full disk) leaves no half-written problem to read.
 void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::string& name) {
-  const std::string problem = "problem '" + result.id + "'";
-  const std::string where = "write " + problem;
-  H5::Group group;
-  guarded(hdf5_path, where, [&] {
-    group = problems.createGroup(name);
-    put_string(group, "id", result.id);
-    put_string(group, "question", result.question);
-    put_string(group, "reference_answer", result.reference_answer);
-    put_string(group, "answer", result.answer);
-    put_int8(group, "correct", static_cast<int8_t>(result.correct));
-    put_string(group, "stop_reason", result.stop_reason);
-    put_int64(group, "forward_passes", result.forward_passes);
-    put_int64(group, "generated_tokens", result.generated_tokens);
-    put_double(group, "seconds", result.seconds);
-    put_int64(group, "index", written);
-  });
+  guarded(hdf5_path, "write problem '" + result.id + "'", [&] {
+    const Handle group(H5Gcreate_anon(file.id(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    const hid_t g = group.id();
+    put_string(g, "id", result.id);
+    put_string(g, "question", result.question);
+    put_string(g, "reference_answer", result.reference_answer);
+    put_string(g, "answer", result.answer);
+    put_int8(g, "correct", static_cast<int8_t>(result.correct));
+    put_string(g, "stop_reason", result.stop_reason);
+    put_string(g, "error", result.error);
+    put_int64(g, "forward_passes", result.forward_passes);
+    put_int64(g, "generated_tokens", result.generated_tokens);
+    put_double(g, "seconds", result.seconds);
+    put_int64(g, "index", written);
 
-  guarded(hdf5_path, where + " workers", [&] {
-    H5::Group workers = group.createGroup("workers");
+    const Handle workers = new_group(g, "workers");
     std::set<std::string> worker_names;
     for (const WorkerRecord& worker : result.workers) {
       const std::string worker_name = hdf5_name(worker.name);
-      HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": ", problem,
-                    " has two workers named '", worker.name, "'");
-      H5::Group folder = workers.createGroup(worker_name);
-      H5::DataSet tokens =
-          folder.createDataSet("tokens", H5::PredType::STD_I32LE, rows(worker.tokens.size()));
-      // H5Dwrite rejects a null buffer (an empty vector's data()) over H5S_ALL: skip empty lists.
-      if (!worker.tokens.empty()) tokens.write(worker.tokens.data(), H5::PredType::NATIVE_INT32);
-      put_string_dataset(folder, "text", worker.text);
+      HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": problem '", result.id,
+                    "' has two workers named '", worker.name, "'");
+      const Handle folder = new_group(workers.id(), worker_name);
+      put_table(folder.id(), "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, worker.tokens.data(),
+                worker.tokens.size());
+      put_string_dataset(folder.id(), "text", worker.text);
     }
-  });
-
-  guarded(hdf5_path, where + " steps", [&] {
     const TableSchema schema = step_schema();
-    H5::DataSet steps = group.createDataSet("steps", schema.file, rows(result.steps.size()));
-    if (!result.steps.empty()) steps.write(result.steps.data(), schema.memory);
-  });
-
-  guarded(hdf5_path, where + " transcript", [&] {
-    put_string_dataset(group, "transcript", result.transcript);
-    // Everything on disk now: a run killed later still leaves this problem readable.
-    file.flush(H5F_SCOPE_GLOBAL);
+    put_table(g, "steps", schema.file.id(), schema.memory.id(), result.steps.data(),
+              result.steps.size());
+    put_string_dataset(g, "transcript", result.transcript);
+    must(H5Fflush(file.id(), H5F_SCOPE_GLOBAL));
+    // Now it has a name; flushed again so that a run killed later still leaves it readable.
+    must(H5Olink(g, problems.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+    must(H5Fflush(file.id(), H5F_SCOPE_GLOBAL));
   });
 }
 
 void ResultsWriter::Impl::append_transcript(const ProblemResult& result) {
-  transcript << "=== problem " << result.id << " ===\n" << result.transcript;
-  if (!result.transcript.empty() && result.transcript.back() != '\n') transcript << '\n';
-  transcript << "=== answer: " << (result.answer.empty() ? "(none)" : result.answer);
+  std::ostringstream text;
+  text << "=== problem " << result.id << " ===\n" << result.transcript;
+  if (!result.transcript.empty() && result.transcript.back() != '\n') text << '\n';
+  text << "=== answer: " << (result.answer.empty() ? "(none)" : result.answer);
   if (!result.reference_answer.empty())
-    transcript << " (reference " << result.reference_answer << ", " << correctness(result.correct)
-               << ")";
-  transcript << "; stop: " << result.stop_reason << "; " << result.generated_tokens << " tokens in "
-             << result.seconds << " s ===\n\n";
-  transcript.flush();
-  HOGWILD_CHECK(transcript.good(), transcript_path, ": cannot write the transcript of problem '",
-                result.id, "'");
+    text << " (reference " << result.reference_answer << ", " << correctness(result.correct) << ")";
+  if (!result.error.empty()) text << "; failed: " << result.error;
+  text << "; stop: " << result.stop_reason << "; " << result.generated_tokens << " tokens in "
+       << result.seconds << " s ===\n\n";
+  if (!transcript.append(text.str()))
+    fail("results: cannot write the transcript of problem '", result.id, "' in ", transcript_path,
+         ": ", std::strerror(errno));
 }
 
 void ResultsWriter::write_timings(const std::vector<RankTiming>& timings) {
@@ -387,9 +533,9 @@ void ResultsWriter::write_timings(const std::vector<RankTiming>& timings) {
   HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
   guarded(run.hdf5_path, "write the timings", [&] {
     const TableSchema schema = timing_schema();
-    H5::DataSet table = run.file.createDataSet("timings", schema.file, rows(timings.size()));
-    if (!timings.empty()) table.write(timings.data(), schema.memory);
-    run.file.flush(H5F_SCOPE_GLOBAL);
+    put_table(run.file.id(), "timings", schema.file.id(), schema.memory.id(), timings.data(),
+              timings.size());
+    must(H5Fflush(run.file.id(), H5F_SCOPE_GLOBAL));
   });
 }
 
@@ -397,43 +543,36 @@ void ResultsWriter::close(double total_seconds) {
   Impl& run = *impl_;
   HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
   guarded(run.hdf5_path, "write the run summary", [&] {
-    H5::Group root = run.file.openGroup("/");
+    const hid_t root = run.file.id();
     const double accuracy =
         run.checked > 0 ? static_cast<double>(run.correct) / static_cast<double>(run.checked)
                         : std::numeric_limits<double>::quiet_NaN();
     put_int64(root, "problems", run.written);
+    put_int64(root, "failed_problems", run.failed);
     put_double(root, "accuracy", accuracy);
     put_double(root, "total_seconds", total_seconds);
     put_int64(root, "generated_tokens", run.generated_tokens);
     put_double(root, "tokens_per_second",
                total_seconds > 0 ? static_cast<double>(run.generated_tokens) / total_seconds : 0.0);
-    run.file.flush(H5F_SCOPE_GLOBAL);
+    must(H5Fflush(root, H5F_SCOPE_GLOBAL));
   });
-  run.transcript.flush();
   run.publish_once();
   run.open = false;
   guarded(run.hdf5_path, "close the file", [&] {
     run.problems.close();
     run.file.close();
   });
-  run.transcript.close();
-  HOGWILD_CHECK(!run.transcript.fail(), run.transcript_path, ": cannot close the transcript");
+  if (!run.transcript.close())
+    fail("results: cannot close the transcript ", run.transcript_path, ": ", std::strerror(errno));
 }
 
 void ResultsWriter::Impl::close_files() noexcept {
-  try {
-    if (open) {
-      open = false;
-      problems.close();
-      file.close();
-    }
-  } catch (...) {
-    // A destructor must not throw; what was flushed is already safe on disk.
-  }
-  try {
-    if (transcript.is_open()) transcript.close();
-  } catch (...) {
-  }
+  // Each handle closes once; after a failure (a full disk) HDF5 may refuse, which is all right:
+  // every finished problem was flushed before it was linked.
+  open = false;
+  problems = Handle();
+  file = Handle();
+  static_cast<void>(transcript.close());
   // Nothing was published: this run leaves no file behind (and touched none).
   if (!published) {
     std::remove(hdf5_staged.c_str());

@@ -1,12 +1,17 @@
 // Results of `hogwild run` in HDF5 (one group per problem) and a plain-text transcript. A problem
-// is written and flushed as soon as it finishes, so an interrupted run keeps every finished one.
+// is written and flushed as soon as it finishes, so an interrupted run keeps every finished one,
+// and a write cut short (a full disk) leaves every problem before it readable. Strings are
+// variable-length UTF-8 (fixed-length, exactly their bytes, when they hold a NUL).
 //
 // Layout of the HDF5 file:
 //   /                       attrs: config (YAML text), model, layout, workers, created (ISO time),
-//                                  hogwild_version
-//   /problems/<id>          attrs: question, reference_answer, answer, correct (int8: 1/0/-1 when
-//                                  unknown), stop_reason, forward_passes, generated_tokens,
-//                                  seconds, index (order of finishing)
+//                                  hogwild_version; at the end problems, failed_problems,
+//                                  accuracy, total_seconds, generated_tokens, tokens_per_second
+//   /problems/<id>          attrs: id, question, reference_answer, answer, correct (int8: 1/0/-1
+//                                  when unknown), stop_reason ("failed" for a problem that could
+//                                  not run), error (why it failed; empty otherwise),
+//                                  forward_passes, generated_tokens, seconds, index (order of
+//                                  finishing)
 //   /problems/<id>/workers/<name>/tokens      int32 [n]   every token the worker wrote
 //   /problems/<id>/workers/<name>/text        string      its text, decoded
 //   /problems/<id>/steps    compound table, one row per finished step in history order:
@@ -58,7 +63,8 @@ class ResultsWriter {
   ResultsWriter(const ResultsWriter&) = delete;
   ResultsWriter& operator=(const ResultsWriter&) = delete;
 
-  // Writes one finished problem and flushes both files.
+  // Writes one finished (or failed) problem and flushes both files. Throws hogwild::Error
+  // ("results: cannot write problem ... in PATH: No space left on device") if the disk refuses.
   void write(const ProblemResult& result);
   // Every rank's timing breakdown, as the table /timings (one row per rank).
   void write_timings(const std::vector<RankTiming>& timings);

@@ -39,6 +39,9 @@ void read_names(const ConfigReader& reader, const YAML::Node& node, RunConfig& c
       return c == '/' || std::iscntrl(static_cast<unsigned char>(c)) != 0;
     });
     if (bad_char) reader.fail_at(node[i], path, "must not contain '/' or control characters");
+    // A name is an HDF5 group name in the results: "." and ".." cannot be one.
+    if (name.find_first_not_of('.') == std::string::npos)
+      reader.fail_at(node[i], path, "must not be made of dots only, got '", name, "'");
     if (std::find(names.begin(), names.end(), name) != names.end()) {
       reader.fail_at(node[i], path, "repeats the name '", name, "': names must differ");
     }

@@ -155,5 +155,17 @@ TEST(Cli, GenerateStreamsTextAndTimings) {
   EXPECT_EQ(a.output, b.output) << "the same seed must give the same text";
 }
 
+// More positions than the model has are refused before any weight is read.
+TEST(Cli, GenerateBeyondTheModelsContextIsRefused) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  const CommandResult result =
+      hogwild("generate --model " + demo() + " --prompt 'Hello' --max-tokens 9000");
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("hogwild: error: generate: the prompt ("), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("more than the model's context length (8192)"), std::string::npos)
+      << result.output;
+}
+
 }  // namespace
 }  // namespace hogwild

@@ -270,5 +270,63 @@ TEST(Run, OverwriteNeverReplacesAFileAnotherRunIsWriting) {
   EXPECT_EQ(testing::read_file(dir / "r.h5"), results);
 }
 
+// A problem whose prompt cannot fit fails alone: it is in the results as failed, with its id and
+// reason, the problem after it runs, the summary counts it and the exit status is 3.
+TEST(Run, AProblemThatDoesNotFitFailsAloneAndTheOthersRun) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  std::string long_question = "Count the apples:";
+  for (int i = 0; i < 200; ++i) long_question += " one apple, two apples;";
+  std::ofstream(dir / "run.yaml")
+      << "model: " << testing::demo_model_path() << "\nworkers: 2\nbudget: 4\nbatch_problems: 2\n"
+      << "max_tokens_per_problem: 512\nprompts: {system: \"Solve it.\"}\n"
+      << "problems:\n"
+      << "  - {question: \"" << long_question << "\", answer: \"0\"}\n"
+      << "  - {question: \"What is 2 + 3?\", answer: \"5\"}\n";
+  const CommandResult run =
+      hogwild("run " + (dir / "run.yaml") + " --plain output=" + (dir / "r.h5"));
+  EXPECT_EQ(run.exit_code, 3) << run.output;
+  EXPECT_NE(run.output.find("inline-0: failed: problem inline-0: its prompt takes"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("[run: 2 problems (1 failed)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("hogwild: 1 of 2 problems failed"), std::string::npos) << run.output;
+
+  const nlohmann::json results = read_results(dir / "r.h5");
+  EXPECT_EQ(results["attrs"]["problems"], 2);
+  EXPECT_EQ(results["attrs"]["failed_problems"], 1);
+  const int ran_correct = results["problems"]["inline-1"]["attrs"]["correct"].get<int>();
+  EXPECT_DOUBLE_EQ(results["attrs"]["accuracy"].get<double>(), ran_correct / 2.0)
+      << "a failed problem counts as wrong";
+  const auto& failed = results["problems"]["inline-0"];
+  EXPECT_EQ(failed["attrs"]["stop_reason"], "failed");
+  EXPECT_NE(failed["attrs"]["error"].get<std::string>().find("max_tokens_per_problem (512)"),
+            std::string::npos)
+      << failed["attrs"]["error"];
+  EXPECT_EQ(failed["attrs"]["question"], long_question);
+  EXPECT_EQ(failed["attrs"]["correct"], 0);
+  EXPECT_TRUE(failed["workers"].empty());
+  const auto& ran = results["problems"]["inline-1"];
+  EXPECT_EQ(ran["attrs"]["error"], "");
+  EXPECT_NE(ran["attrs"]["stop_reason"], "failed");
+  EXPECT_EQ(ran["workers"].size(), 2u);
+  EXPECT_NE(testing::read_file(dir / "r.txt").find("(not run: problem inline-0: its prompt takes"),
+            std::string::npos);
+}
+
+// A cache longer than the model's context is refused before any weight is read or file written.
+TEST(Run, MaxTokensBeyondTheModelsContextIsRefused) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  const CommandResult run = hogwild("run " + demo_config() + " --quiet max_tokens_per_problem=" +
+                                    "16384 output=" + (dir / "r.h5"));
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("hogwild: error: max_tokens_per_problem (16384) is more than the "
+                            "model's context length (8192"),
+            std::string::npos)
+      << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "r.h5"));
+}
+
 }  // namespace
 }  // namespace hogwild

@@ -375,21 +375,51 @@ TEST_F(ConfigTest, OutOfRangeValuesNameKeyAndLine) {
   };
   expect("workers: 0\n", "3: workers must be in [1, 64], got 0");
   expect("workers: 65\n", "3: workers must be in [1, 64], got 65");
-  expect("budget: 0\n", "3: budget must be >= 1, got 0");
-  expect("batch_problems: 0\n", "3: batch_problems must be >= 1, got 0");
+  expect("budget: 0\n", "3: budget must be in [1, 1000000000], got 0");
+  expect("batch_problems: 0\n", "3: batch_problems must be in [1, 4096], got 0");
   expect("sampling:\n  top_p: 1.5\n", "4: sampling.top_p must be in (0, 1], got 1.5");
   expect("sampling:\n  top_p: 0\n", "4: sampling.top_p must be in (0, 1], got 0");
-  expect("sampling:\n  temperature: -0.1\n", "4: sampling.temperature must be in >= 0, got -0.1");
+  expect("sampling:\n  temperature: -0.1\n",
+         "4: sampling.temperature must be in [0, 1000], got -0.1");
   expect("sampling:\n  temperature: .inf\n", "4: sampling.temperature must be a finite number");
-  expect("sampling:\n  top_k: -1\n", "4: sampling.top_k must be >= 0 (0 = off), got -1");
+  expect("sampling:\n  top_k: -1\n",
+         "4: sampling.top_k must be in [0, 2147483647] (0 = off), got -1");
   expect("sampling:\n  min_p: 1\n", "4: sampling.min_p must be in [0, 1), got 1");
   expect("page_size: 48\n", "3: page_size must be a power of two in [8, 256], got 48");
   expect("page_size: 4\n", "3: page_size must be a power of two in [8, 256], got 4");
   expect("page_size: 512\n", "3: page_size must be a power of two in [8, 256], got 512");
-  expect("max_tokens_per_problem: 100\n", "3: max_tokens_per_problem must be >= 256, got 100");
-  expect("prompts:\n  redundancy_interval: -5\n", "4: prompts.redundancy_interval must be >= 0");
-  expect("prompts:\n  finisher_tokens: -1\n", "4: prompts.finisher_tokens must be >= 0");
+  expect("max_tokens_per_problem: 100\n",
+         "3: max_tokens_per_problem must be in [256, 16777216], got 100");
+  expect("prompts:\n  redundancy_interval: -5\n",
+         "4: prompts.redundancy_interval must be in [0, 1000000000] (0 = never), got -5");
+  expect("prompts:\n  finisher_tokens: -1\n",
+         "4: prompts.finisher_tokens must be in [0, 65536], got -1");
   expect("output: \"\"\n", "3: output must not be empty");
+}
+
+// The values seen to overflow later arithmetic (sizing, the memory plan, the finisher's reserve)
+// or to be truncated (top_k to 32 bits) are refused when the config is read, before any model.
+TEST_F(ConfigTest, HugeNumbersAreRefusedBeforeAnythingIsLoaded) {
+  const auto expect = [&](const std::string& extra, const std::string& text) {
+    EXPECT_THAT(error_with(extra), HasSubstr(path() + ":" + text)) << extra;
+  };
+  expect("sampling:\n  top_k: 9223372036854775807\n",
+         "4: sampling.top_k must be in [0, 2147483647] (0 = off), got 9223372036854775807");
+  expect("sampling:\n  top_k: 2147483648\n",
+         "4: sampling.top_k must be in [0, 2147483647] (0 = off), got 2147483648");
+  expect("sampling:\n  temperature: 1e39\n", "4: sampling.temperature must be in [0, 1000]");
+  expect("max_tokens_per_problem: 4611686018427387904\n",
+         "3: max_tokens_per_problem must be in [256, 16777216], got 4611686018427387904");
+  expect("max_tokens_per_problem: 9223372036854775807\n",
+         "3: max_tokens_per_problem must be in [256, 16777216]");
+  expect("prompts:\n  finisher_tokens: 9223372036854775807\n",
+         "4: prompts.finisher_tokens must be in [0, 65536]");
+  expect("budget: 9223372036854775807\n", "3: budget must be in [1, 1000000000]");
+  expect("batch_problems: 1000000\n", "3: batch_problems must be in [1, 4096], got 1000000");
+  expect("prompts:\n  redundancy_interval: 9223372036854775807\n",
+         "4: prompts.redundancy_interval must be in [0, 1000000000]");
+  // Past int64 altogether: not a number we can hold.
+  EXPECT_THAT(error_with("budget: 99999999999999999999\n"), HasSubstr(":3: budget must be"));
 }
 
 TEST_F(ConfigTest, MissingModelOrProblems) {
@@ -413,6 +443,8 @@ TEST_F(ConfigTest, NamesMustMatchWorkers) {
               HasSubstr(":3: names has 3 names but workers is 2"));
   EXPECT_THAT(error_with("names: [A, A]\n"), HasSubstr(":3: names[1] repeats the name 'A'"));
   EXPECT_THAT(error_with("names: [A, \"a/b\"]\n"), HasSubstr(":3: names[1] must not contain '/'"));
+  EXPECT_THAT(error_with("names: [A, \"..\"]\n"),
+              HasSubstr(":3: names[1] must not be made of dots only, got '..'"));
 }
 
 // ---- Problems from a JSONL file ----
@@ -452,7 +484,8 @@ TEST_F(ConfigTest, JsonlWithOffsetAndLimit) {
 
   EXPECT_THAT(error_of(path(), {"problems.offset=5"}),
               HasSubstr("has no problems after skipping 5"));
-  EXPECT_THAT(error_of(path(), {"problems.limit=0"}), HasSubstr("problems.limit must be >= 1"));
+  EXPECT_THAT(error_of(path(), {"problems.limit=0"}),
+              HasSubstr("problems.limit must be in [1, 1000000000000], or -1 for all"));
 }
 
 TEST_F(ConfigTest, JsonlPathFromCurrentFolderFirstThenBesideTheYaml) {

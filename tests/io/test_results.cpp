@@ -2,11 +2,13 @@
 // independent reader) and the layout with h5dump; a run killed after write() keeps its problems;
 // bad paths and duplicate ids are one-line hogwild::Errors.
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -87,8 +89,9 @@ bool h5py_available() {
 json read_with_h5py(const TempDir& dir, const std::string& hdf5_path) {
   const std::string script = dir / "read_results.py";
   std::ofstream(script) << kReadScript;
-  const CommandResult result =
-      testing::run_command(testing::python() + " " + script + " '" + hdf5_path + "'");
+  // Without HDF5's lock: a file whose close failed on a full disk stays locked by this process.
+  const CommandResult result = testing::run_command(
+      "HDF5_USE_FILE_LOCKING=FALSE " + testing::python() + " " + script + " '" + hdf5_path + "'");
   if (result.exit_code != 0) {
     ADD_FAILURE() << "h5py could not read " << hdf5_path << ":\n" << result.output;
     return json::object();
@@ -178,7 +181,8 @@ void expect_problem(const json& stored, const ProblemResult& expected, int64_t i
                 "<i8", where + " generated_tokens");
   expect_number(attributes["seconds"], expected.seconds, "<f8", where + " seconds");
   expect_number(attributes["index"], static_cast<double>(index), "<i8", where + " index");
-  EXPECT_EQ(attributes.size(), 10u) << attributes.dump();
+  expect_string(attributes["error"], expected.error, where + " error");
+  EXPECT_EQ(attributes.size(), 11u) << attributes.dump();
   EXPECT_EQ(stored["members"], json({"steps", "transcript", "workers"}));
 
   ASSERT_EQ(stored["workers"].size(), expected.workers.size()) << where;
@@ -245,7 +249,8 @@ TEST(Results, EveryFieldReadsBackWithH5py) {
   expect_number(root["total_seconds"], 4.0, "<f8", "total_seconds");
   expect_number(root["generated_tokens"], 14, "<i8", "generated_tokens");
   expect_number(root["tokens_per_second"], 3.5, "<f8", "tokens_per_second");
-  EXPECT_EQ(root.size(), 11u) << root.dump();
+  expect_number(root["failed_problems"], 0, "<i8", "failed_problems");
+  EXPECT_EQ(root.size(), 12u) << root.dump();
   EXPECT_EQ(stored["root_members"], json({"problems"}));
 
   // '/' cannot be part of an HDF5 name; the original id lives on in the `id` attribute.
@@ -529,6 +534,113 @@ TEST(Results, H5dumpShowsTheDocumentedLayout) {
   EXPECT_EQ(type_of("DATASET \"text\""), "H5T_STRING");
   EXPECT_EQ(type_of("DATASET \"transcript\""), "H5T_STRING");
   EXPECT_EQ(type_of("DATASET \"steps\""), "H5T_COMPOUND");
+}
+
+// Disk full. tests/io/disk_full.sh runs these on a small tmpfs of their own (HOGWILD_SMALL_FS
+// names it); elsewhere they skip. A filler file leaves `free_bytes` free, so the failure comes
+// where the test wants it: mid-run, or at the very first write.
+class DiskFull : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* small = std::getenv("HOGWILD_SMALL_FS");
+    if (small == nullptr)
+      GTEST_SKIP() << "HOGWILD_SMALL_FS is not set: tests/io/disk_full.sh mounts a small tmpfs "
+                      "and runs these tests there";
+    folder_ = std::string(small) + "/results";
+    std::filesystem::create_directories(folder_);
+  }
+  void TearDown() override {
+    if (folder_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(folder_, ignored);
+  }
+  // Fills the file system up to `free_bytes` left.
+  void leave_free(uint64_t free_bytes) {
+    struct statvfs fs {};
+    ASSERT_EQ(statvfs(folder_.c_str(), &fs), 0);
+    const uint64_t available = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    ASSERT_GT(available, free_bytes) << "the small file system is already fuller than wanted";
+    std::ofstream filler(folder_ + "/filler", std::ios::binary);
+    const std::string chunk(4096, 'x');
+    for (uint64_t left = available - free_bytes; left > 0;) {
+      const auto count = static_cast<std::streamsize>(std::min<uint64_t>(left, chunk.size()));
+      filler.write(chunk.data(), count);
+      left -= static_cast<uint64_t>(count);
+    }
+    filler.close();
+    ASSERT_TRUE(filler.good()) << "could not write the filler";
+  }
+  // A problem of about 16 KiB (4000 tokens).
+  static ProblemResult big_problem(int index) {
+    ProblemResult problem = sample_problems()[0];
+    problem.id = "big-" + std::to_string(index);
+    problem.workers[0].tokens.assign(4000, index);
+    return problem;
+  }
+  static void expect_disk_full_message(const std::string& message) {
+    EXPECT_NE(message.find("No space left on device"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "more than one line: " << message;
+  }
+
+  std::string folder_;
+};
+
+TEST_F(DiskFull, MidRunIsOneLineAndEveryFinishedProblemStaysReadable) {
+  REQUIRE_H5PY();
+  TempDir scripts;  // on the ordinary /tmp: the reader needs no room on the full file system
+  leave_free(96 * 1024);
+  const std::string hdf5_path = folder_ + "/r.h5";
+  const std::string transcript_path = folder_ + "/r.txt";
+  std::vector<ProblemResult> written;
+  std::string message;
+  ::testing::internal::CaptureStderr();
+  {
+    ResultsWriter writer(hdf5_path, transcript_path, sample_run());
+    for (int index = 0; index < 100 && message.empty(); ++index) {
+      try {
+        writer.write(big_problem(index));
+        written.push_back(big_problem(index));
+      } catch (const Error& error) {
+        message = error.what();
+      }
+    }
+  }  // the destructor closes a file whose last write failed: no crash, no HDF5 stack
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "HDF5 printed its error stack";
+  ASSERT_FALSE(message.empty()) << "100 problems of 16 KiB fitted in 96 KiB";
+  expect_disk_full_message(message);
+  EXPECT_NE(message.find(hdf5_path), std::string::npos) << message;
+  ASSERT_GE(written.size(), 1u) << "the test wants the disk to fill after the first problem";
+
+  std::filesystem::remove(folder_ + "/filler");
+  const json stored = read_with_h5py(scripts, hdf5_path);
+  ASSERT_TRUE(stored.contains("problems")) << stored.dump();
+  EXPECT_EQ(stored["problems"].size(), written.size()) << "a half-written problem is visible";
+  for (size_t i = 0; i < written.size(); ++i) {
+    ASSERT_TRUE(stored["problems"].contains(written[i].id)) << written[i].id;
+    const json& tokens = stored["problems"][written[i].id]["workers"]["Alice"]["tokens"];
+    EXPECT_EQ(tokens.get<std::vector<int32_t>>(), written[i].workers[0].tokens) << written[i].id;
+  }
+  const std::string transcript = testing::read_file(transcript_path);
+  for (const ProblemResult& problem : written)
+    EXPECT_NE(transcript.find("=== problem " + problem.id + " ==="), std::string::npos);
+}
+
+TEST_F(DiskFull, AtTheFirstProblemIsOneLineAndLeavesNoFile) {
+  leave_free(8 * 1024);
+  const std::string hdf5_path = folder_ + "/r.h5";
+  std::string message;
+  ::testing::internal::CaptureStderr();
+  try {
+    ResultsWriter writer(hdf5_path, folder_ + "/r.txt", sample_run());
+    for (int index = 0; index < 100; ++index) writer.write(big_problem(index));
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "HDF5 printed its error stack";
+  expect_disk_full_message(message);
+  // Nothing was finished: no results file, and no staged file left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(folder_))
+    EXPECT_EQ(entry.path().filename(), "filler") << "left behind: " << entry.path();
 }
 
 }  // namespace
