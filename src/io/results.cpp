@@ -122,17 +122,35 @@ std::string hdf5_name(const std::string& id) {
   return name;
 }
 
-H5::StrType utf8_string_type() {
-  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+// A UTF-8 string type for `value`: variable-length, or, when the value holds a NUL (a variable-
+// length HDF5 string ends at its first NUL), fixed-length of exactly its bytes, so text from data
+// is stored whole (h5py reads it as bytes; a NUL at the very end reads back stripped).
+H5::StrType utf8_string_type(const std::string& value) {
+  const bool has_nul = value.find('\0') != std::string::npos;
+  H5::StrType type(H5::PredType::C_S1, has_nul ? value.size() : H5T_VARIABLE);
+  if (has_nul) type.setStrpad(H5T_STR_NULLPAD);
   type.setCset(H5T_CSET_UTF8);
   return type;
 }
 
+// Writes `value` with `write(type, buffer)`: the pointer for a variable-length string, the bytes
+// themselves for a fixed-length one.
+template <typename Write>
+void write_string(const std::string& value, Write&& write) {
+  const H5::StrType type = utf8_string_type(value);
+  if (type.isVariableStr()) {
+    const char* text = value.c_str();  // variable-length strings are written as char* pointers
+    write(type, static_cast<const void*>(&text));
+  } else {
+    write(type, static_cast<const void*>(value.data()));
+  }
+}
+
 void put_string(H5::H5Object& object, const std::string& name, const std::string& value) {
-  const H5::StrType type = utf8_string_type();
-  H5::Attribute attribute = object.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
-  const char* text = value.c_str();  // variable-length strings are written as char* pointers
-  attribute.write(type, &text);
+  write_string(value, [&](const H5::StrType& type, const void* buffer) {
+    H5::Attribute attribute = object.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
+    attribute.write(type, buffer);
+  });
 }
 
 void put_int64(H5::H5Object& object, const std::string& name, int64_t value) {
@@ -154,10 +172,10 @@ void put_double(H5::H5Object& object, const std::string& name, double value) {
 }
 
 void put_string_dataset(H5::Group& group, const std::string& name, const std::string& value) {
-  const H5::StrType type = utf8_string_type();
-  H5::DataSet dataset = group.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
-  const char* text = value.c_str();
-  dataset.write(&text, type);
+  write_string(value, [&](const H5::StrType& type, const void* buffer) {
+    H5::DataSet dataset = group.createDataSet(name, type, H5::DataSpace(H5S_SCALAR));
+    dataset.write(buffer, type);
+  });
 }
 
 H5::DataSpace rows(size_t count) {
