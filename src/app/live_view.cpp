@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "common/terminal_text.h"
+
 namespace hogwild {
 namespace {
 
@@ -17,17 +19,17 @@ int terminal_width() {
   return 100;
 }
 
-// The last `width` columns of a step's text on one line (newlines shown as ⏎), cut on a UTF-8
-// character boundary.
+// The last `width` columns of a step's text on one line (newlines shown as ⏎, tabs as spaces,
+// other control characters escaped), cut on a UTF-8 character boundary.
 std::string tail_line(const std::string& text, size_t width) {
-  std::string flat;
+  std::string lines;
   for (char c : text) {
-    if (c == '\n') {
-      flat += "\xe2\x8f\x8e";
-    } else if (static_cast<unsigned char>(c) >= 0x20 || c == '\t') {
-      flat += c == '\t' ? ' ' : c;
-    }
+    if (c == '\n')
+      lines += "\xe2\x8f\x8e";
+    else
+      lines += c == '\t' ? ' ' : c;
   }
+  const std::string flat = escape_controls(lines);
   size_t characters = 0, start = flat.size();
   while (start > 0 && characters < width) {
     --start;
@@ -44,8 +46,8 @@ std::string progress_line(const RunProgress& p) {
                 static_cast<long long>(p.forward_passes), p.seconds);
   std::string text = line;
   if (!p.problem_id.empty())
-    text += " | " + p.problem_id + " budget " + std::to_string(p.problem_passes) + "/" +
-            std::to_string(p.budget);
+    text += " | " + escape_controls(p.problem_id) + " budget " + std::to_string(p.problem_passes) +
+            "/" + std::to_string(p.budget);
   return text;
 }
 
@@ -68,9 +70,9 @@ void LiveView::draw_panel(const RunProgress& progress) {
   clear_panel();
   const auto width = static_cast<size_t>(terminal_width());
   for (size_t w = 0; w < progress.names.size() && w < progress.steps.size(); ++w) {
-    const std::string label = "\x1b[1m" + progress.names[w] + "\x1b[0m: ";
-    const size_t room =
-        width > progress.names[w].size() + 3 ? width - progress.names[w].size() - 3 : 10;
+    const std::string name = escape_controls(progress.names[w]);
+    const std::string label = "\x1b[1m" + name + "\x1b[0m: ";
+    const size_t room = width > name.size() + 3 ? width - name.size() - 3 : 10;
     std::fprintf(out_, "%s%s\n", label.c_str(), tail_line(progress.steps[w], room).c_str());
     ++panel_lines_;
   }
@@ -99,8 +101,8 @@ void LiveView::on_problem(const ProblemResult& result, const RunProgress& progre
   if (!result.error.empty()) {
     std::fprintf(out_, "[problem %lld/%lld] %s: failed: %s\n",
                  static_cast<long long>(progress.problems_done),
-                 static_cast<long long>(progress.problems_total), result.id.c_str(),
-                 result.error.c_str());
+                 static_cast<long long>(progress.problems_total),
+                 escape_controls(result.id).c_str(), escape_controls(result.error).c_str());
     std::fflush(out_);
     if (interactive_) {
       last_draw_ = {};
@@ -115,9 +117,11 @@ void LiveView::on_problem(const ProblemResult& result, const RunProgress& progre
                "[problem %lld/%lld] %s: answer '%s' (%s; reference '%s'), stop: %s, %lld passes, "
                "%lld tokens, %.1f s\n",
                static_cast<long long>(progress.problems_done),
-               static_cast<long long>(progress.problems_total), result.id.c_str(),
-               result.answer.c_str(), verdict, result.reference_answer.c_str(),
-               result.stop_reason.c_str(), static_cast<long long>(result.forward_passes),
+               static_cast<long long>(progress.problems_total), escape_controls(result.id).c_str(),
+               escape_controls(result.answer).c_str(), verdict,
+               escape_controls(result.reference_answer).c_str(),
+               escape_controls(result.stop_reason).c_str(),
+               static_cast<long long>(result.forward_passes),
                static_cast<long long>(result.generated_tokens), result.seconds);
   std::fflush(out_);
   if (interactive_) {

@@ -11,6 +11,7 @@
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
+#include "common/terminal_text.h"
 #include "engine/generation.h"
 #include "engine/memory_plan.h"
 #include "engine/sampler.h"
@@ -40,7 +41,8 @@ int run_tokenize(const std::vector<std::string>& argv) {
   args.required("model", "PATH", "GGUF file (a vocabulary-only one will do) or HF directory");
   args.required("file", "FILE", "text to tokenize, read byte for byte");
   args.flag("bos", "prepend the beginning-of-sequence token");
-  args.flag("no-special", "treat special-token text as plain text");
+  args.flag("special",
+            "special-token text (<|im_end|>) becomes control tokens; default: plain text");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return 0;
@@ -48,7 +50,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
   const Tokenizer tokenizer = Tokenizer::from_path(args.get("model"));
   const std::string text = read_text_file(args.get("file"));
   const std::vector<int32_t> ids =
-      tokenizer.encode(text, !args.get_flag("no-special"), args.get_flag("bos"));
+      tokenizer.encode(text, args.get_flag("special"), args.get_flag("bos"));
   for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
   std::cout << "\n";
   check_stdout("tokenize");
@@ -62,6 +64,9 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("prompt-file", "FILE", "read the prompt from a file instead");
   args.flag("chat", "wrap the prompt as a user message in the model's chat template");
   args.value("system", "TEXT", "system message for --chat");
+  args.flag("special",
+            "special-token text (<|im_end|>) in the prompt and system message becomes control "
+            "tokens; default: plain text (the chat template's own markers always are)");
   args.value("max-tokens", "N", "tokens to generate at most", "128");
   args.value("temperature", "T", "sampling temperature; 0 = greedy", "0");
   args.value("top-k", "K", "keep the K most likely tokens; 0 = off", "0");
@@ -91,15 +96,18 @@ int run_generate(const std::vector<std::string>& argv) {
   const auto weights = open_weights(model_path);
   const Tokenizer tokenizer = Tokenizer::from_path(weights->tokenizer_path());
 
-  std::string prompt =
+  // The prompt is data: its special-token text stays text unless --special.
+  const bool special = args.get_flag("special");
+  const std::string prompt =
       args.get_flag("prompt") ? args.get("prompt") : read_text_file(args.get("prompt-file"));
+  std::vector<PromptPiece> pieces = {{prompt, special}};
   if (args.get_flag("chat")) {
     std::vector<ChatMessage> messages;
-    if (args.get_flag("system")) messages.push_back({"system", args.get("system")});
-    messages.push_back({"user", prompt});
-    prompt = tokenizer.apply_chat_template(messages, true);
+    if (args.get_flag("system")) messages.push_back({"system", args.get("system"), special});
+    messages.push_back({"user", prompt, special});
+    pieces = tokenizer.chat_pieces(messages, true);
   }
-  const std::vector<int32_t> prompt_ids = tokenizer.encode(prompt, true, args.get_flag("bos"));
+  const std::vector<int32_t> prompt_ids = tokenizer.encode(pieces, args.get_flag("bos"));
   HOGWILD_CHECK(!prompt_ids.empty(), "generate: the prompt is empty");
 
   // Refused before a weight is read: more positions than the model has, or more memory than
@@ -215,14 +223,14 @@ int run_run(const std::vector<std::string>& argv) {
                static_cast<long long>(summary.generated_tokens), summary.seconds,
                static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
                static_cast<long long>(summary.forward_passes), summary.forward_seconds,
-               static_cast<long long>(summary.tokens_processed), config.output.c_str(),
-               config.transcript.c_str());
+               static_cast<long long>(summary.tokens_processed),
+               escape_controls(config.output).c_str(), escape_controls(config.transcript).c_str());
   if (summary.failed > 0) {
     std::fprintf(stderr,
                  "hogwild: %lld of %lld problems failed (stop_reason \"failed\" and their error "
                  "in %s)\n",
                  static_cast<long long>(summary.failed), static_cast<long long>(summary.problems),
-                 config.output.c_str());
+                 escape_controls(config.output).c_str());
     return kSomeProblemsFailed;
   }
   return 0;
@@ -281,18 +289,22 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    std::cerr << "hogwild: error: unknown command '" << command
+    std::cerr << "hogwild: error: unknown command '" << escape_controls(command)
               << "' (commands: run, generate, tokenize, info; see hogwild --help)\n";
     return kUsageError;
   } catch (const Error& e) {
+    // Messages quote keys, values, paths and problem text: control characters in them are shown
+    // escaped, and the message stays one line.
+    const std::string message = escape_controls(e.what());
     if (distributed && mpi_world_size() > 1)  // one rank failing takes the whole job down
-      mpi_abort_all(cat("hogwild: error: rank ", mpi_world_rank(), ": ", e.what()), 1);
-    std::cerr << "hogwild: error: " << e.what() << "\n";
+      mpi_abort_all(cat("hogwild: error: rank ", mpi_world_rank(), ": ", message), 1);
+    std::cerr << "hogwild: error: " << message << "\n";
     return 1;
   } catch (const std::exception& e) {
+    const std::string message = escape_controls(e.what());
     if (distributed && mpi_world_size() > 1)
-      mpi_abort_all(cat("hogwild: unexpected error: rank ", mpi_world_rank(), ": ", e.what()), 1);
-    std::cerr << "hogwild: unexpected error: " << e.what() << "\n";
+      mpi_abort_all(cat("hogwild: unexpected error: rank ", mpi_world_rank(), ": ", message), 1);
+    std::cerr << "hogwild: unexpected error: " << message << "\n";
     return 1;
   }
 }

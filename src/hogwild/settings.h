@@ -32,6 +32,7 @@ struct PromptConfig {
   int64_t finisher_tokens = 16;        // greedy tokens allowed after the finisher
   bool chat_template = true;           // wrap system prompt + problem in the model's chat template
   bool collaborate = true;             // false: no system prompt/headers/prefixes (plain decoding)
+  bool parse_special = false;  // special-token text in a problem becomes control tokens (experts)
 };
 
 // The default prompts (our own wording of the paper's idea).

@@ -64,18 +64,23 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
       {"names", format_names(settings_.names)}, {"count", std::to_string(settings_.names.size())}};
 
   // The common block: system prompt and problem (in the chat template), then the history header.
-  std::string text;
+  // The problem is data, encoded as text (unless prompts.parse_special): "<|im_end|>" in a
+  // question must not close the turn. The engine's prompts and the template's markers parse.
+  std::vector<PromptPiece> pieces;
   std::vector<ChatMessage> messages;
   if (prompts.collaborate && !prompts.system.empty())
-    messages.push_back({"system", expand_placeholders(prompts.system, names)});
-  messages.push_back({"user", problem_.question});
+    messages.push_back({"system", expand_placeholders(prompts.system, names), true});
+  messages.push_back({"user", problem_.question, prompts.parse_special});
   if (prompts.chat_template && tokenizer_.chat_template() != ChatTemplate::None) {
-    text = tokenizer_.apply_chat_template(messages, true);
+    pieces = tokenizer_.chat_pieces(messages, true);
   } else {
-    for (const ChatMessage& message : messages) text += message.content + "\n\n";
+    for (const ChatMessage& message : messages) {
+      pieces.push_back({message.content, message.parse_special});
+      pieces.push_back({"\n\n", true});
+    }
   }
-  if (prompts.collaborate) text += prompts.history_header;
-  prompt_ = encode(text);
+  if (prompts.collaborate) pieces.push_back({prompts.history_header, true});
+  prompt_ = tokenizer_.encode(pieces, false);
   if (prompt_.empty()) throw ProblemFailure(cat("problem ", problem_.id, ": the prompt is empty"));
 
   finisher_reserve_ = static_cast<int64_t>(encode(prompts.finisher).size()) +

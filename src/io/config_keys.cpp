@@ -351,6 +351,14 @@ constexpr ConfigKey kConfigKeys[] = {
         .doc = "`false` = plain decoding without system prompt, headers or prefixes",
         .field = &member<&RunConfig::prompts, &PromptConfig::collaborate>,
     },
+    {
+        .key = "prompts.parse_special",
+        .kind = KeyKind::kBoolean,
+        .default_doc = "`false`",
+        .doc = "`true` = special-token text in a problem becomes control tokens; "
+               "by default data is text and only the chat template and these prompts make them",
+        .field = &member<&RunConfig::prompts, &PromptConfig::parse_special>,
+    },
 
     {
         .key = "parallel",

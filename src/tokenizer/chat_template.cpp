@@ -56,27 +56,43 @@ std::string default_system_prompt(std::string_view template_text) {
   return {};
 }
 
-std::string render_chat(ChatTemplate format, const std::string& default_system,
-                        const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
-  std::string out;
+std::vector<PromptPiece> render_chat(ChatTemplate format, const std::string& default_system,
+                                     const std::vector<ChatMessage>& messages,
+                                     bool add_generation_prompt) {
+  std::vector<PromptPiece> out;
+  // Every marker and every content is a piece of its own (a content even when empty), so the
+  // pieces say exactly which bytes came from a message.
+  const auto markup = [&](std::string_view text) { out.push_back({std::string(text), true}); };
+  const auto content = [&](std::string_view text, bool parse_special) {
+    out.push_back({std::string(text), parse_special});
+  };
   switch (format) {
     case ChatTemplate::ChatML: {
-      const auto turn = [&](std::string_view role, std::string_view content) {
-        out.append("<|im_start|>").append(role).append("\n").append(content).append("<|im_end|>\n");
+      const auto turn = [&](std::string_view role, std::string_view text, bool parse_special) {
+        markup("<|im_start|>");
+        markup(role);
+        markup("\n");
+        content(text, parse_special);
+        markup("<|im_end|>\n");
       };
+      // The default system prompt is the model's own template text.
       if (!messages.empty() && messages.front().role != "system" && !default_system.empty())
-        turn("system", default_system);
-      for (const ChatMessage& message : messages) turn(message.role, message.content);
-      if (add_generation_prompt) out.append("<|im_start|>assistant\n");
+        turn("system", default_system, true);
+      for (const ChatMessage& message : messages)
+        turn(message.role, message.content, message.parse_special);
+      if (add_generation_prompt) markup("<|im_start|>assistant\n");
       return out;
     }
     case ChatTemplate::Llama3: {
-      out.append("<|begin_of_text|>");
+      markup("<|begin_of_text|>");
       for (const ChatMessage& message : messages) {
-        out.append("<|start_header_id|>").append(message.role).append("<|end_header_id|>\n\n");
-        out.append(trim(message.content)).append("<|eot_id|>");
+        markup("<|start_header_id|>");
+        markup(message.role);
+        markup("<|end_header_id|>\n\n");
+        content(trim(message.content), message.parse_special);
+        markup("<|eot_id|>");
       }
-      if (add_generation_prompt) out.append("<|start_header_id|>assistant<|end_header_id|>\n\n");
+      if (add_generation_prompt) markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
       return out;
     }
     case ChatTemplate::None:

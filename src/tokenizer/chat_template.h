@@ -18,8 +18,11 @@ ChatTemplate detect_chat_template(std::string_view template_text);
 // }}". Empty when the template has no such literal.
 std::string default_system_prompt(std::string_view template_text);
 
-// Throws hogwild::Error for ChatTemplate::None.
-std::string render_chat(ChatTemplate format, const std::string& default_system,
-                        const std::vector<ChatMessage>& messages, bool add_generation_prompt);
+// The format's markers (and the template's default system prompt) as pieces that parse_special,
+// each message's content as a piece with its own parse_special. Throws hogwild::Error for
+// ChatTemplate::None.
+std::vector<PromptPiece> render_chat(ChatTemplate format, const std::string& default_system,
+                                     const std::vector<ChatMessage>& messages,
+                                     bool add_generation_prompt);
 
 }  // namespace hogwild

@@ -422,6 +422,33 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   return ids;
 }
 
+std::vector<int32_t> Tokenizer::encode(const std::vector<PromptPiece>& pieces, bool add_bos) const {
+  // Each piece is split at its own specials inside the whole text; text fragments that meet at
+  // a piece border are joined again, so the model encodes them as one stretch of text.
+  const std::string text = join_text(pieces);
+  const std::string_view all(text);
+  std::vector<Fragment> fragments;
+  size_t start = 0;
+  for (const PromptPiece& piece : pieces) {
+    for (const Fragment& fragment :
+         impl_->split_special(all.substr(start, piece.text.size()), piece.parse_special)) {
+      Fragment* last = fragments.empty() ? nullptr : &fragments.back();
+      if (fragment.token < 0 && last != nullptr && last->token < 0 &&
+          last->text.data() + last->text.size() == fragment.text.data()) {
+        last->text = std::string_view(last->text.data(), last->text.size() + fragment.text.size());
+      } else {
+        fragments.push_back(fragment);
+      }
+    }
+    start += piece.text.size();
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 2);
+  if (add_bos && impl_->add_bos) ids.push_back(*impl_->bos);
+  impl_->model->encode(fragments, ids);
+  return ids;
+}
+
 std::string Tokenizer::token_bytes(int32_t id) const {
   impl_->check_id(id, "token");
   if (impl_->vocab.kinds[id] != TokenKind::Normal && impl_->vocab.kinds[id] != TokenKind::Byte)
@@ -456,9 +483,14 @@ ChatTemplate Tokenizer::chat_template() const { return impl_->chat; }
 const std::string& Tokenizer::chat_template_text() const { return impl_->template_text; }
 const std::string& Tokenizer::default_system_prompt() const { return impl_->default_system; }
 
+std::vector<PromptPiece> Tokenizer::chat_pieces(const std::vector<ChatMessage>& messages,
+                                                bool add_generation_prompt) const {
+  return render_chat(impl_->chat, impl_->default_system, messages, add_generation_prompt);
+}
+
 std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                            bool add_generation_prompt) const {
-  return render_chat(impl_->chat, impl_->default_system, messages, add_generation_prompt);
+  return join_text(chat_pieces(messages, add_generation_prompt));
 }
 
 // ---- StreamDecoder ----

@@ -39,6 +39,8 @@ class Tokenizer : public TextCodec {
   // bos_id() only when adds_bos() (the model asks for one).
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true,
                               bool add_bos = false) const override;
+  // Special tokens only inside the pieces that parse_special (see TextCodec).
+  std::vector<int32_t> encode(const std::vector<PromptPiece>& pieces, bool add_bos) const override;
   // The exact bytes a token stands for (may be a partial UTF-8 sequence).
   std::string token_bytes(int32_t id) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
@@ -62,8 +64,11 @@ class Tokenizer : public TextCodec {
   const std::string& default_system_prompt() const;
   // Renders messages in the model's chat format, ending with the assistant header when
   // add_generation_prompt. Throws if the model has no known chat template.
+  std::vector<PromptPiece> chat_pieces(const std::vector<ChatMessage>& messages,
+                                       bool add_generation_prompt = true) const override;
+  // The same as one string (what the model sees when every piece parses specials).
   std::string apply_chat_template(const std::vector<ChatMessage>& messages,
-                                  bool add_generation_prompt = true) const override;
+                                  bool add_generation_prompt = true) const;
 
   struct Impl;
 

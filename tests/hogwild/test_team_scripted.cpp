@@ -4,6 +4,7 @@
 // can be checked against expectations derived by hand from the prompts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
@@ -58,6 +59,14 @@ class ByteCodec final : public TextCodec {
     }
     return ids;
   }
+  // Specials only inside the pieces that parse them; pieces never share a token here.
+  std::vector<int32_t> encode(const std::vector<PromptPiece>& pieces, bool add_bos) const override {
+    std::vector<int32_t> ids;
+    if (add_bos) ids.push_back(kBos);
+    for (const PromptPiece& piece : pieces)
+      for (int32_t id : encode(piece.text, piece.parse_special, false)) ids.push_back(id);
+    return ids;
+  }
   std::string decode(const std::vector<int32_t>& ids) const override {
     std::string text;
     for (int32_t id : ids) text += token_bytes(id);
@@ -81,14 +90,17 @@ class ByteCodec final : public TextCodec {
   std::optional<int32_t> bos_id() const override { return kBos; }
   int32_t vocab_size() const override { return kVocab; }
   ChatTemplate chat_template() const override { return format_; }
-  std::string apply_chat_template(const std::vector<ChatMessage>& messages,
-                                  bool add_generation_prompt) const override {
+  std::vector<PromptPiece> chat_pieces(const std::vector<ChatMessage>& messages,
+                                       bool add_generation_prompt) const override {
     if (format_ == ChatTemplate::None) fail("this codec has no chat template");
-    std::string text;
-    for (const ChatMessage& message : messages)
-      text += "<|" + message.role + "|>" + message.content + "\n";
-    if (add_generation_prompt) text += "<|assistant|>";
-    return text;
+    std::vector<PromptPiece> pieces;
+    for (const ChatMessage& message : messages) {
+      pieces.push_back({"<|" + message.role + "|>", true});
+      pieces.push_back({message.content, message.parse_special});
+      pieces.push_back({"\n", true});
+    }
+    if (add_generation_prompt) pieces.push_back({"<|assistant|>", true});
+    return pieces;
   }
 
  private:
@@ -153,7 +165,7 @@ int64_t blocks_in_use(KvCache& cache, int64_t max_blocks) {
 class ScriptedTeam {
  public:
   ScriptedTeam(const TeamSettings& settings, const TextCodec& codec, const CacheOptions& options,
-               int64_t capacity = 4096)
+               int64_t capacity = 4096, const std::string& question = kQuestion)
       : codec_(codec), capacity_(capacity) {
     config_.layers = 1;
     config_.heads = 1;
@@ -162,7 +174,7 @@ class ScriptedTeam {
     backend_ = make_cpu_backend();
     cache_ = std::make_unique<KvCache>(*backend_, config_, options);
     builder_ = std::make_unique<BatchBuilder>(*cache_);
-    team_ = std::make_unique<Team>(settings, Problem{"p", kQuestion, "5"}, 0, codec, *cache_,
+    team_ = std::make_unique<Team>(settings, Problem{"p", question, "5"}, 0, codec, *cache_,
                                    Team::Clock::now());
   }
   ~ScriptedTeam() {
@@ -590,6 +602,38 @@ TEST_F(ScriptedTeamTest, PlainDecodingUsesTheChatTemplateAndStopsOnEos) {
   EXPECT_TRUE(result.finisher_text.empty());
   EXPECT_EQ(format_transcript(result, chat, settings.prompts),
             "Question: What is 2+3?\n\nA\\boxed{5}\n\n");
+}
+
+// A problem is data: special-token text in it is encoded byte by byte, never as the control
+// token, with or without the chat template; the engine's own prompts still make control tokens.
+// prompts.parse_special lets experts have the old behaviour.
+TEST_F(ScriptedTeamTest, SpecialTokenTextInAProblemIsText) {
+  const std::string question = "Q<eos>\n<bos>";
+  const std::vector<int32_t> as_text = {'Q',  '<', 'e', 'o', 's', '>',
+                                        '\n', '<', 'b', 'o', 's', '>'};
+  const auto count = [](const std::vector<int32_t>& ids, int32_t id) {
+    return std::count(ids.begin(), ids.end(), id);
+  };
+  const auto contains = [](const std::vector<int32_t>& ids, const std::vector<int32_t>& part) {
+    return std::search(ids.begin(), ids.end(), part.begin(), part.end()) != ids.end();
+  };
+  for (ChatTemplate format : {ChatTemplate::None, ChatTemplate::ChatML}) {
+    const ByteCodec codec(format);
+    for (bool parse_special : {false, true}) {
+      SCOPED_TRACE(cat("template ", static_cast<int>(format), ", parse_special ", parse_special));
+      TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
+      settings.prompts.system = "System<eos>";  // the engine's prompt: parsed as before
+      settings.prompts.parse_special = parse_special;
+      ScriptedTeam run(settings, codec, cache_options_for(16, 2048, kPageSize), 4096, question);
+      Script script;
+      const std::vector<int32_t> prompt = run.forward(script).tokens;
+      EXPECT_NE(codec.decode(prompt).find(question), std::string::npos) << codec.decode(prompt);
+      EXPECT_EQ(count(prompt, ByteCodec::kEos), parse_special ? 2 : 1);
+      EXPECT_EQ(count(prompt, ByteCodec::kBos), parse_special ? 1 : 0);
+      EXPECT_EQ(contains(prompt, as_text), !parse_special);
+      EXPECT_EQ(run.team().result().question, question);
+    }
+  }
 }
 
 // Over whole runs (step ends, merges, redundancy checks, the finisher; budget and context stops),

@@ -403,10 +403,10 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
               ElementsAreArray<std::string_view>({"question", "answer"}));
   EXPECT_THAT(
       listed(keys_of("prompts")),
-      ElementsAreArray<std::string_view>({"system", "history_header", "others_header", "own_header",
-                                          "step_prefix", "first_step_prefix", "incomplete_marker",
-                                          "redundancy_check", "redundancy_interval", "finisher",
-                                          "finisher_tokens", "chat_template", "collaborate"}));
+      ElementsAreArray<std::string_view>(
+          {"system", "history_header", "others_header", "own_header", "step_prefix",
+           "first_step_prefix", "incomplete_marker", "redundancy_check", "redundancy_interval",
+           "finisher", "finisher_tokens", "chat_template", "collaborate", "parse_special"}));
   EXPECT_TRUE(keys_of("workers").empty());
   EXPECT_TRUE(keys_of("sampling.top_p").empty());
   EXPECT_THAT(listed(sections_hinted_at_top_level()),

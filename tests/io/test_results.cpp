@@ -643,5 +643,41 @@ TEST_F(DiskFull, AtTheFirstProblemIsOneLineAndLeavesNoFile) {
     EXPECT_EQ(entry.path().filename(), "filler") << "left behind: " << entry.path();
 }
 
+// Text from data is stored whole: a NUL inside a question (JSONL "\u0000"), a reference, a
+// worker's text or the transcript survives in the HDF5 file and the transcript file, while text
+// without one keeps its variable-length type.
+TEST(Results, NulInsideTextIsKeptWhole) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  ProblemResult problem;
+  problem.id = "nul.jsonl:1";
+  problem.question = std::string("before") + '\0' + "after";
+  problem.reference_answer = std::string("4") + '\0' + "2";
+  problem.answer = "4";
+  problem.correct = 0;
+  problem.stop_reason = "answer";
+  problem.workers = {{"Alice", {1, 0, 2}, std::string("a") + '\0' + "b"}};
+  problem.transcript = "Question: " + problem.question + "\n\na" + std::string(1, '\0') + "b\n";
+  write_run(dir / "r.h5", dir / "r.txt", {problem}, 1.0);
+
+  const json stored = read_with_h5py(dir, dir / "r.h5");
+  ASSERT_TRUE(stored.contains("problems")) << stored.dump();
+  const json& group = stored["problems"]["nul.jsonl:1"];
+  const json& attributes = group["attributes"];
+  EXPECT_EQ(attributes["question"]["string"].get<std::string>(), problem.question);
+  EXPECT_EQ(attributes["question"]["string"].get<std::string>().size(), 12u);
+  EXPECT_TRUE(attributes["question"]["utf8"].get<bool>());
+  EXPECT_EQ(attributes["reference_answer"]["string"].get<std::string>(), problem.reference_answer);
+  expect_string(attributes["answer"], "4", "answer");  // no NUL: variable-length as always
+  expect_string(attributes["id"], problem.id, "id");
+  EXPECT_EQ(group["workers"]["Alice"]["text"]["string"].get<std::string>(),
+            problem.workers[0].text);
+  EXPECT_EQ(group["transcript"]["string"].get<std::string>(), problem.transcript);
+
+  const std::string transcript = testing::read_file(dir / "r.txt");
+  EXPECT_NE(transcript.find(problem.transcript), std::string::npos) << transcript;
+  EXPECT_NE(transcript.find("(reference " + problem.reference_answer), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hogwild
