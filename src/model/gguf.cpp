@@ -242,7 +242,7 @@ std::vector<GgufValue> GgufValue::elements() const {
   std::vector<GgufValue> result;
   if (type != GgufType::Array) return result;
   result.reserve(static_cast<size_t>(element_count));  // bounded by the bytes the file holds
-  for_each_element(*this, [&](GgufValue element) { result.push_back(std::move(element)); });
+  for_each_element(*this, [&](const GgufValue& element) { result.push_back(element); });
   return result;
 }
 
@@ -296,7 +296,7 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
     if (type > static_cast<uint32_t>(GgufType::Float64))
       reader.corrupt(cat("key '", key, "' has unknown value type ", type));
     GgufValue value = read_value(reader, static_cast<GgufType>(type), 0, key);
-    if (!result.metadata_.emplace(key, std::move(value)).second)
+    if (!result.metadata_.emplace(key, value).second)
       reader.corrupt(cat("duplicate key '", key, "'"));
   }
 
