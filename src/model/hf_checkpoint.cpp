@@ -237,14 +237,16 @@ ModelConfig read_config(const std::string& path) {
   keys.head_dim = "head_dim";
   keys.ffn_hidden = "intermediate_size";
   keys.vocab = "vocab_size";
-  keys.max_context = windowed ? "sliding_window" : "max_position_embeddings";
+  keys.max_context = "max_position_embeddings";  // a sliding window only ever lowers it
   keys.rms_eps = "rms_norm_eps";
   keys.rope_theta = "rope_theta";
-  for (std::string* key :
-       {&keys.rope_factor, &keys.low_freq_factor, &keys.high_freq_factor, &keys.original_context,
-        &keys.beta_fast, &keys.beta_slow, &keys.attention_factor})
-    *key = "rope_scaling." + *key;
   keys.rope_factor = "rope_scaling.factor";
+  keys.low_freq_factor = "rope_scaling.low_freq_factor";
+  keys.high_freq_factor = "rope_scaling.high_freq_factor";
+  keys.original_context = "rope_scaling.original_max_position_embeddings";
+  keys.beta_fast = "rope_scaling.beta_fast";
+  keys.beta_slow = "rope_scaling.beta_slow";
+  keys.attention_factor = "rope_scaling.attention_factor";
   config.validate(path, keys);
   return config;
 }
