@@ -11,7 +11,8 @@ namespace hogwild {
 class MappedFile {
  public:
   MappedFile() = default;
-  // Throws hogwild::Error naming the path if it cannot be opened or mapped.
+  // Throws hogwild::Error naming the path if it cannot be opened or mapped, or is not a regular
+  // file (a FIFO or a device is refused at once instead of blocking or mapping nothing).
   explicit MappedFile(const std::string& path);
   ~MappedFile();
   MappedFile(MappedFile&& other) noexcept;
@@ -31,5 +32,8 @@ class MappedFile {
 
 // Reads a whole (small) text file; throws naming the path if it cannot.
 std::string read_text_file(const std::string& path);
+// The same for files a model is made of (config.json, an index): only a regular file of at most
+// `max_bytes` is read; anything else is an error naming the path, raised before reading.
+std::string read_regular_text_file(const std::string& path, size_t max_bytes);
 
 }  // namespace hogwild

@@ -1,6 +1,8 @@
 #include "model/gguf.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <limits>
 
 #include "common/error.h"
@@ -8,9 +10,12 @@
 namespace hogwild {
 namespace {
 
-constexpr uint64_t kMaxStringBytes = 1ull << 24;    // 16 MiB: longer metadata strings are corrupt
-constexpr uint64_t kMaxArrayElements = 1ull << 26;  // 64 Mi elements
-constexpr uint64_t kMaxCount = 1ull << 20;          // tensors or keys
+constexpr uint64_t kMaxStringBytes = 1ull << 24;  // 16 MiB: longer metadata strings are corrupt
+constexpr uint64_t kMaxKeyBytes = 65535;          // the GGUF specification's limit for keys
+// The longest arrays a model holds are its vocabulary (tokens, scores, merges): about 256 Ki
+// entries for the largest vocabularies in use. Sixteen times that is refused as corrupt.
+constexpr uint64_t kMaxArrayElements = 1ull << 22;
+constexpr uint64_t kMaxCount = 1ull << 20;  // tensors or keys
 constexpr uint32_t kMaxDimensions = 4;
 constexpr int kMaxArrayNesting = 2;
 
@@ -21,6 +26,10 @@ class Reader {
 
   size_t position() const { return position_; }
   uint64_t remaining() const { return bytes_.size() - position_; }
+  const std::string& name() const { return name_; }
+  std::span<const uint8_t> bytes_between(size_t begin, size_t end) const {
+    return bytes_.subspan(begin, end - begin);
+  }
 
   template <typename T>
   T read(const char* what) {
@@ -31,13 +40,18 @@ class Reader {
     return value;
   }
 
-  std::string_view read_string(const char* what) {
+  std::string_view read_string(const char* what, uint64_t max_length = kMaxStringBytes) {
     const auto length = read<uint64_t>(what);
-    if (length > kMaxStringBytes) fail(name_, ": ", what, " has an implausible length ", length);
+    if (length > max_length) fail(name_, ": ", what, " has an implausible length ", length);
     need(length, what);
     std::string_view text(reinterpret_cast<const char*>(bytes_.data() + position_), length);
     position_ += length;
     return text;
+  }
+
+  void skip(uint64_t count, const char* what) {
+    need(count, what);
+    position_ += count;
   }
 
   [[noreturn]] void corrupt(const std::string& message) const {
@@ -55,7 +69,40 @@ class Reader {
   size_t position_ = 0;
 };
 
-GgufValue read_value(Reader& reader, GgufType type, int depth) {
+// Bytes one element of `type` takes at least: its size, or a string's or array's length fields.
+uint64_t min_encoded_bytes(GgufType type) {
+  switch (type) {
+    case GgufType::UInt8:
+    case GgufType::Int8:
+    case GgufType::Bool:
+      return 1;
+    case GgufType::UInt16:
+    case GgufType::Int16:
+      return 2;
+    case GgufType::UInt32:
+    case GgufType::Int32:
+    case GgufType::Float32:
+      return 4;
+    case GgufType::String:  // u64 length
+    case GgufType::UInt64:
+    case GgufType::Int64:
+    case GgufType::Float64:
+      return 8;
+    case GgufType::Array:  // u32 element type, u64 count
+      return 12;
+  }
+  return 1;
+}
+
+const char* wire_type_name(GgufType type) {
+  static const char* const kNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                       "bool", "string", "array", "u64", "i64", "f64"};
+  const auto index = static_cast<uint32_t>(type);
+  return index < std::size(kNames) ? kNames[index] : "?";
+}
+
+// `key` names the metadata key in messages.
+GgufValue read_value(Reader& reader, GgufType type, int depth, std::string_view key) {
   GgufValue value;
   value.type = type;
   switch (type) {
@@ -93,7 +140,7 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
       break;
     case GgufType::Bool: {
       const auto raw = reader.read<uint8_t>("bool");
-      if (raw > 1) reader.corrupt(cat("boolean value ", int{raw}));
+      if (raw > 1) reader.corrupt(cat("key '", key, "': boolean value ", int{raw}));
       value.unsigned_value = raw;
       break;
     }
@@ -101,24 +148,76 @@ GgufValue read_value(Reader& reader, GgufType type, int depth) {
       value.string_value = reader.read_string("string value");
       break;
     case GgufType::Array: {
-      if (depth >= kMaxArrayNesting) reader.corrupt("arrays nested too deeply");
+      if (depth >= kMaxArrayNesting)
+        reader.corrupt(cat("key '", key, "': arrays nested too deeply"));
       const auto element_type = reader.read<uint32_t>("array type");
       if (element_type > static_cast<uint32_t>(GgufType::Float64))
-        reader.corrupt(cat("unknown array element type ", element_type));
+        reader.corrupt(cat("key '", key, "': unknown array element type ", element_type));
       const auto count = reader.read<uint64_t>("array length");
-      if (count > kMaxArrayElements) reader.corrupt(cat("array of ", count, " elements"));
       value.element_type = static_cast<GgufType>(element_type);
-      // Every element takes at least one byte of the file: a hostile count cannot make us
-      // reserve more than the file could hold.
-      value.elements.reserve(static_cast<size_t>(std::min<uint64_t>(count, reader.remaining())));
-      for (uint64_t i = 0; i < count; ++i)
-        value.elements.push_back(read_value(reader, value.element_type, depth + 1));
+      value.element_count = count;
+      if (count > kMaxArrayElements)
+        reader.corrupt(cat("key '", key, "': array of ", count, " elements is longer than any ",
+                           "model needs (at most ", kMaxArrayElements, ")"));
+      // Refused before anything is read or allocated: the elements cannot fit in the file.
+      const uint64_t least = min_encoded_bytes(value.element_type);
+      if (count > reader.remaining() / least)
+        fail(reader.name(), ": file is truncated: key '", key, "' holds an array of ", count, " ",
+             wire_type_name(value.element_type), " elements, at least ", count * least,
+             " bytes, but only ", reader.remaining(), " bytes follow");
+      // Walk the elements once to validate them; they stay encoded in the file.
+      const size_t begin = reader.position();
+      if (value.element_type == GgufType::String || value.element_type == GgufType::Array ||
+          value.element_type == GgufType::Bool) {
+        for (uint64_t i = 0; i < count; ++i) read_value(reader, value.element_type, depth + 1, key);
+      } else {
+        reader.skip(count * least, wire_type_name(value.element_type));
+      }
+      value.element_bytes = reader.bytes_between(begin, reader.position());
       break;
     }
     default:
-      reader.corrupt(cat("unknown value type ", static_cast<uint32_t>(type)));
+      reader.corrupt(cat("key '", key, "' has unknown value type ", static_cast<uint32_t>(type)));
   }
   return value;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += cat(i == 0 ? "" : ", ", shape[i]);
+  return text + "]";
+}
+
+// Writers lay tensors out back to back, each padded to the alignment. A tensor whose declared
+// type and shape need more bytes than lie before the next tensor, or fewer than those bytes less
+// the padding, has a type that does not match its data (reading it would give garbage).
+void check_tensor_layout(const std::vector<GgufTensor>& tensors, uint64_t alignment,
+                         const std::string& name) {
+  std::vector<const GgufTensor*> by_offset;
+  by_offset.reserve(tensors.size());
+  for (const GgufTensor& tensor : tensors) by_offset.push_back(&tensor);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  for (size_t i = 0; i + 1 < by_offset.size(); ++i) {
+    const GgufTensor& tensor = *by_offset[i];
+    const GgufTensor& next = *by_offset[i + 1];
+    const uint64_t span = next.offset - tensor.offset;
+    const uint64_t padded = (tensor.bytes + alignment - 1) / alignment * alignment;
+    if (tensor.bytes > span || padded < span)
+      fail(name, ": tensor '", tensor.name, "' of type ",
+           ggml_type_name(static_cast<uint32_t>(tensor.type)), " and shape ",
+           shape_text(tensor.shape), " takes ", tensor.bytes, " bytes, but its data spans ", span,
+           " bytes (up to tensor '", next.name, "'): the type or shape does not match the data");
+  }
+}
+
+// Calls `visit` with each element of `array`, decoded (validated when the file was parsed).
+template <typename Visit>
+void for_each_element(const GgufValue& array, Visit&& visit) {
+  static const std::string kName = "GGUF array";
+  Reader reader(array.element_bytes, kName);
+  for (uint64_t i = 0; i < array.element_count; ++i)
+    visit(read_value(reader, array.element_type, 1, ""));
 }
 
 const char* type_name(GgufType type) {
@@ -138,6 +237,14 @@ const char* type_name(GgufType type) {
 }
 
 }  // namespace
+
+std::vector<GgufValue> GgufValue::elements() const {
+  std::vector<GgufValue> result;
+  if (type != GgufType::Array) return result;
+  result.reserve(static_cast<size_t>(element_count));  // bounded by the bytes the file holds
+  for_each_element(*this, [&](const GgufValue& element) { result.push_back(element); });
+  return result;
+}
 
 bool GgufValue::is_integer() const {
   switch (type) {
@@ -184,12 +291,12 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
   if (key_count > kMaxCount) reader.corrupt(cat("implausible metadata count ", key_count));
 
   for (uint64_t i = 0; i < key_count; ++i) {
-    std::string key(reader.read_string("metadata key"));
+    std::string key(reader.read_string("metadata key", kMaxKeyBytes));
     const auto type = reader.read<uint32_t>("metadata type");
     if (type > static_cast<uint32_t>(GgufType::Float64))
       reader.corrupt(cat("key '", key, "' has unknown value type ", type));
-    GgufValue value = read_value(reader, static_cast<GgufType>(type), 0);
-    if (!result.metadata_.emplace(key, std::move(value)).second)
+    GgufValue value = read_value(reader, static_cast<GgufType>(type), 0, key);
+    if (!result.metadata_.emplace(key, value).second)
       reader.corrupt(cat("duplicate key '", key, "'"));
   }
 
@@ -250,6 +357,7 @@ GgufFile GgufFile::parse(std::span<const uint8_t> bytes, const std::string& name
            data_start + tensor.offset + tensor.bytes, " but the file has ", bytes.size());
     tensor.data = bytes.data() + data_start + tensor.offset;
   }
+  check_tensor_layout(result.tensors_, alignment, name);
   return result;
 }
 
@@ -329,29 +437,30 @@ bool GgufFile::get_bool_or(const std::string& key, bool fallback) const {
 
 std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
   const GgufValue& array = require_array(*this, key);
+  if (array.element_type != GgufType::String) wrong_type(*this, key, "string array", array);
   std::vector<std::string> result;
-  result.reserve(array.elements.size());
-  for (const GgufValue& element : array.elements) {
-    if (element.type != GgufType::String) wrong_type(*this, key, "string array", array);
-    result.emplace_back(element.string_value);
-  }
+  result.reserve(static_cast<size_t>(array.element_count));
+  for_each_element(array,
+                   [&](const GgufValue& element) { result.emplace_back(element.string_value); });
   return result;
 }
 
 std::vector<float> GgufFile::get_float_array(const std::string& key) const {
   const GgufValue& array = require_array(*this, key);
   std::vector<float> result;
-  result.reserve(array.elements.size());
-  for (const GgufValue& element : array.elements)
+  result.reserve(static_cast<size_t>(array.element_count));
+  for_each_element(array, [&](const GgufValue& element) {
     result.push_back(static_cast<float>(as_float(*this, key, element)));
+  });
   return result;
 }
 
 std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   const GgufValue& array = require_array(*this, key);
   std::vector<int64_t> result;
-  result.reserve(array.elements.size());
-  for (const GgufValue& element : array.elements) result.push_back(as_int(*this, key, element));
+  result.reserve(static_cast<size_t>(array.element_count));
+  for_each_element(
+      array, [&](const GgufValue& element) { result.push_back(as_int(*this, key, element)); });
   return result;
 }
 

@@ -33,6 +33,8 @@ enum class GgufType : uint32_t {
 };
 
 // One metadata value. Scalars keep their widest form; strings point into the mapped file.
+// Arrays keep their encoded elements in the file too (validated when parsed) and are decoded on
+// demand, so parsing allocates nothing per element whatever count a file claims.
 struct GgufValue {
   GgufType type = GgufType::UInt8;
   uint64_t unsigned_value = 0;
@@ -40,8 +42,11 @@ struct GgufValue {
   double float_value = 0.0;
   std::string_view string_value;
   GgufType element_type = GgufType::UInt8;  // for arrays
-  std::vector<GgufValue> elements;          // for arrays
+  uint64_t element_count = 0;               // for arrays
+  std::span<const uint8_t> element_bytes;   // for arrays: the encoded elements
 
+  // Decodes an array's elements (one level: nested arrays stay encoded).
+  std::vector<GgufValue> elements() const;
   bool is_integer() const;
   bool is_float() const { return type == GgufType::Float32 || type == GgufType::Float64; }
 };

@@ -1,5 +1,7 @@
 // Weights from a GGUF file (llama.cpp's format): config from `{arch}.*` metadata, tensors
 // dequantized to fp32 and renamed to Hugging Face names.
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <regex>
 
@@ -77,11 +79,8 @@ class GgufWeights final : public WeightSource {
       fail(path_, ": tensor '", gguf, "' has shape ", shape_text(result.shape), ", expected ",
            shape_text(expected_shape));
     result.data.resize(static_cast<size_t>(tensor->element_count()));
-    try {
-      dequantize(tensor->type, tensor->data, result.data.data(), tensor->element_count());
-    } catch (const Error& e) {
-      fail(path_, ": tensor '", gguf, "': ", e.what());
-    }
+    // Before unpermuting: element numbers in messages are the file's.
+    dequantize_checked(*tensor, gguf, 0, tensor->element_count(), result.data.data());
     if (permuted_) {
       if (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias"))
         unpermute_rows(result, config_.heads);
@@ -106,15 +105,9 @@ class GgufWeights final : public WeightSource {
            shape_text(expected_shape));
     HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= result.shape[0]);
     const int64_t cols = result.shape[1];
-    const uint64_t row_bytes = ggml_row_bytes(tensor->type, cols);
     result.shape[0] = count;
     result.data.resize(static_cast<size_t>(count * cols));
-    try {
-      dequantize(tensor->type, tensor->data + static_cast<uint64_t>(first) * row_bytes,
-                 result.data.data(), count * cols);
-    } catch (const Error& e) {
-      fail(path_, ": tensor '", gguf, "': ", e.what());
-    }
+    dequantize_checked(*tensor, gguf, first * cols, count * cols, result.data.data());
     // Shards hold whole heads, and the permutation stays inside each head.
     if (permuted_ && (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_k.weight")))
       unpermute_rows(result, count / config_.head_dim);
@@ -140,15 +133,36 @@ class GgufWeights final : public WeightSource {
       fail(path_, ": unsupported architecture '", arch, "' (supported: llama, qwen2, qwen3)");
     }
     const std::string p = arch + ".";
-    c.layers = file_.get_int(p + "block_count");
-    c.hidden = file_.get_int(p + "embedding_length");
-    c.ffn_hidden = file_.get_int(p + "feed_forward_length");
-    c.heads = file_.get_int(p + "attention.head_count");
-    c.kv_heads = file_.get_int_or(p + "attention.head_count_kv", c.heads);
-    c.head_dim = file_.get_int_or(p + "attention.key_length", c.heads > 0 ? c.hidden / c.heads : 0);
-    c.max_context = file_.get_int_or(p + "context_length", 4096);
-    c.rms_eps = file_.get_float(p + "attention.layer_norm_rms_epsilon");
-    c.rope.theta = file_.get_float_or(p + "rope.freq_base", 10000.0);
+    ConfigKeys keys;
+    keys.layers = p + "block_count";
+    keys.hidden = p + "embedding_length";
+    keys.ffn_hidden = p + "feed_forward_length";
+    keys.heads = p + "attention.head_count";
+    keys.kv_heads = p + "attention.head_count_kv";
+    keys.head_dim = p + "attention.key_length";
+    keys.vocab = "token_embd.weight rows";
+    keys.max_context = p + "context_length";
+    keys.rms_eps = p + "attention.layer_norm_rms_epsilon";
+    keys.rope_theta = p + "rope.freq_base";
+    keys.rope_factor = p + "rope.scaling.factor";
+    keys.original_context = p + "rope.scaling.original_context_length";
+    keys.attention_factor = p + "rope.scaling.attn_factor";
+    c.layers = file_.get_int(keys.layers);
+    c.hidden = file_.get_int(keys.hidden);
+    c.ffn_hidden = file_.get_int(keys.ffn_hidden);
+    c.heads = file_.get_int(keys.heads);
+    c.kv_heads = file_.get_int_or(keys.kv_heads, c.heads);
+    if (file_.has(keys.head_dim)) {
+      c.head_dim = file_.get_int(keys.head_dim);
+    } else if (c.heads > 0) {
+      if (c.hidden % c.heads != 0)
+        fail(path_, ": ", keys.hidden, " (", c.hidden, ") is not a multiple of ", keys.heads, " (",
+             c.heads, "), and no ", keys.head_dim, " gives the head dimension");
+      c.head_dim = c.hidden / c.heads;
+    }
+    c.max_context = file_.get_int_or(keys.max_context, 4096);
+    c.rms_eps = file_.get_float(keys.rms_eps);
+    c.rope.theta = file_.get_float_or(keys.rope_theta, 10000.0);
     const int64_t rotary_dim = file_.get_int_or(p + "rope.dimension_count", c.head_dim);
     if (rotary_dim != c.head_dim)
       fail(path_, ": partial rotary embeddings (", rotary_dim, " of ", c.head_dim,
@@ -156,27 +170,94 @@ class GgufWeights final : public WeightSource {
     const std::string scaling = file_.get_string_or(p + "rope.scaling.type", "none");
     if (scaling == "linear") {
       c.rope.scaling = RopeScaling::Linear;
-      c.rope.factor = file_.get_float(p + "rope.scaling.factor");
+      c.rope.factor = file_.get_float(keys.rope_factor);
     } else if (scaling == "yarn") {
       c.rope.scaling = RopeScaling::Yarn;
-      c.rope.factor = file_.get_float(p + "rope.scaling.factor");
-      c.rope.original_context = file_.get_int(p + "rope.scaling.original_context_length");
-      c.rope.attention_factor = file_.get_float_or(p + "rope.scaling.attn_factor", 0.0);
+      c.rope.factor = file_.get_float(keys.rope_factor);
+      c.rope.original_context = file_.get_int(keys.original_context);
+      c.rope.attention_factor = file_.get_float_or(keys.attention_factor, 0.0);
     } else if (scaling != "none") {
       fail(path_, ": unsupported rope scaling '", scaling, "'");
     }
     if (const GgufTensor* factors = file_.find_tensor("rope_freqs.weight")) {
       if (factors->type != GgmlType::F32) fail(path_, ": tensor 'rope_freqs.weight' must be F32");
       c.rope.frequency_factors.resize(static_cast<size_t>(factors->element_count()));
-      dequantize(factors->type, factors->data, c.rope.frequency_factors.data(),
-                 factors->element_count());
+      dequantize_checked(*factors, "rope_freqs.weight", 0, factors->element_count(),
+                         c.rope.frequency_factors.data());
     }
     const GgufTensor& embedding = file_.tensor("token_embd.weight");
     if (embedding.shape.size() != 2)
       fail(path_, ": tensor 'token_embd.weight' must have 2 dimensions");
     c.vocab = embedding.shape[1];
     c.tied_embeddings = file_.find_tensor("output.weight") == nullptr;
-    c.validate(path_);
+    c.validate(path_, keys);
+    check_metadata_against_tensors(p, embedding);
+  }
+
+  // Metadata that contradicts the tensors present is refused at open, naming the key: a lower
+  // block_count would silently drop layers, a larger one fail only when the weights load.
+  void check_metadata_against_tensors(const std::string& p, const GgufTensor& embedding) const {
+    int64_t layers_present = 0;
+    std::string highest;
+    for (const GgufTensor& tensor : file_.tensors()) {
+      if (!tensor.name.starts_with("blk.")) continue;
+      const size_t dot = tensor.name.find('.', 4);
+      const std::string number = tensor.name.substr(4, dot == std::string::npos ? dot : dot - 4);
+      int64_t layer = 0;
+      bool digits = !number.empty() && number.size() <= 9;
+      for (char ch : number) {
+        digits = digits && ch >= '0' && ch <= '9';
+        layer = layer * 10 + (ch - '0');
+      }
+      if (!digits) fail(path_, ": tensor '", tensor.name, "' has no layer number after 'blk.'");
+      if (layer + 1 > layers_present) {
+        layers_present = layer + 1;
+        highest = tensor.name;
+      }
+    }
+    if (layers_present > config_.layers)
+      fail(path_, ": ", p, "block_count is ", config_.layers, " but the file has tensors for ",
+           layers_present, " layers (up to '", highest, "')");
+    // A file with no layer tensors at all is reported as a missing tensor when the weights load.
+    if (layers_present != 0 && layers_present < config_.layers)
+      fail(path_, ": ", p, "block_count is ", config_.layers, " but the file has tensors for only ",
+           layers_present, " layers");
+    if (file_.has(p + "vocab_size") && file_.get_int(p + "vocab_size") != config_.vocab)
+      fail(path_, ": ", p, "vocab_size is ", file_.get_int(p + "vocab_size"),
+           " but tensor 'token_embd.weight' has ", config_.vocab, " rows");
+    if (const GgufValue* tokens = file_.find("tokenizer.ggml.tokens");
+        tokens != nullptr && tokens->type == GgufType::Array &&
+        tokens->element_count > static_cast<uint64_t>(embedding.shape[1]))
+      fail(path_, ": tokenizer.ggml.tokens has ", tokens->element_count,
+           " entries but tensor 'token_embd.weight' has only ", embedding.shape[1], " rows");
+  }
+
+  // Dequantizes elements [first, first + count) of `tensor` (whole rows) into `out`, checking each
+  // chunk for NaN and infinity while it is still in cache (a separate pass over the fp32 result
+  // would cost a quarter of the load time).
+  void dequantize_checked(const GgufTensor& tensor, const std::string& name, int64_t first,
+                          int64_t count, float* out) const {
+    // A multiple of every block size (1, 32, 256 elements).
+    constexpr int64_t kChunk = int64_t{1} << 14;
+    const GgmlTypeTraits traits = ggml_type_traits(static_cast<uint32_t>(tensor.type));
+    for (int64_t done = 0; done < count; done += kChunk) {
+      const int64_t size = std::min(kChunk, count - done);
+      const int64_t start = first + done;
+      try {
+        HOGWILD_CHECK(traits.block_elements > 0 && start % traits.block_elements == 0, "element ",
+                      start, " does not start a block");
+        const uint8_t* src = tensor.data + static_cast<uint64_t>(start / traits.block_elements) *
+                                               static_cast<uint64_t>(traits.block_bytes);
+        dequantize(tensor.type, src, out + done, size);
+      } catch (const Error& e) {
+        fail(path_, ": tensor '", name, "': ", e.what());
+      }
+      const size_t bad = first_non_finite(out + done, static_cast<size_t>(size));
+      if (bad != static_cast<size_t>(size))
+        fail(path_, ": tensor '", name, "' holds a non-finite value (",
+             std::isnan(out[done + static_cast<int64_t>(bad)]) ? "NaN" : "infinity",
+             ") at element ", start + static_cast<int64_t>(bad));
+    }
   }
 
   // GGUF row 2i+j of a head holds HF row j*(head_dim/2)+i (j in {0,1}).

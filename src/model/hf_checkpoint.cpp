@@ -1,5 +1,7 @@
 // Hugging Face checkpoint directories: config.json for the model's numbers, and the weights in
 // model.safetensors or in shards listed by model.safetensors.index.json.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -20,6 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// config.json is a few kilobytes and an index about 100 bytes per tensor; a larger file is not one.
+constexpr size_t kMaxJsonFileBytes = 64u << 20;
 
 // A config value for an error message: scalars as written (cut short), containers by kind only
 // (dump() recurses through any nesting).
@@ -175,7 +180,7 @@ void read_rope_scaling(const ConfigReader& reader, const json& root, ModelConfig
 ModelConfig read_config(const std::string& path) {
   json root;
   try {
-    root = json::parse(read_text_file(path));
+    root = json::parse(read_regular_text_file(path, kMaxJsonFileBytes));
   } catch (const json::exception& error) {
     fail(path, ": not valid JSON: ", error.what());
   }
@@ -193,8 +198,14 @@ ModelConfig read_config(const std::string& path) {
   config.ffn_hidden = reader.integer("intermediate_size");
   config.heads = reader.integer("num_attention_heads");
   config.kv_heads = reader.integer_or("num_key_value_heads", config.heads);
-  config.head_dim =
-      reader.integer_or("head_dim", config.heads > 0 ? config.hidden / config.heads : 0);
+  if (ConfigReader::find(root, "head_dim")) {
+    config.head_dim = reader.integer("head_dim");
+  } else if (config.heads > 0) {
+    if (config.hidden % config.heads != 0)
+      fail(path, ": hidden_size (", config.hidden, ") is not a multiple of num_attention_heads (",
+           config.heads, "), and no head_dim gives the head dimension");
+    config.head_dim = config.hidden / config.heads;
+  }
   config.layers = reader.integer("num_hidden_layers");
   config.vocab = reader.integer("vocab_size");
   config.max_context = reader.integer("max_position_embeddings");
@@ -218,7 +229,25 @@ ModelConfig read_config(const std::string& path) {
     if (window > 0 && window < config.max_context) config.max_context = window;
   }
 
-  config.validate(path);
+  ConfigKeys keys;
+  keys.layers = "num_hidden_layers";
+  keys.hidden = "hidden_size";
+  keys.heads = "num_attention_heads";
+  keys.kv_heads = "num_key_value_heads";
+  keys.head_dim = "head_dim";
+  keys.ffn_hidden = "intermediate_size";
+  keys.vocab = "vocab_size";
+  keys.max_context = "max_position_embeddings";  // a sliding window only ever lowers it
+  keys.rms_eps = "rms_norm_eps";
+  keys.rope_theta = "rope_theta";
+  keys.rope_factor = "rope_scaling.factor";
+  keys.low_freq_factor = "rope_scaling.low_freq_factor";
+  keys.high_freq_factor = "rope_scaling.high_freq_factor";
+  keys.original_context = "rope_scaling.original_max_position_embeddings";
+  keys.beta_fast = "rope_scaling.beta_fast";
+  keys.beta_slow = "rope_scaling.beta_slow";
+  keys.attention_factor = "rope_scaling.attention_factor";
+  config.validate(path, keys);
   return config;
 }
 
@@ -252,6 +281,8 @@ class HfCheckpoint final : public WeightSource {
       fail(directory, ": no model.safetensors or model.safetensors.index.json");
     }
 
+    check_config_against_tensors(config_path.string());
+
     const std::string output_bias = layer_tensor(0, "self_attn.o_proj.bias");
     if (has(output_bias))
       fail(directory, ": tensor '", output_bias, "' (attention output bias) is not supported");
@@ -276,7 +307,20 @@ class HfCheckpoint final : public WeightSource {
            ", expected ", shape_text(expected_shape));
     HostTensor result;
     result.shape = tensor->shape;
-    result.data = safetensors_to_float(*tensor, file.name());
+    result.data.resize(static_cast<size_t>(tensor->element_count()));
+    // NaN or infinity in a weight decodes to garbage, so each chunk is checked as it is
+    // converted, while still in cache.
+    constexpr int64_t kChunk = int64_t{1} << 14;
+    for (int64_t done = 0; done < tensor->element_count(); done += kChunk) {
+      const int64_t size = std::min(kChunk, tensor->element_count() - done);
+      float* out = result.data.data() + done;
+      safetensors_to_float(*tensor, file.name(), done, size, out);
+      const size_t bad = first_non_finite(out, static_cast<size_t>(size));
+      if (bad != static_cast<size_t>(size))
+        fail(file.name(), ": tensor '", name, "' holds a non-finite value (",
+             std::isnan(out[bad]) ? "NaN" : "infinity", ") at element ",
+             done + static_cast<int64_t>(bad));
+    }
     return result;
   }
 
@@ -286,10 +330,48 @@ class HfCheckpoint final : public WeightSource {
     std::unique_ptr<SafetensorsFile> file;  // opened on first use
   };
 
+  // config.json numbers that contradict the tensors are refused at open, naming the key: fewer
+  // num_hidden_layers than the checkpoint's layers would silently drop some; more, or another
+  // vocab_size than the embedding's rows, would fail later, while loading.
+  void check_config_against_tensors(const std::string& config_path) const {
+    int64_t layers_present = 0;
+    std::string highest;
+    const std::string prefix = "model.layers.";
+    for (const auto& [name, shard_index] : tensor_shard_) {
+      if (!name.starts_with(prefix)) continue;
+      int64_t layer = 0;
+      size_t digits = 0;
+      for (size_t i = prefix.size(); i < name.size() && digits < 10; ++i, ++digits) {
+        if (name[i] < '0' || name[i] > '9') break;
+        layer = layer * 10 + (name[i] - '0');
+      }
+      if (digits == 0 || digits == 10) continue;  // not a layer tensor the engine reads
+      if (layer + 1 > layers_present) {
+        layers_present = layer + 1;
+        highest = name;
+      }
+    }
+    if (layers_present > config_.layers)
+      fail(config_path, ": num_hidden_layers is ", config_.layers,
+           " but the checkpoint has tensors for ", layers_present, " layers (up to '", highest,
+           "')");
+    if (layers_present != 0 && layers_present < config_.layers)
+      fail(config_path, ": num_hidden_layers is ", config_.layers,
+           " but the checkpoint has tensors for only ", layers_present, " layers");
+    const std::string embedding = "model.embed_tokens.weight";
+    const auto it = tensor_shard_.find(embedding);
+    if (it == tensor_shard_.end()) return;  // reported as missing when the weights load
+    const SafetensorsFile& file = shard(it->second);
+    const SafetensorsTensor* tensor = file.find(embedding);
+    if (tensor != nullptr && tensor->shape.size() == 2 && tensor->shape[0] != config_.vocab)
+      fail(config_path, ": vocab_size is ", config_.vocab, " but tensor '", embedding, "' in ",
+           file.name(), " has ", tensor->shape[0], " rows");
+  }
+
   void read_index(const std::string& index_path) {
     json index;
     try {
-      index = json::parse(read_text_file(index_path));
+      index = json::parse(read_regular_text_file(index_path, kMaxJsonFileBytes));
     } catch (const json::exception& error) {
       fail(index_path, ": not valid JSON: ", error.what());
     }

@@ -5,6 +5,7 @@
 // engine uses one RoPE convention (NeoX rotate-half) for every model.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,28 @@ struct RopeConfig {
   std::vector<float> frequency_factors;
 };
 
+// What a file format calls each ModelConfig field, so that an error names the key to fix
+// ("llama.attention.head_count", "num_attention_heads"). The defaults describe the field.
+struct ConfigKeys {
+  std::string layers = "number of layers";
+  std::string hidden = "hidden size";
+  std::string heads = "number of attention heads";
+  std::string kv_heads = "number of key/value heads";
+  std::string head_dim = "head dimension";
+  std::string ffn_hidden = "feed-forward size";
+  std::string vocab = "vocabulary size";
+  std::string max_context = "context length";
+  std::string rms_eps = "rms_norm_eps";
+  std::string rope_theta = "rope theta";
+  std::string rope_factor = "rope scaling factor";
+  std::string low_freq_factor = "low_freq_factor";
+  std::string high_freq_factor = "high_freq_factor";
+  std::string original_context = "original_max_position_embeddings";
+  std::string beta_fast = "beta_fast";
+  std::string beta_slow = "beta_slow";
+  std::string attention_factor = "attention_factor";
+};
+
 struct ModelConfig {
   Architecture architecture = Architecture::Llama;
   int64_t layers = 0;
@@ -50,8 +73,10 @@ struct ModelConfig {
   bool qkv_bias = false;  // Qwen2
   bool qk_norm = false;   // Qwen3: RMSNorm over each head of q and k before RoPE
 
-  // Throws hogwild::Error naming `source` if the numbers are inconsistent.
-  void validate(const std::string& source) const;
+  // Throws hogwild::Error naming `source` and the key (as `keys` spells it) if a number is out of
+  // range or contradicts another: counts must be positive, head counts divide, RoPE parameters
+  // finite and positive.
+  void validate(const std::string& source, const ConfigKeys& keys = {}) const;
 };
 
 struct HostTensor {
@@ -82,6 +107,10 @@ class WeightSource {
 std::unique_ptr<WeightSource> open_weights(const std::string& path);
 std::unique_ptr<WeightSource> open_gguf_weights(const std::string& path);
 std::unique_ptr<WeightSource> open_hf_weights(const std::string& directory);
+
+// The index of the first NaN or infinity among `count` values, or `count` when all are finite.
+// The readers run it on every tensor they load (a bit test, immune to -ffast-math).
+size_t first_non_finite(const float* values, size_t count);
 
 // Standard HF tensor names.
 std::string layer_tensor(int64_t layer, const std::string& suffix);  // "model.layers.{l}.{suffix}"

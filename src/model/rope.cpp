@@ -75,6 +75,14 @@ std::vector<float> rope_inverse_frequencies(const ModelConfig& config) {
     for (int64_t i = 0; i < half; ++i)
       inv[static_cast<size_t>(i)] /= rope.frequency_factors[static_cast<size_t>(i)];
   }
+  // validate() keeps every parameter finite and positive; a combination that still gives a
+  // frequency RoPE cannot use (overflow, a zero divisor) is refused rather than rotating by NaN.
+  for (int64_t i = 0; i < half; ++i) {
+    const float value = static_cast<float>(inv[static_cast<size_t>(i)]);
+    HOGWILD_CHECK(std::isfinite(value) && value > 0.0f, "rope parameters (theta ", rope.theta,
+                  ", scaling factor ", rope.factor, ") give inverse frequency ", value,
+                  " for dimension pair ", i, "; expected a finite number above 0");
+  }
   return {inv.begin(), inv.end()};
 }
 

@@ -264,22 +264,32 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& tensor_name) c
 }
 
 std::vector<float> safetensors_to_float(const SafetensorsTensor& tensor, const std::string& file) {
-  const auto count = static_cast<size_t>(tensor.element_count());
-  std::vector<float> result(count);
+  std::vector<float> result(static_cast<size_t>(tensor.element_count()));
+  safetensors_to_float(tensor, file, 0, tensor.element_count(), result.data());
+  return result;
+}
+
+void safetensors_to_float(const SafetensorsTensor& tensor, const std::string& file, int64_t first,
+                          int64_t count, float* out) {
+  HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= tensor.element_count());
+  const auto begin = static_cast<size_t>(first);
+  const auto size = static_cast<size_t>(count);
   // Offsets in a safetensors file need not be aligned: copy element by element.
   switch (tensor.dtype) {
     case SafetensorsDType::F32:
-      HOGWILD_ASSERT(tensor.bytes == count * sizeof(float));
-      if (count != 0) std::memcpy(result.data(), tensor.data, count * sizeof(float));
+      HOGWILD_ASSERT(tensor.bytes == static_cast<uint64_t>(tensor.element_count()) * sizeof(float));
+      if (size != 0) std::memcpy(out, tensor.data + begin * sizeof(float), size * sizeof(float));
       break;
     case SafetensorsDType::F16:
     case SafetensorsDType::BF16: {
-      HOGWILD_ASSERT(tensor.bytes == count * sizeof(uint16_t));
+      HOGWILD_ASSERT(tensor.bytes ==
+                     static_cast<uint64_t>(tensor.element_count()) * sizeof(uint16_t));
       const bool half = tensor.dtype == SafetensorsDType::F16;
-      for (size_t i = 0; i < count; ++i) {
+      const uint8_t* source = tensor.data + begin * sizeof(uint16_t);
+      for (size_t i = 0; i < size; ++i) {
         uint16_t bits;
-        std::memcpy(&bits, tensor.data + i * sizeof bits, sizeof bits);
-        result[i] = half ? half_to_float(bits) : bf16_to_float(bits);
+        std::memcpy(&bits, source + i * sizeof bits, sizeof bits);
+        out[i] = half ? half_to_float(bits) : bf16_to_float(bits);
       }
       break;
     }
@@ -287,7 +297,6 @@ std::vector<float> safetensors_to_float(const SafetensorsTensor& tensor, const s
       fail(file, ": tensor '", tensor.name, "' has dtype ", tensor.dtype_name,
            "; only F32, F16 and BF16 convert to fp32");
   }
-  return result;
 }
 
 }  // namespace hogwild

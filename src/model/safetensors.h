@@ -44,5 +44,8 @@ class SafetensorsFile {
 
 // Converts a tensor of F32, F16 or BF16 to fp32; throws naming the tensor for other dtypes.
 std::vector<float> safetensors_to_float(const SafetensorsTensor& tensor, const std::string& file);
+// Elements [first, first + count) only, into `out` (the loaders convert chunk by chunk).
+void safetensors_to_float(const SafetensorsTensor& tensor, const std::string& file, int64_t first,
+                          int64_t count, float* out);
 
 }  // namespace hogwild

@@ -197,8 +197,12 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
 
 namespace {
 
+// tokenizer.json and tokenizer_config.json of real models are a few MiB; a FIFO or a device in
+// their place is refused at once instead of blocking.
+constexpr size_t kMaxTokenizerJsonBytes = size_t{512} << 20;
+
 Json read_json(const std::string& path) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_regular_text_file(path, kMaxTokenizerJsonBytes);
   try {
     return Json::parse(text);
   } catch (const Json::exception& error) {

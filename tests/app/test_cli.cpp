@@ -258,5 +258,20 @@ TEST(Cli, ControlCharactersInAConfigAreShownEscaped) {
   EXPECT_FALSE(std::filesystem::exists(dir / "r.h5"));
 }
 
+// A FIFO given as the model fails at once (`timeout` turns a regression into exit 124, not a hung
+// suite), with one line, and leaves the folder as it was.
+TEST(Cli, FifoModelIsRefusedAtOnce) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_command("mkfifo " + (dir / "model.gguf")).exit_code, 0);
+  const auto listing = [&] { return testing::run_command("ls -l " + dir.path()).output; };
+  const std::string before = listing();
+  const CommandResult result =
+      testing::run_command("timeout 20 " + std::string(HOGWILD_CLI) + " info --model " +
+                           (dir / "model.gguf") + " </dev/null");
+  EXPECT_NE(result.exit_code, 124) << "hogwild blocked on the FIFO";
+  expect_one_line_error(result, "model.gguf: not a regular file (a FIFO)");
+  EXPECT_EQ(listing(), before);
+}
+
 }  // namespace
 }  // namespace hogwild

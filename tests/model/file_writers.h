@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -222,6 +224,22 @@ inline void write_file(const std::string& path, const Bytes& bytes) {
 
 inline void write_file(const std::string& path, const std::string& text) {
   write_file(path, Bytes(text.begin(), text.end()));
+}
+
+// Every entry under `dir`: a regular file's bytes, or a marker for anything else (a FIFO, a
+// folder), by path. Two snapshots compare equal when a reader left every file as it was.
+inline std::map<std::string, std::string> snapshot_files(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string path = entry.path().string();
+    if (!entry.is_regular_file()) {
+      files[path] = "(not a regular file)";
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    files[path] = std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return files;
 }
 
 }  // namespace hogwild::testing

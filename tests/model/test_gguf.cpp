@@ -125,10 +125,13 @@ TEST(Gguf, ParsesEveryMetadataType) {
   ASSERT_NE(nested, nullptr);
   EXPECT_EQ(nested->type, GgufType::Array);
   EXPECT_EQ(nested->element_type, GgufType::Array);
-  ASSERT_EQ(nested->elements.size(), 2u);
-  EXPECT_EQ(nested->elements[0].element_type, GgufType::UInt8);
-  EXPECT_EQ(nested->elements[0].elements.size(), 2u);
-  EXPECT_EQ(nested->elements[1].elements.at(0).string_value, "x");
+  EXPECT_EQ(nested->element_count, 2u);
+  const std::vector<GgufValue> inner = nested->elements();
+  ASSERT_EQ(inner.size(), 2u);
+  EXPECT_EQ(inner[0].element_type, GgufType::UInt8);
+  ASSERT_EQ(inner[0].elements().size(), 2u);
+  EXPECT_EQ(inner[0].elements()[1].unsigned_value, 2u);
+  EXPECT_EQ(inner[1].elements().at(0).string_value, "x");
   EXPECT_TRUE(parsed.find("u8")->is_integer());
   EXPECT_TRUE(parsed.find("f32")->is_float());
   EXPECT_EQ(parsed.find("missing"), nullptr);
@@ -308,7 +311,9 @@ TEST(Gguf, RejectsHugeArrays) {
   expect_rejected(one_key(kArray, count.bytes()), "array of 4611686018427387904 elements");
   ByteWriter plausible;  // a plausible count with too few bytes behind it
   plausible.u32(kU32).u64(1000).u32(1);
-  expect_rejected(one_key(kArray, plausible.bytes()), "file is truncated (reading u32");
+  expect_rejected(one_key(kArray, plausible.bytes()),
+                  "file is truncated: key 'k' holds an array of 1000 u32 elements, at least 4000 "
+                  "bytes, but only 4 bytes follow");
 }
 
 TEST(Gguf, RejectsUnknownValueTypes) {

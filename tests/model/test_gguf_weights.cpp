@@ -93,7 +93,8 @@ TEST(GgufWeights, WrongShapeAndBadHeadCounts) {
               HasSubstr("missing tensor 'blk.0.ffn_up.weight'"));
   testing::write_file(dir / "heads.gguf", tiny_llama("llama", 0, 256 * 4 * 4, /*heads=*/3));
   EXPECT_THAT(error_of([&] { open_weights(dir / "heads.gguf"); }),
-              HasSubstr("3 attention heads are not a multiple of 2 key/value heads"));
+              HasSubstr("llama.embedding_length (256) is not a multiple of "
+                        "llama.attention.head_count (3), and no llama.attention.key_length"));
 }
 
 }  // namespace
