@@ -157,13 +157,15 @@ class MpiProgressExchange final : public ProgressExchange {
       MPI_Cancel(&listening_);
       MPI_Wait(&listening_, MPI_STATUS_IGNORE);
     }
+    // Sends nobody took (the asking rank is gone): MPI drops them, but may read their buffers
+    // until MPI_Finalize, so those live on until the process ends.
+    static std::vector<Send> orphans;
     for (Send& send : sends_) {
       int done = 0;
       MPI_Test(&send.request, &done, MPI_STATUS_IGNORE);
-      if (!done) {  // an answer nobody takes: let MPI drop it, and keep its buffer alive
+      if (!done) {
         MPI_Request_free(&send.request);
-        (void)send.report.release();
-        (void)send.tag.release();
+        orphans.push_back(std::move(send));
       }
     }
     MPI_Comm_free(&comm_);
@@ -175,13 +177,12 @@ class MpiProgressExchange final : public ProgressExchange {
       MPI_Status status;
       if (!ok(MPI_Test(&listening_, &arrived, &status), "MPI_Test") || !arrived) break;
       const int answer_tag = question_;
-      auto report = std::make_unique<ProgressReport>(mine);
-      MPI_Request request = MPI_REQUEST_NULL;
-      if (!ok(MPI_Isend(report.get(), sizeof(ProgressReport), MPI_BYTE, status.MPI_SOURCE,
-                        answer_tag, comm_, &request),
+      Send answer = Send::of(mine);
+      if (!ok(MPI_Isend(answer.bytes.data(), sizeof(ProgressReport), MPI_BYTE, status.MPI_SOURCE,
+                        answer_tag, comm_, &answer.request),
               "MPI_Isend"))
         break;
-      sends_.push_back({request, std::move(report), nullptr});
+      sends_.push_back(std::move(answer));
       ok(MPI_Irecv(&question_, 1, MPI_INT, MPI_ANY_SOURCE, kQuestionTag, comm_, &listening_),
          "MPI_Irecv");
     }
@@ -198,11 +199,11 @@ class MpiProgressExchange final : public ProgressExchange {
     std::vector<bool> answered(n, false);
     answer_tag_ = answer_tag_ >= kLastAnswerTag ? kFirstAnswerTag : answer_tag_ + 1;
     for (size_t i = 0; i < n; ++i) {
-      Send question{MPI_REQUEST_NULL, nullptr, std::make_unique<int>(answer_tag_)};
+      Send question = Send::of(answer_tag_);
       if (!ok(MPI_Irecv(&answers[i], sizeof(ProgressReport), MPI_BYTE, world_ranks[i], answer_tag_,
                         comm_, &receives[i]),
               "MPI_Irecv") ||
-          !ok(MPI_Isend(question.tag.get(), 1, MPI_INT, world_ranks[i], kQuestionTag, comm_,
+          !ok(MPI_Isend(question.bytes.data(), 1, MPI_INT, world_ranks[i], kQuestionTag, comm_,
                         &question.request),
               "MPI_Isend"))
         break;
@@ -241,8 +242,13 @@ class MpiProgressExchange final : public ProgressExchange {
   static constexpr int kFirstAnswerTag = 7101, kLastAnswerTag = 32000;  // MPI allows >= 32767
   struct Send {
     MPI_Request request;
-    std::unique_ptr<ProgressReport> report;  // an answer's buffer
-    std::unique_ptr<int> tag;                // a question's buffer
+    std::vector<uint8_t> bytes;  // what is sent: an answer or a question's tag
+    template <typename T>
+    static Send of(const T& value) {
+      Send send{MPI_REQUEST_NULL, std::vector<uint8_t>(sizeof(T))};
+      std::memcpy(send.bytes.data(), &value, sizeof(T));
+      return send;
+    }
   };
 
   bool ok(int status, const char* call) {
