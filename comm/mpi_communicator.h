@@ -11,8 +11,11 @@
 
 namespace hogwild {
 
-// Initialises MPI (thread level FUNNELED: only the main thread calls MPI) and makes MPI errors
-// return codes, which every call checks. A process started without a launcher is a world of 1.
+// Initialises MPI and makes MPI errors return codes, which every call checks. It asks for
+// MPI_THREAD_MULTIPLE: the collectives stay on the main thread, but the watchdog thread asks and
+// answers the other ranks' watchdogs on a communicator of its own while the main thread waits
+// (without that level the watchdog cannot ask, and says so). A process started without a
+// launcher is a world of 1.
 void mpi_initialize(int* argc, char*** argv);
 // True when an MPI launcher (mpirun, srun) started this process; plain runs skip MPI entirely.
 bool launched_by_mpi();
@@ -22,23 +25,28 @@ int mpi_world_size();
 // Aborts every rank of the job with `message` (MPI_Abort): never a hang when one rank fails.
 [[noreturn]] void mpi_abort_all(const std::string& message, int code);
 
+// Every rank of the job (MPI_COMM_WORLD), unmonitored, for checks before the grid exists; a local
+// communicator when MPI is not running.
+std::unique_ptr<Communicator> make_world_communicator();
+
 struct RankGrid {
   int world_rank = 0;
   int world_size = 1;
   int tensor_parallel = 1;
   int worker_groups = 1;
-  int tensor_rank = 0;  // which head/ffn slice this rank holds
-  int group = 0;        // which worker group this rank computes
-  int local_rank = 0;   // among the ranks of this node (GPU index)
-  std::unique_ptr<Communicator> world;
+  int tensor_rank = 0;                    // which head/ffn slice this rank holds
+  int group = 0;                          // which worker group this rank computes
+  int local_rank = 0;                     // among the ranks of this node (GPU index)
+  std::unique_ptr<Communicator> world;    // every rank
   std::unique_ptr<Communicator> tensor;   // the T ranks of my group
   std::unique_ptr<Communicator> workers;  // the G ranks with my head slice
 };
 
 // Splits MPI_COMM_WORLD into the grid; throws hogwild::Error (on every rank, with the same
 // message) when tensor_parallel × worker_groups differs from the world size.
-// With timeout_seconds > 0 the tensor and worker communicators are monitored (per-collective
-// seconds, and a watchdog that ends the job when one collective waits longer).
+// The world, tensor and worker communicators are monitored (per-collective seconds); with
+// timeout_seconds > 0 a watchdog ends the job when one collective waits longer, naming the ranks
+// that have not reached it.
 RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_seconds = 0);
 
 }  // namespace hogwild

@@ -18,6 +18,8 @@ void mpi_abort_all(const std::string& message, int code) {
   std::_Exit(code);
 }
 
+std::unique_ptr<Communicator> make_world_communicator() { return make_local_communicator(); }
+
 RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double) {
   HOGWILD_CHECK(tensor_parallel == 1 && worker_groups == 1,
                 "this build has no MPI: parallel.tensor and parallel.worker_groups must be 1");

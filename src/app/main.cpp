@@ -16,6 +16,7 @@
 #include "engine/memory_plan.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
+#include "experiment/rank_agreement.h"
 #include "experiment/runner.h"
 #include "io/config.h"
 #include "kernels/backend.h"
@@ -196,6 +197,9 @@ int run_run(const std::vector<std::string>& argv) {
   if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
   RunConfig config = load_run_config(config_path, overrides);
   config.overwrite = overwrite;
+  // Ranks that run different configs or models would corrupt each other's buffers: refuse them
+  // all, naming the first key that differs, before the grid is formed (docs/design.md §6).
+  if (launched_by_mpi()) check_ranks_run_the_same(config, *make_world_communicator());
   RankGrid grid = make_rank_grid(static_cast<int>(config.parallel.tensor),
                                  static_cast<int>(config.parallel.worker_groups),
                                  config.parallel.timeout_seconds);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -35,25 +36,29 @@ double seconds_since(Clock::time_point start) {
 
 // Fault injection for the distributed tests: HOGWILD_INJECT_FAULT=RANK:PASS makes world rank
 // RANK fail after PASS forward passes, as a crashed rank would; RANK:PASS:hang makes it stop
-// answering instead (the watchdog's case).
+// answering instead (the watchdog's case); RANK:PASS:stop stops the whole process (SIGSTOP, its
+// watchdog thread too), as a frozen node would.
 struct InjectedFault {
   int rank = -1;
   long long pass = -1;
   bool hangs = false;
+  bool stops = false;
 
   static InjectedFault from_environment() {
     InjectedFault fault;
     if (const char* text = std::getenv("HOGWILD_INJECT_FAULT")) {
       char mode[16] = {};
       if (std::sscanf(text, "%d:%lld:%15s", &fault.rank, &fault.pass, mode) < 2)
-        fail("HOGWILD_INJECT_FAULT must look like RANK:PASS[:hang], got '", text, "'");
+        fail("HOGWILD_INJECT_FAULT must look like RANK:PASS[:hang|:stop], got '", text, "'");
       fault.hangs = std::string(mode) == "hang";
+      fault.stops = std::string(mode) == "stop";
     }
     return fault;
   }
   void maybe_strike(int world_rank, int64_t passes) const {
     if (world_rank != rank || passes != pass) return;
-    if (hangs) std::this_thread::sleep_for(std::chrono::hours(1));
+    if (stops) std::raise(SIGSTOP);
+    if (hangs || stops) std::this_thread::sleep_for(std::chrono::hours(1));
     fail("injected fault after ", pass, " forward passes (HOGWILD_INJECT_FAULT)");
   }
 };

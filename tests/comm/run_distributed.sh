@@ -45,6 +45,22 @@ status=$?
 check "a grid that does not match the job is refused" '[[ $status -ne 0 ]] && grep -q "but the job has 2" "$tmp/grid.log"'
 check "no results file after a refused start" '[[ ! -e $tmp/bad.h5 ]]'
 
+# Ranks that run different configs are refused at start-up, every rank naming the key (the
+# issue's case: different `workers` on one rank used to corrupt the heap in the K/V exchange).
+start=$(date +%s)
+timeout 300 "${mpiexec[@]}" -np 1 "$hogwild" run $config parallel.worker_groups=2 output="$tmp/mix.h5" --quiet : \
+  -np 1 "$hogwild" run $config parallel.worker_groups=2 workers=3 output="$tmp/mix.h5" --quiet >"$tmp/mix.log" 2>&1
+status=$?
+elapsed=$(($(date +%s) - start))
+check "ranks with different workers are refused" '[[ $status -ne 0 && $status -ne 124 ]]'
+check "the refusal names the key and the ranks" 'grep -q "workers=2 on rank 0; workers=3 on rank 1" "$tmp/mix.log"'
+check "no crash, no results after the refusal (took ${elapsed} s)" '! grep -qiE "corrupt|segmentation|double free|core dumped" "$tmp/mix.log" && [[ ! -e $tmp/mix.h5 && $elapsed -lt 60 ]]'
+# The model is compared by content, not path: the same file under another name is accepted.
+ln -s "$model" "$tmp/same-model.gguf"
+"${mpiexec[@]}" -np 1 "$hogwild" run $config parallel.worker_groups=2 budget=4 output="$tmp/samemodel.h5" --quiet : \
+  -np 1 "$hogwild" run $config model="$tmp/same-model.gguf" parallel.worker_groups=2 budget=4 output="$tmp/samemodel.h5" --quiet >"$tmp/samemodel.log" 2>&1
+check "the same model under another path is accepted" '[[ $? -eq 0 ]]'
+
 # sync: step (one all-gather per step; the other group's tokens arrive one token late): runs,
 # writes results, and is deterministic.
 for attempt in 1 2; do
@@ -65,6 +81,11 @@ if "$python" "$root/scripts/make_tiny_model.py" --arch llama --heads 8 --kv-head
     "${mpiexec[@]}" -np "$ranks" "$hogwild" run $tiny $overrides output="$tmp/$name.h5" --quiet >"$tmp/$name.log" 2>&1
     check "tiny model, grid $overrides: same tokens as the single process" '[[ "$(summary "$tmp/tiny1.h5")" == "$(summary "$tmp/$name.h5")" ]]'
   done
+  # A different model on one rank is refused, naming the model.
+  "${mpiexec[@]}" -np 1 "$hogwild" run $tiny parallel.worker_groups=2 output="$tmp/mixmodel.h5" --quiet : \
+    -np 1 "$hogwild" run $tiny model="$model" parallel.worker_groups=2 output="$tmp/mixmodel.h5" --quiet >"$tmp/mixmodel.log" 2>&1
+  status=$?
+  check "ranks with different models are refused, naming the model" '[[ $status -ne 0 ]] && grep -q "model (architecture)=.* on rank 0; model (architecture)=.* on rank 1" "$tmp/mixmodel.log"'
 else
   check "tiny model made by scripts/make_tiny_model.py" 'false'
 fi
@@ -85,8 +106,19 @@ HOGWILD_INJECT_FAULT=1:5:hang timeout 300 "${mpiexec[@]}" -np 2 -x HOGWILD_INJEC
 status=$?
 elapsed=$(($(date +%s) - start))
 check "a hung rank makes the job exit non-zero" '[[ $status -ne 0 && $status -ne 124 ]]'
-check "the watchdog names the waiting rank and the timeout" 'grep -q "rank 0: all_gather on the workers axis waited" "$tmp/hang.log"'
+check "the watchdog of the waiting rank 0 says what it waited in" 'grep -q "rank 0: all_gather #[0-9]* on the workers axis waited [0-9]* s (timeout 5 s)" "$tmp/hang.log"'
+check "the watchdog names the hung rank 1 as the stuck one" 'grep -q "stuck: rank 1 has not reached it (it is computing" "$tmp/hang.log"'
 check "the hung job ends within 60 s (took ${elapsed} s)" '[[ $elapsed -lt 60 ]]'
+
+# A rank that is stopped whole (SIGSTOP, its watchdog thread too): named by its silence.
+start=$(date +%s)
+HOGWILD_INJECT_FAULT=1:5:stop timeout 300 "${mpiexec[@]}" -np 2 -x HOGWILD_INJECT_FAULT "$hogwild" run $config \
+  parallel.worker_groups=2 parallel.timeout_seconds=5 output="$tmp/stop.h5" --quiet >"$tmp/stop.log" 2>&1
+status=$?
+elapsed=$(($(date +%s) - start))
+check "a stopped rank makes the job exit non-zero" '[[ $status -ne 0 && $status -ne 124 ]]'
+check "the watchdog names the stopped rank 1" 'grep -q "rank 0: .* stuck: rank 1 does not answer (stopped or lost)" "$tmp/stop.log"'
+check "the stopped job ends within 60 s (took ${elapsed} s)" '[[ $elapsed -lt 60 ]]'
 
 if ((failures)); then
   for log in "$tmp"/*.log; do echo "--- $log"; tail -5 "$log"; done

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "comm/mpi_communicator.h"
+#include "comm/rank_agreement.h"
 #include "common/error.h"
 #include "mpi_test_main.h"
 
@@ -78,6 +79,74 @@ TEST(MpiComm, GridThatDoesNotMatchTheWorldIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("but the job has"), std::string::npos) << e.what();
   }
+}
+
+// The start-up check that every rank runs the same: entries every rank makes itself, with
+// chosen ranks changed.
+std::vector<AgreementEntry> entries_for(int workers, const std::string& system = "be brief") {
+  return {{"model (files)", "91 bytes 0123", "91 bytes"},
+          {"workers", std::to_string(workers), ""},
+          {"prompts.system", system, ""}};
+}
+
+// The error every rank must throw, or "" when it throws none.
+std::string agreement_error(Communicator& world, const std::vector<AgreementEntry>& entries) {
+  try {
+    check_ranks_agree(world, entries);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+TEST(RankAgreement, TheSameEntriesOnEveryRankPass) {
+  auto world = make_world_communicator();
+  EXPECT_EQ(agreement_error(*world, entries_for(2)), "");
+}
+
+TEST(RankAgreement, ADifferentValueNamesTheKeyAndWhichRanksHoldWhat) {
+  auto world = make_world_communicator();
+  const int size = world->size();
+  if (size < 2) GTEST_SKIP() << "needs 2 ranks";
+  const std::string message = agreement_error(*world, entries_for(world->rank() == 1 ? 3 : 2));
+  std::string others = "rank 0";
+  if (size == 3) others = "ranks 0, 2";
+  if (size == 4) others = "ranks 0, 2, 3";
+  if (size > 4) others = "ranks 0, 2-" + std::to_string(size - 1);
+  EXPECT_NE(message.find("the ranks do not run the same configuration and model: workers=2 on " +
+                         others + "; workers=3 on rank 1 (every rank must run the same"),
+            std::string::npos)
+      << message;
+  // Every rank reached the same verdict (each one threw the same line).
+  const uint64_t mine = fnv1a_64(message);
+  std::vector<uint64_t> all(static_cast<size_t>(size));
+  world->all_gather(&mine, all.data(), sizeof mine);
+  for (uint64_t h : all) EXPECT_EQ(h, mine);
+}
+
+TEST(RankAgreement, TheFirstDifferingKeyIsNamedAndLongValuesKeepTheirDifference) {
+  auto world = make_world_communicator();
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  // The last rank differs in a long prompt only after 200 characters, and in nothing else.
+  const std::string prompt(200, 'a');
+  const bool last = world->rank() == world->size() - 1;
+  const std::string message = agreement_error(*world, entries_for(2, last ? prompt + "b" : prompt));
+  EXPECT_NE(message.find("prompts.system=aaaa"), std::string::npos) << message;
+  EXPECT_EQ(message.find("workers="), std::string::npos) << message;
+  EXPECT_NE(message.find("[hash "), std::string::npos) << message;
+  EXPECT_NE(message.find("on rank " + std::to_string(world->size() - 1) + " (every"),
+            std::string::npos)
+      << message;
+}
+
+TEST(RankAgreement, AMissingEntryIsADifference) {
+  auto world = make_world_communicator();
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  std::vector<AgreementEntry> entries = entries_for(2);
+  if (world->rank() == 1) entries.pop_back();
+  const std::string message = agreement_error(*world, entries);
+  EXPECT_NE(message.find("prompts.system=be brief on rank"), std::string::npos) << message;
+  EXPECT_NE(message.find("(no entry 2) on rank 1"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// The NCCL communicator on device buffers, against the values every rank can compute. Runs under
-// mpirun with one GPU per rank (a lent single-GPU machine: -np 1); skips without enough GPUs.
+// The NCCL communicator on device buffers, against the values every rank can compute, element by
+// element. Runs under mpirun with one GPU per rank: -np 1 (where an all-reduce is the identity
+// and an all-gather a copy) and -np 2 (a real exchange); skips without a GPU per rank.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -23,33 +24,52 @@ TEST(Nccl, CollectivesOnDeviceBuffers) {
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
   auto nccl = make_nccl_communicator(*grid.world, device, stream);
 
+  // Distinct, exactly representable values (multiples of 0.25 far below 2^24 quarters): every
+  // sum is exact in any order, so every element is compared exactly, and a shifted or repeated
+  // slice cannot match by chance.
   const size_t count = 1 << 16;
+  auto value = [](int rank, size_t i) {
+    return static_cast<float>(rank + 1) * 0.5f + static_cast<float>(i) * 0.25f;
+  };
   std::vector<float> host(count);
-  for (size_t i = 0; i < count; ++i)
-    host[i] = static_cast<float>(grid.world_rank + 1) * 0.5f + static_cast<float>(i % 7);
+  for (size_t i = 0; i < count; ++i) host[i] = value(grid.world_rank, i);
   float* data = nullptr;
-  ASSERT_EQ(cudaMalloc(&data, count * sizeof(float) * static_cast<size_t>(ranks)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&data, count * sizeof(float)), cudaSuccess);
   ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice),
             cudaSuccess);
   nccl->all_reduce_sum(data, count);
   std::vector<float> out(count);
   ASSERT_EQ(cudaMemcpy(out.data(), data, count * sizeof(float), cudaMemcpyDeviceToHost),
             cudaSuccess);
+  size_t wrong = 0;
   for (size_t i = 0; i < count; ++i) {
-    double expected = 0;
-    for (int r = 0; r < ranks; ++r) expected += (r + 1) * 0.5 + static_cast<double>(i % 7);
-    ASSERT_NEAR(out[i], expected, 1e-4 * std::abs(expected)) << i;  // NCCL's order, fp32
+    float expected = 0;
+    for (int r = 0; r < ranks; ++r) expected += value(r, i);
+    if (out[i] != expected && wrong++ < 5)
+      ADD_FAILURE() << "all_reduce element " << i << ": " << out[i] << " != " << expected;
   }
-  // all_gather: rank r's slice holds r's values.
+  EXPECT_EQ(wrong, 0u) << "all_reduce elements wrong out of " << count;
+  // all_gather: slice r holds rank r's values, every element of it; the buffer starts as NaN so
+  // that an element left unwritten cannot pass.
   ASSERT_EQ(cudaMemcpy(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice),
             cudaSuccess);
   float* gathered = nullptr;
-  ASSERT_EQ(cudaMalloc(&gathered, count * sizeof(float) * static_cast<size_t>(ranks)), cudaSuccess);
+  const size_t total = count * static_cast<size_t>(ranks);
+  ASSERT_EQ(cudaMalloc(&gathered, total * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(gathered, 0xff, total * sizeof(float)), cudaSuccess);
   nccl->all_gather(data, gathered, count * sizeof(float));
-  std::vector<float> all(count * static_cast<size_t>(ranks));
-  ASSERT_EQ(cudaMemcpy(all.data(), gathered, all.size() * sizeof(float), cudaMemcpyDeviceToHost),
+  std::vector<float> all(total);
+  ASSERT_EQ(cudaMemcpy(all.data(), gathered, total * sizeof(float), cudaMemcpyDeviceToHost),
             cudaSuccess);
-  for (int r = 0; r < ranks; ++r) EXPECT_EQ(all[static_cast<size_t>(r) * count], (r + 1) * 0.5f);
+  wrong = 0;
+  for (int r = 0; r < ranks; ++r)
+    for (size_t i = 0; i < count; ++i) {
+      const float got = all[static_cast<size_t>(r) * count + i];
+      if (got != value(r, i) && wrong++ < 5)
+        ADD_FAILURE() << "all_gather slice " << r << " element " << i << ": " << got
+                      << " != " << value(r, i);
+    }
+  EXPECT_EQ(wrong, 0u) << "all_gather elements wrong out of " << total;
   nccl->barrier();
   cudaFree(gathered);
   cudaFree(data);

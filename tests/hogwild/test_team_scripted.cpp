@@ -187,7 +187,7 @@ class ScriptedTeam {
   const ForwardBatch& forward(Script& script, int32_t prompt_token = kDefaultToken) {
     scheduled_ = team_->schedule(*builder_, capacity_);
     EXPECT_GT(scheduled_, 0) << "the team had nothing to schedule";
-    builder_->build(batch_);
+    builder_->build(batch_, delayed_sync_);
     builder_->commit();
     const auto vocab = static_cast<size_t>(codec_.vocab_size());
     std::vector<float> logits(batch_.logit_rows.size() * vocab, 0.0f);
@@ -224,6 +224,8 @@ class ScriptedTeam {
 
   Team& team() { return *team_; }
   KvCache& cache() { return *cache_; }
+  // Builds batches as a distributed `sync: step` run does (settings.worker_groups > 1).
+  void set_delayed_sync(bool delayed) { delayed_sync_ = delayed; }
   int64_t scheduled() const { return scheduled_; }
   const std::vector<MergePlan>& merges() const { return merges_; }
 
@@ -238,6 +240,7 @@ class ScriptedTeam {
   ForwardBatch batch_;
   int64_t scheduled_ = 0;
   std::vector<MergePlan> merges_;
+  bool delayed_sync_ = false;
 };
 
 class ScriptedTeamTest : public ::testing::Test {
@@ -388,6 +391,119 @@ TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
             std::string("Question: What is 2+3?\n\n") + alice_first + " Done.\n\n" +
                 "**Alice [2]:** x <...>\n\n" + bob_first + std::string(10, 'x') + " <...>\n\n" +
                 carol_first + std::string(10, 'x') + " <...>\n\n");
+}
+
+// `sync: step` (docs/design.md §6) promises that a worker sees another group's tokens one pass
+// late: in pass k it sees exactly what that worker had written after pass k-1, never its token
+// of pass k (instant) nor only what it had after pass k-2 (two late); workers of its own group
+// stay instant. Three workers in two groups: Alice and Carol in group 0, Bob in group 1. The
+// same passes with instant sync see everything at once.
+TEST_F(ScriptedTeamTest, StepSyncShowsOtherGroupsTokensExactlyOnePassLate) {
+  for (const bool delayed : {true, false}) {
+    SCOPED_TRACE(delayed ? "sync: step" : "instant sync");
+    TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob", "Carol"});
+    settings.worker_groups = 2;
+    auto run = make_team(settings);
+    run->set_delayed_sync(delayed);
+    Team& team = run->team();
+    Script script;
+    run->forward(script);  // the prompt
+    const ForwardBatch& headers = run->forward(script);
+    const BlockId common = headers.view_entries[0].block;
+    const BlockId others_header = own_block(headers, 0);
+    const BlockId own_header =
+        own_block(headers, static_cast<size_t>(length_of("\n\n### Work in progress (others)\n\n")));
+    const BlockId marker = own_block(headers, headers.size() - 1);
+    const size_t workers = 3;
+    auto group_of = [](size_t w) { return w % 2; };
+    // The blocks of worker w's view, by the names describe_view gives them.
+    auto view_blocks = [&](size_t w) {
+      std::vector<BlockId> blocks;
+      for (const std::string& name : team.describe_view(w)) {
+        if (name == "common") {
+          blocks.push_back(common);
+        } else if (name == "others_header") {
+          blocks.push_back(others_header);
+        } else if (name == "marker") {
+          blocks.push_back(marker);
+        } else if (name == "own_header") {
+          blocks.push_back(own_header);
+        } else {
+          for (size_t o = 0; o < workers; ++o)
+            if (team.names()[o] == name) blocks.push_back(team.step_block(o));
+        }
+      }
+      return blocks;
+    };
+
+    // Each worker's step length after every decode pass (index 0: before the first).
+    std::vector<std::vector<int64_t>> length_after(workers);
+    for (size_t w = 0; w < workers; ++w)
+      length_after[w].push_back(run->cache().length(team.step_block(w)));
+    for (int pass = 1; pass <= 4; ++pass) {
+      SCOPED_TRACE("decode pass " + std::to_string(pass));
+      std::vector<BlockId> step(workers);
+      for (size_t w = 0; w < workers; ++w) step[w] = team.step_block(w);
+      const ForwardBatch& batch = run->forward(script);  // 'x' for everyone: no step ends
+      for (size_t w = 0; w < workers; ++w) {
+        ASSERT_EQ(team.step_block(w), step[w]);
+        length_after[w].push_back(run->cache().length(step[w]));
+        ASSERT_GT(length_after[w][pass], length_after[w][pass - 1]);  // everyone wrote
+      }
+      for (size_t w = 0; w < workers; ++w) {
+        // What w must see of each block: another group's step as it was before this pass.
+        auto seen = [&](BlockId b) {
+          for (size_t o = 0; o < workers; ++o)
+            if (b == step[o] && o != w && delayed && group_of(o) != group_of(w))
+              return length_after[o][pass - 1];
+          return run->cache().length(b);
+        };
+        const std::vector<BlockId> blocks = view_blocks(w);
+        ASSERT_EQ(blocks.back(), step[w]);
+        int64_t own_start = 0;
+        for (size_t v = 0; v + 1 < blocks.size(); ++v) own_start += seen(blocks[v]);
+        // Every row that w adds this pass, entry by entry (visible = min(length, q + 1), §3).
+        int64_t index = length_after[w][pass - 1];
+        for (size_t t = 0; t < batch.size(); ++t) {
+          if (own_block(batch, t) != step[w]) continue;
+          std::vector<ViewEntry> expected;
+          const int64_t position = own_start + index;
+          int64_t start = 0;
+          for (BlockId b : blocks) {
+            const int64_t q = position - start, visible = std::min(seen(b), q + 1);
+            if (visible > 0)
+              expected.push_back({b, static_cast<int32_t>(q), static_cast<int32_t>(visible)});
+            start += seen(b);
+          }
+          EXPECT_EQ(entries_of(batch, t), expected) << team.names()[w] << "'s index " << index;
+          ++index;
+        }
+        EXPECT_EQ(index, length_after[w][pass]);
+      }
+      // The promise itself, by hand: Alice (group 0) and Bob (group 1) see each other's text
+      // as it was after the previous pass; Alice sees Carol's (group 0) as it is now.
+      auto visible_in_last_row = [&](size_t w, size_t o) -> int64_t {
+        size_t last = 0;
+        for (size_t t = 0; t < batch.size(); ++t)
+          if (own_block(batch, t) == step[w]) last = t;
+        for (const ViewEntry& e : entries_of(batch, last))
+          if (e.block == step[o]) return e.visible;
+        return 0;  // not in the view: nothing visible
+      };
+      const int64_t expected_bob = length_after[1][delayed ? pass - 1 : pass];
+      const int64_t expected_alice = length_after[0][delayed ? pass - 1 : pass];
+      EXPECT_EQ(visible_in_last_row(0, 1), expected_bob);
+      EXPECT_EQ(visible_in_last_row(2, 1), expected_bob);
+      EXPECT_EQ(visible_in_last_row(1, 0), expected_alice);
+      EXPECT_EQ(visible_in_last_row(0, 2), length_after[2][pass]);
+      if (delayed) {  // neither instant nor two passes late
+        EXPECT_NE(visible_in_last_row(0, 1), length_after[1][pass]);
+        if (pass >= 2) {
+          EXPECT_NE(visible_in_last_row(0, 1), length_after[1][pass - 2]);
+        }
+      }
+    }
+  }
 }
 
 TEST_F(ScriptedTeamTest, InterleavedHidesTheOthersLiveSteps) {
