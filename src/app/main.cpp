@@ -147,12 +147,10 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("device", "N", "CUDA device index", "0");
   args.flag("verbose-prompt", "print each prompt token to stderr as id<TAB>'piece' first");
   args.value("logprobs", "K",
-             "write each generated token's id, text, log-probability and the K most likely "
-             "alternatives (0-" +
-                 std::to_string(kMaxLogprobs) +
-                 "; of the model's distribution, before temperature and filters) as "
-                 "JSON lines to stderr or --logprobs-file");
-  args.value("logprobs-file", "PATH", "write the --logprobs lines to this new file");
+             "JSON line per generated token: id, text, logprob and the K (0-" +
+                 std::to_string(kMaxLogprobs) + ") likeliest tokens (to stderr)");
+  args.value("logprobs-file", "PATH",
+             "write the --logprobs lines to this new file (never an existing one)");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return 0;
