@@ -1,8 +1,14 @@
 // The `hogwild` command-line tool: one binary, one subcommand per job.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -13,6 +19,7 @@
 #include "common/mapped_file.h"
 #include "common/terminal_text.h"
 #include "engine/generation.h"
+#include "engine/logprobs.h"
 #include "engine/memory_plan.h"
 #include "engine/sampler.h"
 #include "engine/transformer.h"
@@ -58,6 +65,67 @@ int run_tokenize(const std::vector<std::string>& argv) {
   return 0;
 }
 
+// Where --logprobs writes its JSON lines: a new file (never an existing one), or stderr.
+class LogprobsOutput {
+ public:
+  explicit LogprobsOutput(const std::string& path) : path_(path) {
+    if (path_.empty()) {
+      stream_ = stderr;
+      return;
+    }
+    // O_EXCL: a file that appeared since the early check is not overwritten either.
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST)
+      fail("generate: --logprobs-file ", path_, " already exists; it is never overwritten");
+    if (fd < 0) fail("generate: cannot create --logprobs-file ", path_, ": ", std::strerror(errno));
+    stream_ = ::fdopen(fd, "w");
+    if (stream_ == nullptr) {
+      ::close(fd);
+      fail("generate: cannot open --logprobs-file ", path_, ": ", std::strerror(errno));
+    }
+  }
+  ~LogprobsOutput() {
+    if (stream_ != nullptr && stream_ != stderr) std::fclose(stream_);
+  }
+  LogprobsOutput(const LogprobsOutput&) = delete;
+  LogprobsOutput& operator=(const LogprobsOutput&) = delete;
+
+  void write_line(const std::string& line) {
+    if (std::fputs(line.c_str(), stream_) < 0 || std::fputc('\n', stream_) == EOF ||
+        std::fflush(stream_) != 0)
+      fail("generate: cannot write the logprobs to ", where(), ": ", std::strerror(errno));
+  }
+  void close() {
+    if (stream_ == nullptr || stream_ == stderr) return;
+    const bool closed = std::fclose(std::exchange(stream_, nullptr)) == 0;
+    if (!closed)
+      fail("generate: cannot write the logprobs to ", where(), ": ", std::strerror(errno));
+  }
+
+ private:
+  std::string where() const { return path_.empty() ? std::string("standard error") : path_; }
+  std::string path_;
+  FILE* stream_ = nullptr;
+};
+
+// One --logprobs line: the token, its log-probability under the model's distribution and the
+// most likely alternatives. A piece that is part of a UTF-8 character shows U+FFFD (JSON holds
+// text); the ids are exact. Non-finite numbers are null.
+std::string logprobs_line(const Tokenizer& tokenizer, int64_t index, int32_t token,
+                          const TokenLogprobs& logprobs) {
+  // In the order a reader expects (index first), not sorted by key.
+  nlohmann::ordered_json top = nlohmann::ordered_json::array();
+  for (const TokenLogprob& entry : logprobs.top)
+    top.push_back(
+        {{"id", entry.id}, {"text", tokenizer.token_bytes(entry.id)}, {"logprob", entry.logprob}});
+  const nlohmann::ordered_json line = {{"index", index},
+                                       {"id", token},
+                                       {"text", tokenizer.token_bytes(token)},
+                                       {"logprob", logprobs.chosen},
+                                       {"top", std::move(top)}};
+  return line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 int run_generate(const std::vector<std::string>& argv) {
   CliArgs args("generate", "Continues a prompt with one model, streaming the text.");
   args.required("model", "PATH", "GGUF file or Hugging Face checkpoint directory");
@@ -78,12 +146,28 @@ int run_generate(const std::vector<std::string>& argv) {
   args.flag("ignore-eos", "keep generating past end-of-sequence tokens");
   args.value("backend", "NAME", "cpu or cuda", "cpu");
   args.value("device", "N", "CUDA device index", "0");
+  args.flag("verbose-prompt", "print each prompt token to stderr as id<TAB>'piece' first");
+  args.value("logprobs", "K",
+             "JSON line per generated token: id, text, logprob and the K (0-" +
+                 std::to_string(kMaxLogprobs) + ") likeliest tokens (to stderr)");
+  args.value("logprobs-file", "PATH",
+             "write the --logprobs lines to this new file (never an existing one)");
   if (!args.parse(argv)) {
     std::cout << args.help();
     return 0;
   }
   if (args.get_flag("prompt") == args.get_flag("prompt-file"))
     fail("generate: give exactly one of --prompt and --prompt-file");
+  const bool logprobs = args.get_flag("logprobs");
+  const int64_t logprobs_top = logprobs ? args.get_int("logprobs", 0, kMaxLogprobs) : 0;
+  const std::string logprobs_path = args.get_flag("logprobs-file") ? args.get("logprobs-file") : "";
+  if (!logprobs_path.empty() && !logprobs)
+    fail("generate: --logprobs-file needs --logprobs K (the alternatives to list per token)");
+  // Checked before the model loads (fail fast); creating it later refuses a newcomer too.
+  std::error_code exists_error;
+  if (!logprobs_path.empty() &&
+      std::filesystem::exists(std::filesystem::symlink_status(logprobs_path, exists_error)))
+    fail("generate: --logprobs-file ", logprobs_path, " already exists; it is never overwritten");
 
   SamplingParams sampling;
   sampling.temperature = args.get_float("temperature", 0.0, 100.0);
@@ -110,6 +194,12 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   const std::vector<int32_t> prompt_ids = tokenizer.encode(pieces, args.get_flag("bos"));
   HOGWILD_CHECK(!prompt_ids.empty(), "generate: the prompt is empty");
+  if (args.get_flag("verbose-prompt")) {
+    // As llama.cpp's --verbose-prompt: what the model is given, token by token.
+    for (const int32_t id : prompt_ids)
+      std::fprintf(stderr, "%d\t'%s'\n", id, escape_controls(tokenizer.token_bytes(id)).c_str());
+    std::fflush(stderr);
+  }
 
   // Refused before a weight is read: more positions than the model has, or more memory than
   // there is (planned as `hogwild run` plans it).
@@ -136,14 +226,24 @@ int run_generate(const std::vector<std::string>& argv) {
   request.max_tokens = max_tokens;
   if (!args.get_flag("ignore-eos")) request.stop_tokens = tokenizer.eos_ids();
 
+  std::unique_ptr<LogprobsOutput> logprobs_output;
+  if (logprobs) logprobs_output = std::make_unique<LogprobsOutput>(logprobs_path);
+  int64_t index = 0;
   StreamDecoder decoder(tokenizer);
-  const GenerationStats stats = generate(model, cache, sampler, request, [&](int32_t token) {
-    if (tokenizer.is_eos(token) && !args.get_flag("ignore-eos")) return;
-    std::cout << decoder.push(token);
-    check_stdout("generate");
-  });
+  const GenerationStats stats =
+      generate(model, cache, sampler, request, [&](int32_t token, std::span<const float> logits) {
+        // Every generated token has its line, a stop token included; the text is unchanged.
+        if (logprobs_output)
+          logprobs_output->write_line(
+              logprobs_line(tokenizer, index, token, token_logprobs(logits, token, logprobs_top)));
+        ++index;
+        if (tokenizer.is_eos(token) && !args.get_flag("ignore-eos")) return;
+        std::cout << decoder.push(token);
+        check_stdout("generate");
+      });
   std::cout << decoder.flush() << "\n";
   check_stdout("generate");
+  if (logprobs_output) logprobs_output->close();
   std::fprintf(stderr,
                "[prefill: %lld tokens in %.3f s (%.1f tok/s) | decode: %lld tokens in %.3f s "
                "(%.1f tok/s)%s]\n",

@@ -22,7 +22,7 @@ struct BlockGuard {
 
 GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
                          const GenerationRequest& request,
-                         const std::function<void(int32_t)>& on_token) {
+                         const std::function<void(int32_t, std::span<const float>)>& on_token) {
   HOGWILD_CHECK(!request.prompt.empty(), "the prompt is empty: nothing to continue");
   GenerationStats stats;
   stats.prompt_tokens = static_cast<int64_t>(request.prompt.size());
@@ -48,7 +48,7 @@ GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
   while (stats.generated_tokens < request.max_tokens) {
     const int32_t token = sampler.sample(logits);
     ++stats.generated_tokens;
-    on_token(token);
+    on_token(token, logits);
     if (std::find(request.stop_tokens.begin(), request.stop_tokens.end(), token) !=
         request.stop_tokens.end()) {
       stats.stopped_by_eos = true;
@@ -62,6 +62,13 @@ GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
   }
   stats.decode_seconds = seconds_since(start);
   return stats;
+}
+
+GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
+                         const GenerationRequest& request,
+                         const std::function<void(int32_t)>& on_token) {
+  return generate(model, cache, sampler, request,
+                  [&](int32_t token, std::span<const float>) { on_token(token); });
 }
 
 }  // namespace hogwild

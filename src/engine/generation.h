@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "cache/kv_cache.h"
@@ -28,7 +29,11 @@ struct GenerationRequest {
 };
 
 // Generates into a new block of `cache` (released at the end). Calls on_token for each generated
-// token (stop token included) as soon as it is sampled.
+// token (stop token included) as soon as it is sampled, with the logits it was sampled from (valid
+// during the call only).
+GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
+                         const GenerationRequest& request,
+                         const std::function<void(int32_t, std::span<const float>)>& on_token);
 GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
                          const GenerationRequest& request,
                          const std::function<void(int32_t)>& on_token);

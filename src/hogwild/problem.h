@@ -39,6 +39,15 @@ struct WorkerRecord {
   std::vector<int32_t> tokens;  // everything the worker wrote, prefixes included
   std::string text;
   int32_t live_step_first_token = 0;  // where its unfinished step starts in `tokens`
+  // Recorded with record_logprobs K > 0 (else empty, top_k 0), aligned 1:1 with `tokens`: each
+  // token's log-probability under the model's distribution (engine/logprobs.h) and its K most
+  // likely tokens, row-major [tokens.size()][top_k], most likely first. Tokens the engine forced
+  // (step prefixes) have NaN and id -1, as have alternatives past a vocabulary of fewer than K.
+  // (Initialised, so brace-initialised records may leave them out.)
+  int32_t top_k = 0;
+  std::vector<float> logprobs = {};
+  std::vector<int32_t> top_ids = {};
+  std::vector<float> top_logprobs = {};
 };
 
 struct ProblemResult {

@@ -47,6 +47,9 @@ struct TeamSettings {
   int64_t max_tokens = 8192;  // cache tokens this problem may use, all blocks together
   uint64_t seed = 0;
   int32_t worker_groups = 1;  // worker w is computed by group w % worker_groups
+  // K > 0: each worker's sampled tokens keep their logprob and the K most likely tokens
+  // (engine/logprobs.h) in WorkerRecord. Needs the logits of every worker: worker_groups 1.
+  int64_t record_logprobs = 0;
 };
 
 }  // namespace hogwild

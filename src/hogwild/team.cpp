@@ -59,6 +59,12 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
       team_start_(Clock::now()),
       redundancy_(settings.prompts.collaborate ? settings.prompts.redundancy_interval : 0) {
   HOGWILD_CHECK(!settings_.names.empty(), "a team needs at least one worker");
+  HOGWILD_CHECK(settings_.record_logprobs >= 0 && settings_.record_logprobs <= kMaxLogprobs,
+                "record_logprobs must be in [0, ", kMaxLogprobs, "], got ",
+                settings_.record_logprobs);
+  // Logits are sampled on the rank of the worker's group; rank 0 writes the results.
+  HOGWILD_CHECK(settings_.record_logprobs == 0 || settings_.worker_groups == 1,
+                "record_logprobs needs worker_groups 1, got ", settings_.worker_groups);
   const PromptConfig& prompts = settings_.prompts;
   const std::map<std::string, std::string> names = {
       {"names", format_names(settings_.names)}, {"count", std::to_string(settings_.names.size())}};
@@ -196,6 +202,32 @@ void Team::start_step(Worker& worker, bool first) {
   if (!prefix.empty()) {
     worker.pending = encode(prefix);
     worker.tokens.insert(worker.tokens.end(), worker.pending.begin(), worker.pending.end());
+    record_forced(worker, worker.pending.size());
+  }
+}
+
+// The engine wrote these tokens: no distribution they were drawn from.
+void Team::record_forced(Worker& worker, size_t count) {
+  const auto k = static_cast<size_t>(settings_.record_logprobs);
+  if (k == 0) return;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  worker.logprobs.insert(worker.logprobs.end(), count, nan);
+  worker.top_ids.insert(worker.top_ids.end(), count * k, -1);
+  worker.top_logprobs.insert(worker.top_logprobs.end(), count * k, nan);
+}
+
+// The logprobs computed when `token` was sampled, now that it joins the worker's tokens.
+void Team::record_sampled(Worker& worker, int32_t token) {
+  const auto k = static_cast<size_t>(settings_.record_logprobs);
+  if (k == 0) return;
+  HOGWILD_ASSERT(worker.sampled_token == token);
+  const TokenLogprobs& sampled = worker.sampled_logprobs;
+  worker.logprobs.push_back(static_cast<float>(sampled.chosen));
+  for (size_t i = 0; i < k; ++i) {
+    const bool listed = i < sampled.top.size();
+    worker.top_ids.push_back(listed ? sampled.top[i].id : -1);
+    worker.top_logprobs.push_back(listed ? static_cast<float>(sampled.top[i].logprob)
+                                         : std::numeric_limits<float>::quiet_NaN());
   }
 }
 
@@ -412,18 +444,30 @@ void Team::advance(const StepLogits& step) {
   }
 }
 
+// With record_logprobs, the logprobs are of the row the sampler is given: the model's logits with
+// the suppressed tokens at -inf (they are not the worker's to write), before temperature and
+// filters.
 int32_t Team::sample(Worker& worker, std::span<const float> logits) {
-  if (suppressed_.empty()) return worker.sampler->sample(logits);
-  scratch_logits_.assign(logits.begin(), logits.end());
-  for (int32_t id : suppressed_)
-    if (id >= 0 && static_cast<size_t>(id) < scratch_logits_.size())
-      scratch_logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
-  return worker.sampler->sample(scratch_logits_);
+  std::span<const float> row = logits;
+  if (!suppressed_.empty()) {
+    scratch_logits_.assign(logits.begin(), logits.end());
+    for (int32_t id : suppressed_)
+      if (id >= 0 && static_cast<size_t>(id) < scratch_logits_.size())
+        scratch_logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+    row = scratch_logits_;
+  }
+  const int32_t token = worker.sampler->sample(row);
+  if (settings_.record_logprobs > 0) {
+    worker.sampled_token = token;
+    worker.sampled_logprobs = token_logprobs(row, token, settings_.record_logprobs);
+  }
+  return token;
 }
 
 // A sampled token becomes part of the worker's text and is fed at the next forward.
 void Team::accept(Worker& worker, int32_t token) {
   worker.tokens.push_back(token);
+  record_sampled(worker, token);
   worker.pending = {token};
   worker.pending_ends_step = worker.detector.push(tokenizer_.token_bytes(token));
   if (auto boxed = extract_boxed(worker.detector.text())) {
@@ -487,9 +531,20 @@ ProblemResult Team::result() const {
   result.generated_tokens = generated_tokens_;
   result.seconds = std::chrono::duration<double>(Clock::now() - team_start_).count();
   result.steps = steps_;
-  for (const Worker& worker : workers_)
-    result.workers.push_back(
-        {worker.name, worker.tokens, tokenizer_.decode(worker.tokens), worker.step_first_token});
+  for (const Worker& worker : workers_) {
+    WorkerRecord record;
+    record.name = worker.name;
+    record.tokens = worker.tokens;
+    record.text = tokenizer_.decode(worker.tokens);
+    record.live_step_first_token = worker.step_first_token;
+    if (settings_.record_logprobs > 0) {
+      record.top_k = static_cast<int32_t>(settings_.record_logprobs);
+      record.logprobs = worker.logprobs;
+      record.top_ids = worker.top_ids;
+      record.top_logprobs = worker.top_logprobs;
+    }
+    result.workers.push_back(std::move(record));
+  }
   result.finisher_text = finisher_text_;
   return result;
 }

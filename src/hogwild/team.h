@@ -15,6 +15,7 @@
 
 #include "cache/kv_cache.h"
 #include "engine/batch_builder.h"
+#include "engine/logprobs.h"
 #include "engine/sampler.h"
 #include "hogwild/problem.h"
 #include "hogwild/settings.h"
@@ -89,6 +90,13 @@ class Team {
     std::vector<int32_t> tokens;  // everything the worker wrote, prefixes included
     StepEndDetector detector;
     std::unique_ptr<Sampler> sampler;
+    // record_logprobs: the last sampled token and its logprobs (kept by accept), and the
+    // records aligned with `tokens` (WorkerRecord).
+    int32_t sampled_token = -1;
+    TokenLogprobs sampled_logprobs;
+    std::vector<float> logprobs;
+    std::vector<int32_t> top_ids;
+    std::vector<float> top_logprobs;
   };
 
   std::vector<BlockId> view_of(size_t worker) const;
@@ -99,6 +107,8 @@ class Team {
   void begin_finisher();
   void begin_decode();
   void accept(Worker& worker, int32_t token);
+  void record_forced(Worker& worker, size_t count);
+  void record_sampled(Worker& worker, int32_t token);
   int32_t sample(Worker& worker, std::span<const float> logits);
   int64_t schedule_tokens(BatchBuilder& builder, int64_t capacity);
   int64_t cache_tokens() const;

@@ -25,6 +25,12 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
   RunConfig config;
   config.prompts = default_prompts();  // prompts.* keys replace single texts of the built-in ones
   read_keys(reader, root, "", config);
+  // A worker's logits are on its group's ranks only, and the results are written on rank 0.
+  if (config.record_logprobs > 0 && config.parallel.worker_groups > 1)
+    reader.fail_at(root["record_logprobs"], "record_logprobs",
+                   "needs parallel.worker_groups: 1 (got ", config.parallel.worker_groups,
+                   "): the logits of other groups' workers never reach rank 0, which writes the "
+                   "results");
   // Defaults that depend on other keys.
   if (config.names.empty()) config.names = default_names(config.workers);
   if (trim(config.transcript).empty()) {
@@ -77,6 +83,7 @@ TeamSettings team_settings(const RunConfig& config) {
   settings.max_tokens = config.max_tokens_per_problem;
   settings.seed = config.seed;
   settings.worker_groups = static_cast<int32_t>(config.parallel.worker_groups);
+  settings.record_logprobs = config.record_logprobs;
   return settings;
 }
 

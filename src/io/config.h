@@ -53,6 +53,7 @@ struct RunConfig {
   std::string transcript;                 // default: output with .txt instead of .h5
   int64_t page_size = kDefaultPageSize;   // tokens per KV page
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
+  int64_t record_logprobs = 0;            // K > 0: logprobs and top-K of each sampled token
   PromptConfig prompts;
   std::string source_text;  // the YAML after overrides, echoed into results
   bool overwrite = false;   // `run --overwrite` (not a key): existing results may be replaced
@@ -64,8 +65,8 @@ struct RunConfig {
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
 
 // What a team of this run is given: layout, names, prompts, sampling, budget, max_tokens (=
-// max_tokens_per_problem), seed and worker_groups (= parallel.worker_groups). A distributed run
-// still replaces the seed by rank 0's.
+// max_tokens_per_problem), seed, record_logprobs and worker_groups (= parallel.worker_groups). A
+// distributed run still replaces the seed by rank 0's.
 TeamSettings team_settings(const RunConfig& config);
 
 }  // namespace hogwild

@@ -6,6 +6,7 @@
 #include <array>
 #include <map>
 
+#include "engine/logprobs.h"
 #include "io/problems_file.h"
 #include "io/worker_names.h"
 
@@ -243,6 +244,17 @@ constexpr ConfigKey kConfigKeys[] = {
         .default_doc = "8192",
         .doc = "cache capacity per problem (all blocks); at most the model's context length",
         .field = &member<&RunConfig::max_tokens_per_problem>,
+    },
+    {
+        .key = "record_logprobs",
+        .kind = KeyKind::kInteger,
+        .range = "in [0, 20] (0 = off)",
+        .integer = {.min = 0, .max = kMaxLogprobs},
+        .default_doc = "0",
+        .doc = "K > 0: store each worker's sampled-token log-probabilities and its K most likely "
+               "tokens in the results (`logprobs`, `top_ids`, `top_logprobs`); of the model's "
+               "distribution, before temperature and filters; needs `parallel.worker_groups: 1`",
+        .field = &member<&RunConfig::record_logprobs>,
     },
 
     {

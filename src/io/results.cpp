@@ -198,6 +198,38 @@ void put_table(hid_t group, const char* name, hid_t file_type, hid_t memory_type
   if (count > 0) must(H5Dwrite(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
 
+// A two-dimensional dataset [count][width], row-major; nothing is written when it is empty.
+void put_matrix(hid_t group, const char* name, hid_t file_type, hid_t memory_type, const void* data,
+                size_t count, size_t width) {
+  const hsize_t dims[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(width)};
+  const Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+  const Handle dataset(
+      H5Dcreate2(group, name, file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose);
+  if (count > 0 && width > 0)
+    must(H5Dwrite(dataset.id(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+// Without record_logprobs (top_k 0) nothing; with it, one logprob and top_k alternatives a token.
+bool logprobs_align(const WorkerRecord& worker) {
+  if (worker.top_k < 0) return false;
+  const size_t n = worker.tokens.size(), k = static_cast<size_t>(worker.top_k);
+  if (k == 0)
+    return worker.logprobs.empty() && worker.top_ids.empty() && worker.top_logprobs.empty();
+  return worker.logprobs.size() == n && worker.top_ids.size() == n * k &&
+         worker.top_logprobs.size() == n * k;
+}
+
+// record_logprobs: the worker's logprobs [n] and top-K [n, K], aligned with its tokens.
+void put_logprobs(hid_t folder, const WorkerRecord& worker) {
+  const size_t n = worker.tokens.size();
+  const auto k = static_cast<size_t>(worker.top_k);
+  put_table(folder, "logprobs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, worker.logprobs.data(), n);
+  put_matrix(folder, "top_ids", H5T_STD_I32LE, H5T_NATIVE_INT32, worker.top_ids.data(), n, k);
+  put_matrix(folder, "top_logprobs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, worker.top_logprobs.data(),
+             n, k);
+}
+
 Handle new_group(hid_t parent, const std::string& name) {
   return {H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
 }
@@ -497,9 +529,15 @@ void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::
       const std::string worker_name = hdf5_name(worker.name);
       HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": problem '", result.id,
                     "' has two workers named '", worker.name, "'");
+      // Checked before the problem is linked: records out of line with the tokens are a bug.
+      HOGWILD_CHECK(logprobs_align(worker), hdf5_path, ": problem '", result.id, "', worker '",
+                    worker.name, "': ", worker.logprobs.size(), " logprobs and ",
+                    worker.top_ids.size(), " top ids (top_k ", worker.top_k, ") for ",
+                    worker.tokens.size(), " tokens");
       const Handle folder = new_group(workers.id(), worker_name);
       put_table(folder.id(), "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, worker.tokens.data(),
                 worker.tokens.size());
+      if (worker.top_k > 0) put_logprobs(folder.id(), worker);
       put_string_dataset(folder.id(), "text", worker.text);
     }
     const TableSchema schema = step_schema();

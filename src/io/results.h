@@ -14,6 +14,13 @@
 //                                  finishing)
 //   /problems/<id>/workers/<name>/tokens      int32 [n]   every token the worker wrote
 //   /problems/<id>/workers/<name>/text        string      its text, decoded
+//   with record_logprobs K > 0 (absent otherwise), aligned 1:1 with tokens (row i = tokens[i]):
+//   /problems/<id>/workers/<name>/logprobs      float32 [n]    log p(token) under the model's
+//                           distribution (raw logits, suppressed tokens at -inf, before
+//                           temperature and filters); NaN for tokens the engine forced (prefixes)
+//   /problems/<id>/workers/<name>/top_ids       int32 [n, K]   the K most likely tokens, most
+//                           likely first (ties: lower id); -1 for forced tokens
+//   /problems/<id>/workers/<name>/top_logprobs  float32 [n, K] their log-probabilities; NaN there
 //   /problems/<id>/steps    compound table, one row per finished step in history order:
 //                           worker (int32), step (int32), first_token, end_token (int32; range in
 //                           that worker's tokens), finished_pass (int32), seconds (float64)

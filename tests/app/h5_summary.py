@@ -25,6 +25,16 @@ def attrs(node):
     return out
 
 
+def number(value):
+    """NaN as None, infinities as "inf"/"-inf": JSON has neither."""
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
 with h5py.File(sys.argv[1], "r") as f:
     summary = {"attrs": attrs(f), "problems": {}}
     for name, group in f["problems"].items():
@@ -33,6 +43,13 @@ with h5py.File(sys.argv[1], "r") as f:
         for worker, data in group["workers"].items():
             problem["workers"][worker] = {"tokens": [int(t) for t in data["tokens"][()]],
                                           "text": text(data["text"][()])}
+            if "logprobs" in data:  # record_logprobs K > 0
+                problem["workers"][worker].update({
+                    "logprobs": [number(v) for v in data["logprobs"][()]],
+                    "top_ids": [[int(t) for t in row] for row in data["top_ids"][()]],
+                    "top_ids_shape": list(data["top_ids"].shape),
+                    "top_logprobs": [[number(v) for v in row] for row in data["top_logprobs"][()]],
+                    "top_logprobs_shape": list(data["top_logprobs"].shape)})
         for row in group["steps"][()]:
             problem["steps"].append({field: row[field].item() for field in row.dtype.names})
         summary["problems"][name] = problem

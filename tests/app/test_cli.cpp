@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -271,6 +273,160 @@ TEST(Cli, FifoModelIsRefusedAtOnce) {
   EXPECT_NE(result.exit_code, 124) << "hogwild blocked on the FIFO";
   expect_one_line_error(result, "model.gguf: not a regular file (a FIFO)");
   EXPECT_EQ(listing(), before);
+}
+
+// ---- seeing inside: --verbose-prompt and --logprobs ----
+
+// The JSON lines of a --logprobs output, each parsed.
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line.front() == '{') lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// The id<TAB>'piece' lines --verbose-prompt prints: the ids, and the pieces joined.
+std::pair<std::vector<int64_t>, std::string> verbose_prompt(const std::string& text) {
+  std::pair<std::vector<int64_t>, std::string> result;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const size_t tab = line.find("\t'");
+    if (tab == std::string::npos || line.back() != '\'') continue;
+    result.first.push_back(std::stoll(line.substr(0, tab)));
+    result.second += line.substr(tab + 2, line.size() - tab - 3);
+  }
+  return result;
+}
+
+TEST(Cli, LogprobsFlagsAreValidated) {
+  TempDir dir;
+  const std::string base = "generate --model m.gguf --prompt hi";
+  expect_one_line_error(hogwild(base + " --logprobs 21"), "--logprobs must be in [0, 20], got 21");
+  expect_one_line_error(hogwild(base + " --logprobs -1"), "--logprobs must be in [0, 20]");
+  expect_one_line_error(hogwild(base + " --logprobs many"), "--logprobs expects an integer");
+  expect_one_line_error(hogwild(base + " --logprobs-file " + (dir / "lp.jsonl")),
+                        "--logprobs-file needs --logprobs K");
+  expect_one_line_error(hogwild(base + " --verbose-prompt=yes"), "--verbose-prompt takes no value");
+  // An existing file is refused before anything runs, and left as it was.
+  std::ofstream(dir / "old.jsonl", std::ios::binary) << "keep me\n";
+  expect_one_line_error(hogwild(base + " --logprobs 2 --logprobs-file " + (dir / "old.jsonl")),
+                        "--logprobs-file " + (dir / "old.jsonl") + " already exists");
+  EXPECT_EQ(testing::read_file(dir / "old.jsonl"), "keep me\n");
+  EXPECT_FALSE(std::filesystem::exists(dir / "lp.jsonl"));
+}
+
+// The prompt's ids and pieces as the tokenizer makes them, before the generated text.
+TEST(Cli, VerbosePromptPrintsEachPromptToken) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  const std::string prompt = "Hello world,\tsaid the cache.";
+  const std::vector<int64_t> ids = tokenize_ids(dir, demo(), prompt);
+  ASSERT_GT(ids.size(), 3u);
+  const CommandResult result =
+      hogwild("generate --model " + demo() + " --prompt-file " + (dir / "tokenize_input.txt") +
+              " --max-tokens 2 --verbose-prompt 2>&1 >/dev/null");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto [printed_ids, pieces] = verbose_prompt(result.output);
+  EXPECT_EQ(printed_ids, ids) << result.output;
+  EXPECT_EQ(pieces, "Hello world,\\tsaid the cache.") << result.output;  // controls escaped
+  EXPECT_LT(result.output.find("\t'"), result.output.find("[prefill: ")) << result.output;
+}
+
+// Text on stdout is byte-identical with and without the flags (greedy and sampled); every
+// generated token has one line, with its top alternatives most likely first.
+TEST(Cli, LogprobsLeaveTheTextUnchanged) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  const std::string base =
+      "generate --model " + demo() + " --chat --prompt 'Name a colour.' --max-tokens 10";
+  for (const std::string sampling : {"", " --temperature 0.9 --top-p 0.9 --seed 3"}) {
+    const std::string file = dir / ("lp" + std::to_string(sampling.size()) + ".jsonl");
+    const CommandResult plain = hogwild(base + sampling + " 2>/dev/null");
+    const CommandResult seen =
+        hogwild(base + sampling + " --verbose-prompt --logprobs 3 --logprobs-file " + file +
+                " 2>/dev/null");
+    ASSERT_EQ(plain.exit_code, 0) << plain.output;
+    ASSERT_EQ(seen.exit_code, 0) << seen.output;
+    EXPECT_EQ(seen.output, plain.output) << "sampling '" << sampling << "'";
+    // Without a file the lines go to stderr, and stdout is the same text again.
+    const CommandResult to_stderr =
+        hogwild(base + sampling + " --logprobs 3 2>" + (dir / "stderr.txt"));
+    EXPECT_EQ(to_stderr.output, plain.output);
+    EXPECT_EQ(json_lines(testing::read_file(dir / "stderr.txt")),
+              json_lines(testing::read_file(file)));
+
+    const std::vector<nlohmann::json> lines = json_lines(testing::read_file(file));
+    ASSERT_FALSE(lines.empty());
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const nlohmann::json& line = lines[i];
+      EXPECT_EQ(line["index"], i);
+      ids.push_back(line["id"].get<int32_t>());
+      const double logprob = line["logprob"].get<double>();
+      EXPECT_LE(logprob, 0.0) << line;
+      ASSERT_EQ(line["top"].size(), 3u) << line;
+      for (size_t t = 1; t < 3; ++t)
+        EXPECT_GE(line["top"][t - 1]["logprob"].get<double>(),
+                  line["top"][t]["logprob"].get<double>())
+            << line;
+      EXPECT_LE(logprob, line["top"][0]["logprob"].get<double>()) << line;
+      if (sampling.empty()) {  // greedy: the chosen token is the most likely
+        EXPECT_EQ(line["top"][0]["id"], line["id"]) << line;
+        EXPECT_EQ(line["top"][0]["logprob"], line["logprob"]) << line;
+      }
+    }
+    // The lines' pieces are the text (the stop token is not printed).
+    std::string joined;
+    for (const nlohmann::json& line : lines)
+      if (line["text"] != "<|im_end|>") joined += line["text"].get<std::string>();
+    EXPECT_EQ(joined + "\n", plain.output);
+  }
+}
+
+// The numbers are the model's: ids, logprobs and top alternatives of a greedy continuation agree
+// with scripts/reference_forward.py (float64 numpy on the same GGUF) given the ids that
+// --verbose-prompt printed.
+TEST(Cli, LogprobsMatchTheReferenceForward) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  HOGWILD_REQUIRE_REFERENCE_PYTHON();
+  TempDir dir;
+  const int steps = 4;
+  const CommandResult result =
+      hogwild("generate --model " + demo() + " --chat --prompt 'What is the capital of France?' " +
+              "--ignore-eos --max-tokens " + std::to_string(steps) +
+              " --verbose-prompt --logprobs 5 2>&1 >/dev/null");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::vector<int64_t> prompt = verbose_prompt(result.output).first;
+  const std::vector<nlohmann::json> lines = json_lines(result.output);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(steps)) << result.output;
+  std::string ids;
+  for (const int64_t id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const CommandResult reference =
+      testing::run_script("reference_forward.py " + demo() + " --tokens " + ids + " --greedy " +
+                          std::to_string(steps) + " --out " + (dir / "ref.json"));
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  const auto expected = nlohmann::json::parse(testing::read_file(dir / "ref.json"));
+  const auto greedy = expected["greedy"].get<std::vector<int32_t>>();
+  const auto greedy_logprobs = expected["greedy_logprobs"].get<std::vector<double>>();
+  const auto last = expected["logprobs_last"].get<std::vector<double>>();
+  // Logits agree to 1e-4 (test_forward_reference); the log-sum-exp adds about as much again.
+  constexpr double kTolerance = 1e-3;
+  for (int i = 0; i < steps; ++i) {
+    EXPECT_EQ(lines[static_cast<size_t>(i)]["id"], greedy[static_cast<size_t>(i)]) << i;
+    EXPECT_NEAR(lines[static_cast<size_t>(i)]["logprob"].get<double>(),
+                greedy_logprobs[static_cast<size_t>(i)], kTolerance)
+        << i;
+  }
+  // The first token's alternatives: the reference's five best values, each at its own id.
+  std::vector<double> sorted = last;
+  std::sort(sorted.begin(), sorted.end(), std::greater<>());
+  const nlohmann::json& top = lines[0]["top"];
+  ASSERT_EQ(top.size(), 5u);
+  for (size_t t = 0; t < 5; ++t) {
+    EXPECT_NEAR(top[t]["logprob"].get<double>(), sorted[t], kTolerance) << t;
+    EXPECT_NEAR(top[t]["logprob"].get<double>(), last[top[t]["id"].get<size_t>()], kTolerance) << t;
+  }
 }
 
 }  // namespace

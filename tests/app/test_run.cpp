@@ -6,10 +6,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -363,6 +365,140 @@ TEST(Run, TextFromAJsonlFileIsData) {
   EXPECT_NE(testing::read_file(dir / "r.txt").find("Question: " + question), std::string::npos);
   EXPECT_EQ(testing::read_file(dir / "p.jsonl"), jsonl);
   EXPECT_EQ(testing::read_file(dir / "c.yaml"), config);
+}
+
+// ---- record_logprobs ----
+
+// A worker's logprob records, checked against its tokens: aligned 1:1, NaN (null) and id -1 for
+// the tokens the engine forced, finite and <= 0 for sampled ones, the K alternatives most likely
+// first; under greedy decoding the chosen token is top[0] with its logprob. Returns the number of
+// sampled tokens.
+int check_logprobs(const nlohmann::json& worker, size_t k, bool greedy, const std::string& where) {
+  const auto& tokens = worker["tokens"];
+  EXPECT_TRUE(worker.contains("logprobs")) << where;
+  if (!worker.contains("logprobs")) return 0;
+  const auto& logprobs = worker["logprobs"];
+  EXPECT_EQ(logprobs.size(), tokens.size()) << where;
+  EXPECT_EQ(worker["top_ids_shape"], nlohmann::json({tokens.size(), k})) << where;
+  EXPECT_EQ(worker["top_logprobs_shape"], nlohmann::json({tokens.size(), k})) << where;
+  int sampled = 0;
+  for (size_t i = 0; i < std::min(tokens.size(), logprobs.size()); ++i) {
+    const auto& ids = worker["top_ids"][i];
+    const auto& values = worker["top_logprobs"][i];
+    const std::string at = where + " token " + std::to_string(i);
+    if (logprobs[i].is_null()) {  // forced
+      for (size_t t = 0; t < k; ++t) {
+        EXPECT_EQ(ids[t], -1) << at;
+        EXPECT_TRUE(values[t].is_null()) << at;
+      }
+      continue;
+    }
+    ++sampled;
+    EXPECT_TRUE(logprobs[i].is_number()) << at << ": " << logprobs[i];  // finite
+    const double logprob = logprobs[i].is_number() ? logprobs[i].get<double>() : 1.0;
+    EXPECT_LE(logprob, 0.0) << at;
+    for (size_t t = 0; t < k; ++t) EXPECT_TRUE(values[t].is_number()) << at << " top " << t;
+    for (size_t t = 1; t < k; ++t)
+      EXPECT_GE(values[t - 1].get<double>(), values[t].get<double>()) << at;
+    EXPECT_LE(logprob, values[0].get<double>()) << at;
+    if (greedy) {
+      EXPECT_EQ(ids[0], tokens[i]) << at;
+      EXPECT_EQ(values[0].get<double>(), logprob) << at;
+    }
+  }
+  return sampled;
+}
+
+TEST(Run, RecordLogprobsStoresEachSampledTokensDistribution) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  for (const std::string sampling :
+       {"sampling.temperature=0", "sampling.temperature=0.8 sampling.top_p=0.95 seed=7"}) {
+    const std::string base =
+        "run " + demo_config() + " --quiet workers=2 budget=12 " + sampling + " transcript=";
+    const CommandResult plain =
+        hogwild(base + (dir / "plain.txt") + " output=" + (dir / "p.h5") + " --overwrite");
+    ASSERT_EQ(plain.exit_code, 0) << plain.output;
+    const CommandResult recorded =
+        hogwild(base + (dir / "recorded.txt") + " output=" + (dir / "r.h5") +
+                " record_logprobs=4 --overwrite");
+    ASSERT_EQ(recorded.exit_code, 0) << recorded.output;
+    const nlohmann::json without = read_results(dir / "p.h5"), with = read_results(dir / "r.h5");
+    const bool greedy = sampling == "sampling.temperature=0";
+    for (const auto& [id, problem] : with["problems"].items()) {
+      ASSERT_EQ(problem["workers"].size(), 2u);
+      for (const auto& [name, worker] : problem["workers"].items()) {
+        const auto& same = without["problems"][id]["workers"][name];
+        // Recording changes nothing that is sampled, and adds nothing to runs without it.
+        EXPECT_EQ(worker["tokens"], same["tokens"]) << sampling << " " << name;
+        EXPECT_EQ(worker["text"], same["text"]) << sampling << " " << name;
+        EXPECT_FALSE(same.contains("logprobs")) << name;
+        const int sampled = check_logprobs(worker, 4, greedy, sampling + " " + name);
+        EXPECT_GT(sampled, 0) << name;
+        EXPECT_LT(sampled, static_cast<int>(worker["tokens"].size()))
+            << name << ": the step prefixes are forced";
+        EXPECT_TRUE(worker["logprobs"][0].is_null()) << name << ": the first step's prefix";
+      }
+    }
+  }
+}
+
+// One worker without prompts decodes as `generate` does: the same logprobs and alternatives.
+TEST(Run, RecordedLogprobsEqualGenerates) {
+  REQUIRE_RUN_PREREQUISITES();
+  TempDir dir;
+  const std::string question = "Name three colors of the rainbow.";
+  std::ofstream(dir / "plain.yaml") << "model: " << testing::demo_model_path() << "\n"
+                                    << "workers: 1\nbudget: 7\nrecord_logprobs: 3\n"
+                                    << "problems: [\"" << question << "\"]\n"
+                                    << "prompts: {collaborate: false}\n";
+  const CommandResult run =
+      hogwild("run " + (dir / "plain.yaml") + " --quiet output=" + (dir / "r.h5"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json worker =
+      read_results(dir / "r.h5")["problems"].begin().value()["workers"]["Alice"];
+  EXPECT_EQ(check_logprobs(worker, 3, true, "Alice"), 8) << "no prompts: every token sampled";
+  const CommandResult generated =
+      hogwild("generate --model " + testing::demo_model_path() +
+              " --chat --max-tokens 8 --logprobs 3 --logprobs-file " + (dir / "g.jsonl") +
+              " --prompt '" + question + "' 2>/dev/null");
+  ASSERT_EQ(generated.exit_code, 0) << generated.output;
+  std::istringstream lines(testing::read_file(dir / "g.jsonl"));
+  size_t i = 0;
+  for (std::string text; std::getline(lines, text); ++i) {
+    const nlohmann::json line = nlohmann::json::parse(text);
+    ASSERT_LT(i, worker["tokens"].size());
+    EXPECT_EQ(line["id"], worker["tokens"][i]) << i;
+    // float32 in the results, double in the JSON lines.
+    EXPECT_NEAR(line["logprob"].get<double>(), worker["logprobs"][i].get<double>(), 1e-5) << i;
+    for (size_t t = 0; t < 3; ++t) {
+      EXPECT_EQ(line["top"][t]["id"], worker["top_ids"][i][t]) << i;
+      EXPECT_NEAR(line["top"][t]["logprob"].get<double>(),
+                  worker["top_logprobs"][i][t].get<double>(), 1e-5)
+          << i;
+    }
+  }
+  EXPECT_EQ(i, 8u);
+}
+
+TEST(Run, RecordLogprobsIsRefusedWhereItCannotBeRecorded) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  TempDir dir;
+  const std::string base = "run " + demo_config() + " output=" + (dir / "r.h5");
+  const std::pair<std::string, std::string> cases[] = {
+      {" record_logprobs=2 parallel.worker_groups=2",
+       "record_logprobs needs parallel.worker_groups: 1 (got 2)"},
+      {" record_logprobs=21", "record_logprobs must be in [0, 20] (0 = off)"},
+      {" record_logprobs=-1", "record_logprobs must be in [0, 20] (0 = off)"},
+  };
+  for (const auto& [overrides, needle] : cases) {
+    const CommandResult result = hogwild(base + overrides);
+    EXPECT_NE(result.exit_code, 0) << overrides;
+    EXPECT_EQ(result.output.rfind("hogwild: error: ", 0), 0u) << overrides << "\n" << result.output;
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+    EXPECT_NE(result.output.find(needle), std::string::npos) << overrides << "\n" << result.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "r.h5")) << overrides;
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <memory>
@@ -847,5 +848,87 @@ TEST_F(ScriptedTeamTest, AOneWorkerFinisherRightAfterAStepEndFitsItsSizing) {
   EXPECT_LE(run->scheduled(), sizing.step_tokens);
 }
 
+// record_logprobs: each sampled token keeps the log-softmax of the row it was sampled from, with
+// the suppressed tokens at -inf (so a row whose one-hot token is suppressed is uniform over the
+// 255 allowed ones), and its K most likely tokens; forced prefix tokens hold NaN and -1; a sample
+// the team drops (the pass that closes a step) leaves no record, so the arrays stay aligned.
+TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
+  settings.record_logprobs = 3;
+  auto run = make_team(settings);
+  run->prefill();
+  Script script;
+  script[0] = {'#', 'a'};       // '#' is suppressed: greedy falls back to byte 0
+  script[1] = bytes(".\n\nZ");  // "Z" is sampled in the pass that closes the step: dropped
+  for (int pass = 1; pass <= 6; ++pass) run->forward(script);
+  const ProblemResult result = run->team().result();
+  const WorkerRecord& alice = result.workers[0];
+  const WorkerRecord& bob = result.workers[1];
+
+  const std::vector<int32_t> alice_prefix = encode("**Alice [1]:** Hi, I'm Alice.");
+  std::vector<int32_t> expected_alice = alice_prefix;
+  for (int32_t token : std::initializer_list<int32_t>{0, 'a', 'x', 'x', 'x', 'x'})
+    expected_alice.push_back(token);
+  ASSERT_EQ(alice.tokens, expected_alice);
+  std::vector<int32_t> expected_bob = encode("**Bob [1]:** Hi, I'm Bob.");
+  const size_t bob_first_prefix = expected_bob.size();
+  for (char c : std::string(".\n\n")) expected_bob.push_back(c);
+  const size_t bob_second_step = expected_bob.size();
+  for (int32_t id : encode("**Bob [2]:** ")) expected_bob.push_back(id);
+  const size_t bob_second_prefix_end = expected_bob.size();
+  for (int32_t token : std::initializer_list<int32_t>{'x', 'x'}) expected_bob.push_back(token);
+  ASSERT_EQ(bob.tokens, expected_bob);
+
+  for (const WorkerRecord* worker : {&alice, &bob}) {
+    EXPECT_EQ(worker->top_k, 3);
+    ASSERT_EQ(worker->logprobs.size(), worker->tokens.size()) << worker->name;
+    ASSERT_EQ(worker->top_ids.size(), worker->tokens.size() * 3) << worker->name;
+    ASSERT_EQ(worker->top_logprobs.size(), worker->tokens.size() * 3) << worker->name;
+  }
+  auto forced = [](const WorkerRecord& worker, size_t i) {
+    return std::isnan(worker.logprobs[i]) && worker.top_ids[3 * i] == -1 &&
+           worker.top_ids[3 * i + 2] == -1 && std::isnan(worker.top_logprobs[3 * i + 1]);
+  };
+  // A one-hot row of 100 among 254 other allowed zeros: the chosen token has log p =
+  // -log(1 + 254 e^-100) (about -1e-41), the next ones (lowest ids first) about -100.
+  auto one_hot = [](const WorkerRecord& worker, size_t i) {
+    const int32_t token = worker.tokens[i];
+    EXPECT_LE(worker.logprobs[i], 0.0f) << worker.name << " " << i;
+    EXPECT_NEAR(worker.logprobs[i], 0.0f, 1e-30f) << worker.name << " " << i;
+    EXPECT_EQ(worker.top_ids[3 * i], token) << worker.name << " " << i;
+    EXPECT_EQ(worker.top_ids[3 * i + 1], 0) << worker.name << " " << i;
+    EXPECT_EQ(worker.top_ids[3 * i + 2], 1) << worker.name << " " << i;
+    EXPECT_EQ(worker.top_logprobs[3 * i], worker.logprobs[i]);
+    EXPECT_FLOAT_EQ(worker.top_logprobs[3 * i + 1], -100.0f);
+  };
+  for (size_t i = 0; i < alice_prefix.size(); ++i) EXPECT_TRUE(forced(alice, i)) << i;
+  const size_t zero = alice_prefix.size();
+  EXPECT_FLOAT_EQ(alice.logprobs[zero], static_cast<float>(-std::log(255.0)));
+  EXPECT_EQ(alice.top_ids[3 * zero], 0);
+  EXPECT_EQ(alice.top_ids[3 * zero + 1], 1);
+  EXPECT_EQ(alice.top_ids[3 * zero + 2], 2);
+  EXPECT_FLOAT_EQ(alice.top_logprobs[3 * zero + 2], static_cast<float>(-std::log(255.0)));
+  for (size_t i = zero + 1; i < alice.tokens.size(); ++i) one_hot(alice, i);
+
+  for (size_t i = 0; i < bob.tokens.size(); ++i) {
+    const bool prefix = i < bob_first_prefix || (i >= bob_second_step && i < bob_second_prefix_end);
+    if (prefix)
+      EXPECT_TRUE(forced(bob, i)) << i;
+    else
+      one_hot(bob, i);
+  }
+
+  // Off (the default): nothing recorded.
+  auto plain = make_team(settings_for(Layout::Combined, {"Alice", "Bob"}));
+  plain->prefill();
+  Script again;
+  for (int pass = 1; pass <= 2; ++pass) plain->forward(again);
+  const ProblemResult off = plain->team().result();
+  EXPECT_EQ(off.workers[0].top_k, 0);
+  EXPECT_TRUE(off.workers[0].logprobs.empty());
+  EXPECT_TRUE(off.workers[0].top_ids.empty());
+}
+
 }  // namespace
+
 }  // namespace hogwild

@@ -390,7 +390,7 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
               ElementsAreArray<std::string_view>(
                   {"model", "workers", "names", "layout", "budget", "seed", "sampling", "problems",
                    "batch_problems", "output", "transcript", "page_size", "max_tokens_per_problem",
-                   "prompts", "parallel", "backend"}));
+                   "record_logprobs", "prompts", "parallel", "backend"}));
   EXPECT_THAT(listed(keys_of("sampling")),
               ElementsAreArray<std::string_view>({"temperature", "top_k", "top_p", "min_p"}));
   EXPECT_THAT(

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -677,6 +678,95 @@ TEST(Results, NulInsideTextIsKeptWhole) {
   const std::string transcript = testing::read_file(dir / "r.txt");
   EXPECT_NE(transcript.find(problem.transcript), std::string::npos) << transcript;
   EXPECT_NE(transcript.find("(reference " + problem.reference_answer), std::string::npos);
+}
+
+// record_logprobs: per worker, logprobs [n] float32 and top_ids / top_logprobs [n, K] aligned
+// with tokens (NaN and -1 kept for forced tokens), read back with h5py; a worker with no tokens
+// gets empty [0] / [0, K] datasets; without logprobs (top_k 0) none of the three exists; records
+// out of line with the tokens are refused naming the worker.
+constexpr const char* kLogprobsScript = R"PY(
+import h5py, json, math, sys
+
+def clean(values):
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+out = {}
+with h5py.File(sys.argv[1], "r") as f:
+    for name, worker in f["problems/p/workers"].items():
+        entry = {"members": sorted(worker.keys())}
+        if "logprobs" in worker:
+            entry["logprobs"] = clean(worker["logprobs"][()].tolist())
+            entry["logprobs_dtype"] = worker["logprobs"].dtype.str
+            entry["top_ids_shape"] = list(worker["top_ids"].shape)
+            entry["top_ids_dtype"] = worker["top_ids"].dtype.str
+            entry["top_ids"] = worker["top_ids"][()].tolist()
+            entry["top_logprobs_shape"] = list(worker["top_logprobs"].shape)
+            entry["top_logprobs_dtype"] = worker["top_logprobs"].dtype.str
+            entry["top_logprobs"] = [clean(row) for row in worker["top_logprobs"][()].tolist()]
+        out[name] = entry
+print(json.dumps(out))
+)PY";
+
+TEST(Results, LogprobsAreStoredAlignedWithTheTokens) {
+  REQUIRE_H5PY();
+  TempDir dir;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  ProblemResult problem;
+  problem.id = "p";
+  problem.stop_reason = "budget";
+  WorkerRecord alice;
+  alice.name = "Alice";
+  alice.tokens = {5, 6, 9};  // 5 and 6 forced (a step prefix), 9 sampled
+  alice.text = "abc";
+  alice.top_k = 2;
+  alice.logprobs = {nan, nan, -0.25f};
+  alice.top_ids = {-1, -1, -1, -1, 9, 3};
+  alice.top_logprobs = {nan, nan, nan, nan, -0.25f, -1.5f};
+  WorkerRecord bob;
+  bob.name = "Bob";
+  bob.top_k = 2;
+  WorkerRecord carol;  // recorded without logprobs
+  carol.name = "Carol";
+  carol.tokens = {1};
+  carol.text = "x";
+  problem.workers = {alice, bob, carol};
+  write_run(dir / "r.h5", dir / "r.txt", {problem}, 1.0);
+
+  const std::string script = dir / "read_logprobs.py";
+  std::ofstream(script) << kLogprobsScript;
+  const CommandResult read =
+      testing::run_command(testing::python() + " " + script + " '" + (dir / "r.h5") + "'");
+  ASSERT_EQ(read.exit_code, 0) << read.output;
+  const json stored = json::parse(read.output);
+  const json& a = stored["Alice"];
+  EXPECT_EQ(a["members"], json({"logprobs", "text", "tokens", "top_ids", "top_logprobs"}));
+  EXPECT_EQ(a["logprobs"], json::parse("[null, null, -0.25]"));
+  EXPECT_EQ(a["logprobs_dtype"], "<f4");
+  EXPECT_EQ(a["top_ids_shape"], json({3, 2}));
+  EXPECT_EQ(a["top_ids_dtype"], "<i4");
+  EXPECT_EQ(a["top_ids"], json::parse("[[-1, -1], [-1, -1], [9, 3]]"));
+  EXPECT_EQ(a["top_logprobs_shape"], json({3, 2}));
+  EXPECT_EQ(a["top_logprobs_dtype"], "<f4");
+  EXPECT_EQ(a["top_logprobs"], json::parse("[[null, null], [null, null], [-0.25, -1.5]]"));
+  EXPECT_EQ(stored["Bob"]["logprobs"], json::array());
+  EXPECT_EQ(stored["Bob"]["top_ids_shape"], json({0, 2}));
+  EXPECT_EQ(stored["Bob"]["top_logprobs_shape"], json({0, 2}));
+  EXPECT_EQ(stored["Carol"]["members"], json({"text", "tokens"}));
+
+  // Out of line with the tokens: refused, naming the worker, and no file left behind.
+  problem.workers = {alice};
+  problem.workers[0].top_ids.pop_back();
+  try {
+    ResultsWriter writer(dir / "bad.h5", dir / "bad.txt", sample_run());
+    writer.write(problem);
+    ADD_FAILURE() << "misaligned logprobs were written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("worker 'Alice': 3 logprobs and 5 top ids (top_k 2) for "
+                                         "3 tokens"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.h5"));
 }
 
 }  // namespace
