@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,16 @@ inline CommandResult run_script(const std::string& script_and_args) {
 
 inline bool reference_python_available() {
   return run_command(python() + " -c 'import numpy, gguf, safetensors'").exit_code == 0;
+}
+
+// The message of the error (a hogwild::Error) `action` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 inline std::string read_file(const std::string& path) {

@@ -493,7 +493,11 @@ constexpr bool well_formed(std::span<const ConfigKey> rows) {
   }
   return true;
 }
+// GCC's UBSan instruments the function-pointer tests, which are then no longer constant: the
+// sanitizer build skips this check, every other build makes it.
+#ifndef HOGWILD_SANITIZED
 static_assert(well_formed(kConfigKeys), "a row of kConfigKeys is malformed");
+#endif
 
 struct KeyIndex {
   std::map<std::string_view, std::vector<std::string_view>, std::less<>> names_by_section;

@@ -14,6 +14,8 @@
 namespace hogwild {
 namespace {
 
+using testing::error_of;
+
 using testing::GgufWriter;
 using ::testing::HasSubstr;
 using testing::TempDir;
@@ -33,15 +35,6 @@ testing::Bytes tiny_llama(const std::string& arch, uint32_t embedding_type, int6
   writer.tensor("token_embd.weight", {256, 4}, embedding_type,
                 testing::Bytes(static_cast<size_t>(embedding_bytes), 0));
   return writer.bytes();
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(GgufWeights, ReadsTheConfig) {

@@ -31,6 +31,7 @@
 // ---- allocation accounting: the bytes requested from operator new while a scope is armed ----
 
 namespace {
+
 std::atomic<bool> g_counting{false};
 std::atomic<size_t> g_allocated{0};
 }  // namespace
@@ -54,6 +55,7 @@ namespace {
 
 using nlohmann::json;
 using ::testing::AllOf;
+using testing::error_of;
 using ::testing::HasSubstr;
 using namespace testing;  // file writers, TempDir, GGUF wire types
 
@@ -67,15 +69,6 @@ size_t bytes_allocated_by(const std::function<void()>& action) {
   }
   g_counting = false;
   return g_allocated;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // Runs `open` on another thread. Opening a FIFO must fail at once; if it is still blocked after
