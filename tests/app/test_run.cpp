@@ -469,12 +469,16 @@ TEST(Run, RecordedLogprobsEqualGenerates) {
     const nlohmann::json line = nlohmann::json::parse(text);
     ASSERT_LT(i, worker["tokens"].size());
     EXPECT_EQ(line["id"], worker["tokens"][i]) << i;
-    // float32 in the results, double in the JSON lines.
-    EXPECT_NEAR(line["logprob"].get<double>(), worker["logprobs"][i].get<double>(), 1e-5) << i;
+    // float32 in the results, double in the JSON lines; the two paths batch the forward
+    // differently, so fp32 logits (|logit| ~ 20, relative error ~1e-6 each) differ by a few
+    // 1e-5 after log-sum-exp: 1e-4 absolute (seen: 1.6e-5 in the -O2 sanitizer build).
+    constexpr double kTolerance = 1e-4;
+    EXPECT_NEAR(line["logprob"].get<double>(), worker["logprobs"][i].get<double>(), kTolerance)
+        << i;
     for (size_t t = 0; t < 3; ++t) {
       EXPECT_EQ(line["top"][t]["id"], worker["top_ids"][i][t]) << i;
       EXPECT_NEAR(line["top"][t]["logprob"].get<double>(),
-                  worker["top_logprobs"][i][t].get<double>(), 1e-5)
+                  worker["top_logprobs"][i][t].get<double>(), kTolerance)
           << i;
     }
   }
