@@ -36,6 +36,8 @@ size_t sum(std::initializer_list<size_t> terms) {
 
 }  // namespace
 
+size_t MemoryPlan::total() const { return sum({weights, cache, workspace}); }
+
 MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
                        const CacheOptions& cache, const TransformerOptions& options,
                        size_t bytes_per_value) {

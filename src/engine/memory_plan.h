@@ -8,7 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
 
 #include "cache/kv_cache.h"
@@ -22,13 +21,7 @@ struct MemoryPlan {
   size_t cache = 0;      // K and V pools of every layer
   size_t workspace = 0;  // activations of one forward and logits
   // Saturates (as every part does) instead of wrapping round.
-  size_t total() const {
-    size_t partial = 0, result = 0;
-    if (__builtin_add_overflow(weights, cache, &partial) ||
-        __builtin_add_overflow(partial, workspace, &result))
-      return std::numeric_limits<size_t>::max();
-    return result;
-  }
+  size_t total() const;
 };
 
 MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
