@@ -44,8 +44,10 @@ inline __m256i dot_signed(__m256i w, __m256i a) {
 
 // Low nibbles of 16 bytes in bytes 0..15, high nibbles in 16..31 (the Q4/Q5 element order).
 inline __m256i nibbles(const uint8_t* p) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
 }
 
 // Bit i of the 32-bit word at p as 0x10 in byte i (Q5's fifth bits).
@@ -63,7 +65,22 @@ inline __m256i fifth_bits(const uint8_t* p) {
   return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-// ---- 32-element formats: value = d * q + m, q in bytes (unsigned except Q8_0). ----
+// ---- 32-element formats. Q4_1 / Q5_1: value = d * q + m with q unsigned; Q4_0 / Q5_0 / Q8_0:
+// value = d * q with q signed (the Q4_0 / Q5_0 offsets subtracted from the bytes). ----
+
+// The block's half-precision scale (and minimum, when it follows) as floats in lanes 0 (and 1);
+// the other lanes are 0.
+inline __m128 scale_pair(const uint8_t* b) {
+  uint32_t halves;
+  std::memcpy(&halves, b, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(halves)));
+}
+
+inline __m128 scale_only(const uint8_t* b) {
+  uint16_t half;
+  std::memcpy(&half, b, 2);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(half));
+}
 
 template <Format F>
 struct W32;
@@ -71,51 +88,68 @@ struct W32;
 template <>
 struct W32<kQ4_0> {
   static constexpr int64_t bytes = 18;
-  static constexpr bool is_signed = false;
-  static __m256i quants(const uint8_t* b) { return nibbles(b + 2); }
-  static float scale(const uint8_t* b) { return load_half(b); }
-  static float minimum(const uint8_t*, float d) { return -8.0f * d; }  // q - 8 = q + (-8)
+  static constexpr bool has_min = false;
+  static __m256i quants(const uint8_t* b) {
+    return _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
+  }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
 };
 
 template <>
 struct W32<kQ4_1> {
   static constexpr int64_t bytes = 20;
-  static constexpr bool is_signed = false;
+  static constexpr bool has_min = true;
   static __m256i quants(const uint8_t* b) { return nibbles(b + 4); }
-  static float scale(const uint8_t* b) { return load_half(b); }
-  static float minimum(const uint8_t* b, float) { return load_half(b + 2); }
+  static __m128 scales(const uint8_t* b) { return scale_pair(b); }
 };
 
 template <>
 struct W32<kQ5_0> {
   static constexpr int64_t bytes = 22;
-  static constexpr bool is_signed = false;
+  static constexpr bool has_min = false;
   static __m256i quants(const uint8_t* b) {
-    return _mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)),
+                           _mm256_set1_epi8(16));
   }
-  static float scale(const uint8_t* b) { return load_half(b); }
-  static float minimum(const uint8_t*, float d) { return -16.0f * d; }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
 };
 
 template <>
 struct W32<kQ5_1> {
   static constexpr int64_t bytes = 24;
-  static constexpr bool is_signed = false;
+  static constexpr bool has_min = true;
   static __m256i quants(const uint8_t* b) {
     return _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
   }
-  static float scale(const uint8_t* b) { return load_half(b); }
-  static float minimum(const uint8_t* b, float) { return load_half(b + 2); }
+  static __m128 scales(const uint8_t* b) { return scale_pair(b); }
 };
 
 template <>
 struct W32<kQ8_0> {
   static constexpr int64_t bytes = 34;
-  static constexpr bool is_signed = true;
+  static constexpr bool has_min = false;
   static __m256i quants(const uint8_t* b) { return load32(b + 2); }
-  static float scale(const uint8_t* b) { return load_half(b); }
-  static float minimum(const uint8_t*, float) { return 0.0f; }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
 };
+
+// One block of R input rows: [d, m] * [a.d, a.sum] gives in one multiply the scale of the integer
+// dot product (lane 0) and the minimum's term (lane 1, summed in `mins`).
+template <Format F, int R>
+inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256* acc,
+                    __m128* mins) {
+  using W = W32<F>;
+  const __m256i wq = W::quants(block);
+  const __m128 ws = W::scales(block);
+  for (int r = 0; r < R; ++r) {
+    const Act32& a = x[r * blocks];
+    const __m256i aq = load32(a.q);
+    const __m256i p = W::has_min ? dot_unsigned(wq, aq) : dot_signed(wq, aq);
+    const __m128 as = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(&a.d)));
+    const __m128 product = _mm_mul_ps(ws, as);
+    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(product), acc[r]);
+    if (W::has_min) mins[r] = _mm_add_ps(mins[r], product);
+  }
+}
 
 // R input rows (x: their first blocks, `blocks` apart) against one weight row; U independent
 // accumulator sets over alternate blocks hide the fma latency when R is small.
@@ -123,50 +157,26 @@ template <Format F, int R, int U>
 void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
   using W = W32<F>;
   __m256 acc[U][R];
-  float mins[U][R];
+  __m128 mins[U][R];
   for (int u = 0; u < U; ++u) {
     for (int r = 0; r < R; ++r) {
       acc[u][r] = _mm256_setzero_ps();
-      mins[u][r] = 0.0f;
+      mins[u][r] = _mm_setzero_ps();
     }
   }
   int64_t b = 0;
-  for (; b + U <= blocks; b += U) {
-    for (int u = 0; u < U; ++u) {
-      const uint8_t* block = row + (b + u) * W::bytes;
-      const __m256i wq = W::quants(block);
-      const float d = W::scale(block);
-      const float m = W::minimum(block, d);
-      for (int r = 0; r < R; ++r) {
-        const Act32& a = x[r * blocks + b + u];
-        const __m256i aq = load32(a.q);
-        const __m256i p = W::is_signed ? dot_signed(wq, aq) : dot_unsigned(wq, aq);
-        acc[u][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc[u][r]);
-        mins[u][r] += m * a.sum;
-      }
-    }
-  }
-  for (; b < blocks; ++b) {
-    const uint8_t* block = row + b * W::bytes;
-    const __m256i wq = W::quants(block);
-    const float d = W::scale(block);
-    const float m = W::minimum(block, d);
-    for (int r = 0; r < R; ++r) {
-      const Act32& a = x[r * blocks + b];
-      const __m256i aq = load32(a.q);
-      const __m256i p = W::is_signed ? dot_signed(wq, aq) : dot_unsigned(wq, aq);
-      acc[0][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc[0][r]);
-      mins[0][r] += m * a.sum;
-    }
-  }
+  for (; b + U <= blocks; b += U)
+    for (int u = 0; u < U; ++u)
+      block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins[u]);
+  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins[0]);
   for (int r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
-    float minimum = mins[0][r];
+    __m128 minimum = mins[0][r];
     for (int u = 1; u < U; ++u) {
       total = _mm256_add_ps(total, acc[u][r]);
-      minimum += mins[u][r];
+      minimum = _mm_add_ps(minimum, mins[u][r]);
     }
-    result[r] = hsum(total) + minimum;
+    result[r] = hsum(total) + (W::has_min ? _mm_cvtss_f32(_mm_movehdup_ps(minimum)) : 0.0f);
   }
 }
 
