@@ -58,7 +58,7 @@ namespace hogwild::cpu::quant {
 // Q5_K: the low 6 bits of bytes j and j+4 for j < 4; else a nibble of byte j+4 and the top 2 bits
 // of bytes j-4 and j. `static`: each translation unit (compiled for its own instruction set) keeps
 // its own copy.
-static inline void k_scale_min(int j, const uint8_t* packed, int& scale, int& minimum) {
+static inline void k_scale_min(int64_t j, const uint8_t* packed, int& scale, int& minimum) {
   if (j < 4) {
     scale = packed[j] & 63;
     minimum = packed[j + 4] & 63;

@@ -14,6 +14,10 @@
 #include "common/float16.h"
 #include "kernels/cpu/quant_kernels.h"
 
+#if HOGWILD_QUANT_AVX2
+#include <cpuid.h>
+#endif
+
 namespace hogwild::cpu {
 namespace quant {
 namespace {
@@ -41,7 +45,7 @@ struct Block32<kQ4_0> {
   static void decode(const uint8_t* b, int* q, float& d, float& m) {
     d = load_half(b);
     m = 0.0f;
-    for (int i = 0; i < 16; ++i) {
+    for (int64_t i = 0; i < 16; ++i) {
       q[i] = (b[2 + i] & 0x0f) - 8;
       q[i + 16] = (b[2 + i] >> 4) - 8;
     }
@@ -54,7 +58,7 @@ struct Block32<kQ4_1> {
   static void decode(const uint8_t* b, int* q, float& d, float& m) {
     d = load_half(b);
     m = load_half(b + 2);
-    for (int i = 0; i < 16; ++i) {
+    for (int64_t i = 0; i < 16; ++i) {
       q[i] = b[4 + i] & 0x0f;
       q[i + 16] = b[4 + i] >> 4;
     }
@@ -65,7 +69,7 @@ struct Block32<kQ4_1> {
 inline void decode_q5_bits(const uint8_t* high_word, const uint8_t* nibbles, int offset, int* q) {
   uint32_t high;
   std::memcpy(&high, high_word, 4);
-  for (int i = 0; i < 16; ++i) {
+  for (int64_t i = 0; i < 16; ++i) {
     q[i] = static_cast<int>((nibbles[i] & 0x0f) | (((high >> i) & 1u) << 4)) + offset;
     q[i + 16] = static_cast<int>((nibbles[i] >> 4) | (((high >> (i + 16)) & 1u) << 4)) + offset;
   }
@@ -97,7 +101,7 @@ struct Block32<kQ8_0> {
   static void decode(const uint8_t* b, int* q, float& d, float& m) {
     d = load_half(b);
     m = 0.0f;
-    for (int i = 0; i < 32; ++i) q[i] = static_cast<int8_t>(b[2 + i]);
+    for (int64_t i = 0; i < 32; ++i) q[i] = static_cast<int8_t>(b[2 + i]);
   }
 };
 
@@ -118,7 +122,7 @@ void rows32_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int6
         for (int64_t r = 0; r < count; ++r) {
           const Act32& x = a[(i0 + r) * blocks + b];
           int dot = 0;
-          for (int l = 0; l < 32; ++l) dot += q[l] * x.q[l];
+          for (int64_t l = 0; l < 32; ++l) dot += q[l] * x.q[l];
           sums[r] += d * x.d * static_cast<float>(dot) + m * x.sum;
         }
       }
@@ -146,14 +150,14 @@ void decode_k4_k5(const uint8_t* b, bool five, SuperBlock& s) {
   const uint8_t* scales = b + 4;
   const uint8_t* high = b + 16;
   const uint8_t* q = b + (five ? 48 : 16);
-  for (int j = 0; j < 8; ++j) {
+  for (int64_t j = 0; j < 8; ++j) {
     int sc, mn;
     k_scale_min(j, scales, sc, mn);
     s.scale[2 * j] = s.scale[2 * j + 1] = sc;
     s.min[2 * j] = s.min[2 * j + 1] = mn;
   }
-  for (int c = 0; c < 4; ++c) {
-    for (int l = 0; l < 32; ++l) {
+  for (int64_t c = 0; c < 4; ++c) {
+    for (int64_t l = 0; l < 32; ++l) {
       int lo = q[32 * c + l] & 0x0f, hi = q[32 * c + l] >> 4;
       if (five) {
         lo |= ((high[l] >> (2 * c)) & 1) << 4;
@@ -171,16 +175,16 @@ void decode_k4_k5(const uint8_t* b, bool five, SuperBlock& s) {
 void decode_q6_k(const uint8_t* b, SuperBlock& s) {
   s.d = load_half(b + 208);
   s.dmin = 0.0f;
-  for (int g = 0; g < 16; ++g) {
+  for (int64_t g = 0; g < 16; ++g) {
     s.scale[g] = static_cast<int8_t>(b[192 + g]);
     s.min[g] = 0;
   }
-  for (int half = 0; half < 2; ++half) {
+  for (int64_t half = 0; half < 2; ++half) {
     const uint8_t* low = b + 64 * half;
     const uint8_t* high = b + 128 + 32 * half;
     int* q = s.q + 128 * half;
-    for (int t = 0; t < 4; ++t) {
-      for (int l = 0; l < 32; ++l) {
+    for (int64_t t = 0; t < 4; ++t) {
+      for (int64_t l = 0; l < 32; ++l) {
         const uint8_t nibble_byte = low[l + (t & 1) * 32];
         const int nibble = t < 2 ? nibble_byte & 0x0f : nibble_byte >> 4;
         q[32 * t + l] = (nibble | (((high[l] >> (2 * t)) & 3) << 4)) - 32;
@@ -209,9 +213,9 @@ void rows256_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int
         for (int64_t r = 0; r < count; ++r) {
           const Act256& x = a[(i0 + r) * blocks + b];
           int dot = 0, mins = 0;
-          for (int g = 0; g < 16; ++g) {
+          for (int64_t g = 0; g < 16; ++g) {
             int group = 0;
-            for (int l = 16 * g; l < 16 * g + 16; ++l) group += s.q[l] * x.q[l];
+            for (int64_t l = 16 * g; l < 16 * g + 16; ++l) group += s.q[l] * x.q[l];
             dot += s.scale[g] * group;
             mins += s.min[g] * x.sums[g];
           }
@@ -350,7 +354,7 @@ void quantize_row32(const float* x, int64_t k, Act32* out) {
     float inverse;
     out->d = block_scale(x, 32, inverse);
     int sum = 0;
-    for (int l = 0; l < 32; ++l) {
+    for (int64_t l = 0; l < 32; ++l) {
       out->q[l] = quantize_value(x[l], inverse);
       sum += out->q[l];
     }
@@ -362,9 +366,9 @@ void quantize_row256(const float* x, int64_t k, Act256* out) {
   for (int64_t b = 0; b < k / 256; ++b, x += 256, ++out) {
     float inverse;
     out->d = block_scale(x, 256, inverse);
-    for (int g = 0; g < 16; ++g) {
+    for (int64_t g = 0; g < 16; ++g) {
       int sum = 0;
-      for (int l = 16 * g; l < 16 * g + 16; ++l) {
+      for (int64_t l = 16 * g; l < 16 * g + 16; ++l) {
         out->q[l] = quantize_value(x[l], inverse);
         sum += out->q[l];
       }
@@ -376,12 +380,30 @@ void quantize_row256(const float* x, int64_t k, Act256* out) {
 // -1 until chosen, then a QuantIsa.
 std::atomic<int> chosen_isa{-1};
 
-QuantIsa isa_from_environment() {
-  const char* forced = std::getenv("HOGWILD_CPU_FEATURES");
-  if (forced == nullptr || *forced == '\0') {
+}  // namespace
+
+const char* quant_isa_name(QuantIsa isa) { return isa == QuantIsa::Avx2 ? "avx2" : "scalar"; }
+
+bool quant_isa_available(QuantIsa isa) {
+  if (isa == QuantIsa::Scalar) return true;
+#if HOGWILD_QUANT_AVX2
+  // F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows it.
+  static const bool avx2 = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return avx2;
+#else
+  return false;
+#endif
+}
+
+QuantIsa quant_isa_for(const char* features) {
+  if (features == nullptr || *features == '\0') {
     return quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2 : QuantIsa::Scalar;
   }
-  const std::string name = forced;
+  const std::string name = features;
   for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2}) {
     if (name != quant_isa_name(isa)) continue;
     HOGWILD_CHECK(quant_isa_available(isa), "HOGWILD_CPU_FEATURES=", name,
@@ -391,25 +413,10 @@ QuantIsa isa_from_environment() {
   fail("HOGWILD_CPU_FEATURES=", name, ": unknown instruction set (known: scalar, avx2)");
 }
 
-}  // namespace
-
-const char* quant_isa_name(QuantIsa isa) { return isa == QuantIsa::Avx2 ? "avx2" : "scalar"; }
-
-bool quant_isa_available(QuantIsa isa) {
-  if (isa == QuantIsa::Scalar) return true;
-#if HOGWILD_QUANT_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                           __builtin_cpu_supports("f16c");
-  return avx2;
-#else
-  return false;
-#endif
-}
-
 QuantIsa quant_isa() {
   int isa = chosen_isa.load(std::memory_order_acquire);
   if (isa < 0) {
-    isa = static_cast<int>(isa_from_environment());
+    isa = static_cast<int>(quant_isa_for(std::getenv("HOGWILD_CPU_FEATURES")));
     chosen_isa.store(isa, std::memory_order_release);
   }
   return static_cast<QuantIsa>(isa);

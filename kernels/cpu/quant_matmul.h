@@ -41,8 +41,12 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
 enum class QuantIsa { Scalar, Avx2 };
 const char* quant_isa_name(QuantIsa isa);
 bool quant_isa_available(QuantIsa isa);
-// The one in use: chosen at the first call (see above).
+// The one in use: chosen at the first call (see above). Throws on a bad HOGWILD_CPU_FEATURES
+// value: call it once on the main thread (at model load) before the kernels run on a pool.
 QuantIsa quant_isa();
+// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2"; nullptr or "": the best this
+// CPU has); throws naming the value when it is unknown or this CPU lacks it.
+QuantIsa quant_isa_for(const char* features);
 // Forces one (tests, benchmarks); throws when this CPU lacks it.
 void set_quant_isa(QuantIsa isa);
 

@@ -140,7 +140,7 @@ inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256
   using W = W32<F>;
   const __m256i wq = W::quants(block);
   const __m128 ws = W::scales(block);
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R; ++r) {
     const Act32& a = x[r * blocks];
     const __m256i aq = load32(a.q);
     const __m256i p = W::has_min ? dot_unsigned(wq, aq) : dot_signed(wq, aq);
@@ -158,21 +158,21 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
   using W = W32<F>;
   __m256 acc[U][R];
   __m128 mins[U][R];
-  for (int u = 0; u < U; ++u) {
-    for (int r = 0; r < R; ++r) {
+  for (int64_t u = 0; u < U; ++u) {
+    for (int64_t r = 0; r < R; ++r) {
       acc[u][r] = _mm256_setzero_ps();
       mins[u][r] = _mm_setzero_ps();
     }
   }
   int64_t b = 0;
   for (; b + U <= blocks; b += U)
-    for (int u = 0; u < U; ++u)
+    for (int64_t u = 0; u < U; ++u)
       block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins[u]);
   for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins[0]);
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
     __m128 minimum = mins[0][r];
-    for (int u = 1; u < U; ++u) {
+    for (int64_t u = 1; u < U; ++u) {
       total = _mm256_add_ps(total, acc[u][r]);
       minimum = _mm_add_ps(minimum, mins[u][r]);
     }
@@ -190,7 +190,7 @@ void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* resu
   constexpr int64_t bytes = Five ? 176 : 144;
   __m256 acc[R];
   float mins[R];
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R; ++r) {
     acc[r] = _mm256_setzero_ps();
     mins[r] = 0.0f;
   }
@@ -200,13 +200,13 @@ void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* resu
     const float d = load_half(block);
     const float dmin = load_half(block + 2);
     int scale[8], minimum[8];
-    for (int j = 0; j < 8; ++j) k_scale_min(j, block + 4, scale[j], minimum[j]);
+    for (int64_t j = 0; j < 8; ++j) k_scale_min(j, block + 4, scale[j], minimum[j]);
     const uint8_t* q = block + (Five ? 48 : 16);
     __m256i high = _mm256_setzero_si256();
     if (Five) high = load32(block + 16);
     __m256i isum[R];
-    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < 4; ++c) {
       const __m256i raw = load32(q + 32 * c);
       __m256i lo = _mm256_and_si256(raw, low_mask);
       __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
@@ -223,22 +223,22 @@ void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* resu
       }
       const __m256i scale_lo = _mm256_set1_epi16(static_cast<short>(scale[2 * c]));
       const __m256i scale_hi = _mm256_set1_epi16(static_cast<short>(scale[2 * c + 1]));
-      for (int r = 0; r < R; ++r) {
+      for (int64_t r = 0; r < R; ++r) {
         const int8_t* a = x[r * blocks + b].q + 64 * c;
         const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(a)), scale_lo);
         const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(a + 32)), scale_hi);
         isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(p_lo, p_hi));
       }
     }
-    for (int r = 0; r < R; ++r) {
+    for (int64_t r = 0; r < R; ++r) {
       const Act256& a = x[r * blocks + b];
       int min_dot = 0;
-      for (int j = 0; j < 8; ++j) min_dot += minimum[j] * (a.sums[2 * j] + a.sums[2 * j + 1]);
+      for (int64_t j = 0; j < 8; ++j) min_dot += minimum[j] * (a.sums[2 * j] + a.sums[2 * j + 1]);
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * a.d), acc[r]);
       mins[r] -= dmin * a.d * static_cast<float>(min_dot);
     }
   }
-  for (int r = 0; r < R; ++r) result[r] = hsum(acc[r]) + mins[r];
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + mins[r];
 }
 
 // Q6_K: per half of 128 elements, 64 bytes of nibbles (ql), 32 bytes of 2-bit highs (qh); the
@@ -250,7 +250,7 @@ void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* resul
   constexpr int64_t bytes = 210;
   __m256 acc[R];
   float offsets[R];
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R; ++r) {
     acc[r] = _mm256_setzero_ps();
     offsets[r] = 0.0f;
   }
@@ -261,8 +261,8 @@ void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* resul
     const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
     const float d = load_half(block + 208);
     __m256i isum[R];
-    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
-    for (int half = 0; half < 2; ++half) {
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int64_t half = 0; half < 2; ++half) {
       const __m256i l0 = load32(block + 64 * half);
       const __m256i l1 = load32(block + 64 * half + 32);
       const __m256i h = load32(block + 128 + 32 * half);
@@ -275,27 +275,27 @@ void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* resul
                           _mm256_and_si256(h, high_mask)),
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask),
                           _mm256_and_si256(_mm256_srli_epi16(h, 2), high_mask))};
-      for (int t = 0; t < 4; ++t) {
+      for (int64_t t = 0; t < 4; ++t) {
         const int g = 8 * half + 2 * t;  // scale of the piece's first 16 elements
         const __m256i scale =
             _mm256_set_m128i(_mm_set1_epi16(scales[g + 1]), _mm_set1_epi16(scales[g]));
-        for (int r = 0; r < R; ++r) {
+        for (int64_t r = 0; r < R; ++r) {
           const int8_t* a = x[r * blocks + b].q + 128 * half + 32 * t;
           isum[r] = _mm256_add_epi32(
               isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(pieces[t], load32(a)), scale));
         }
       }
     }
-    for (int r = 0; r < R; ++r) {
+    for (int64_t r = 0; r < R; ++r) {
       const Act256& a = x[r * blocks + b];
       int offset = 0;
-      for (int g = 0; g < 16; ++g) offset += scales[g] * a.sums[g];
+      for (int64_t g = 0; g < 16; ++g) offset += scales[g] * a.sums[g];
       const float da = d * a.d;
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(da), acc[r]);
       offsets[r] -= 32.0f * da * static_cast<float>(offset);
     }
   }
-  for (int r = 0; r < R; ++r) result[r] = hsum(acc[r]) + offsets[r];
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + offsets[r];
 }
 
 // ---- F32 / F16 / BF16 weights against fp32 activations. ----
@@ -347,24 +347,24 @@ template <Format F, int R, int U>
 void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   using W = WFloat<F>;
   __m256 acc[U][R];
-  for (int u = 0; u < U; ++u)
-    for (int r = 0; r < R; ++r) acc[u][r] = _mm256_setzero_ps();
+  for (int64_t u = 0; u < U; ++u)
+    for (int64_t r = 0; r < R; ++r) acc[u][r] = _mm256_setzero_ps();
   int64_t l = 0;
   for (; l + 8 * U <= k; l += 8 * U) {
-    for (int u = 0; u < U; ++u) {
+    for (int64_t u = 0; u < U; ++u) {
       const __m256 wv = W::load8(row + (l + 8 * u) * W::element);
-      for (int r = 0; r < R; ++r)
+      for (int64_t r = 0; r < R; ++r)
         acc[u][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * k + l + 8 * u), acc[u][r]);
     }
   }
   for (; l + 8 <= k; l += 8) {
     const __m256 wv = W::load8(row + l * W::element);
-    for (int r = 0; r < R; ++r)
+    for (int64_t r = 0; r < R; ++r)
       acc[0][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * k + l), acc[0][r]);
   }
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
-    for (int u = 1; u < U; ++u) total = _mm256_add_ps(total, acc[u][r]);
+    for (int64_t u = 1; u < U; ++u) total = _mm256_add_ps(total, acc[u][r]);
     float sum = hsum(total);
     for (int64_t t = l; t < k; ++t) sum += W::load1(row + t * W::element) * x[r * k + t];
     result[r] = sum;
@@ -384,11 +384,11 @@ void over_rows(const uint8_t* w, int64_t row_bytes, int64_t n, int64_t row_begin
     float result[4];
     for (; i + 4 <= n; i += 4) {
       tile.template operator()<4>(row, i, result);
-      for (int r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
+      for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
     }
     if (n - i >= 2) {
       tile.template operator()<2>(row, i, result);
-      for (int r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
+      for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
       i += 2;
     }
     if (i < n) {

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -313,9 +314,9 @@ class QuantMatmulTest : public ::testing::Test {
     return dtype_is_block(format_.dtype) ? dtype_block_elements(format_.dtype) : 13;
   }
   int64_t many_blocks() const {
-    return dtype_is_block(format_.dtype)
-               ? dtype_block_elements(format_.dtype) * (format_.dtype >= DType::Q4_K ? 5 : 23)
-               : 1000 + 7;
+    return dtype_is_block(format_.dtype) ? dtype_block_elements(format_.dtype) *
+                                               (dtype_block_elements(format_.dtype) == 256 ? 5 : 23)
+                                         : 1000 + 7;
   }
 };
 
@@ -397,6 +398,26 @@ TEST(QuantMatmul, RejectsBadShapesWithOneLine) {
       cpu::quant_matmul_rows(DType::Q8_0, w.data(), 32, act.data(), 1, 3, 2, out.data(), 4), Error);
   EXPECT_THROW(dtype_row_bytes(DType::Q4_K, 100), Error);
   EXPECT_THROW(dtype_size(DType::Q4_0), Error);
+}
+
+TEST(QuantMatmul, FeaturesNameTheInstructionSet) {
+  EXPECT_EQ(cpu::quant_isa_for("scalar"), QuantIsa::Scalar);
+  const QuantIsa best =
+      cpu::quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2 : QuantIsa::Scalar;
+  EXPECT_EQ(cpu::quant_isa_for(nullptr), best);
+  EXPECT_EQ(cpu::quant_isa_for(""), best);
+  try {
+    cpu::quant_isa_for("avx9000");
+    FAIL() << "an unknown instruction set was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("HOGWILD_CPU_FEATURES=avx9000"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Run by ctest a second time with HOGWILD_CPU_FEATURES=scalar (tests/kernels/CMakeLists.txt).
+TEST(QuantMatmul, EnvironmentChoosesTheInstructionSet) {
+  EXPECT_EQ(cpu::quant_isa(), cpu::quant_isa_for(std::getenv("HOGWILD_CPU_FEATURES")));
 }
 
 TEST(QuantMatmul, DTypeBlockSizesMatchTheGgufTable) {
