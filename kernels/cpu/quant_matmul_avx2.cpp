@@ -349,8 +349,9 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   __m256 acc[U][R];
   for (int64_t u = 0; u < U; ++u)
     for (int64_t r = 0; r < R; ++r) acc[u][r] = _mm256_setzero_ps();
+  constexpr int64_t step = int64_t{8} * U;
   int64_t l = 0;
-  for (; l + 8 * U <= k; l += 8 * U) {
+  for (; l + step <= k; l += step) {
     for (int64_t u = 0; u < U; ++u) {
       const __m256 wv = W::load8(row + (l + 8 * u) * W::element);
       for (int64_t r = 0; r < R; ++r)
