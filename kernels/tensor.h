@@ -8,9 +8,20 @@
 
 namespace hogwild {
 
-enum class DType { F32, BF16, I32 };
+// F32, BF16 and I32 are element types the backends compute in. The others are weight-only storage
+// types (as are BF16 weights on the CPU): F16, and GGML's block-quantized formats in their GGUF
+// block layout (src/model/quant.cpp dequantizes them), read by the quantized matmul kernels.
+enum class DType { F32, BF16, I32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K };
+
+// Bytes of one element; throws for block types, whose elements have no size of their own.
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
+// Block types store a whole number of blocks per row, and their tensors are contiguous.
+bool dtype_is_block(DType dtype);
+int64_t dtype_block_elements(DType dtype);  // 1 for element types
+size_t dtype_block_bytes(DType dtype);      // dtype_size for element types
+// Bytes of one row of `cols` elements; throws when cols is not a whole number of blocks.
+size_t dtype_row_bytes(DType dtype, int64_t cols);
 
 // 2-D and row-major, with a row stride, so that column slices (e.g. of a fused QKV output) are
 // views, not copies. The memory belongs to the backend that allocated it.
@@ -24,7 +35,7 @@ struct Tensor {
   bool empty() const { return data == nullptr; }
   bool contiguous() const { return stride == cols; }
   int64_t elements() const { return rows * cols; }
-  // Views of `count` rows / columns starting at `first`.
+  // Views of `count` rows / columns starting at `first` (block types: rows only).
   Tensor rows_view(int64_t first, int64_t count) const;
   Tensor cols_view(int64_t first, int64_t count) const;
 };

@@ -1,0 +1,53 @@
+// Matmul kernels that read weights in their stored format (F32, F16, BF16 and GGML's block
+// quantizations), so that a decode step reads the file's bytes, not a 5x larger fp32 copy.
+//
+// Two steps: quantize_activations turns the n input rows into what the weight's dot product reads
+// (8-bit blocks for the quantized formats, fp32 otherwise), once per matmul; quant_matmul_rows then
+// computes a range of output columns. Each weight row is loaded once for all n input rows, so a
+// batch of decode rows costs about one pass over the weights. Accumulation is fp32. The kernels are
+// single-threaded: the caller's thread pool splits the weight rows into ranges.
+//
+// The instruction set is chosen once at run time (one binary for any x86-64): AVX2+FMA+F16C when
+// the CPU has them, else portable scalar code. HOGWILD_CPU_FEATURES=scalar (or avx2) in the
+// environment, or set_quant_isa, forces one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/tensor.h"
+
+namespace hogwild::cpu {
+
+// Whether quant_matmul_rows reads weights of this type.
+bool quant_matmul_supports(DType weight);
+
+// Bytes of the activation buffer quantize_activations writes for n rows of k values.
+size_t activation_bytes(DType weight, int64_t n, int64_t k);
+
+// Converts x (n rows of k fp32, row stride x_stride) into the form weight's dot kernel reads
+// (8-bit blocks of 32 with their scale and sum for the 32-element formats, 8-bit blocks of 256
+// with sums of 16 for K-quants, fp32 for F16/BF16/F32). k must be a whole number of weight blocks.
+void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, int64_t x_stride,
+                          void* act);
+
+// out[i*out_stride + j] = dot(x_i, W_j) for i in [0,n), j in [row_begin,row_end). W: rows of
+// k elements of `weight` type in GGML block layout, dtype_row_bytes(weight,k) apart, starting at
+// `w`.
+void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, int64_t n,
+                       int64_t row_begin, int64_t row_end, float* out, int64_t out_stride);
+
+// The instruction set of the kernels.
+enum class QuantIsa { Scalar, Avx2 };
+const char* quant_isa_name(QuantIsa isa);
+bool quant_isa_available(QuantIsa isa);
+// The one in use: chosen at the first call (see above). Throws on a bad HOGWILD_CPU_FEATURES
+// value: call it once on the main thread (at model load) before the kernels run on a pool.
+QuantIsa quant_isa();
+// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2"; nullptr or "": the best this
+// CPU has); throws naming the value when it is unknown or this CPU lacks it.
+QuantIsa quant_isa_for(const char* features);
+// Forces one (tests, benchmarks); throws when this CPU lacks it.
+void set_quant_isa(QuantIsa isa);
+
+}  // namespace hogwild::cpu

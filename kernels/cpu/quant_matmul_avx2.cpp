@@ -1,0 +1,445 @@
+// AVX2+FMA+F16C kernels of quant_matmul.h, compiled with -mavx2 -mfma -mf16c and called only
+// when the CPU has them (quant_matmul.cpp checks). No standard library headers beyond <cstdint>
+// and <cstring>: see quant_kernels.h. Everything here has internal linkage except the table.
+//
+// A weight block is decoded once into 32 bytes of small integers and multiplied with the 8-bit
+// activations of up to four input rows held in registers: maddubs (unsigned x signed bytes) makes
+// 16-bit pair sums, madd widens them to 32 bits (times a sub-block scale for the K-quants), and one
+// fma per block applies the product of the weight and activation scales.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/quant_kernels.h"
+
+namespace hogwild::cpu::quant {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float load_half(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return _cvtsh_ss(v);
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Sum of products of unsigned weight bytes and signed activation bytes, as 8 int32 lanes.
+inline __m256i dot_unsigned(__m256i w, __m256i a) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
+}
+
+// The same for signed weights: |w| times a with w's sign (|a| <= 127, so no overflow).
+inline __m256i dot_signed(__m256i w, __m256i a) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)),
+                           _mm256_set1_epi16(1));
+}
+
+// Low nibbles of 16 bytes in bytes 0..15, high nibbles in 16..31 (the Q4/Q5 element order).
+inline __m256i nibbles(const uint8_t* p) {
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f));
+}
+
+// Bit i of the 32-bit word at p as 0x10 in byte i (Q5's fifth bits).
+inline __m256i fifth_bits(const uint8_t* p) {
+  uint32_t word;
+  std::memcpy(&word, p, 4);
+  // Byte i takes byte i/8 of the word (set1 puts the word in every 4 bytes of both lanes) ...
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(word)),
+                          _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  // ... and keeps bit i % 8 of it.
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// ---- 32-element formats. Q4_1 / Q5_1: value = d * q + m with q unsigned; Q4_0 / Q5_0 / Q8_0:
+// value = d * q with q signed (the Q4_0 / Q5_0 offsets subtracted from the bytes). ----
+
+// The block's half-precision scale (and minimum, when it follows) as floats in lanes 0 (and 1);
+// the other lanes are 0.
+inline __m128 scale_pair(const uint8_t* b) {
+  uint32_t halves;
+  std::memcpy(&halves, b, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(halves)));
+}
+
+inline __m128 scale_only(const uint8_t* b) {
+  uint16_t half;
+  std::memcpy(&half, b, 2);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(half));
+}
+
+template <Format F>
+struct W32;
+
+template <>
+struct W32<kQ4_0> {
+  static constexpr int64_t bytes = 18;
+  static constexpr bool has_min = false;
+  static __m256i quants(const uint8_t* b) {
+    return _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
+  }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
+};
+
+template <>
+struct W32<kQ4_1> {
+  static constexpr int64_t bytes = 20;
+  static constexpr bool has_min = true;
+  static __m256i quants(const uint8_t* b) { return nibbles(b + 4); }
+  static __m128 scales(const uint8_t* b) { return scale_pair(b); }
+};
+
+template <>
+struct W32<kQ5_0> {
+  static constexpr int64_t bytes = 22;
+  static constexpr bool has_min = false;
+  static __m256i quants(const uint8_t* b) {
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)),
+                           _mm256_set1_epi8(16));
+  }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
+};
+
+template <>
+struct W32<kQ5_1> {
+  static constexpr int64_t bytes = 24;
+  static constexpr bool has_min = true;
+  static __m256i quants(const uint8_t* b) {
+    return _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
+  }
+  static __m128 scales(const uint8_t* b) { return scale_pair(b); }
+};
+
+template <>
+struct W32<kQ8_0> {
+  static constexpr int64_t bytes = 34;
+  static constexpr bool has_min = false;
+  static __m256i quants(const uint8_t* b) { return load32(b + 2); }
+  static __m128 scales(const uint8_t* b) { return scale_only(b); }
+};
+
+// One block of R input rows: [d, m] * [a.d, a.sum] gives in one multiply the scale of the integer
+// dot product (lane 0) and the minimum's term (lane 1, summed in `mins`).
+template <Format F, int R>
+inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256* acc,
+                    __m128* mins) {
+  using W = W32<F>;
+  const __m256i wq = W::quants(block);
+  const __m128 ws = W::scales(block);
+  for (int64_t r = 0; r < R; ++r) {
+    const Act32& a = x[r * blocks];
+    const __m256i aq = load32(a.q);
+    const __m256i p = W::has_min ? dot_unsigned(wq, aq) : dot_signed(wq, aq);
+    const __m128 as = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(&a.d)));
+    const __m128 product = _mm_mul_ps(ws, as);
+    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(product), acc[r]);
+    if (W::has_min) mins[r] = _mm_add_ps(mins[r], product);
+  }
+}
+
+// R input rows (x: their first blocks, `blocks` apart) against one weight row; U independent
+// accumulator sets over alternate blocks hide the fma latency when R is small.
+template <Format F, int R, int U>
+void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
+  using W = W32<F>;
+  __m256 acc[U][R];
+  __m128 mins[U][R];
+  for (int64_t u = 0; u < U; ++u) {
+    for (int64_t r = 0; r < R; ++r) {
+      acc[u][r] = _mm256_setzero_ps();
+      mins[u][r] = _mm_setzero_ps();
+    }
+  }
+  int64_t b = 0;
+  for (; b + U <= blocks; b += U)
+    for (int64_t u = 0; u < U; ++u)
+      block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins[u]);
+  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins[0]);
+  for (int64_t r = 0; r < R; ++r) {
+    __m256 total = acc[0][r];
+    __m128 minimum = mins[0][r];
+    for (int64_t u = 1; u < U; ++u) {
+      total = _mm256_add_ps(total, acc[u][r]);
+      minimum = _mm_add_ps(minimum, mins[u][r]);
+    }
+    result[r] = hsum(total) + (W::has_min ? _mm_cvtss_f32(_mm_movehdup_ps(minimum)) : 0.0f);
+  }
+}
+
+// ---- K-quants: 256-element super-blocks. ----
+
+// Q4_K / Q5_K: four chunks of 32 bytes of nibbles; chunk c's low nibbles are sub-block 2c
+// (elements 64c..64c+31), its high nibbles sub-block 2c+1. Q5_K's fifth bits: bits 2c and 2c+1 of
+// the 32 bytes after the scales.
+template <bool Five, int R>
+void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* result) {
+  constexpr int64_t bytes = Five ? 176 : 144;
+  __m256 acc[R];
+  float mins[R];
+  for (int64_t r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    mins[r] = 0.0f;
+  }
+  const __m256i low_mask = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = row + b * bytes;
+    const float d = load_half(block);
+    const float dmin = load_half(block + 2);
+    int scale[8], minimum[8];
+    for (int64_t j = 0; j < 8; ++j) k_scale_min(j, block + 4, scale[j], minimum[j]);
+    const uint8_t* q = block + (Five ? 48 : 16);
+    __m256i high = _mm256_setzero_si256();
+    if (Five) high = load32(block + 16);
+    __m256i isum[R];
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < 4; ++c) {
+      const __m256i raw = load32(q + 32 * c);
+      __m256i lo = _mm256_and_si256(raw, low_mask);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
+      if (Five) {
+        const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c)));
+        const __m256i bit_hi = _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
+        const __m256i sixteen = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(
+            lo,
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit_lo), bit_lo), sixteen));
+        hi = _mm256_or_si256(
+            hi,
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, bit_hi), bit_hi), sixteen));
+      }
+      const __m256i scale_lo = _mm256_set1_epi16(static_cast<short>(scale[2 * c]));
+      const __m256i scale_hi = _mm256_set1_epi16(static_cast<short>(scale[2 * c + 1]));
+      for (int64_t r = 0; r < R; ++r) {
+        const int8_t* a = x[r * blocks + b].q + 64 * c;
+        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(a)), scale_lo);
+        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(a + 32)), scale_hi);
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const Act256& a = x[r * blocks + b];
+      int min_dot = 0;
+      for (int64_t j = 0; j < 8; ++j) min_dot += minimum[j] * (a.sums[2 * j] + a.sums[2 * j + 1]);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * a.d), acc[r]);
+      mins[r] -= dmin * a.d * static_cast<float>(min_dot);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + mins[r];
+}
+
+// Q6_K: per half of 128 elements, 64 bytes of nibbles (ql), 32 bytes of 2-bit highs (qh); the
+// piece t (elements 32t..32t+31 of the half) takes the low (t < 2) or high nibbles of ql bytes
+// 0..31 (t even) or 32..63 (t odd) and bits 2t..2t+1 of qh. Values are q - 32, with a signed scale
+// per 16 elements; the -32 is applied through the activations' sums.
+template <int R>
+void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* result) {
+  constexpr int64_t bytes = 210;
+  __m256 acc[R];
+  float offsets[R];
+  for (int64_t r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    offsets[r] = 0.0f;
+  }
+  const __m256i low_mask = _mm256_set1_epi8(0x0f);
+  const __m256i high_mask = _mm256_set1_epi8(0x30);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = row + b * bytes;
+    const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+    const float d = load_half(block + 208);
+    __m256i isum[R];
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int64_t half = 0; half < 2; ++half) {
+      const __m256i l0 = load32(block + 64 * half);
+      const __m256i l1 = load32(block + 64 * half + 32);
+      const __m256i h = load32(block + 128 + 32 * half);
+      const __m256i pieces[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low_mask),
+                          _mm256_and_si256(_mm256_slli_epi16(h, 4), high_mask)),
+          _mm256_or_si256(_mm256_and_si256(l1, low_mask),
+                          _mm256_and_si256(_mm256_slli_epi16(h, 2), high_mask)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_mask),
+                          _mm256_and_si256(h, high_mask)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_mask),
+                          _mm256_and_si256(_mm256_srli_epi16(h, 2), high_mask))};
+      for (int64_t t = 0; t < 4; ++t) {
+        const int g = 8 * half + 2 * t;  // scale of the piece's first 16 elements
+        const __m256i scale =
+            _mm256_set_m128i(_mm_set1_epi16(scales[g + 1]), _mm_set1_epi16(scales[g]));
+        for (int64_t r = 0; r < R; ++r) {
+          const int8_t* a = x[r * blocks + b].q + 128 * half + 32 * t;
+          isum[r] = _mm256_add_epi32(
+              isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(pieces[t], load32(a)), scale));
+        }
+      }
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const Act256& a = x[r * blocks + b];
+      int offset = 0;
+      for (int64_t g = 0; g < 16; ++g) offset += scales[g] * a.sums[g];
+      const float da = d * a.d;
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(da), acc[r]);
+      offsets[r] -= 32.0f * da * static_cast<float>(offset);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + offsets[r];
+}
+
+// ---- F32 / F16 / BF16 weights against fp32 activations. ----
+
+template <Format F>
+struct WFloat;
+
+template <>
+struct WFloat<kF32> {
+  static constexpr int64_t element = 4;
+  static __m256 load8(const uint8_t* p) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  }
+  static float load1(const uint8_t* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+};
+
+template <>
+struct WFloat<kF16> {
+  static constexpr int64_t element = 2;
+  static __m256 load8(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float load1(const uint8_t* p) { return load_half(p); }
+};
+
+template <>
+struct WFloat<kBF16> {
+  static constexpr int64_t element = 2;
+  static __m256 load8(const uint8_t* p) {
+    const __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float load1(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    const uint32_t bits = static_cast<uint32_t>(v) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+};
+
+template <Format F, int R, int U>
+void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
+  using W = WFloat<F>;
+  __m256 acc[U][R];
+  for (int64_t u = 0; u < U; ++u)
+    for (int64_t r = 0; r < R; ++r) acc[u][r] = _mm256_setzero_ps();
+  constexpr int64_t step = int64_t{8} * U;
+  int64_t l = 0;
+  for (; l + step <= k; l += step) {
+    for (int64_t u = 0; u < U; ++u) {
+      const __m256 wv = W::load8(row + (l + 8 * u) * W::element);
+      for (int64_t r = 0; r < R; ++r)
+        acc[u][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * k + l + 8 * u), acc[u][r]);
+    }
+  }
+  for (; l + 8 <= k; l += 8) {
+    const __m256 wv = W::load8(row + l * W::element);
+    for (int64_t r = 0; r < R; ++r)
+      acc[0][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * k + l), acc[0][r]);
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    __m256 total = acc[0][r];
+    for (int64_t u = 1; u < U; ++u) total = _mm256_add_ps(total, acc[u][r]);
+    float sum = hsum(total);
+    for (int64_t t = l; t < k; ++t) sum += W::load1(row + t * W::element) * x[r * k + t];
+    result[r] = sum;
+  }
+}
+
+// ---- Drivers: for each weight row, the input rows in tiles of 4 (then 2, 1), so that the row is
+// read from memory once and from L1 for the other tiles. ----
+
+// tile.operator()<R>(row, i, result) computes rows i..i+R-1 against one weight row.
+template <typename Tile>
+void over_rows(const uint8_t* w, int64_t row_bytes, int64_t n, int64_t row_begin, int64_t row_end,
+               float* out, int64_t out_stride, const Tile& tile) {
+  for (int64_t j = row_begin; j < row_end; ++j) {
+    const uint8_t* row = w + j * row_bytes;
+    int64_t i = 0;
+    float result[4];
+    for (; i + 4 <= n; i += 4) {
+      tile.template operator()<4>(row, i, result);
+      for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
+    }
+    if (n - i >= 2) {
+      tile.template operator()<2>(row, i, result);
+      for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
+      i += 2;
+    }
+    if (i < n) {
+      tile.template operator()<1>(row, i, result);
+      out[i * out_stride + j] = result[0];
+    }
+  }
+}
+
+template <Format F>
+void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+            int64_t row_end, float* out, int64_t out_stride) {
+  const auto* x = static_cast<const Act32*>(act);
+  const int64_t blocks = k / 32;
+  over_rows(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              tile32<F, R, (R <= 2 ? 2 : 1)>(row, blocks, x + i * blocks, result);
+            });
+}
+
+template <Format F>
+void rows256(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+             int64_t row_end, float* out, int64_t out_stride) {
+  const auto* x = static_cast<const Act256*>(act);
+  const int64_t blocks = k / 256;
+  constexpr int64_t bytes = F == kQ4_K ? 144 : F == kQ5_K ? 176 : 210;
+  over_rows(w, blocks * bytes, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              if constexpr (F == kQ6_K)
+                tile_q6_k<R>(row, blocks, x + i * blocks, result);
+              else
+                tile_k4_k5<F == kQ5_K, R>(row, blocks, x + i * blocks, result);
+            });
+}
+
+template <Format F>
+void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+                int64_t row_end, float* out, int64_t out_stride) {
+  const auto* x = static_cast<const float*>(act);
+  over_rows(w, k * WFloat<F>::element, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              tile_float<F, R, (R <= 2 ? 2 : 1)>(row, k, x + i * k, result);
+            });
+}
+
+}  // namespace
+
+const RowsKernel kAvx2Kernels[kFormats] = {rows_float<kF32>, rows_float<kF16>, rows_float<kBF16>,
+                                           rows32<kQ4_0>,    rows32<kQ4_1>,    rows32<kQ5_0>,
+                                           rows32<kQ5_1>,    rows32<kQ8_0>,    rows256<kQ4_K>,
+                                           rows256<kQ5_K>,   rows256<kQ6_K>};
+
+}  // namespace hogwild::cpu::quant
