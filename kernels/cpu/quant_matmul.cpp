@@ -259,7 +259,7 @@ void rows_float_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, 
         for (int64_t l = 0; l < len; ++l) wf[l] = load_weight<F>(row, c + l);
         for (int64_t r = 0; r < count; ++r) {
           const float* xr = x + (i0 + r) * k + c;
-          float part = 0.0f;  // per-chunk partial sums keep the fp32 rounding at ~log(k)
+          float part = 0.0f;  // per-chunk partial sums: shorter fp32 rounding chains
           for (int64_t l = 0; l < len; ++l) part += wf[l] * xr[l];
           sums[r] += part;
         }

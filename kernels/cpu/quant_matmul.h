@@ -27,7 +27,8 @@ size_t activation_bytes(DType weight, int64_t n, int64_t k);
 
 // Converts x (n rows of k fp32, row stride x_stride) into the form weight's dot kernel reads
 // (8-bit blocks of 32 with their scale and sum for the 32-element formats, 8-bit blocks of 256
-// with sums of 16 for K-quants, fp32 for F16/BF16/F32). k must be a whole number of weight blocks.
+// with sums of 16 for K-quants, fp32 for F16/BF16/F32). k must be a whole number of weight blocks;
+// act must be 4-byte aligned (its blocks hold floats).
 void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, int64_t x_stride,
                           void* act);
 
