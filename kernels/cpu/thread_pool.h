@@ -34,11 +34,11 @@ class ThreadPool {
 
   int size() const { return threads_; }
 
-  // Runs fn over [0, count) in chunks of about `grain` indices (at least one; at most 4 chunks a
-  // thread, so a descheduled thread delays a quarter of its share), and returns when every
-  // chunk is done. A range of one chunk, a one-thread pool, or a call from inside a chunk runs
-  // on the calling thread alone. An exception from fn is rethrown
-  // to the caller once every chunk has run. Calls from several threads are serialised.
+  // Runs fn over [0, count) in chunks of max(grain, count / (4 * size())) indices (about four
+  // chunks a thread at most, so a descheduled thread delays about a quarter of its share), and
+  // returns when every chunk is done. A range of one chunk, a one-thread pool, or a call from
+  // inside a chunk runs on the calling thread alone. An exception from fn is rethrown to the
+  // caller once every chunk has run. Calls from several threads are serialised.
   void parallel_for(int64_t count, int64_t grain, const Body& fn);
 
  private:
