@@ -110,11 +110,17 @@ class Backend {
                                   const Tensor& out) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend();
+// The CPU backend with `threads` threads in its pool (0: default_cpu_threads()); throws
+// hogwild::Error outside [0, 1024].
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// OMP_NUM_THREADS when set (the launch scripts set it per rank), else this machine's physical
+// cores; throws hogwild::Error when OMP_NUM_THREADS is not a count in [1, 1024].
+int default_cpu_threads();
 // The CUDA backend on device `device` (kernels/cuda; defined only in builds with HOGWILD_CUDA).
 // Throws hogwild::Error when the device does not exist.
 std::unique_ptr<Backend> make_cuda_backend(int device);
-// "cpu", or "cuda" on `device` (an error naming the problem in builds without CUDA).
-std::unique_ptr<Backend> make_backend(const std::string& name, int device = 0);
+// "cpu" (with `threads` as make_cpu_backend), or "cuda" on `device` (an error naming the problem
+// in builds without CUDA; `threads` is unused there).
+std::unique_ptr<Backend> make_backend(const std::string& name, int device = 0, int threads = 0);
 
 }  // namespace hogwild

@@ -4,8 +4,8 @@
 
 namespace hogwild {
 
-std::unique_ptr<Backend> make_backend(const std::string& name, int device) {
-  if (name == "cpu") return make_cpu_backend();
+std::unique_ptr<Backend> make_backend(const std::string& name, int device, int threads) {
+  if (name == "cpu") return make_cpu_backend(threads);
   if (name == "cuda") {
 #ifdef HOGWILD_CUDA
     return make_cuda_backend(device);

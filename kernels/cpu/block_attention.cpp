@@ -43,7 +43,7 @@ struct Partial {
 void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                      const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
                      const Tensor& view_entries, const Tensor& inv_freq,
-                     const AttentionShape& shape, const Tensor& out) {
+                     const AttentionShape& shape, const Tensor& out, ThreadPool& pool) {
   const int64_t d = shape.head_dim, half = d / 2;
   const int64_t heads = shape.heads, group = heads / shape.kv_heads;
   const int64_t rows = q.rows;
@@ -56,7 +56,7 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
   const auto* v_data = static_cast<const float*>(values.data);
   auto* out_data = static_cast<float*>(out.data);
 
-  // ---- group the entries by block (validated here: no exception may leave an OpenMP region)
+  // ---- group the entries by block (validated here, before the threads start)
   const int64_t total_entries = offsets[rows];
   HOGWILD_ASSERT(offsets[0] == 0 && total_entries <= view_entries.rows);
   std::vector<std::vector<int64_t>> entries_of_block(static_cast<size_t>(page_table.rows));
@@ -105,149 +105,163 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
 
   // ---- queries rotated once per (entry, head): rot(q, query_position), NeoX rotate-half
   std::vector<float> rotated(static_cast<size_t>(total_entries * heads * d));
-#pragma omp parallel for schedule(static)
-  for (int64_t e = 0; e < total_entries; ++e) {
-    const ViewEntry& entry = entries[static_cast<size_t>(e)];
-    const float* source = q_data + row_of_entry[static_cast<size_t>(e)] * q.stride;
-    float* target = rotated.data() + e * heads * d;
-    for (int64_t j = 0; j < half; ++j) {
-      const double angle = static_cast<double>(entry.query_position) * freq[j];
-      const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
-      for (int64_t h = 0; h < heads; ++h) {
-        const float a = source[h * d + j], b = source[h * d + j + half];
-        target[h * d + j] = a * c - b * s;
-        target[h * d + j + half] = b * c + a * s;
-      }
-    }
-  }
+  pool.parallel_for(total_entries, std::max<int64_t>(1, 4096 / (heads * d)),
+                    [&](int64_t first_entry, int64_t end_entry, int) {
+                      for (int64_t e = first_entry; e < end_entry; ++e) {
+                        const ViewEntry& entry = entries[static_cast<size_t>(e)];
+                        const float* source =
+                            q_data + row_of_entry[static_cast<size_t>(e)] * q.stride;
+                        float* target = rotated.data() + e * heads * d;
+                        for (int64_t j = 0; j < half; ++j) {
+                          const double angle = static_cast<double>(entry.query_position) * freq[j];
+                          const auto c = static_cast<float>(std::cos(angle)),
+                                     s = static_cast<float>(std::sin(angle));
+                          for (int64_t h = 0; h < heads; ++h) {
+                            const float a = source[h * d + j], b = source[h * d + j + half];
+                            target[h * d + j] = a * c - b * s;
+                            target[h * d + j + half] = b * c + a * s;
+                          }
+                        }
+                      }
+                    });
 
   // ---- per task: scores, softmax statistics and weighted values for each (entry, head)
   std::vector<Partial> partials(static_cast<size_t>(partial_count));
   std::vector<float> partial_values(static_cast<size_t>(partial_count * d));
   const int64_t chunk_tokens = kPagesPerTask * page_size;
-#pragma omp parallel
-  {
+  // Scratch per pool thread; chunks of tasks are taken as threads become free (sizes differ).
+  struct Scratch {
     std::vector<float> scores, queries, row_queries, accumulator;
-#pragma omp for schedule(dynamic)
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      const Task& task = tasks[t];
-      const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
-      const int64_t first_token = task.first_page * page_size;
-      const int64_t width = static_cast<int64_t>(block_entries.size()) * group;
-      // The task's queries, transposed [d][width] and pre-scaled: a key row then updates all
-      // (entry, head) scores with d vector FMAs across `width`, with no horizontal sums.
-      queries.resize(static_cast<size_t>(d * width));
-      row_queries.resize(static_cast<size_t>(d * width));
-      for (size_t i = 0; i < block_entries.size(); ++i)
-        for (int64_t h = 0; h < group; ++h) {
-          const float* query =
-              rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
-          const int64_t column = static_cast<int64_t>(i) * group + h;
-          for (int64_t c = 0; c < d; ++c) {
-            queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
-            row_queries[static_cast<size_t>(column * d + c)] = query[c] * shape.scale;
-          }
-        }
-      int32_t most_visible = 0;
-      for (int64_t e : block_entries)
-        most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
-      const int64_t tokens = std::min<int64_t>(task.pages * page_size, most_visible - first_token);
-      scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
-      accumulator.resize(static_cast<size_t>(width));
-      for (int64_t j = 0; j < tokens; ++j) {
-        const int32_t page =
-            table[task.block * page_table.stride + task.first_page + j / page_size];
-        const float* key =
-            k_data + (page * page_size + j % page_size) * keys.stride + task.kv_head * d;
-        float* acc = accumulator.data();
-        if (width >= kTransposedWidth) {
-          std::fill(acc, acc + width, 0.0f);
-          for (int64_t c = 0; c < d; ++c) {
-            const float k = key[c];
-            const float* column = queries.data() + c * width;
+  };
+  std::vector<Scratch> scratch(static_cast<size_t>(pool.size()));
+  pool.parallel_for(
+      static_cast<int64_t>(tasks.size()), 1, [&](int64_t first_task, int64_t end_task, int thread) {
+        auto& [scores, queries, row_queries, accumulator] = scratch[static_cast<size_t>(thread)];
+        for (auto t = static_cast<size_t>(first_task); t < static_cast<size_t>(end_task); ++t) {
+          const Task& task = tasks[t];
+          const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
+          const int64_t first_token = task.first_page * page_size;
+          const int64_t width = static_cast<int64_t>(block_entries.size()) * group;
+          // The task's queries, transposed [d][width] and pre-scaled: a key row then updates all
+          // (entry, head) scores with d vector FMAs across `width`, with no horizontal sums.
+          queries.resize(static_cast<size_t>(d * width));
+          row_queries.resize(static_cast<size_t>(d * width));
+          for (size_t i = 0; i < block_entries.size(); ++i)
+            for (int64_t h = 0; h < group; ++h) {
+              const float* query =
+                  rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
+              const int64_t column = static_cast<int64_t>(i) * group + h;
+              for (int64_t c = 0; c < d; ++c) {
+                queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
+                row_queries[static_cast<size_t>(column * d + c)] = query[c] * shape.scale;
+              }
+            }
+          int32_t most_visible = 0;
+          for (int64_t e : block_entries)
+            most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
+          const int64_t tokens =
+              std::min<int64_t>(task.pages * page_size, most_visible - first_token);
+          scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
+          accumulator.resize(static_cast<size_t>(width));
+          for (int64_t j = 0; j < tokens; ++j) {
+            const int32_t page =
+                table[task.block * page_table.stride + task.first_page + j / page_size];
+            const float* key =
+                k_data + (page * page_size + j % page_size) * keys.stride + task.kv_head * d;
+            float* acc = accumulator.data();
+            if (width >= kTransposedWidth) {
+              std::fill(acc, acc + width, 0.0f);
+              for (int64_t c = 0; c < d; ++c) {
+                const float k = key[c];
+                const float* column = queries.data() + c * width;
 #pragma omp simd
-            for (int64_t w = 0; w < width; ++w) acc[w] += column[w] * k;
-          }
-        } else {  // few queries: one vectorised dot product each is faster
-          for (int64_t w = 0; w < width; ++w) {
-            const float* query = row_queries.data() + w * d;
-            float dot = 0.0f;
+                for (int64_t w = 0; w < width; ++w) acc[w] += column[w] * k;
+              }
+            } else {  // few queries: one vectorised dot product each is faster
+              for (int64_t w = 0; w < width; ++w) {
+                const float* query = row_queries.data() + w * d;
+                float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-            for (int64_t c = 0; c < d; ++c) dot += query[c] * key[c];
-            acc[w] = dot;
+                for (int64_t c = 0; c < d; ++c) dot += query[c] * key[c];
+                acc[w] = dot;
+              }
+            }
+            for (size_t i = 0; i < block_entries.size(); ++i) {
+              if (first_token + j >= entries[static_cast<size_t>(block_entries[i])].visible)
+                continue;
+              for (int64_t h = 0; h < group; ++h) {
+                const int64_t w = static_cast<int64_t>(i) * group + h;
+                scores[static_cast<size_t>(w * chunk_tokens + j)] = acc[w];
+              }
+            }
           }
-        }
-        for (size_t i = 0; i < block_entries.size(); ++i) {
-          if (first_token + j >= entries[static_cast<size_t>(block_entries[i])].visible) continue;
-          for (int64_t h = 0; h < group; ++h) {
-            const int64_t w = static_cast<int64_t>(i) * group + h;
-            scores[static_cast<size_t>(w * chunk_tokens + j)] = acc[w];
+          // Softmax statistics per (entry, head), then the values: each value row is read once.
+          for (int64_t w = 0; w < width; ++w) {
+            float* row_scores = scores.data() + w * chunk_tokens;
+            float maximum = kNegativeInfinity;
+            for (int64_t j = 0; j < tokens; ++j) maximum = std::max(maximum, row_scores[j]);
+            Partial& partial = partials[static_cast<size_t>(task.partial_offset + w)];
+            partial = {maximum, 0.0f};
+            float* o = partial_values.data() + (task.partial_offset + w) * d;
+            std::fill(o, o + d, 0.0f);
+            for (int64_t j = 0; j < tokens; ++j) {
+              // exp(-inf) = 0: invisible keys get no weight.
+              row_scores[j] =
+                  maximum == kNegativeInfinity ? 0.0f : std::exp(row_scores[j] - maximum);
+              partial.sum += row_scores[j];
+            }
           }
-        }
-      }
-      // Softmax statistics per (entry, head), then the values: each value row is read once.
-      for (int64_t w = 0; w < width; ++w) {
-        float* row_scores = scores.data() + w * chunk_tokens;
-        float maximum = kNegativeInfinity;
-        for (int64_t j = 0; j < tokens; ++j) maximum = std::max(maximum, row_scores[j]);
-        Partial& partial = partials[static_cast<size_t>(task.partial_offset + w)];
-        partial = {maximum, 0.0f};
-        float* o = partial_values.data() + (task.partial_offset + w) * d;
-        std::fill(o, o + d, 0.0f);
-        for (int64_t j = 0; j < tokens; ++j) {
-          // exp(-inf) = 0: invisible keys get no weight.
-          row_scores[j] = maximum == kNegativeInfinity ? 0.0f : std::exp(row_scores[j] - maximum);
-          partial.sum += row_scores[j];
-        }
-      }
-      for (int64_t j = 0; j < tokens; ++j) {
-        const int32_t page =
-            table[task.block * page_table.stride + task.first_page + j / page_size];
-        const float* value =
-            v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
-        for (int64_t w = 0; w < width; ++w) {
-          const float weight = scores[static_cast<size_t>(w * chunk_tokens + j)];
-          if (weight == 0.0f) continue;
-          float* o = partial_values.data() + (task.partial_offset + w) * d;
+          for (int64_t j = 0; j < tokens; ++j) {
+            const int32_t page =
+                table[task.block * page_table.stride + task.first_page + j / page_size];
+            const float* value =
+                v_data + (page * page_size + j % page_size) * values.stride + task.kv_head * d;
+            for (int64_t w = 0; w < width; ++w) {
+              const float weight = scores[static_cast<size_t>(w * chunk_tokens + j)];
+              if (weight == 0.0f) continue;
+              float* o = partial_values.data() + (task.partial_offset + w) * d;
 #pragma omp simd
-          for (int64_t c = 0; c < d; ++c) o[c] += weight * value[c];
+              for (int64_t c = 0; c < d; ++c) o[c] += weight * value[c];
+            }
+          }
         }
-      }
-    }
-  }
+      });
 
   // ---- merge the partials of each (row, head) over its entries and chunks (log-sum-exp)
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t h = 0; h < heads; ++h) {
-      float maximum = kNegativeInfinity, sum = 0.0f;
-      float* o = out_data + r * out.stride + h * d;
-      std::fill(o, o + d, 0.0f);
-      const int64_t g = h / group;
-      for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
-        const int32_t block = entries[static_cast<size_t>(e)].block;
-        for (int64_t t : tasks_of_block[static_cast<size_t>(block)]) {
-          const Task& task = tasks[static_cast<size_t>(t)];
-          if (task.kv_head != g) continue;
-          const int64_t index =
-              task.partial_offset + slot_in_block[static_cast<size_t>(e)] * group + h % group;
-          const Partial& partial = partials[static_cast<size_t>(index)];
-          if (partial.sum == 0.0f) continue;  // empty partial: its maximum is -inf
-          const float merged = std::max(maximum, partial.maximum);
-          const float old_scale = sum == 0.0f ? 0.0f : std::exp(maximum - merged);
-          const float new_scale = std::exp(partial.maximum - merged);
-          const float* po = partial_values.data() + index * d;
-          for (int64_t c = 0; c < d; ++c) o[c] = o[c] * old_scale + po[c] * new_scale;
-          sum = sum * old_scale + partial.sum * new_scale;
-          maximum = merged;
+  pool.parallel_for(
+      rows * heads, std::max<int64_t>(1, 1024 / d), [&](int64_t first, int64_t end, int) {
+        for (int64_t i = first; i < end; ++i) {
+          const int64_t r = i / heads, h = i % heads;
+          {
+            float maximum = kNegativeInfinity, sum = 0.0f;
+            float* o = out_data + r * out.stride + h * d;
+            std::fill(o, o + d, 0.0f);
+            const int64_t g = h / group;
+            for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
+              const int32_t block = entries[static_cast<size_t>(e)].block;
+              for (int64_t t : tasks_of_block[static_cast<size_t>(block)]) {
+                const Task& task = tasks[static_cast<size_t>(t)];
+                if (task.kv_head != g) continue;
+                const int64_t index =
+                    task.partial_offset + slot_in_block[static_cast<size_t>(e)] * group + h % group;
+                const Partial& partial = partials[static_cast<size_t>(index)];
+                if (partial.sum == 0.0f) continue;  // empty partial: its maximum is -inf
+                const float merged = std::max(maximum, partial.maximum);
+                const float old_scale = sum == 0.0f ? 0.0f : std::exp(maximum - merged);
+                const float new_scale = std::exp(partial.maximum - merged);
+                const float* po = partial_values.data() + index * d;
+                for (int64_t c = 0; c < d; ++c) o[c] = o[c] * old_scale + po[c] * new_scale;
+                sum = sum * old_scale + partial.sum * new_scale;
+                maximum = merged;
+              }
+            }
+            if (sum > 0.0f) {
+              const float inverse = 1.0f / sum;
+              for (int64_t c = 0; c < d; ++c) o[c] *= inverse;
+            }
+          }
         }
-      }
-      if (sum > 0.0f) {
-        const float inverse = 1.0f / sum;
-        for (int64_t c = 0; c < d; ++c) o[c] *= inverse;
-      }
-    }
-  }
+      });
 }
 
 }  // namespace hogwild::cpu

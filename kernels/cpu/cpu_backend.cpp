@@ -1,8 +1,11 @@
-// The reference backend: fp32 math on the host, OpenBLAS for GEMMs, OpenMP across rows and heads.
+// The reference backend: fp32 math on the host. One thread pool (kernels/cpu/thread_pool.h) runs
+// every op across rows, heads or weight rows; matmuls of few rows (decode) use small_gemm, larger
+// ones OpenBLAS, single-threaded, on slices of the weight rows split across the pool.
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +17,8 @@
 #include "common/float16.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/block_attention.h"
+#include "kernels/cpu/small_gemm.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace hogwild {
 
@@ -29,8 +34,40 @@ const int32_t* i32(const Tensor& t) {
 }
 float* row(const Tensor& t, int64_t r) { return f32(t) + r * t.stride; }
 
+// Elementwise ops run on one thread below this many values: waking the pool costs more.
+constexpr int64_t kParallelValues = 16384;
+
+// Rows per chunk so that a chunk holds about kParallelValues values (at least one row).
+int64_t rows_grain(int64_t cols) {
+  return std::max<int64_t>(1, kParallelValues / std::max<int64_t>(cols, 1));
+}
+
+// OpenBLAS's OpenMP build sizes its own threads from omp_get_max_threads() of the calling thread,
+// so each of our threads sets its own to 1 once: OpenBLAS then runs inline, inside our pool.
+void make_blas_single_threaded() {
+  thread_local bool done = false;
+  if (done) return;
+  omp_set_num_threads(1);
+  openblas_set_num_threads(1);
+  done = true;
+}
+
+// OMP_NUM_THREADS, which the launch scripts set per rank, else the physical cores.
+int threads_from_environment() {
+  const char* text = std::getenv("OMP_NUM_THREADS");
+  if (text == nullptr || *text == '\0') return cpu::physical_cores();
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text, &end, 10);
+  HOGWILD_CHECK(
+      errno == 0 && end != text && (*end == '\0' || *end == ',') && value >= 1 && value <= 1024,
+      "OMP_NUM_THREADS='", text, "' is not a thread count in [1, 1024]");
+  return static_cast<int>(value);
+}
+
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(int threads) : pool_(threads) { make_blas_single_threaded(); }
   ~CpuBackend() override {
     for (void* block : blocks_) std::free(block);
   }
@@ -85,35 +122,50 @@ class CpuBackend final : public Backend {
 
   void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
     const float* w = f32(weight);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < x.rows; ++r) normalize(row(x, r), w, x.cols, eps, row(out, r));
+    pool_.parallel_for(x.rows, rows_grain(x.cols), [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) normalize(row(x, r), w, x.cols, eps, row(out, r));
+    });
   }
 
   void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
     const int64_t head_dim = weight.elements();
     const int64_t heads = x.cols / head_dim;
     const float* w = f32(weight);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t r = 0; r < x.rows; ++r)
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = row(x, r) + h * head_dim;
+    pool_.parallel_for(x.rows * heads, rows_grain(head_dim), [&](int64_t begin, int64_t end, int) {
+      for (int64_t i = begin; i < end; ++i) {
+        float* v = row(x, i / heads) + (i % heads) * head_dim;
         normalize(v, w, head_dim, eps, v);
       }
+    });
   }
 
   void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
                  const Tensor& out) override {
     if (x.rows == 0) return;
-    float beta = 0.0f;
-    if (!bias.empty()) {
-      for (int64_t r = 0; r < out.rows; ++r)
-        std::memcpy(row(out, r), f32(bias), static_cast<size_t>(out.cols) * 4);
-      beta = 1.0f;
+    const cpu::GemmArgs args{f32(x),        x.stride,    x.rows, f32(weight),
+                             weight.stride, weight.rows, x.cols, bias.empty() ? nullptr : f32(bias),
+                             f32(out),      out.stride};
+    if (x.rows <= cpu::kSmallGemmRows) {
+      cpu::small_gemm(args, pool_);
+      return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
-                static_cast<int>(weight.rows), static_cast<int>(x.cols), 1.0f, f32(x),
-                static_cast<int>(x.stride), f32(weight), static_cast<int>(weight.stride), beta,
-                f32(out), static_cast<int>(out.stride));
+    // Each chunk: BLAS on a slice of the weight rows (= output columns); OpenBLAS itself is
+    // single-threaded (make_blas_single_threaded), so no second pool competes for the cores.
+    pool_.parallel_for(weight.rows, kBlasRowsPerChunk, [&](int64_t begin, int64_t end, int) {
+      make_blas_single_threaded();
+      const int64_t width = end - begin;
+      float beta = 0.0f;
+      if (args.bias != nullptr) {
+        for (int64_t r = 0; r < out.rows; ++r)
+          std::memcpy(row(out, r) + begin, args.bias + begin, static_cast<size_t>(width) * 4);
+        beta = 1.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
+                  static_cast<int>(width), static_cast<int>(x.cols), 1.0f, f32(x),
+                  static_cast<int>(x.stride), f32(weight) + begin * weight.stride,
+                  static_cast<int>(weight.stride), beta, row(out, 0) + begin,
+                  static_cast<int>(out.stride));
+    });
   }
 
   void do_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
@@ -122,41 +174,45 @@ class CpuBackend final : public Backend {
     const int64_t heads = x.cols / head_dim;
     const float* freq = f32(inv_freq);
     const int32_t* position_of = i32(positions);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < x.rows; ++r) {
-      const double position = position_of[r * positions.stride];
-      for (int64_t j = 0; j < half; ++j) {
-        // The angle in double: positions reach 1e5+ and fp32 angles would lose the phase.
-        const double angle = position * static_cast<double>(freq[j]);
-        const float c = static_cast<float>(std::cos(angle));
-        const float s = static_cast<float>(std::sin(angle));
-        for (int64_t h = 0; h < heads; ++h) {
-          float* v = row(x, r) + h * head_dim;
-          const float a = v[j], b = v[j + half];
-          v[j] = a * c - b * s;
-          v[j + half] = b * c + a * s;
+    pool_.parallel_for(x.rows, rows_grain(x.cols), [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        const double position = position_of[r * positions.stride];
+        for (int64_t j = 0; j < half; ++j) {
+          // The angle in double: positions reach 1e5+ and fp32 angles would lose the phase.
+          const double angle = position * static_cast<double>(freq[j]);
+          const float c = static_cast<float>(std::cos(angle));
+          const float s = static_cast<float>(std::sin(angle));
+          for (int64_t h = 0; h < heads; ++h) {
+            float* v = row(x, r) + h * head_dim;
+            const float a = v[j], b = v[j + half];
+            v[j] = a * c - b * s;
+            v[j + half] = b * c + a * s;
+          }
         }
       }
-    }
+    });
   }
 
   void do_swiglu(const Tensor& gate_up, const Tensor& out) override {
     const int64_t n = out.cols;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < out.rows; ++r) {
-      const float* g = row(gate_up, r);
-      const float* u = g + n;
-      float* o = row(out, r);
-      for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-    }
+    pool_.parallel_for(out.rows, rows_grain(n), [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* g = row(gate_up, r);
+        const float* u = g + n;
+        float* o = row(out, r);
+        for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+      }
+    });
   }
 
   void do_add(const Tensor& x, const Tensor& y) override {
-    for (int64_t r = 0; r < x.rows; ++r) {
-      float* a = row(x, r);
-      const float* b = row(y, r);
-      for (int64_t j = 0; j < x.cols; ++j) a[j] += b[j];
-    }
+    pool_.parallel_for(x.rows, rows_grain(x.cols), [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        float* a = row(x, r);
+        const float* b = row(y, r);
+        for (int64_t j = 0; j < x.cols; ++j) a[j] += b[j];
+      }
+    });
   }
 
   void do_scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
@@ -180,7 +236,7 @@ class CpuBackend final : public Backend {
                           const Tensor& view_entries, const Tensor& inv_freq,
                           const AttentionShape& shape, const Tensor& out) override {
     cpu::block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
-                         inv_freq, shape, out);
+                         inv_freq, shape, out, pool_);
   }
 
   static void normalize(const float* x, const float* w, int64_t n, float eps, float* out) {
@@ -190,11 +246,19 @@ class CpuBackend final : public Backend {
     for (int64_t j = 0; j < n; ++j) out[j] = x[j] * scale * w[j];
   }
 
+  // Weight rows per BLAS call: slices narrower than this lose BLAS's blocking.
+  static constexpr int64_t kBlasRowsPerChunk = 64;
+
   std::unordered_set<void*> blocks_;
+  cpu::ThreadPool pool_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+int default_cpu_threads() { return threads_from_environment(); }
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads == 0 ? default_cpu_threads() : threads);
+}
 
 }  // namespace hogwild

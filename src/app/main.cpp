@@ -146,6 +146,8 @@ int run_generate(const std::vector<std::string>& argv) {
   args.flag("ignore-eos", "keep generating past end-of-sequence tokens");
   args.value("backend", "NAME", "cpu or cuda", "cpu");
   args.value("device", "N", "CUDA device index", "0");
+  args.value("threads", "N",
+             "CPU backend threads, 1-1024 (default: the physical cores, or OMP_NUM_THREADS)");
   args.flag("verbose-prompt", "print each prompt token to stderr as id<TAB>'piece' first");
   args.value("logprobs", "K",
              "JSON line per generated token: id, text, logprob and the K (0-" +
@@ -176,6 +178,8 @@ int run_generate(const std::vector<std::string>& argv) {
   sampling.min_p = args.get_float("min-p", 0.0, 0.999999);
   sampling.seed = args.get_uint64("seed");
   const int64_t max_tokens = args.get_int("max-tokens", 1, 1 << 20);
+  const int threads =
+      args.get_flag("threads") ? static_cast<int>(args.get_int("threads", 1, 1024)) : 0;
 
   const std::string model_path = args.get("model");
   const auto weights = open_weights(model_path);
@@ -216,7 +220,7 @@ int run_generate(const std::vector<std::string>& argv) {
   check_memory_plan(plan_memory(model_config, model_config, cache_options, options),
                     available_host_memory(), "host memory");
   const auto backend =
-      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)));
+      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)), threads);
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options);
   Sampler sampler(sampling);
@@ -256,7 +260,8 @@ int run_generate(const std::vector<std::string>& argv) {
 }
 
 const char* kRunHelp =
-    "usage: hogwild run CONFIG.yaml [key=value ...] [--overwrite] [--plain] [--quiet]\n\n"
+    "usage: hogwild run CONFIG.yaml [key=value ...] [--overwrite] [--plain] [--quiet]\n"
+    "                   [--threads N]\n\n"
     "Solves the config's problems with a team of workers sharing one KV cache (Hogwild!\n"
     "inference) and writes the results to HDF5 and a transcript.\n\n"
     "  key=value   override a config key; nested keys with dots, e.g. workers=4\n"
@@ -264,6 +269,7 @@ const char* kRunHelp =
     "  --overwrite replace existing results and transcript files (refused without it)\n"
     "  --plain     plain log lines instead of the live view (the default when not a terminal)\n"
     "  --quiet     only the final summary\n"
+    "  --threads N CPU backend threads (the `threads` key; default: the physical cores)\n"
     "  --help      show this help\n\n"
     "Exit status: 0 when every problem ran, 3 when some failed (each is in the results with\n"
     "stop_reason \"failed\" and its error; the others ran), 1 on an error that ends the run.\n"
@@ -273,12 +279,17 @@ int run_run(const std::vector<std::string>& argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   bool plain = !LiveView::stderr_is_terminal(), quiet = false, overwrite = false;
-  for (const std::string& arg : argv) {
+  std::string threads_override;  // applied after the key=value overrides: the flag wins
+  for (size_t a = 0; a < argv.size(); ++a) {
+    const std::string& arg = argv[a];
     if (arg == "--help" || arg == "-h") {
       std::cout << kRunHelp;
       return 0;
     }
-    if (arg == "--plain") {
+    if (arg == "--threads" || arg.starts_with("--threads=")) {
+      if (arg == "--threads" && a + 1 == argv.size()) fail("run: --threads needs a value N");
+      threads_override = "threads=" + (arg == "--threads" ? argv[++a] : arg.substr(10));
+    } else if (arg == "--plain") {
       plain = true;
     } else if (arg == "--overwrite") {
       overwrite = true;
@@ -295,6 +306,7 @@ int run_run(const std::vector<std::string>& argv) {
     }
   }
   if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
+  if (!threads_override.empty()) overrides.push_back(threads_override);
   RunConfig config = load_run_config(config_path, overrides);
   config.overwrite = overwrite;
   // Ranks that run different configs or models would corrupt each other's buffers: refuse them

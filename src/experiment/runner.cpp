@@ -89,7 +89,8 @@ class Experiment {
   void load() {
     weights_ = open_weights(config_.model);
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_path(weights_->tokenizer_path()));
-    backend_ = make_backend(config_.backend, grid_ != nullptr ? grid_->local_rank : 0);
+    backend_ = make_backend(config_.backend, grid_ != nullptr ? grid_->local_rank : 0,
+                            static_cast<int>(config_.threads));
   }
 
   // Sizes everything from the team settings, checks the memory plan before a byte of weights is

@@ -429,6 +429,15 @@ constexpr ConfigKey kConfigKeys[] = {
             "`cpu`, or `cuda` (each rank uses the GPU of its local rank; needs the `cuda` build)",
         .field = &member<&RunConfig::backend>,
     },
+    {
+        .key = "threads",
+        .kind = KeyKind::kInteger,
+        .range = "in [1, 1024]",
+        .integer = {.min = 1, .max = 1024},
+        .default_doc = "physical cores (`OMP_NUM_THREADS` when set)",
+        .doc = "threads of the `cpu` backend: one pool runs the whole forward; unused by `cuda`",
+        .field = &member<&RunConfig::threads>,
+    },
 };
 
 constexpr std::string_view section_part(std::string_view key) {

@@ -67,6 +67,19 @@ TEST(Cli, BadFlagsAreOneLineErrors) {
                         "exactly one of --prompt and --prompt-file");
   expect_one_line_error(hogwild("generate --model m.gguf --prompt a --prompt b"), "given twice");
   expect_one_line_error(hogwild("tokenize --model m.gguf"), "missing required flag --file");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --threads 0"),
+                        "--threads must be in [1, 1024], got 0");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --threads 2000"),
+                        "--threads must be in [1, 1024], got 2000");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --threads two"),
+                        "--threads expects an integer, got 'two'");
+  expect_one_line_error(hogwild("run configs/demo.yaml --threads 0"),
+                        "(from override): threads must be in [1, 1024], got 0");
+  expect_one_line_error(hogwild("run configs/demo.yaml --threads=-1"),
+                        "(from override): threads must be in [1, 1024], got -1");
+  expect_one_line_error(hogwild("run configs/demo.yaml --threads x"),
+                        "threads must be an integer, got 'x'");
+  expect_one_line_error(hogwild("run configs/demo.yaml --threads"), "--threads needs a value");
 }
 
 TEST(Cli, BadModelFilesAreOneLineErrors) {

@@ -395,6 +395,18 @@ TEST_F(ConfigTest, OutOfRangeValuesNameKeyAndLine) {
   expect("prompts:\n  finisher_tokens: -1\n",
          "4: prompts.finisher_tokens must be in [0, 65536], got -1");
   expect("output: \"\"\n", "3: output must not be empty");
+  expect("threads: 0\n", "3: threads must be in [1, 1024], got 0");
+  expect("threads: -2\n", "3: threads must be in [1, 1024], got -2");
+  expect("threads: 1025\n", "3: threads must be in [1, 1024], got 1025");
+  expect("threads: two\n", "3: threads must be an integer, got 'two'");
+}
+
+TEST_F(ConfigTest, ThreadsKeyAndItsDefault) {
+  EXPECT_EQ(load_run_config(yaml(kMinimal), {}).threads, 0) << "0 = the backend's default";
+  EXPECT_EQ(load_run_config(yaml(std::string(kMinimal) + "threads: 7\n"), {}).threads, 7);
+  EXPECT_EQ(load_run_config(yaml(kMinimal), {"threads=1024"}).threads, 1024);
+  EXPECT_THAT(error_of(path(), {"threads=0"}),
+              HasSubstr("(from override): threads must be in [1, 1024], got 0"));
 }
 
 // The values seen to overflow later arithmetic (sizing, the memory plan, the finisher's reserve)

@@ -263,6 +263,12 @@ TEST_F(LoadedConfig, DocumentedDefaultsAreTheLoadedOnes) {
     RunConfig& config = section_of(key.key) == "problems" ? file_config : inline_config;
     const std::string value = value_text(key, config);
     const std::string_view doc = key.default_doc;
+    if (key.key == "threads") {  // decided by the machine: the config holds 0 (= not given)
+      EXPECT_EQ(value, "0");
+      EXPECT_EQ(doc, "physical cores (`OMP_NUM_THREADS` when set)");
+      ++compared;
+      continue;
+    }
     if (key.kind == KeyKind::kInteger || key.kind == KeyKind::kUnsigned ||
         key.kind == KeyKind::kReal) {
       EXPECT_EQ(doc, value) << key.key;
@@ -390,7 +396,7 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
               ElementsAreArray<std::string_view>(
                   {"model", "workers", "names", "layout", "budget", "seed", "sampling", "problems",
                    "batch_problems", "output", "transcript", "page_size", "max_tokens_per_problem",
-                   "record_logprobs", "prompts", "parallel", "backend"}));
+                   "record_logprobs", "prompts", "parallel", "backend", "threads"}));
   EXPECT_THAT(listed(keys_of("sampling")),
               ElementsAreArray<std::string_view>({"temperature", "top_k", "top_p", "min_p"}));
   EXPECT_THAT(

@@ -139,7 +139,12 @@ std::vector<int32_t> shuffled_page_table(const std::vector<int64_t>& lengths, in
 class BackendOpsTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    // cpu: the default threads; cpu1/cpu3/cpu7: pools of 1, 3 and 7 threads (7 exceeds the cores
+    // of most test machines: chunks must still all run, whatever the scheduling).
     if (GetParam() == "cpu") backend_ = make_cpu_backend();
+    if (GetParam() == "cpu1") backend_ = make_cpu_backend(1);
+    if (GetParam() == "cpu3") backend_ = make_cpu_backend(3);
+    if (GetParam() == "cpu7") backend_ = make_cpu_backend(7);
 #ifdef HOGWILD_CUDA
     if (GetParam() == "cuda") {
       if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
@@ -175,9 +180,10 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
     backend_->download_f32(t, m.data.data());
     return m;
   }
-  float tolerance() const { return GetParam() == "cpu" ? 1e-5f : 1e-4f; }
+  bool is_cpu() const { return GetParam().starts_with("cpu"); }
+  float tolerance() const { return is_cpu() ? 1e-5f : 1e-4f; }
   // The CPU backend computes in fp32 only; bf16 tests skip there.
-  bool supports_bf16() const { return GetParam() != "cpu"; }
+  bool supports_bf16() const { return !is_cpu(); }
   void expect_close(const HostMatrix& actual, const std::vector<double>& expected) {
     expect_close(actual, expected, tolerance());
   }
@@ -312,6 +318,29 @@ TEST_P(BackendOpsTest, MatmulWithAndWithoutBias) {
       }
     expect_close(get(out), expected);
   }
+}
+
+// The decode shapes (few rows: the CPU backend's small GEMM) and the prefill ones (BLAS on slices
+// of the weight rows), on both sides of the switch, with tails of rows and of k.
+TEST_P(BackendOpsTest, MatmulShapesAroundTheSmallRowsSwitch) {
+  for (const int64_t n : {1, 2, 3, 5, 16, 17, 40})
+    for (const int64_t m : {1, 5, 33, 130})
+      for (const int64_t k : {7, 40, 129}) {
+        const HostMatrix x = random_matrix(n, k, rng_);
+        const HostMatrix w = random_matrix(m, k, rng_);
+        const HostMatrix b = random_matrix(1, m, rng_);
+        const Tensor out = poisoned(n, m);
+        backend_->matmul(put(x), put(w), put(b), out);
+        std::vector<double> expected;
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t c = 0; c < m; ++c) {
+            double sum = b.at(0, c);
+            for (int64_t j = 0; j < k; ++j) sum += double{x.at(r, j)} * w.at(c, j);
+            expected.push_back(sum);
+          }
+        SCOPED_TRACE(cat("n=", n, " m=", m, " k=", k));
+        expect_close(get(out), expected);
+      }
 }
 
 TEST_P(BackendOpsTest, RopeRotatesHalvesOfEachHead) {
@@ -516,9 +545,9 @@ TEST_P(BackendOpsTest, MismatchedShapesThrowNamingTheOp) {
 }
 
 #ifdef HOGWILD_CUDA
-#define HOGWILD_TEST_BACKENDS "cpu", "cuda"
+#define HOGWILD_TEST_BACKENDS "cpu", "cpu1", "cpu3", "cpu7", "cuda"
 #else
-#define HOGWILD_TEST_BACKENDS "cpu"
+#define HOGWILD_TEST_BACKENDS "cpu", "cpu1", "cpu3", "cpu7"
 #endif
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOpsTest, ::testing::Values(HOGWILD_TEST_BACKENDS),
                          [](const ::testing::TestParamInfo<std::string>& param) {
