@@ -4,7 +4,8 @@
 // benchmark measures a streaming read with the same threads first and prints, per batch, the
 // bytes read per step and roofline = step time / (bytes / bandwidth) (target <= 1.15).
 //
-//   build/cpu/bin/bench_decode [--model=PATH] [--context=N] [--threads=N] [--busy]
+//   build/cpu/bin/bench_decode [--model=PATH] [--context=N] [--threads=N] [--weights=native|f32]
+//                              [--busy]
 //                              [benchmark flags]
 //
 // --threads: the CPU backend's threads (default: as `hogwild run`, the physical cores).
@@ -42,6 +43,7 @@ namespace {
 std::string g_model = HOGWILD_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 int64_t g_context = 64;  // cached tokens per sequence before the timed steps
 int g_threads = 0;       // 0: hogwild::default_cpu_threads()
+hogwild::WeightFormat g_weights = hogwild::WeightFormat::Native;
 double g_bandwidth = 0;  // bytes/s of a streaming read, measured before the benchmarks
 // tokens/s by batch, idle and with the busy process, for the comparison printed at the end
 std::map<int64_t, double> g_idle_tokens_per_second, g_busy_tokens_per_second;
@@ -157,6 +159,7 @@ void BM_Decode(benchmark::State& state) {
   static std::unique_ptr<hogwild::WeightSource> weights = hogwild::open_weights(g_model);
   const auto backend = hogwild::make_cpu_backend(g_threads);
   hogwild::TransformerOptions options;
+  options.weights = g_weights;
   options.max_batch_tokens = std::max<int64_t>(batch, 64);
   options.max_view_entries = 1;
   hogwild::Transformer model(*weights, *backend, options);
@@ -204,11 +207,12 @@ void BM_Decode(benchmark::State& state) {
   // Bytes one step reads: every weight but the (untied) embedding table, of which a step reads
   // one row per token; and the cache's keys and values over the mean context of the run.
   const hogwild::ModelConfig& config = weights->config();
-  const hogwild::MemoryPlan plan =
-      hogwild::plan_memory(config, model.shard_config(), cache_options, options);
-  const double embedding_table = static_cast<double>(config.vocab * config.hidden) * 4;
+  const hogwild::Tensor& table = model.embedding_table();
+  const double embedding_table =
+      static_cast<double>(table.rows) *
+      static_cast<double>(hogwild::dtype_row_bytes(table.dtype, table.cols));
   const double weight_bytes =
-      static_cast<double>(plan.weights) - (config.tied_embeddings ? 0.0 : embedding_table);
+      static_cast<double>(model.weight_bytes()) - (config.tied_embeddings ? 0.0 : embedding_table);
   const double mean_context =
       static_cast<double>(g_context) + static_cast<double>(state.iterations()) / 2.0;
   const double cache_bytes = static_cast<double>(batch * config.layers * 2) * mean_context *
@@ -238,6 +242,10 @@ int main(int argc, char** argv) {
         g_context = std::stoll(argv[i] + 10);
       } else if (std::strncmp(argv[i], "--threads=", 10) == 0) {
         g_threads = std::stoi(argv[i] + 10);
+      } else if (std::strcmp(argv[i], "--weights=f32") == 0) {
+        g_weights = hogwild::WeightFormat::F32;
+      } else if (std::strcmp(argv[i], "--weights=native") == 0) {
+        g_weights = hogwild::WeightFormat::Native;
       } else if (std::strcmp(argv[i], "--busy") == 0) {
         busy = true;
       } else {
@@ -254,8 +262,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_bandwidth = measure_read_bandwidth(g_threads);
-  std::fprintf(stderr, "streaming read, %d threads: %.2f GB/s (best of 6 reads of %lld MiB)\n",
-               g_threads, g_bandwidth / 1e9,
+  std::fprintf(stderr,
+               "weights: %s; streaming read, %d threads: %.2f GB/s (best of 6 reads of %lld MiB)\n",
+               hogwild::weight_format_name(g_weights), g_threads, g_bandwidth / 1e9,
                static_cast<long long>(
                    std::max<int64_t>(4 * last_level_cache_bytes(), int64_t{256} << 20) >> 20));
   auto* decode = benchmark::RegisterBenchmark("BM_Decode", BM_Decode);

@@ -20,11 +20,28 @@ void check_float(const char* op, const char* what, const Tensor& tensor) {
                 " must be f32 or bf16, not ", shape_of(tensor));
 }
 
+// Weight-only dtypes (kernels/tensor.h): F16 and the block formats.
+bool is_storage_dtype(DType dtype) {
+  return dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::I32;
+}
+
 void check_indices(const char* op, const char* what, const Tensor& tensor) {
   HOGWILD_CHECK(tensor.dtype == DType::I32, op, ": ", what, " must be i32, not ", shape_of(tensor));
 }
 
 }  // namespace
+
+// A weight: a compute dtype, or a storage dtype on a backend that reads them.
+void Backend::check_weight(const char* op, const char* what, const Tensor& tensor) const {
+  if (is_storage_dtype(tensor.dtype)) {
+    HOGWILD_CHECK(reads_stored_weights(), op, ": ", what, " ", shape_of(tensor),
+                  " is in a storage format the ", name(), " backend does not read");
+    HOGWILD_CHECK(tensor.contiguous(), op, ": ", what, " ", shape_of(tensor),
+                  " in a storage format must be contiguous");
+    return;
+  }
+  check_float(op, what, tensor);
+}
 
 Tensor Backend::allocate(int64_t rows, int64_t cols, DType dtype) {
   HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");
@@ -52,8 +69,20 @@ void Backend::download_f32(const Tensor& src, float* host) {
   do_download_f32(src, host);
 }
 
+void Backend::upload_stored(const Tensor& dst, const void* host) {
+  HOGWILD_CHECK(is_storage_dtype(dst.dtype) && dst.contiguous(), "upload_stored: the destination ",
+                shape_of(dst), " must be a contiguous tensor in a storage format");
+  HOGWILD_CHECK(reads_stored_weights(), "upload_stored: the ", name(),
+                " backend does not keep weights in storage formats");
+  do_upload_stored(dst, host);
+}
+
+void Backend::do_upload_stored(const Tensor& dst, const void*) {
+  fail("upload_stored: the ", name(), " backend cannot hold ", shape_of(dst));
+}
+
 void Backend::embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
-  check_float("embedding", "the table", table);
+  check_weight("embedding", "the table", table);
   check_indices("embedding", "the ids", ids);
   check_float("embedding", "the output", out);
   HOGWILD_CHECK(ids.rows == out.rows && table.cols == out.cols, "embedding: ids ", shape_of(ids),
@@ -82,7 +111,7 @@ void Backend::head_rms_norm(const Tensor& x, const Tensor& weight, float eps) {
 
 void Backend::matmul(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out) {
   check_float("matmul", "the input", x);
-  check_float("matmul", "the weight", weight);
+  check_weight("matmul", "the weight", weight);
   check_float("matmul", "the output", out);
   HOGWILD_CHECK(x.cols == weight.cols && out.rows == x.rows && out.cols == weight.rows,
                 "matmul: input ", shape_of(x), " times weight ", shape_of(weight),

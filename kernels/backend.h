@@ -35,6 +35,10 @@ class Backend {
   virtual std::string name() const = 0;
   // True when tensor memory is host memory (the CPU backend): collectives can work in place.
   virtual bool host_memory() const { return false; }
+  // True when matmul weights and embedding tables may be in a storage dtype (F16, BF16 and GGML's
+  // block formats, kernels/tensor.h) besides the compute dtypes: the CPU backend's quantized
+  // kernels. Others get fp32 weights from the engine.
+  virtual bool reads_stored_weights() const { return false; }
 
   // ---- memory: tensors are owned by the backend until released
   Tensor allocate(int64_t rows, int64_t cols, DType dtype);
@@ -45,17 +49,21 @@ class Backend {
   void upload_f32(const Tensor& dst, const float* host);
   void upload_i32(const Tensor& dst, const int32_t* host);
   void download_f32(const Tensor& src, float* host);
+  // Host bytes in dst's storage dtype -> dst (contiguous; rows * dtype_row_bytes bytes): weights
+  // kept as the file stores them. Only where reads_stored_weights().
+  void upload_stored(const Tensor& dst, const void* host);
   virtual void synchronize() = 0;
 
   // ---- ops (outputs never alias inputs unless the op says "in place"). Float tensors are F32 or
   // BF16 (as the backend supports), index tensors I32.
-  // out[i] = table[ids[i]]
+  // out[i] = table[ids[i]] (the table may be in a storage dtype, as matmul's weight)
   void embedding(const Tensor& table, const Tensor& ids, const Tensor& out);
   // out = x / rms(x) * weight, row by row (weight: 1 x cols)
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
   // In place, each head_dim slice of each row normalised with the shared weight (Qwen3 q/k norm)
   void head_rms_norm(const Tensor& x, const Tensor& weight, float eps);
-  // out = x · weightᵀ (+ bias): x [n, k], weight [m, k], bias [1, m] or empty, out [n, m]
+  // out = x · weightᵀ (+ bias): x [n, k], weight [m, k], bias [1, m] or empty, out [n, m]. The
+  // weight may be in a storage dtype where reads_stored_weights(); accumulation is fp32.
   void matmul(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out);
   // In place NeoX (rotate-half) RoPE on every head of x [n, heads*head_dim]; row i is rotated by
   // angle positions[i] * inv_freq[j] (inv_freq: 1 x head_dim/2 F32, positions: n x 1 I32).
@@ -86,12 +94,14 @@ class Backend {
                        const AttentionShape& shape, const Tensor& out);
 
  private:
+  void check_weight(const char* op, const char* what, const Tensor& tensor) const;
   // The backend's implementations, called with arguments the public ops have checked.
   virtual Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) = 0;
   virtual void do_release(const Tensor& tensor) = 0;  // never called with an empty tensor
   virtual void do_upload_f32(const Tensor& dst, const float* host) = 0;
   virtual void do_upload_i32(const Tensor& dst, const int32_t* host) = 0;
   virtual void do_download_f32(const Tensor& src, float* host) = 0;
+  virtual void do_upload_stored(const Tensor& dst, const void* host);
   virtual void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
   virtual void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
   virtual void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;

@@ -17,8 +17,10 @@
 #include "common/float16.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/block_attention.h"
+#include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/small_gemm.h"
 #include "kernels/cpu/thread_pool.h"
+#include "model/quant.h"
 
 namespace hogwild {
 
@@ -33,6 +35,39 @@ const int32_t* i32(const Tensor& t) {
   return static_cast<const int32_t*>(t.data);
 }
 float* row(const Tensor& t, int64_t r) { return f32(t) + r * t.stride; }
+
+// The GGML type of a storage dtype, to dequantize one embedding row.
+GgmlType ggml_type_of(DType dtype) {
+  switch (dtype) {
+    case DType::F16:
+      return GgmlType::F16;
+    case DType::BF16:
+      return GgmlType::BF16;
+    case DType::Q4_0:
+      return GgmlType::Q4_0;
+    case DType::Q4_1:
+      return GgmlType::Q4_1;
+    case DType::Q5_0:
+      return GgmlType::Q5_0;
+    case DType::Q5_1:
+      return GgmlType::Q5_1;
+    case DType::Q8_0:
+      return GgmlType::Q8_0;
+    case DType::Q4_K:
+      return GgmlType::Q4_K;
+    case DType::Q5_K:
+      return GgmlType::Q5_K;
+    case DType::Q6_K:
+      return GgmlType::Q6_K;
+    default:
+      break;
+  }
+  fail("the CPU backend has no GGML type for ", dtype_name(dtype));
+}
+
+// Weight rows per chunk of a stored-format matmul: a few KiB of weights, so that the pool's
+// threads share a matrix evenly and a descheduled one holds up little.
+constexpr int64_t kStoredRowsPerChunk = 16;
 
 // Elementwise ops run on one thread below this many values: waking the pool costs more.
 constexpr int64_t kParallelValues = 16384;
@@ -67,21 +102,30 @@ int threads_from_environment() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) { make_blas_single_threaded(); }
+  explicit CpuBackend(int threads) : pool_(threads) {
+    make_blas_single_threaded();
+    // The quantized kernels' instruction set, chosen here on the calling thread: a bad
+    // HOGWILD_CPU_FEATURES is one error now, not an exception inside the pool.
+    static_cast<void>(cpu::quant_isa());
+  }
   ~CpuBackend() override {
     for (void* block : blocks_) std::free(block);
   }
 
   std::string name() const override { return "cpu"; }
   bool host_memory() const override { return true; }
+  bool reads_stored_weights() const override { return true; }
   void synchronize() override {}
 
   // Shapes and dtypes are checked by Backend's public ops (kernels/backend.cpp); what remains here
-  // are the CPU backend's own limits (fp32 only) and the index values it reads.
+  // are the CPU backend's own limits (fp32 compute; bf16 and the other storage dtypes only as
+  // weights) and the index values it reads.
  private:
   Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) override {
-    HOGWILD_CHECK(dtype != DType::BF16, "the CPU backend computes in fp32; bf16 is not supported");
-    const size_t bytes = static_cast<size_t>(rows * cols) * dtype_size(dtype);
+    HOGWILD_CHECK(dtype == DType::BF16 || dtype == DType::F32 || dtype == DType::I32 ||
+                      cpu::quant_matmul_supports(dtype),
+                  "the CPU backend cannot hold ", dtype_name(dtype), " tensors");
+    const size_t bytes = static_cast<size_t>(rows) * dtype_row_bytes(dtype, cols);
     // 64-byte alignment for vector loads; round the size up as aligned_alloc requires.
     void* block = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
     HOGWILD_CHECK(block != nullptr, "out of host memory allocating ", bytes, " bytes");
@@ -111,12 +155,25 @@ class CpuBackend final : public Backend {
       std::memcpy(host + r * src.cols, row(src, r), static_cast<size_t>(src.cols) * 4);
   }
 
+  void do_upload_stored(const Tensor& dst, const void* host) override {
+    std::memcpy(dst.data, host,
+                static_cast<size_t>(dst.rows) * dtype_row_bytes(dst.dtype, dst.cols));
+  }
+
   void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+    const size_t row_bytes = dtype_row_bytes(table.dtype, table.cols);
     for (int64_t i = 0; i < ids.rows; ++i) {
       const int32_t id = i32(ids)[i * ids.stride];
       HOGWILD_CHECK(id >= 0 && id < table.rows, "token id ", id, " is outside the vocabulary of ",
                     table.rows);
-      std::memcpy(row(out, i), row(table, id), static_cast<size_t>(table.cols) * 4);
+      if (table.dtype == DType::F32) {
+        std::memcpy(row(out, i), row(table, id), static_cast<size_t>(table.cols) * 4);
+      } else {
+        // A stored table (contiguous rows): the row as the matmul kernels would read it.
+        dequantize(ggml_type_of(table.dtype),
+                   static_cast<const uint8_t*>(table.data) + static_cast<size_t>(id) * row_bytes,
+                   row(out, i), table.cols);
+      }
     }
   }
 
@@ -142,6 +199,10 @@ class CpuBackend final : public Backend {
   void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
                  const Tensor& out) override {
     if (x.rows == 0) return;
+    if (weight.dtype != DType::F32) {
+      stored_matmul(x, weight, bias, out);
+      return;
+    }
     const cpu::GemmArgs args{f32(x),        x.stride,    x.rows, f32(weight),
                              weight.stride, weight.rows, x.cols, bias.empty() ? nullptr : f32(bias),
                              f32(out),      out.stride};
@@ -239,6 +300,34 @@ class CpuBackend final : public Backend {
                          inv_freq, shape, out, pool_);
   }
 
+  // A weight in its stored format: the activations converted once (8-bit blocks for the
+  // quantized formats), then the weight rows split across the pool, each read once for all rows.
+  void stored_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out) {
+    const DType type = weight.dtype;
+    const int64_t n = x.rows, k = x.cols;
+    // 4-byte aligned, as the kernels' activation blocks need.
+    activations_.resize((cpu::activation_bytes(type, n, k) + 3) / 4);
+    auto* act = reinterpret_cast<uint8_t*>(activations_.data());
+    pool_.parallel_for(n, rows_grain(k), [&](int64_t begin, int64_t end, int) {
+      cpu::quantize_activations(type, row(x, begin), end - begin, k, x.stride,
+                                act + cpu::activation_bytes(type, begin, k));
+    });
+    const float* b = bias.empty() ? nullptr : f32(bias);
+    const size_t act_row = cpu::activation_bytes(type, 1, k);
+    pool_.parallel_for(weight.rows, kStoredRowsPerChunk, [&](int64_t begin, int64_t end, int) {
+      // One input row at a time over the chunk's weight rows (a few KiB, read from memory once
+      // and from L1 for the other rows): a row's product is then the same bits whatever else is
+      // in the batch (the kernels' multi-row path rounds with the row count, and the 8-bit
+      // activations of the next layer can round such a difference up to a visible one).
+      for (int64_t r = 0; r < n; ++r) {
+        cpu::quant_matmul_rows(type, weight.data, k, act + static_cast<size_t>(r) * act_row, 1,
+                               begin, end, row(out, r), out.stride);
+        if (b != nullptr)
+          for (int64_t j = begin; j < end; ++j) row(out, r)[j] += b[j];
+      }
+    });
+  }
+
   static void normalize(const float* x, const float* w, int64_t n, float eps, float* out) {
     double sum = 0.0;
     for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(x[j]) * x[j];
@@ -250,6 +339,7 @@ class CpuBackend final : public Backend {
   static constexpr int64_t kBlasRowsPerChunk = 64;
 
   std::unordered_set<void*> blocks_;
+  std::vector<float> activations_;  // stored_matmul's converted input rows
   cpu::ThreadPool pool_;
 };
 

@@ -148,6 +148,9 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("device", "N", "CUDA device index", "0");
   args.value("threads", "N",
              "CPU backend threads, 1-1024 (default: the physical cores, or OMP_NUM_THREADS)");
+  args.value("weights", "FORMAT",
+             "native (matrices as the file stores them) or f32 (dequantized: the exact path)",
+             "native");
   args.flag("verbose-prompt", "print each prompt token to stderr as id<TAB>'piece' first");
   args.value("logprobs", "K",
              "JSON line per generated token: id, text, logprob and the K (0-" +
@@ -214,13 +217,19 @@ int run_generate(const std::vector<std::string>& argv) {
          ") need ", positions, " positions, more than the model's context length (",
          model_config.max_context, ")");
   TransformerOptions options;
+  const std::string weight_format = args.get("weights");
+  if (weight_format != "native" && weight_format != "f32")
+    fail("generate: --weights must be native or f32, not '", weight_format, "'");
+  const auto backend =
+      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)), threads);
+  options.weights = weight_format == "f32" || !backend->reads_stored_weights()
+                        ? WeightFormat::F32
+                        : WeightFormat::Native;
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
   const CacheOptions cache_options = cache_options_for(1, positions, kDefaultPageSize);
-  check_memory_plan(plan_memory(model_config, model_config, cache_options, options),
+  check_memory_plan(plan_memory(*weights, model_config, cache_options, options),
                     available_host_memory(), "host memory");
-  const auto backend =
-      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)), threads);
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options);
   Sampler sampler(sampling);

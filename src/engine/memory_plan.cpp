@@ -38,22 +38,15 @@ size_t sum(std::initializer_list<size_t> terms) {
 
 size_t MemoryPlan::total() const { return sum({weights, cache, workspace}); }
 
-MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
+MemoryPlan plan_memory(const WeightSource& source, const ModelConfig& shard,
                        const CacheOptions& cache, const TransformerOptions& options,
                        size_t bytes_per_value) {
-  const size_t hidden = count(model.hidden), head_dim = count(model.head_dim);
-  const size_t q = product({count(shard.heads), head_dim});
+  const ModelConfig& model = source.config();
+  const size_t head_dim = count(model.head_dim);
   const size_t kv = product({count(shard.kv_heads), head_dim});
-  const size_t qkv = sum({q, product({2, kv})});
-  // Per layer: two norms, fused QKV (+ bias), q/k norms, output, fused gate/up, down.
-  const size_t per_layer =
-      sum({product({2, hidden}), product({hidden, qkv}), model.qkv_bias ? qkv : 0,
-           model.qk_norm ? product({2, head_dim}) : 0, product({q, hidden}),
-           product({3, count(shard.ffn_hidden), hidden})});
-  const size_t embeddings = product({count(model.vocab), hidden, model.tied_embeddings ? 1u : 2u});
   MemoryPlan plan;
-  plan.weights = product(
-      {sum({product({count(model.layers), per_layer}), embeddings, hidden}), bytes_per_value});
+  // The weights as the Transformer keeps them (native formats or fp32), tensor by tensor.
+  plan.weights = weight_bytes(source, shard, options);
   plan.cache = product(
       {2, count(model.layers), count(cache.pages), count(cache.page_size), kv, bytes_per_value});
   for (const WorkspaceTensor& t : workspace_tensors(model, shard, options))

@@ -17,14 +17,15 @@
 namespace hogwild {
 
 struct MemoryPlan {
-  size_t weights = 0;    // this rank's shard, at `bytes_per_value`
+  size_t weights = 0;    // this rank's shard, in the formats it is kept in
   size_t cache = 0;      // K and V pools of every layer
   size_t workspace = 0;  // activations of one forward and logits
   // Saturates (as every part does) instead of wrapping round.
   size_t total() const;
 };
 
-MemoryPlan plan_memory(const ModelConfig& model, const ModelConfig& shard,
+// `bytes_per_value`: of the KV cache's elements.
+MemoryPlan plan_memory(const WeightSource& source, const ModelConfig& shard,
                        const CacheOptions& cache, const TransformerOptions& options,
                        size_t bytes_per_value = sizeof(float));
 

@@ -1,6 +1,9 @@
 #include "engine/transformer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 #include "common/error.h"
 #include "model/rope.h"
@@ -21,7 +24,142 @@ HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
   return out;
 }
 
+// The file's GGML types the backends read as stored (the CPU backend's quantized matmul kernels
+// and embedding); F32 is the fp32 path itself. Others (Q2_K, Q3_K, …) are dequantized at load.
+std::optional<DType> native_dtype(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32:
+      return DType::F32;
+    case GgmlType::F16:
+      return DType::F16;
+    case GgmlType::BF16:
+      return DType::BF16;
+    case GgmlType::Q4_0:
+      return DType::Q4_0;
+    case GgmlType::Q4_1:
+      return DType::Q4_1;
+    case GgmlType::Q5_0:
+      return DType::Q5_0;
+    case GgmlType::Q5_1:
+      return DType::Q5_1;
+    case GgmlType::Q8_0:
+      return DType::Q8_0;
+    case GgmlType::Q4_K:
+      return DType::Q4_K;
+    case GgmlType::Q5_K:
+      return DType::Q5_K;
+    case GgmlType::Q6_K:
+      return DType::Q6_K;
+    default:
+      return std::nullopt;
+  }
+}
+
+// The matrices of one layer, sliced for tensor-parallel rank `part` (Megatron split: Q/K/V and
+// gate/up by rows, o and down by columns; docs/design.md §6).
+struct LayerMatrices {
+  std::vector<MatrixPart> qkv, output, gate_up, down;
+};
+
+LayerMatrices layer_matrices(const ModelConfig& c, const ModelConfig& shard, int64_t part,
+                             int64_t layer) {
+  const int64_t q_width = shard.heads * c.head_dim, kv_width = shard.kv_heads * c.head_dim;
+  const int64_t full_q = c.heads * c.head_dim, full_kv = c.kv_heads * c.head_dim;
+  const int64_t ffn = shard.ffn_hidden;
+  auto rows = [&](const char* suffix, int64_t out, int64_t in, int64_t first, int64_t count) {
+    return MatrixPart{layer_tensor(layer, suffix), {out, in}, first, count, 0, in};
+  };
+  auto cols = [&](const char* suffix, int64_t out, int64_t in, int64_t first, int64_t count) {
+    return MatrixPart{layer_tensor(layer, suffix), {out, in}, 0, out, first, count};
+  };
+  LayerMatrices m;
+  m.qkv = {rows("self_attn.q_proj.weight", full_q, c.hidden, part * q_width, q_width),
+           rows("self_attn.k_proj.weight", full_kv, c.hidden, part * kv_width, kv_width),
+           rows("self_attn.v_proj.weight", full_kv, c.hidden, part * kv_width, kv_width)};
+  m.output = {cols("self_attn.o_proj.weight", c.hidden, full_q, part * q_width, q_width)};
+  m.gate_up = {rows("mlp.gate_proj.weight", c.ffn_hidden, c.hidden, part * ffn, ffn),
+               rows("mlp.up_proj.weight", c.ffn_hidden, c.hidden, part * ffn, ffn)};
+  m.down = {cols("mlp.down_proj.weight", c.hidden, c.ffn_hidden, part * ffn, ffn)};
+  return m;
+}
+
+MatrixPart whole_matrix(const std::string& name, int64_t rows, int64_t cols) {
+  return MatrixPart{name, {rows, cols}, 0, rows, 0, cols};
+}
+
+int64_t tensor_rank(const TransformerOptions& options) {
+  return options.tensor != nullptr ? options.tensor->rank() : 0;
+}
+
 }  // namespace
+
+const char* weight_format_name(WeightFormat format) {
+  return format == WeightFormat::Native ? "native" : "f32";
+}
+
+int64_t MatrixGroup::rows() const {
+  int64_t total = 0;
+  for (const MatrixPart& part : parts) total += part.rows;
+  return total;
+}
+
+// Sizes from a model file's header saturate instead of wrapping round, so that an absurd size
+// fails the memory plan's check.
+size_t MatrixGroup::bytes() const {
+  size_t total = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(rows()),
+                             dtype_row_bytes(dtype, parts.front().cols), &total))
+    return std::numeric_limits<size_t>::max();
+  return total;
+}
+
+std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
+                                     const std::vector<MatrixPart>& parts, WeightFormat format) {
+  std::vector<MatrixGroup> groups;
+  for (const MatrixPart& part : parts) {
+    DType dtype = DType::F32;
+    const std::optional<GgmlType> stored =
+        format == WeightFormat::Native ? source.stored_type(part.name) : std::nullopt;
+    if (const std::optional<DType> native = stored ? native_dtype(*stored) : std::nullopt) {
+      // A column slice must cut between blocks to stay as stored.
+      const int64_t block = dtype_block_elements(*native);
+      if (part.first_col % block == 0 && part.cols % block == 0) dtype = *native;
+    }
+    if (groups.empty() || groups.back().dtype != dtype) groups.push_back({dtype, {}});
+    groups.back().parts.push_back(part);
+  }
+  return groups;
+}
+
+size_t weight_bytes(const WeightSource& source, const ModelConfig& shard,
+                    const TransformerOptions& options) {
+  const ModelConfig& c = source.config();
+  const int64_t part = tensor_rank(options);
+  size_t total = 0;
+  auto add_bytes = [&](size_t bytes) {
+    if (__builtin_add_overflow(total, bytes, &total)) total = std::numeric_limits<size_t>::max();
+  };
+  auto add = [&](const std::vector<MatrixPart>& parts) {
+    for (const MatrixGroup& group : plan_matrix(source, parts, options.weights))
+      add_bytes(group.bytes());
+  };
+  add({whole_matrix("model.embed_tokens.weight", c.vocab, c.hidden)});
+  if (!c.tied_embeddings) add({whole_matrix("lm_head.weight", c.vocab, c.hidden)});
+  const size_t f32 = sizeof(float);
+  add_bytes(static_cast<size_t>(c.hidden) * f32);  // output norm
+  const int64_t qkv_width = (shard.heads + 2 * shard.kv_heads) * c.head_dim;
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerMatrices m = layer_matrices(c, shard, part, l);
+    add(m.qkv);
+    add(m.output);
+    add(m.gate_up);
+    add(m.down);
+    add_bytes(2 * static_cast<size_t>(c.hidden) * f32);  // the two norms
+    if (c.qkv_bias) add_bytes(static_cast<size_t>(qkv_width) * f32);
+    if (c.qk_norm) add_bytes(2 * static_cast<size_t>(c.head_dim) * f32);
+  }
+  return total;
+}
 
 // The slice of the model one tensor-parallel rank computes (Megatron split, docs/design.md §6).
 ModelConfig shard_of(const ModelConfig& c, int64_t parts) {
@@ -76,15 +214,17 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   const int64_t q_width = shard_.heads * c.head_dim;
   const int64_t kv_width = shard_.kv_heads * c.head_dim;
   const int64_t q_first = part * q_width, kv_first = part * kv_width;
-  const int64_t ffn_first = part * shard_.ffn_hidden;
 
-  embedding_ = upload(source.load("model.embed_tokens.weight", {c.vocab, c.hidden}));
+  // Backends without kernels for stored formats (CUDA, for now) get fp32 weights.
+  if (!backend_.reads_stored_weights()) options_.weights = WeightFormat::F32;
+  const Matrix embedding =
+      upload_matrix(source, {whole_matrix("model.embed_tokens.weight", c.vocab, c.hidden)});
+  HOGWILD_ASSERT(embedding.parts.size() == 1);
+  embedding_ = embedding.parts.front();
   output_norm_ = upload(source.load("model.norm.weight", {c.hidden}));
-  if (c.tied_embeddings) {
-    lm_head_ = embedding_;
-  } else {
-    lm_head_ = upload(source.load("lm_head.weight", {c.vocab, c.hidden}));
-  }
+  lm_head_ = c.tied_embeddings
+                 ? embedding
+                 : upload_matrix(source, {whole_matrix("lm_head.weight", c.vocab, c.hidden)});
   const std::vector<float> inv_freq = rope_inverse_frequencies(c);
   inv_freq_ = backend_.allocate(1, static_cast<int64_t>(inv_freq.size()), DType::F32);
   owned_.push_back(inv_freq_);
@@ -99,18 +239,10 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
       return source.load_rows(layer_tensor(l, suffix), shape, first, count);
     };
     const int64_t full_q = c.heads * c.head_dim, full_kv = c.kv_heads * c.head_dim;
+    const LayerMatrices matrices = layer_matrices(c, shard_, part, l);
     Layer layer;
     layer.attn_norm = upload(load("input_layernorm.weight", {c.hidden}));
-    {
-      // Row-split tensors are read shard-only; column-split ones (o, down) whole, then sliced.
-      const HostTensor q =
-          load_rows("self_attn.q_proj.weight", {full_q, c.hidden}, q_first, q_width);
-      const HostTensor k =
-          load_rows("self_attn.k_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
-      const HostTensor v =
-          load_rows("self_attn.v_proj.weight", {full_kv, c.hidden}, kv_first, kv_width);
-      layer.qkv = upload_rows({&q, &k, &v});
-    }
+    layer.qkv = upload_matrix(source, matrices.qkv);
     if (c.qkv_bias) {
       const HostTensor q = load_rows("self_attn.q_proj.bias", {full_q}, q_first, q_width);
       const HostTensor k = load_rows("self_attn.k_proj.bias", {full_kv}, kv_first, kv_width);
@@ -124,18 +256,10 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
       layer.q_norm = upload(load("self_attn.q_norm.weight", {c.head_dim}));
       layer.k_norm = upload(load("self_attn.k_norm.weight", {c.head_dim}));
     }
-    layer.output =
-        upload(slice_cols(load("self_attn.o_proj.weight", {c.hidden, full_q}), q_first, q_width));
+    layer.output = upload_matrix(source, matrices.output);
     layer.ffn_norm = upload(load("post_attention_layernorm.weight", {c.hidden}));
-    {
-      const HostTensor gate =
-          load_rows("mlp.gate_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
-      const HostTensor up =
-          load_rows("mlp.up_proj.weight", {c.ffn_hidden, c.hidden}, ffn_first, shard_.ffn_hidden);
-      layer.gate_up = upload_rows({&gate, &up});
-    }
-    layer.down = upload(slice_cols(load("mlp.down_proj.weight", {c.hidden, c.ffn_hidden}),
-                                   ffn_first, shard_.ffn_hidden));
+    layer.gate_up = upload_matrix(source, matrices.gate_up);
+    layer.down = upload_matrix(source, matrices.down);
     layers_.push_back(layer);
   }
 
@@ -185,6 +309,61 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
     first += part->rows();
   }
   return t;
+}
+
+Transformer::Matrix Transformer::upload_matrix(const WeightSource& source,
+                                               const std::vector<MatrixPart>& parts) {
+  Matrix matrix;
+  for (const MatrixGroup& group : plan_matrix(source, parts, options_.weights)) {
+    if (group.dtype == DType::F32) {
+      std::vector<HostTensor> hosts;
+      for (const MatrixPart& p : group.parts)
+        hosts.push_back(slice_cols(source.load_rows(p.name, p.shape, p.first_row, p.rows),
+                                   p.first_col, p.cols));
+      std::vector<const HostTensor*> pointers;
+      for (const HostTensor& host : hosts) pointers.push_back(&host);
+      matrix.parts.push_back(upload_rows(pointers));
+      continue;
+    }
+    const Tensor t = backend_.allocate(group.rows(), group.parts.front().cols, group.dtype);
+    owned_.push_back(t);
+    weight_bytes_ += group.bytes();
+    int64_t first = 0;
+    for (const MatrixPart& p : group.parts) {
+      std::optional<StoredTensor> stored =
+          source.load_stored_rows(p.name, p.shape, p.first_row, p.rows);
+      HOGWILD_ASSERT(stored.has_value());
+      if (p.first_col != 0 || p.cols != p.shape[1]) {
+        // Whole blocks of each row (plan_matrix checked the cut).
+        const size_t skip = dtype_row_bytes(group.dtype, p.first_col);
+        const size_t keep = dtype_row_bytes(group.dtype, p.cols);
+        const size_t row_bytes = stored->row_bytes();
+        std::vector<uint8_t> sliced(static_cast<size_t>(p.rows) * keep);
+        for (int64_t r = 0; r < p.rows; ++r)
+          std::copy_n(stored->bytes.begin() + static_cast<std::ptrdiff_t>(r * row_bytes + skip),
+                      keep, sliced.begin() + static_cast<std::ptrdiff_t>(r * keep));
+        stored->bytes = std::move(sliced);
+      }
+      backend_.upload_stored(t.rows_view(first, p.rows), stored->bytes.data());
+      first += p.rows;
+    }
+    matrix.parts.push_back(t);
+  }
+  return matrix;
+}
+
+void Transformer::matmul(const Tensor& x, const Matrix& weight, const Tensor& bias,
+                         const Tensor& out) {
+  if (weight.parts.size() == 1) {
+    backend_.matmul(x, weight.parts.front(), bias, out);
+    return;
+  }
+  int64_t first = 0;
+  for (const Tensor& part : weight.parts) {
+    backend_.matmul(x, part, bias.empty() ? Tensor{} : bias.cols_view(first, part.rows),
+                    out.cols_view(first, part.rows));
+    first += part.rows;
+  }
 }
 
 void Transformer::reduce_across_shards(const Tensor& partial) {
@@ -250,7 +429,7 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   for (int64_t l = 0; l < c.layers; ++l) {
     const Layer& layer = layers_[static_cast<size_t>(l)];
     backend_.rms_norm(x, layer.attn_norm, eps, normed);
-    backend_.matmul(normed, layer.qkv, layer.qkv_bias, qkv);
+    matmul(normed, layer.qkv, layer.qkv_bias, qkv);
     if (c.qk_norm) {
       backend_.head_rms_norm(q, layer.q_norm, eps);
       backend_.head_rms_norm(k, layer.k_norm, eps);
@@ -263,13 +442,13 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
     if (exchange != nullptr) exchange->exchange(l, k, v, cache);
     backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
                              view_offsets, view_entries, inv_freq_, attention_shape_, attention);
-    backend_.matmul(attention, layer.output, Tensor{}, projected);
+    matmul(attention, layer.output, Tensor{}, projected);
     reduce_across_shards(projected);  // each shard holds a partial sum over its heads
     backend_.add(x, projected);
     backend_.rms_norm(x, layer.ffn_norm, eps, normed);
-    backend_.matmul(normed, layer.gate_up, Tensor{}, gate_up);
+    matmul(normed, layer.gate_up, Tensor{}, gate_up);
     backend_.swiglu(gate_up, activation);
-    backend_.matmul(activation, layer.down, Tensor{}, projected);
+    matmul(activation, layer.down, Tensor{}, projected);
     reduce_across_shards(projected);  // … and over its feed-forward units
     backend_.add(x, projected);
   }
@@ -284,7 +463,7 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   const Tensor logits_t = work_.logits.rows_view(0, m);
   backend_.gather_rows(x, rows, last);
   backend_.rms_norm(last, output_norm_, eps, last_normed);
-  backend_.matmul(last_normed, lm_head_, Tensor{}, logits_t);
+  matmul(last_normed, lm_head_, Tensor{}, logits_t);
   backend_.download_f32(logits_t, logits.data());
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "cache/kv_cache.h"
@@ -17,7 +18,16 @@
 
 namespace hogwild {
 
+// How matrix weights are kept on the backend (the `weights:` run key).
+enum class WeightFormat {
+  Native,  // as the file stores them (Q4_1, Q8_0, F16, …) where the backend's matmul reads the
+           // format (the CPU backend's quantized kernels); fp32 for every other tensor
+  F32,     // every weight dequantized to fp32 at load: the exact reference path
+};
+const char* weight_format_name(WeightFormat format);
+
 struct TransformerOptions {
+  WeightFormat weights = WeightFormat::Native;
   int64_t max_batch_tokens = 256;  // tokens per forward call (prefill chunk size)
   int64_t max_view_entries = 64;   // blocks in one token's view, at most
   // Tensor parallelism (docs/design.md §6): this rank holds heads and feed-forward units of slice
@@ -29,6 +39,28 @@ struct TransformerOptions {
 // The part of `model` one of `parts` tensor-parallel ranks computes; throws when heads, KV heads
 // or feed-forward units do not divide by `parts`.
 ModelConfig shard_of(const ModelConfig& model, int64_t parts);
+
+// Rows [first_row, first_row + rows) and columns [first_col, first_col + cols) of one 2-D weight
+// of the file (a tensor-parallel shard takes a slice of them).
+struct MatrixPart {
+  std::string name;  // HF name
+  std::vector<int64_t> shape;
+  int64_t first_row = 0, rows = 0, first_col = 0, cols = 0;
+};
+// Consecutive parts (of one fused weight: Q, K, V) kept as one backend tensor of one dtype.
+struct MatrixGroup {
+  DType dtype = DType::F32;
+  std::vector<MatrixPart> parts;
+  int64_t rows() const;
+  size_t bytes() const;
+};
+// The backend tensors of one fused weight: parts stored in the same format share a tensor, so
+// a file that quantizes V unlike Q and K (Q4_K_M) keeps all three as stored.
+std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
+                                     const std::vector<MatrixPart>& parts, WeightFormat format);
+// Bytes of every weight a Transformer with `options` keeps (this shard), as it allocates them.
+size_t weight_bytes(const WeightSource& source, const ModelConfig& shard,
+                    const TransformerOptions& options);
 
 // One tensor of a forward's workspace (activations, logits, the step's integer inputs).
 struct WorkspaceTensor {
@@ -57,7 +89,8 @@ class Transformer {
   Backend& backend() { return backend_; }
   const Tensor& inv_freq() const { return inv_freq_; }  // RoPE frequencies (for cache merges)
   int64_t head_dim() const { return config_.head_dim; }
-  size_t weight_bytes() const { return weight_bytes_; }  // on the backend (this shard)
+  size_t weight_bytes() const { return weight_bytes_; }         // on the backend (this shard)
+  const Tensor& embedding_table() const { return embedding_; }  // F32 or a stored format
   size_t workspace_bytes() const { return workspace_bytes_; }
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
@@ -66,8 +99,13 @@ class Transformer {
                KvExchange* exchange = nullptr);
 
  private:
+  // A fused weight as one or more backend tensors, each computing consecutive output columns.
+  struct Matrix {
+    std::vector<Tensor> parts;
+  };
   struct Layer {
-    Tensor attn_norm, qkv, qkv_bias, q_norm, k_norm, output, ffn_norm, gate_up, down;
+    Tensor attn_norm, qkv_bias, q_norm, k_norm, ffn_norm;
+    Matrix qkv, output, gate_up, down;
   };
   struct Workspace {
     Tensor x, normed, qkv, attention, projected, gate_up, activation, last, last_normed, logits;
@@ -75,15 +113,19 @@ class Transformer {
   };
 
   Tensor upload(const HostTensor& host);
-  void reduce_across_shards(const Tensor& partial);
   Tensor upload_rows(const std::vector<const HostTensor*>& parts);
+  Matrix upload_matrix(const WeightSource& source, const std::vector<MatrixPart>& parts);
+  // out = x · weightᵀ (+ bias), one backend matmul per tensor of the weight.
+  void matmul(const Tensor& x, const Matrix& weight, const Tensor& bias, const Tensor& out);
+  void reduce_across_shards(const Tensor& partial);
 
   const ModelConfig config_;
   const ModelConfig shard_;
   TransformerOptions options_;
   Backend& backend_;
   std::vector<Tensor> owned_;
-  Tensor embedding_, output_norm_, lm_head_, inv_freq_;
+  Tensor embedding_, output_norm_, inv_freq_;
+  Matrix lm_head_;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
   std::vector<float> staging_;  // host copy for collectives when the backend is a device
   std::vector<Layer> layers_;

@@ -106,6 +106,9 @@ class Experiment {
     const RunSizing sizing =
         size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
+    options.weights = config_.weights == "f32" || !backend_->reads_stored_weights()
+                          ? WeightFormat::F32
+                          : WeightFormat::Native;
     if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
     const ModelConfig& full = weights_->config();
     // Positions in a view reach max_tokens_per_problem: no further than the model was trained.
@@ -114,7 +117,7 @@ class Experiment {
            ") is more than the model's context length (", full.max_context, ", ", config_.model,
            "): lower it to at most ", full.max_context);
     check_memory_plan(
-        plan_memory(full, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
+        plan_memory(*weights_, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
                     sizing.cache, options),
         available_host_memory(), "host memory");
 

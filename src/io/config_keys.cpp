@@ -36,6 +36,7 @@ constexpr bool is_not_zero(int64_t value) { return value != 0; }
 constexpr std::array<std::string_view, 3> kLayoutNames = {"contiguous", "interleaved", "combined"};
 constexpr std::array<std::string_view, 2> kSyncNames = {"layer", "step"};
 constexpr std::array<std::string_view, 2> kBackendNames = {"cpu", "cuda"};
+constexpr std::array<std::string_view, 2> kWeightFormatNames = {"native", "f32"};
 
 // Sections are followed by their keys; the order is the reading order and the order of the
 // known-key lists in messages.
@@ -437,6 +438,17 @@ constexpr ConfigKey kConfigKeys[] = {
         .default_doc = "physical cores (`OMP_NUM_THREADS` when set)",
         .doc = "threads of the `cpu` backend: one pool runs the whole forward; unused by `cuda`",
         .field = &member<&RunConfig::threads>,
+    },
+    {
+        .key = "weights",
+        .kind = KeyKind::kChoice,
+        .choices = kWeightFormatNames,
+        .default_doc = "`native`",
+        .doc =
+            "`native`: matrices kept as the file stores them (Q4_1, Q8_0, F16, …; read by the CPU "
+            "backend's quantized kernels, fp32 on CUDA for now); `f32`: dequantized at load, the "
+            "exact reference path",
+        .field = &member<&RunConfig::weights>,
     },
 };
 

@@ -70,23 +70,15 @@ class GgufWeights final : public WeightSource {
   HostTensor load(const std::string& name,
                   const std::vector<int64_t>& expected_shape) const override {
     const std::string gguf = hf_name_to_gguf(name);
-    const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
-    if (tensor == nullptr) fail(path_, ": missing tensor '", gguf.empty() ? name : gguf, "'");
+    const GgufTensor& tensor = checked_tensor(name, gguf, expected_shape);
     HostTensor result;
-    result.shape.assign(tensor->shape.rbegin(),
-                        tensor->shape.rend());  // GGUF lists innermost first
-    if (result.shape != expected_shape)
-      fail(path_, ": tensor '", gguf, "' has shape ", shape_text(result.shape), ", expected ",
-           shape_text(expected_shape));
-    result.data.resize(static_cast<size_t>(tensor->element_count()));
+    result.shape = expected_shape;
+    result.data.resize(static_cast<size_t>(tensor.element_count()));
     // Before unpermuting: element numbers in messages are the file's.
-    dequantize_checked(*tensor, gguf, 0, tensor->element_count(), result.data.data());
-    if (permuted_) {
-      if (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias"))
-        unpermute_rows(result, config_.heads);
-      else if (gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias"))
-        unpermute_rows(result, config_.kv_heads);
-    }
+    dequantize_checked(tensor, gguf, 0, tensor.element_count(), result.data.data());
+    if (permuted_ && is_permuted(gguf))
+      unpermute_rows(reinterpret_cast<uint8_t*>(result.data.data()), result.rows(),
+                     static_cast<size_t>(result.cols()) * sizeof(float), heads_in(result.rows()));
     return result;
   }
 
@@ -95,26 +87,84 @@ class GgufWeights final : public WeightSource {
   HostTensor load_rows(const std::string& name, const std::vector<int64_t>& expected_shape,
                        int64_t first, int64_t count) const override {
     const std::string gguf = hf_name_to_gguf(name);
-    const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
-    if (tensor == nullptr || tensor->shape.size() != 2)
+    const GgufTensor& tensor = checked_tensor(name, gguf, expected_shape);
+    if (tensor.shape.size() != 2)
       return WeightSource::load_rows(name, expected_shape, first, count);
+    HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= expected_shape[0]);
     HostTensor result;
-    result.shape.assign(tensor->shape.rbegin(), tensor->shape.rend());
-    if (result.shape != expected_shape)
-      fail(path_, ": tensor '", gguf, "' has shape ", shape_text(result.shape), ", expected ",
-           shape_text(expected_shape));
-    HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= result.shape[0]);
-    const int64_t cols = result.shape[1];
-    result.shape[0] = count;
+    result.shape = {count, expected_shape[1]};
+    const int64_t cols = result.cols();
     result.data.resize(static_cast<size_t>(count * cols));
-    dequantize_checked(*tensor, gguf, first * cols, count * cols, result.data.data());
-    // Shards hold whole heads, and the permutation stays inside each head.
-    if (permuted_ && (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_k.weight")))
-      unpermute_rows(result, count / config_.head_dim);
+    dequantize_checked(tensor, gguf, first * cols, count * cols, result.data.data());
+    if (permuted_ && is_permuted(gguf))
+      unpermute_rows(reinterpret_cast<uint8_t*>(result.data.data()), count,
+                     static_cast<size_t>(cols) * sizeof(float), heads_in(result.rows()));
+    return result;
+  }
+
+  std::optional<GgmlType> stored_type(const std::string& name) const override {
+    const std::string gguf = hf_name_to_gguf(name);
+    const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
+    if (tensor == nullptr || tensor->shape.size() != 2) return std::nullopt;
+    return tensor->type;
+  }
+
+  // The same rows as stored: block bytes copied as they are, checked for NaN and infinity by
+  // dequantizing them once into a scratch chunk.
+  std::optional<StoredTensor> load_stored_rows(const std::string& name,
+                                               const std::vector<int64_t>& expected_shape,
+                                               int64_t first, int64_t count) const override {
+    const std::string gguf = hf_name_to_gguf(name);
+    const GgufTensor& tensor = checked_tensor(name, gguf, expected_shape);
+    if (tensor.shape.size() != 2) return std::nullopt;
+    HOGWILD_ASSERT(first >= 0 && count >= 0 && first + count <= expected_shape[0]);
+    const int64_t cols = expected_shape[1];
+    uint64_t row_bytes = 0;
+    try {
+      row_bytes = ggml_row_bytes(tensor.type, cols);
+    } catch (const Error& e) {
+      fail(path_, ": tensor '", gguf, "': ", e.what());
+    }
+    StoredTensor result;
+    result.shape = {count, cols};
+    result.type = tensor.type;
+    const uint8_t* begin = tensor.data + static_cast<uint64_t>(first) * row_bytes;
+    result.bytes.assign(begin, begin + static_cast<uint64_t>(count) * row_bytes);
+    std::vector<float> scratch(static_cast<size_t>(std::min<int64_t>(kCheckChunk, count * cols)));
+    for (int64_t done = 0; done < count * cols; done += kCheckChunk) {
+      const int64_t size = std::min(kCheckChunk, count * cols - done);
+      dequantize_checked(tensor, gguf, first * cols + done, size, scratch.data());
+    }
+    if (permuted_ && is_permuted(gguf))
+      unpermute_rows(result.bytes.data(), count, row_bytes, heads_in(count));
     return result;
   }
 
  private:
+  // A multiple of every block size (1, 32, 256 elements).
+  static constexpr int64_t kCheckChunk = int64_t{1} << 14;
+
+  // The tensor for HF name `name` (GGUF name `gguf`), which must have `expected_shape`.
+  const GgufTensor& checked_tensor(const std::string& name, const std::string& gguf,
+                                   const std::vector<int64_t>& expected_shape) const {
+    const GgufTensor* tensor = gguf.empty() ? nullptr : file_.find_tensor(gguf);
+    if (tensor == nullptr) fail(path_, ": missing tensor '", gguf.empty() ? name : gguf, "'");
+    // GGUF lists innermost first.
+    const std::vector<int64_t> shape(tensor->shape.rbegin(), tensor->shape.rend());
+    if (shape != expected_shape)
+      fail(path_, ": tensor '", gguf, "' has shape ", shape_text(shape), ", expected ",
+           shape_text(expected_shape));
+    return *tensor;
+  }
+
+  static bool is_permuted(const std::string& gguf) {
+    return gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") ||
+           gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias");
+  }
+  // Heads in `rows` rows of a Q or K tensor (shards hold whole heads; the permutation stays
+  // inside each head). A bias has one row per output: head_dim rows per head likewise.
+  int64_t heads_in(int64_t rows) const { return rows / config_.head_dim; }
+
   void read_config() {
     const std::string arch = file_.get_string("general.architecture");
     ModelConfig& c = config_;
@@ -237,8 +287,7 @@ class GgufWeights final : public WeightSource {
   // would cost a quarter of the load time).
   void dequantize_checked(const GgufTensor& tensor, const std::string& name, int64_t first,
                           int64_t count, float* out) const {
-    // A multiple of every block size (1, 32, 256 elements).
-    constexpr int64_t kChunk = int64_t{1} << 14;
+    constexpr int64_t kChunk = kCheckChunk;
     const GgmlTypeTraits traits = ggml_type_traits(static_cast<uint32_t>(tensor.type));
     for (int64_t done = 0; done < count; done += kChunk) {
       const int64_t size = std::min(kChunk, count - done);
@@ -260,18 +309,19 @@ class GgufWeights final : public WeightSource {
     }
   }
 
-  // GGUF row 2i+j of a head holds HF row j*(head_dim/2)+i (j in {0,1}).
-  void unpermute_rows(HostTensor& tensor, int64_t heads) const {
-    const int64_t cols = tensor.cols();
-    const int64_t rows_per_head = tensor.rows() / heads;
+  // GGUF row 2i+j of a head holds HF row j*(head_dim/2)+i (j in {0,1}); rows of any format are
+  // moved whole, `row_bytes` each.
+  static void unpermute_rows(uint8_t* data, int64_t rows, size_t row_bytes, int64_t heads) {
+    const int64_t rows_per_head = rows / heads;
     const int64_t half = rows_per_head / 2;
-    std::vector<float> original(tensor.data);
+    const std::vector<uint8_t> original(data, data + static_cast<size_t>(rows) * row_bytes);
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < half; ++i)
         for (int64_t j = 0; j < 2; ++j) {
-          const float* from = original.data() + (h * rows_per_head + 2 * i + j) * cols;
-          float* to = tensor.data.data() + (h * rows_per_head + j * half + i) * cols;
-          std::copy(from, from + cols, to);
+          const uint8_t* from =
+              original.data() + static_cast<size_t>(h * rows_per_head + 2 * i + j) * row_bytes;
+          std::copy(from, from + row_bytes,
+                    data + static_cast<size_t>(h * rows_per_head + j * half + i) * row_bytes);
         }
   }
 

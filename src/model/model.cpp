@@ -86,6 +86,14 @@ HostTensor WeightSource::load_rows(const std::string& name,
   return part;
 }
 
+std::optional<GgmlType> WeightSource::stored_type(const std::string&) const { return std::nullopt; }
+
+std::optional<StoredTensor> WeightSource::load_stored_rows(const std::string&,
+                                                           const std::vector<int64_t>&, int64_t,
+                                                           int64_t) const {
+  return std::nullopt;
+}
+
 size_t first_non_finite(const float* values, size_t count) {
   // A value is NaN or infinite when its bits, sign cleared, are at least 0x7f800000, that is
   // when 0x7f7fffff minus them wraps around. OR-ing those differences over a chunk is plain

@@ -8,8 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "model/quant.h"
 
 namespace hogwild {
 
@@ -86,6 +89,17 @@ struct HostTensor {
   int64_t cols() const { return shape.size() < 2 ? 1 : shape[1]; }
 };
 
+// A 2-D weight as the file stores it (`weights: native`): `shape` in HF order, `bytes` holding
+// shape[0] rows of ggml_row_bytes(type, shape[1]) bytes each, already in HF row order.
+struct StoredTensor {
+  std::vector<int64_t> shape;
+  GgmlType type = GgmlType::F32;
+  std::vector<uint8_t> bytes;
+  int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
+  int64_t cols() const { return shape.size() < 2 ? 1 : shape[1]; }
+  size_t row_bytes() const { return rows() == 0 ? 0 : bytes.size() / static_cast<size_t>(rows()); }
+};
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -99,6 +113,14 @@ class WeightSource {
   // Readers override it to convert only those rows; the default loads all and slices.
   virtual HostTensor load_rows(const std::string& name, const std::vector<int64_t>& expected_shape,
                                int64_t first, int64_t count) const;
+  // The format a weight is stored in, when this source can hand it over as stored
+  // (load_stored_rows); nullopt when it cannot or the tensor is missing.
+  virtual std::optional<GgmlType> stored_type(const std::string& name) const;
+  // Rows [first, first + count) of a 2-D weight in its stored format, checked like load() (shape,
+  // NaN and infinity); nullopt when this source keeps no compact format (the caller loads fp32).
+  virtual std::optional<StoredTensor> load_stored_rows(const std::string& name,
+                                                       const std::vector<int64_t>& expected_shape,
+                                                       int64_t first, int64_t count) const;
   // Tokenizer location: a GGUF file (embedded vocabulary) or a HF directory.
   virtual std::string tokenizer_path() const = 0;
 };

@@ -155,8 +155,10 @@ TEST(Cli, UnwritableStandardOutputIsAnError) {
 
 TEST(Cli, GenerateStreamsTextAndTimings) {
   HOGWILD_REQUIRE_DEMO_MODEL();
+  // The exact fp32 path: its greedy answer is the one this test knows.
   const std::string base = "generate --model " + demo() +
-                           " --chat --prompt 'What is the capital of France?' --max-tokens 12";
+                           " --weights f32 --chat --prompt 'What is the capital of France?' "
+                           "--max-tokens 12";
   const CommandResult greedy = hogwild(base + " 2>/dev/null");
   ASSERT_EQ(greedy.exit_code, 0) << greedy.output;
   // The reference implementation's greedy answer (scripts/reference_forward.py on this prompt).
@@ -406,9 +408,9 @@ TEST(Cli, LogprobsMatchTheReferenceForward) {
   TempDir dir;
   const int steps = 4;
   const CommandResult result =
-      hogwild("generate --model " + demo() + " --chat --prompt 'What is the capital of France?' " +
-              "--ignore-eos --max-tokens " + std::to_string(steps) +
-              " --verbose-prompt --logprobs 5 2>&1 >/dev/null");
+      hogwild("generate --model " + demo() + " --weights f32 --chat " +
+              "--prompt 'What is the capital of France?' --ignore-eos --max-tokens " +
+              std::to_string(steps) + " --verbose-prompt --logprobs 5 2>&1 >/dev/null");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const std::vector<int64_t> prompt = verbose_prompt(result.output).first;
   const std::vector<nlohmann::json> lines = json_lines(result.output);

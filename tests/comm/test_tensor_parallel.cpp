@@ -35,6 +35,7 @@ Outputs run_model(const WeightSource& weights, Communicator* tensor,
                   const std::vector<int32_t>& prompt) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
+  options.weights = WeightFormat::F32;  // the fp32 reference path
   options.max_batch_tokens = 64;
   options.max_view_entries = 1;
   options.tensor = tensor;

@@ -40,6 +40,7 @@ std::vector<std::vector<double>> engine_logprobs(const WeightSource& weights,
                                                  int64_t chunk) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
+  options.weights = WeightFormat::F32;  // the fp32 reference path
   options.max_batch_tokens = 2 * chunk;
   options.max_view_entries = 1;
   Transformer model(weights, *backend, options);
@@ -71,6 +72,7 @@ std::vector<int32_t> engine_greedy(const WeightSource& weights, const std::vecto
                                    int64_t count) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
+  options.weights = WeightFormat::F32;  // the fp32 reference path
   options.max_batch_tokens = 16;
   options.max_view_entries = 1;
   Transformer model(weights, *backend, options);

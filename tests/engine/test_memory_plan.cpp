@@ -20,7 +20,7 @@ void expect_plan_matches(const std::string& path, int64_t parts) {
   options.max_view_entries = 4;
   const CacheOptions cache_options = cache_options_for(6, 300, 16);
   const ModelConfig shard = shard_of(weights->config(), parts);
-  const MemoryPlan plan = plan_memory(weights->config(), shard, cache_options, options);
+  const MemoryPlan plan = plan_memory(*weights, shard, cache_options, options);
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options);
   EXPECT_EQ(plan.weights, model.weight_bytes()) << path;

@@ -396,7 +396,7 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
               ElementsAreArray<std::string_view>(
                   {"model", "workers", "names", "layout", "budget", "seed", "sampling", "problems",
                    "batch_problems", "output", "transcript", "page_size", "max_tokens_per_problem",
-                   "record_logprobs", "prompts", "parallel", "backend", "threads"}));
+                   "record_logprobs", "prompts", "parallel", "backend", "threads", "weights"}));
   EXPECT_THAT(listed(keys_of("sampling")),
               ElementsAreArray<std::string_view>({"temperature", "top_k", "top_p", "min_p"}));
   EXPECT_THAT(
@@ -426,13 +426,13 @@ TEST(ConfigKeys, TextKeysTakeOverridesLiterally) {
       literal.emplace(key.key);
     }
   }
-  EXPECT_EQ(literal,
-            (std::set<std::string>{
-                "model", "layout", "output", "transcript", "problems.file",
-                "problems.question_field", "problems.answer_field", "prompts.system",
-                "prompts.history_header", "prompts.others_header", "prompts.own_header",
-                "prompts.step_prefix", "prompts.first_step_prefix", "prompts.incomplete_marker",
-                "prompts.redundancy_check", "prompts.finisher", "parallel.sync", "backend"}));
+  EXPECT_EQ(literal, (std::set<std::string>{
+                         "model", "layout", "output", "transcript", "problems.file",
+                         "problems.question_field", "problems.answer_field", "prompts.system",
+                         "prompts.history_header", "prompts.others_header", "prompts.own_header",
+                         "prompts.step_prefix", "prompts.first_step_prefix",
+                         "prompts.incomplete_marker", "prompts.redundancy_check",
+                         "prompts.finisher", "parallel.sync", "backend", "weights"}));
   EXPECT_FALSE(takes_literal_text("workers"));
   EXPECT_FALSE(takes_literal_text("names"));
   EXPECT_FALSE(takes_literal_text("problems"));

@@ -81,7 +81,7 @@ check "unknown option" fails_with "unknown option '--frobnicate'" "$launcher" --
 run() { # run NAME RANKS OVERRIDES...
   local name=$1 ranks=$2
   shift 2
-  timeout 300 "$launcher" -n "$ranks" configs/demo.yaml budget=8 output="$tmp/$name.h5" \
+  timeout 300 "$launcher" -n "$ranks" configs/demo.yaml budget=8 weights=f32 output="$tmp/$name.h5" \
     transcript="$tmp/$name.txt" --quiet "$@" >"$tmp/$name.log" 2>&1
 }
 text() { h5dump -d /problems/inline-0/workers/Alice/text -d /problems/inline-0/workers/Bob/text "$1" | grep -v '^HDF5 "'; }
