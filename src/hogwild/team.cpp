@@ -231,11 +231,21 @@ void Team::record_sampled(Worker& worker, int32_t token) {
   }
 }
 
-void Team::finish_step(Worker& worker) {
+void Team::record_step(Worker& worker) {
   const auto w = static_cast<int32_t>(&worker - workers_.data());
   steps_.push_back({w, worker.step, worker.step_first_token,
                     static_cast<int32_t>(worker.tokens.size()),
                     static_cast<int32_t>(forward_passes_), seconds()});
+}
+
+// docs/design.md §2, the step boundary: called in the pass that sampled the step's last token,
+// which is not in the cache yet. The step joins the history as it is in the cache, and that token
+// becomes the first token of the new step block, before the next prefix (the authors' loop does
+// the same), so no forward pass is spent on the boundary.
+void Team::finish_step(Worker& worker) {
+  HOGWILD_ASSERT(worker.pending.size() == 1);
+  const int32_t last = worker.pending.front();
+  record_step(worker);
   if (merges_steps()) {
     // The finished step joins the history: its keys rotate once by common's length (docs/design.md
     // §3).
@@ -243,6 +253,7 @@ void Team::finish_step(Worker& worker) {
     worker.block = -1;
   }
   start_step(worker, false);
+  worker.pending.insert(worker.pending.begin(), last);
 }
 
 void Team::stop(const std::string& reason) {
@@ -251,6 +262,12 @@ void Team::stop(const std::string& reason) {
   // Worker 0's last sampled token (not yet in the cache) stays in front of the finisher's text.
   std::vector<int32_t> unfed = workers_.front().pending;
   for (Worker& worker : workers_) {
+    // A step that ended in this pass is finished, but there is no next step to carry its last
+    // token into: it stays unmerged, and the worker's live step is empty.
+    if (worker.pending_ends_step) {
+      record_step(worker);
+      worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+    }
     worker.pending.clear();
     worker.pending_ends_step = false;
   }
@@ -333,8 +350,8 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
         Worker& worker = workers_[w];
         if (worker.pending.empty()) continue;
         const std::vector<BlockId> view = view_of(w);
-        // Logits are kept even for a step's last token: a worker without a step prefix samples
-        // its next token from them.
+        // Every run wants logits: the token sampled after a step's last token and the next
+        // prefix is the new step's first.
         worker.logit_row = builder.add(worker.block, worker.pending, view, true,
                                        static_cast<int32_t>(w) % settings_.worker_groups);
       }
@@ -392,16 +409,14 @@ void Team::advance(const StepLogits& step) {
       begin_decode();
       return;
     case Phase::Decode: {
+      // Every worker has tokens in every decode pass and keeps the token sampled from them.
       ++forward_passes_;
       int64_t generated = 0;
       for (Worker& worker : workers_) {
         if (worker.pending.empty()) continue;
-        const bool ended = worker.pending_ends_step;
         worker.pending.clear();
         worker.pending_ends_step = false;
-        if (ended) finish_step(worker);         // the step's last token is in the cache now
-        if (!worker.pending.empty()) continue;  // the new step's prefix goes first
-        if (phase_ != Phase::Decode) continue;  // another worker stopped the team this step
+        if (phase_ != Phase::Decode) continue;  // another worker stopped the team this pass
         const int32_t token = token_of(worker);
         ++generated;
         if (tokenizer_.is_eos(token)) {
@@ -412,13 +427,12 @@ void Team::advance(const StepLogits& step) {
       }
       generated_tokens_ += generated;
       redundancy_.on_tokens(generated);
-      if (phase_ == Phase::Decode) {
-        if (forward_passes_ >= settings_.budget) {
-          stop("budget");
-        } else if (cache_tokens() + finisher_reserve_ >= settings_.max_tokens) {
-          stop("context");
-        }
-      }
+      if (phase_ == Phase::Decode && forward_passes_ >= settings_.budget) stop("budget");
+      if (phase_ == Phase::Decode)
+        for (Worker& worker : workers_)
+          if (worker.pending_ends_step) finish_step(worker);
+      if (phase_ == Phase::Decode && cache_tokens() + finisher_reserve_ >= settings_.max_tokens)
+        stop("context");
       return;
     }
     case Phase::Finisher: {

@@ -102,6 +102,7 @@ class Team {
   std::vector<BlockId> view_of(size_t worker) const;
   bool merges_steps() const;
   void start_step(Worker& worker, bool first);
+  void record_step(Worker& worker);
   void finish_step(Worker& worker);
   void stop(const std::string& reason);
   void begin_finisher();

@@ -322,7 +322,7 @@ TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
                                           "marker", "own_header", "Carol"}));
 
   // Decode pass 1 feeds each worker's first-step prefix; Alice then writes " Done.\n\n" and
-  // samples "Z" in the pass that closes her step (that sample is dropped).
+  // samples "Z" in the pass that feeds the last "\n" and her next prefix.
   script[0] = bytes(" Done.\n\nZ");
   const std::string alice_first = "**Alice [1]:** Hi, I'm Alice.";
   const std::string bob_first = "**Bob [1]:** Hi, I'm Bob.";
@@ -349,49 +349,48 @@ TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
                                       {own_header, o, o},
                                       {alice, 0, 1}}));
   }
-  // Passes 2..8 feed " Done.\n" while pass 8 samples the second "\n": the step ends, but its
-  // last token is not in the cache yet.
-  for (int pass = 2; pass <= 8; ++pass) run->forward(script);
-  const int32_t step_length = length_of(alice_first + " Done.\n\n");
-  EXPECT_EQ(run->cache().length(alice), step_length - 1);
+  // Passes 2..8 feed " Done.\n" while pass 8 samples the second "\n": the step ends in that
+  // pass and joins the history at once, as it is in the cache (without that "\n").
+  for (int pass = 2; pass <= 7; ++pass) run->forward(script);
   EXPECT_TRUE(run->merges().empty());
-
-  // Pass 9 writes that "\n"; then the step joins the history and a new, empty step opens.
   run->forward(script);
+  const int32_t step_length = length_of(alice_first + " Done.\n\n");
   ASSERT_EQ(run->merges().size(), 1u);
   EXPECT_EQ(run->merges()[0].rotation, prompt_length) << "keys rotate by common's old length";
-  EXPECT_EQ(run->merges()[0].from.size(), static_cast<size_t>(step_length));
-  EXPECT_EQ(team.common_length(), prompt_length + step_length);
-  EXPECT_EQ(run->cache().length(team.step_block(0)), 0) << "its prefix is still pending";
+  EXPECT_EQ(run->merges()[0].from.size(), static_cast<size_t>(step_length - 1));
+  EXPECT_EQ(team.common_length(), prompt_length + step_length - 1);
+  EXPECT_EQ(run->cache().length(team.step_block(0)), 0)
+      << "the last \"\\n\" and the next prefix are pending";
   ProblemResult result = team.result();
   ASSERT_EQ(result.steps.size(), 1u);
   EXPECT_EQ(result.steps[0].worker, 0);
   EXPECT_EQ(result.steps[0].step, 1);
   EXPECT_EQ(result.steps[0].first_token, 0);
-  EXPECT_EQ(result.steps[0].end_token, step_length);
-  EXPECT_EQ(result.steps[0].finished_pass, 9);
+  EXPECT_EQ(result.steps[0].end_token, step_length) << "in the text, the step keeps its \"\\n\"";
+  EXPECT_EQ(result.steps[0].finished_pass, 8);
 
-  // Pass 10 feeds the second step's prefix; Bob's first token sees the longer history.
+  // Pass 9 feeds that "\n" and the second step's prefix into the new block, and its logits give
+  // the new step's first token, "Z"; Bob's first token sees the longer history.
   {
     const ForwardBatch& batch = run->forward(script);
-    EXPECT_EQ(tokens_into(batch, team.step_block(0)), encode("**Alice [2]:** "));
+    EXPECT_EQ(tokens_into(batch, team.step_block(0)), encode("\n**Alice [2]:** "));
     const std::vector<ViewEntry> bob_view = entries_of(batch, first_row_into(batch, bob));
     ASSERT_FALSE(bob_view.empty());
     EXPECT_EQ(bob_view[0].block, common);
-    EXPECT_EQ(bob_view[0].visible, prompt_length + step_length);
+    EXPECT_EQ(bob_view[0].visible, prompt_length + step_length - 1);
   }
   EXPECT_EQ(team.describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
                                           "marker", "own_header", "Bob"}));
   result = team.result();
   EXPECT_EQ(codec_.decode(result.workers[0].tokens),
-            alice_first + " Done.\n\n" + "**Alice [2]:** x");
+            alice_first + " Done.\n\n" + "**Alice [2]:** Z");
   EXPECT_EQ(result.workers[0].live_step_first_token, step_length);
-  EXPECT_EQ(result.workers[1].text, bob_first + std::string(10, 'x'));
+  EXPECT_EQ(result.workers[1].text, bob_first + std::string(9, 'x'));
   EXPECT_FALSE(team.done());
   EXPECT_EQ(format_transcript(result, codec_, default_prompts()),
             std::string("Question: What is 2+3?\n\n") + alice_first + " Done.\n\n" +
-                "**Alice [2]:** x <...>\n\n" + bob_first + std::string(10, 'x') + " <...>\n\n" +
-                carol_first + std::string(10, 'x') + " <...>\n\n");
+                "**Alice [2]:** Z <...>\n\n" + bob_first + std::string(9, 'x') + " <...>\n\n" +
+                carol_first + std::string(9, 'x') + " <...>\n\n");
 }
 
 // `sync: step` (docs/design.md §6) promises that a worker sees another group's tokens one pass
@@ -507,6 +506,79 @@ TEST_F(ScriptedTeamTest, StepSyncShowsOtherGroupsTokensExactlyOnePassLate) {
   }
 }
 
+// docs/design.md §2, the step boundary: a step joins the history in the pass that samples its last
+// token, so every decode pass feeds every worker and keeps one sampled token per worker, and a
+// step of n sampled tokens takes exactly n passes, in every layout and with worker groups (the
+// merge happens on every rank alike). Counted from the results: each step's sampled tokens are
+// its tokens without its known prefix.
+TEST_F(ScriptedTeamTest, NoPassIsWastedAtAStepBoundary) {
+  struct Case {
+    Layout layout;
+    Names names;
+    int32_t groups;
+  };
+  const Case cases[] = {{Layout::Combined, {"Alice", "Bob"}, 1},
+                        {Layout::Combined, {"Alice", "Bob", "Carol"}, 2},
+                        {Layout::Interleaved, {"Alice", "Bob", "Carol"}, 1},
+                        {Layout::Contiguous, {"Alice", "Bob"}, 1},
+                        {Layout::Contiguous, {"Alice", "Bob", "Carol"}, 2}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(
+        cat(layout_name(c.layout), ", ", c.names.size(), " workers, ", c.groups, " groups"));
+    TeamSettings settings = settings_for(c.layout, c.names, /*budget=*/60);
+    settings.worker_groups = c.groups;
+    auto run = make_team(settings);
+    run->set_delayed_sync(c.groups > 1);
+    run->prefill();
+    Team& team = run->team();
+    Script script;
+    // Steps of different lengths, so that steps end in different passes (and sometimes in one).
+    const char* texts[] = {"Ok.\n\n", "Yes, so.\n\n", "No.\n\nHm.\n\n"};
+    for (size_t w = 0; w < c.names.size(); ++w)
+      for (int i = 0; i < 20; ++i)
+        for (int32_t id : bytes(texts[w])) script[w].push_back(id);
+    for (int64_t pass = 1; pass <= 60; ++pass) {
+      const ForwardBatch& batch = run->forward(script);
+      ASSERT_EQ(batch.logit_rows.size(), c.names.size()) << "pass " << pass << ": every worker";
+      EXPECT_EQ(team.generated_tokens(), pass * static_cast<int64_t>(c.names.size()))
+          << "pass " << pass << ": one kept token per worker";
+    }
+    while (!team.done()) run->forward(script);  // the finisher
+    const ProblemResult result = team.result();
+    EXPECT_EQ(result.stop_reason, "budget");
+    EXPECT_EQ(result.forward_passes, 60);
+    std::vector<int32_t> last_pass(c.names.size(), 0);
+    std::vector<int32_t> steps_of(c.names.size(), 0);
+    for (const StepRecord& step : result.steps) {
+      const auto w = static_cast<size_t>(step.worker);
+      ++steps_of[w];
+      const std::string& format =
+          step.step == 1 ? settings.prompts.first_step_prefix : settings.prompts.step_prefix;
+      const int32_t prefix = length_of(
+          expand_placeholders(format, {{"name", c.names[w]}, {"step", std::to_string(step.step)}}));
+      EXPECT_EQ(step.end_token - step.first_token - prefix, step.finished_pass - last_pass[w])
+          << c.names[w] << "'s step " << step.step << ": one pass per sampled token";
+      last_pass[w] = step.finished_pass;
+    }
+    for (size_t w = 0; w < c.names.size(); ++w) {
+      EXPECT_GE(steps_of[w], 5) << c.names[w];
+      const WorkerRecord& worker = result.workers[w];
+      // The live step: every pass since the last step end wrote one of its tokens (none is
+      // left when the last pass ended a step).
+      if (worker.live_step_first_token == static_cast<int32_t>(worker.tokens.size())) {
+        EXPECT_EQ(last_pass[w], 60) << c.names[w];
+        continue;
+      }
+      const int32_t prefix = length_of(
+          expand_placeholders(settings.prompts.step_prefix,
+                              {{"name", c.names[w]}, {"step", std::to_string(steps_of[w] + 1)}}));
+      EXPECT_EQ(static_cast<int32_t>(worker.tokens.size()) - worker.live_step_first_token - prefix,
+                60 - last_pass[w])
+          << c.names[w];
+    }
+  }
+}
+
 TEST_F(ScriptedTeamTest, InterleavedHidesTheOthersLiveSteps) {
   auto run = make_team(settings_for(Layout::Interleaved, {"Alice", "Bob"}));
   run->prefill();
@@ -532,8 +604,8 @@ TEST_F(ScriptedTeamTest, ContiguousKeepsOneGrowingBlockPerWorker) {
   const BlockId alice = team.step_block(0);
   Script script;
   script[0] = bytes(" Done.\n\n");
-  // The prefix pass, 8 tokens, then the pass that feeds the second step's prefix.
-  for (int pass = 1; pass <= 10; ++pass) run->forward(script);
+  // The prefix pass, 7 tokens, then the pass that feeds the last "\n" and the second prefix.
+  for (int pass = 1; pass <= 9; ++pass) run->forward(script);
   EXPECT_EQ(team.common_length(), common_before) << "no history";
   EXPECT_TRUE(run->merges().empty());
   EXPECT_EQ(team.step_block(0), alice);
@@ -665,17 +737,17 @@ TEST_F(ScriptedTeamTest, StepPrefixesAndRedundancyChecks) {
     EXPECT_EQ(tokens_into(batch, run->team().step_block(1)), encode("**Bob [1]:** "));
   }
   // A check every 4 generated tokens: 2 per pass, so one is pending after pass 2, and Alice's
-  // second step (opened in pass 4) takes it.
+  // second step (opened in pass 3, which sampled its last "\n") takes it.
   TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
   settings.prompts.redundancy_interval = 4;
   auto run = make_team(settings);
   run->prefill();
   Script script;
   script[0] = bytes(".\n\n");
-  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  for (int pass = 1; pass <= 3; ++pass) run->forward(script);
   const ForwardBatch& batch = run->forward(script);
   EXPECT_EQ(tokens_into(batch, run->team().step_block(0)),
-            encode("**Alice [2]:** Quick check: am I doing redundant work? (yes/no): "));
+            encode("\n**Alice [2]:** Quick check: am I doing redundant work? (yes/no): "));
 }
 
 TEST_F(ScriptedTeamTest, PlainDecodingUsesTheChatTemplateAndStopsOnEos) {
@@ -831,27 +903,34 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
   }
 }
 
-// When the budget stops a team in the pass that closes worker 0's step, that worker's pending text
-// is already the next step's prefix, and the finisher pass feeds prefix + finisher text: size_team
-// plans for it (once it planned only "finisher + 1 token": 12 + 107 tokens against 110).
+// When the budget stops a team in the pass that samples the last token of worker 0's step, the
+// step is finished but not merged, and the finisher follows that token in the same block; size_team
+// plans for the longest such pass.
 TEST_F(ScriptedTeamTest, AOneWorkerFinisherRightAfterAStepEndFitsItsSizing) {
-  const TeamSettings settings = settings_for(Layout::Combined, {"Al"}, /*budget=*/4);
+  const TeamSettings settings = settings_for(Layout::Combined, {"Al"}, /*budget=*/3);
   const TeamSizing sizing = size_team(settings, codec_, kPageSize);
   auto run = make_team(settings);
   run->prefill();
   Script script;
-  script[0] = bytes(".\n\n");  // sampled in passes 1-3; pass 4 writes the last "\n"
-  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  script[0] = bytes(".\n\n");  // sampled in passes 1-3
+  const BlockId step = run->team().step_block(0);
+  for (int pass = 1; pass <= 3; ++pass) run->forward(script);
   ASSERT_EQ(run->team().result().steps.size(), 1u);
+  EXPECT_TRUE(run->merges().empty());
   const ForwardBatch& finisher = run->forward(script);
-  EXPECT_EQ(codec_.decode(finisher.tokens), "**Al [2]:** " + settings.prompts.finisher);
+  EXPECT_EQ(codec_.decode(finisher.tokens), "\n" + settings.prompts.finisher);
+  EXPECT_EQ(own_block(finisher, 0), step);
   EXPECT_LE(run->scheduled(), sizing.step_tokens);
+  const ProblemResult result = run->team().result();
+  EXPECT_EQ(result.workers[0].live_step_first_token,
+            static_cast<int32_t>(result.workers[0].tokens.size()))
+      << "no live step: the transcript shows the finished one once";
 }
 
 // record_logprobs: each sampled token keeps the log-softmax of the row it was sampled from, with
 // the suppressed tokens at -inf (so a row whose one-hot token is suppressed is uniform over the
-// 255 allowed ones), and its K most likely tokens; forced prefix tokens hold NaN and -1; a sample
-// the team drops (the pass that closes a step) leaves no record, so the arrays stay aligned.
+// 255 allowed ones), and its K most likely tokens; forced prefix tokens hold NaN and -1, so the
+// arrays stay aligned with the tokens across a step end.
 TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
   settings.record_logprobs = 3;
@@ -859,7 +938,7 @@ TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   run->prefill();
   Script script;
   script[0] = {'#', 'a'};       // '#' is suppressed: greedy falls back to byte 0
-  script[1] = bytes(".\n\nZ");  // "Z" is sampled in the pass that closes the step: dropped
+  script[1] = bytes(".\n\nZ");  // "Z": the second step's first token
   for (int pass = 1; pass <= 6; ++pass) run->forward(script);
   const ProblemResult result = run->team().result();
   const WorkerRecord& alice = result.workers[0];
@@ -876,7 +955,7 @@ TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   const size_t bob_second_step = expected_bob.size();
   for (int32_t id : encode("**Bob [2]:** ")) expected_bob.push_back(id);
   const size_t bob_second_prefix_end = expected_bob.size();
-  for (int32_t token : std::initializer_list<int32_t>{'x', 'x'}) expected_bob.push_back(token);
+  for (int32_t token : std::initializer_list<int32_t>{'Z', 'x', 'x'}) expected_bob.push_back(token);
   ASSERT_EQ(bob.tokens, expected_bob);
 
   for (const WorkerRecord* worker : {&alice, &bob}) {
