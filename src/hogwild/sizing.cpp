@@ -20,9 +20,11 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   // A finished step's block is released before the next one is created, so no step needs two.
   sizing.blocks = workers + (prompts.collaborate ? 4 : 1);
   // [common, others_header, (step, marker) per other worker, own_header, own step] when the
-  // others are shown; [common, own_header, own step] otherwise; [common, own step] plain.
+  // others are shown (paper style: the last marker is part of own_header); [common, own_header,
+  // own step] otherwise; [common, own step] plain.
   const bool shows_others = settings.layout != Layout::Interleaved && workers > 1;
-  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? 2 * workers + 2 : 3;
+  const int64_t shown = prompts.style == PromptStyle::Paper ? 2 * workers + 1 : 2 * workers + 2;
+  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? shown : 3;
 
   // The longest text fed to one worker in one pass: the last token of the step that ended, then
   // the next step prefix with the redundancy check (step numbers written with as many digits as
@@ -32,7 +34,8 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   int64_t longest_prefix = 0;
   if (prompts.collaborate) {
     for (const std::string& name : settings.names) {
-      for (const std::string* format : {&prompts.step_prefix, &prompts.first_step_prefix}) {
+      for (const std::string* format :
+           {&prompts.step_prefix, &prompts.first_step_prefix, &prompts.lead_step_prefix}) {
         const std::string prefix =
             expand_placeholders(*format, {{"name", name}, {"step", widest_step}}) +
             prompts.redundancy_check;

@@ -44,7 +44,7 @@ class TeamTest : public ::testing::Test {
     TeamSettings settings;
     settings.layout = layout;
     settings.names = names;
-    settings.prompts = default_prompts();
+    settings.prompts = default_prompts(PromptStyle::Compact);  // the views spelled out below
     settings.budget = budget;
     Problem problem{"p", "What is 2+3?", "5"};
     team_ = std::make_unique<Team>(settings, problem, 0, *tokenizer_, *cache_, Team::Clock::now());
@@ -205,7 +205,8 @@ TEST_F(TeamTest, BudgetStopsAndTheFinisherAnswers) {
   EXPECT_EQ(result.forward_passes, 4);
   EXPECT_EQ(result.answer, "7");
   EXPECT_EQ(result.correct, 0);
-  EXPECT_NE(format_transcript(result, *tokenizer_, default_prompts()).find("[finisher]"),
+  EXPECT_NE(format_transcript(result, *tokenizer_, default_prompts(PromptStyle::Compact))
+                .find("[finisher]"),
             std::string::npos);
 }
 
