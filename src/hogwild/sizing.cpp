@@ -20,19 +20,22 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   // A finished step's block is released before the next one is created, so no step needs two.
   sizing.blocks = workers + (prompts.collaborate ? 4 : 1);
   // [common, others_header, (step, marker) per other worker, own_header, own step] when the
-  // others are shown; [common, own_header, own step] otherwise; [common, own step] plain.
+  // others are shown (paper style: the last marker is part of own_header); [common, own_header,
+  // own step] otherwise; [common, own step] plain.
   const bool shows_others = settings.layout != Layout::Interleaved && workers > 1;
-  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? 2 * workers + 2 : 3;
+  const int64_t shown = prompts.style == PromptStyle::Paper ? 2 * workers + 1 : 2 * workers + 2;
+  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? shown : 3;
 
-  // The longest text forced into one worker in one step: a step prefix with the redundancy
-  // check (step numbers written with as many digits as the budget allows), or the finisher
-  // after worker 0's pending text, which is one token or, when the stop came in the pass that
-  // ended its step, the next step's prefix.
+  // The longest text fed to one worker in one pass: the last token of the step that ended, then
+  // the next step prefix with the redundancy check (step numbers written with as many digits as
+  // the budget allows); or the finisher after worker 0's pending text, which is one token or,
+  // when the context stop came in the pass that ended its step, that token and the next prefix.
   const std::string widest_step(std::to_string(settings.budget + 1).size(), '9');
-  int64_t longest_prefix = 1;
+  int64_t longest_prefix = 0;
   if (prompts.collaborate) {
     for (const std::string& name : settings.names) {
-      for (const std::string* format : {&prompts.step_prefix, &prompts.first_step_prefix}) {
+      for (const std::string* format :
+           {&prompts.step_prefix, &prompts.first_step_prefix, &prompts.lead_step_prefix}) {
         const std::string prefix =
             expand_placeholders(*format, {{"name", name}, {"step", widest_step}}) +
             prompts.redundancy_check;
@@ -40,7 +43,7 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
       }
     }
   }
-  const int64_t longest = longest_prefix + tokens(prompts.finisher);
+  const int64_t longest = 1 + longest_prefix + tokens(prompts.finisher);
   // Two tokens of slack per worker: numbers of one length may tokenize to different lengths.
   sizing.step_tokens = workers * (longest + 2);
   sizing.page_size = page_size;

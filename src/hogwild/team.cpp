@@ -5,6 +5,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "hogwild/transcript.h"
 
 namespace hogwild {
 namespace {
@@ -57,7 +58,9 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
       cache_(cache),
       run_start_(run_start),
       team_start_(Clock::now()),
-      redundancy_(settings.prompts.collaborate ? settings.prompts.redundancy_interval : 0) {
+      redundancy_(settings.prompts.collaborate && settings.prompts.style == PromptStyle::Compact
+                      ? settings.prompts.redundancy_interval
+                      : 0) {
   HOGWILD_CHECK(!settings_.names.empty(), "a team needs at least one worker");
   HOGWILD_CHECK(settings_.record_logprobs >= 0 && settings_.record_logprobs <= kMaxLogprobs,
                 "record_logprobs must be in [0, ", kMaxLogprobs, "], got ",
@@ -69,23 +72,43 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
   const std::map<std::string, std::string> names = {
       {"names", format_names(settings_.names)}, {"count", std::to_string(settings_.names.size())}};
 
-  // The common block: system prompt and problem (in the chat template), then the history header.
+  // The common block: the system message, the user message (the collaboration prompt, if any, then
+  // the problem) in the chat template, then the history header (none under the paper style).
   // The problem is data, encoded as text (unless prompts.parse_special): "<|im_end|>" in a
   // question must not close the turn. The engine's prompts and the template's markers parse.
+  std::string user_prompt;
+  if (prompts.collaborate && !prompts.user.empty())
+    user_prompt = expand_placeholders(prompts.user, names) + std::string(kStepSeparator);
   std::vector<PromptPiece> pieces;
   std::vector<ChatMessage> messages;
   if (prompts.collaborate && !prompts.system.empty())
     messages.push_back({"system", expand_placeholders(prompts.system, names), true});
-  messages.push_back({"user", problem_.question, prompts.parse_special});
   if (prompts.chat_template && tokenizer_.chat_template() != ChatTemplate::None) {
-    pieces = tokenizer_.chat_pieces(messages, true);
+    // With a user prompt the user message holds two pieces, the prompt (which parses) and the
+    // problem (data): the template gets a stand-in content, whose piece is then replaced by the
+    // two (the template's own trimming, Llama-3's, then leaves them as they are).
+    static const std::string kStandIn = "\x01user\x01";
+    messages.push_back(
+        {"user", user_prompt.empty() ? problem_.question : kStandIn, prompts.parse_special});
+    for (PromptPiece& piece : tokenizer_.chat_pieces(messages, true)) {
+      if (user_prompt.empty() || piece.text != kStandIn) {
+        pieces.push_back(std::move(piece));
+        continue;
+      }
+      if (!user_prompt.empty()) pieces.push_back({user_prompt, true});
+      pieces.push_back({problem_.question, prompts.parse_special});
+    }
   } else {
     for (const ChatMessage& message : messages) {
       pieces.push_back({message.content, message.parse_special});
       pieces.push_back({"\n\n", true});
     }
+    if (!user_prompt.empty()) pieces.push_back({user_prompt, true});
+    pieces.push_back({problem_.question, prompts.parse_special});
+    pieces.push_back({"\n\n", true});
   }
-  if (prompts.collaborate) pieces.push_back({prompts.history_header, true});
+  if (prompts.collaborate && !prompts.history_header.empty())
+    pieces.push_back({prompts.history_header, true});
   prompt_ = tokenizer_.encode(pieces, false);
   if (prompt_.empty()) throw ProblemFailure(cat("problem ", problem_.id, ": the prompt is empty"));
 
@@ -117,13 +140,11 @@ void Team::check_fits() const {
   auto tokens = [&](const std::string& text) { return static_cast<int64_t>(encode(text).size()); };
   int64_t needed = static_cast<int64_t>(prompt_.size()) + finisher_reserve_;
   if (prompts.collaborate) {
-    needed += tokens(prompts.others_header) + tokens(prompts.own_header) +
-              tokens(prompts.incomplete_marker + "\n\n");
-    for (const std::string& name : settings_.names) {
-      const std::string& format =
-          prompts.first_step_prefix.empty() ? prompts.step_prefix : prompts.first_step_prefix;
-      needed += tokens(expand_placeholders(format, {{"name", name}, {"step", "1"}})) + 1;
-    }
+    for (const HeaderBlock& header : header_blocks()) needed += tokens(header.text);
+    for (size_t w = 0; w < settings_.names.size(); ++w)
+      needed += tokens(expand_placeholders(first_step_format(w),
+                                           {{"name", settings_.names[w]}, {"step", "1"}})) +
+                1;
   } else {
     needed += static_cast<int64_t>(settings_.names.size());
   }
@@ -154,18 +175,57 @@ bool Team::merges_steps() const {
   return settings_.prompts.collaborate && settings_.layout != Layout::Contiguous;
 }
 
+bool Team::shows_others() const {
+  return settings_.layout != Layout::Interleaved && settings_.names.size() > 1;
+}
+
+bool Team::paper() const { return settings_.prompts.style == PromptStyle::Paper; }
+
+const std::string& Team::first_step_format(size_t worker) const {
+  const PromptConfig& prompts = settings_.prompts;
+  if (worker == 0 && !prompts.lead_step_prefix.empty()) return prompts.lead_step_prefix;
+  return prompts.first_step_prefix.empty() ? prompts.step_prefix : prompts.first_step_prefix;
+}
+
+// The constant blocks and their texts (docs/design.md §2). Compact: the others' header, the own
+// header and one marker block that follows every other worker's step. Paper, as the authors: the
+// marker that closes the last other step and the own header are ONE block, encoded as one text
+// (with SmolLM2 the two encoded apart give other tokens); between other steps (3 workers or more)
+// a marker block of its own. With no other step shown, the own header is opened by the step
+// separator instead (the history before it ends without one).
+std::vector<Team::HeaderBlock> Team::header_blocks() const {
+  const PromptConfig& prompts = settings_.prompts;
+  const std::string marker = prompts.incomplete_marker + std::string(kStepSeparator);
+  if (!paper())
+    return {{others_header_, prompts.others_header},
+            {own_header_, prompts.own_header},
+            {marker_, marker}};
+  std::vector<HeaderBlock> blocks;
+  if (shows_others()) {
+    blocks.push_back({others_header_, prompts.others_header});
+    if (settings_.names.size() > 2) blocks.push_back({marker_, marker});
+    blocks.push_back({own_header_, marker + prompts.own_header});
+  } else {
+    blocks.push_back({own_header_, std::string(kStepSeparator) + prompts.own_header});
+  }
+  return blocks;
+}
+
 // docs/design.md §2: view(w) = [common, hdr_others, step(o1), marker, …, hdr_own, step(w)].
 // Interleaved hides the others' live steps; contiguous shows each worker's whole text as one
 // growing block.
 std::vector<BlockId> Team::view_of(size_t w) const {
+  if (reencoded_) return {workers_[w].block};  // the finisher's fresh block alone
   std::vector<BlockId> view = {common_};
   if (settings_.prompts.collaborate) {
-    if (settings_.layout != Layout::Interleaved && workers_.size() > 1) {
+    if (shows_others()) {
       view.push_back(others_header_);
+      const size_t last_other = w + 1 == workers_.size() ? w - 1 : workers_.size() - 1;
       for (size_t o = 0; o < workers_.size(); ++o) {
         if (o == w) continue;
         view.push_back(workers_[o].block);
-        view.push_back(marker_);
+        // Paper: the own header begins with the marker that closes the last other step.
+        if (!paper() || o != last_other) view.push_back(marker_);
       }
     }
     view.push_back(own_header_);
@@ -191,12 +251,21 @@ void Team::start_step(Worker& worker, bool first) {
   worker.pending_ends_step = false;
   std::string prefix;
   if (settings_.prompts.collaborate) {
-    const std::string& format = first && !settings_.prompts.first_step_prefix.empty()
-                                    ? settings_.prompts.first_step_prefix
-                                    : settings_.prompts.step_prefix;
+    const size_t w = static_cast<size_t>(&worker - workers_.data());
+    const std::string& format = first ? first_step_format(w) : settings_.prompts.step_prefix;
     prefix =
         expand_placeholders(format, {{"name", worker.name}, {"step", std::to_string(worker.step)}});
-    if (redundancy_.take()) prefix += settings_.prompts.redundancy_check;
+    if (paper()) {
+      // The authors' count: tokens fed since the last check (prefixes included), more than the
+      // interval; checked when a step opens, so never in a first step.
+      const int64_t interval = settings_.prompts.redundancy_interval;
+      if (!first && interval > 0 && fed_since_check_ > interval) {
+        prefix += settings_.prompts.redundancy_check;
+        fed_since_check_ = 0;
+      }
+    } else if (redundancy_.take()) {
+      prefix += settings_.prompts.redundancy_check;
+    }
   }
   worker.detector.reset(prefix);
   if (!prefix.empty()) {
@@ -231,11 +300,21 @@ void Team::record_sampled(Worker& worker, int32_t token) {
   }
 }
 
-void Team::finish_step(Worker& worker) {
+void Team::record_step(Worker& worker) {
   const auto w = static_cast<int32_t>(&worker - workers_.data());
   steps_.push_back({w, worker.step, worker.step_first_token,
                     static_cast<int32_t>(worker.tokens.size()),
                     static_cast<int32_t>(forward_passes_), seconds()});
+}
+
+// docs/design.md §2, the step boundary: called in the pass that sampled the step's last token,
+// which is not in the cache yet. The step joins the history as it is in the cache, and that token
+// becomes the first token of the new step block, before the next prefix (the authors' loop does
+// the same), so no forward pass is spent on the boundary.
+void Team::finish_step(Worker& worker) {
+  HOGWILD_ASSERT(worker.pending.size() == 1);
+  const int32_t last = worker.pending.front();
+  record_step(worker);
   if (merges_steps()) {
     // The finished step joins the history: its keys rotate once by common's length (docs/design.md
     // §3).
@@ -243,6 +322,7 @@ void Team::finish_step(Worker& worker) {
     worker.block = -1;
   }
   start_step(worker, false);
+  worker.pending.insert(worker.pending.begin(), last);
 }
 
 void Team::stop(const std::string& reason) {
@@ -251,10 +331,22 @@ void Team::stop(const std::string& reason) {
   // Worker 0's last sampled token (not yet in the cache) stays in front of the finisher's text.
   std::vector<int32_t> unfed = workers_.front().pending;
   for (Worker& worker : workers_) {
+    // A step that ended in this pass is finished, but there is no next step to carry its last
+    // token into: it stays unmerged, and the worker's live step is empty.
+    if (worker.pending_ends_step) {
+      record_step(worker);
+      worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+    }
     worker.pending.clear();
     worker.pending_ends_step = false;
   }
   workers_.front().pending = std::move(unfed);
+  // The authors skip their finisher when the whole text already holds a boxed number.
+  if (answer_.empty() && settings_.prompts.collaborate &&
+      settings_.prompts.stop_rule == StopRule::NumberAtStepEnd) {
+    if (auto number = boxed_number(format_transcript(result(), tokenizer_, settings_.prompts)))
+      answer_ = *number;
+  }
   if (!answer_.empty() || settings_.prompts.finisher_tokens == 0 ||
       settings_.prompts.finisher.empty()) {
     phase_ = Phase::Done;
@@ -265,15 +357,67 @@ void Team::stop(const std::string& reason) {
 }
 
 // docs/design.md §5: out of time without an answer, worker 0 is told to answer now and decodes
-// greedily.
+// greedily: in its own view (in_cache), or, as the authors, over the transcript re-encoded in a
+// fresh block (reencode).
 void Team::begin_finisher() {
   phase_ = Phase::Finisher;
   Worker& worker = workers_.front();
   finisher_text_ = settings_.prompts.finisher;
-  finisher_tokens_ = encode(finisher_text_);
-  worker.pending.insert(worker.pending.end(), finisher_tokens_.begin(), finisher_tokens_.end());
   worker.pending_ends_step = false;
   worker.sampler = std::make_unique<Sampler>(SamplingParams{});  // greedy
+  if (settings_.prompts.finisher_mode == FinisherMode::Reencode && settings_.prompts.collaborate) {
+    std::vector<int32_t> text = reencoded_transcript();
+    // It must fit one block of max_tokens_per_problem; else (re-encoding can lengthen a text a
+    // little) the in-cache finisher below, which needs no more room than the team has.
+    if (static_cast<int64_t>(text.size()) + settings_.prompts.finisher_tokens <=
+        settings_.max_tokens) {
+      release_blocks();
+      reencoded_ = true;
+      worker.block = cache_.create_block();
+      worker.pending = std::move(text);
+      return;
+    }
+  }
+  const std::vector<int32_t> finisher = encode(finisher_text_);
+  worker.pending.insert(worker.pending.end(), finisher.begin(), finisher.end());
+}
+
+// The authors' compile_response: the prompt, the history (finished steps in the order they
+// finished), the others' header, every worker's live step closed by the marker, then the finisher
+// text, decoded and encoded again as one text (the prompt's tokens are kept as they are: the
+// problem stays data).
+std::vector<int32_t> Team::reencoded_transcript() const {
+  const PromptConfig& prompts = settings_.prompts;
+  auto decode = [&](const Worker& worker, int32_t first, size_t end) {
+    return tokenizer_.decode(
+        {worker.tokens.begin() + first, worker.tokens.begin() + static_cast<ptrdiff_t>(end)});
+  };
+  std::string text;
+  for (const StepRecord& step : steps_)
+    text += decode(workers_[static_cast<size_t>(step.worker)], step.first_token,
+                   static_cast<size_t>(step.end_token));
+  text += prompts.others_header;
+  for (const Worker& worker : workers_)
+    text += decode(worker, worker.step_first_token, worker.tokens.size()) +
+            prompts.incomplete_marker + std::string(kStepSeparator);
+  text += prompts.finisher;
+  std::vector<int32_t> tokens(prompt_.begin(), prompt_.end());
+  for (int32_t id : encode(text)) tokens.push_back(id);
+  return tokens;
+}
+
+// The re-encoding finisher needs none of the team's blocks: their pages make its room. The
+// merges not yet applied are dropped with the blocks they would have written.
+void Team::release_blocks() {
+  for (BlockId* block : {&common_, &others_header_, &own_header_, &marker_}) {
+    if (*block >= 0) cache_.release_block(*block);
+    *block = -1;
+  }
+  for (Worker& worker : workers_) {
+    if (worker.block >= 0) cache_.release_block(worker.block);
+    worker.block = -1;
+  }
+  merges_.clear();
 }
 
 int64_t Team::schedule(BatchBuilder& builder, int64_t capacity) {
@@ -299,33 +443,45 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
       return static_cast<int64_t>(count);
     }
     case Phase::Headers: {
-      // Constant blocks, computed once in the context of the prompt; shared by every view.
-      int64_t added = 0;
-      const std::pair<BlockId, const std::string*> headers[] = {
-          {others_header_, &settings_.prompts.others_header},
-          {own_header_, &settings_.prompts.own_header},
-          {marker_, nullptr}};
+      // Constant blocks, computed once and shared by every view: compact, in the context of the
+      // prompt; paper, on their own (positions from 0, as the authors compute them).
+      const std::vector<HeaderBlock> blocks = header_blocks();
       std::vector<std::vector<int32_t>> texts;
-      for (const auto& [block, text] : headers)
-        texts.push_back(
-            encode(text != nullptr ? *text : settings_.prompts.incomplete_marker + "\n\n"));
       int64_t needed = 0;
-      for (const auto& tokens : texts) needed += static_cast<int64_t>(tokens.size());
+      for (const HeaderBlock& block : blocks) {
+        texts.push_back(encode(block.text));
+        needed += static_cast<int64_t>(texts.back().size());
+      }
       if (needed == 0) {  // no header text at all: straight to decoding
         begin_decode();
         return schedule_tokens(builder, capacity);
       }
       if (needed > capacity) return 0;
-      for (size_t h = 0; h < texts.size(); ++h) {
+      for (size_t h = 0; h < blocks.size(); ++h) {
         if (texts[h].empty()) continue;
-        const BlockId view[] = {common_, headers[h].first};
-        builder.add(headers[h].first, texts[h], view, false);
-        added += static_cast<int64_t>(texts[h].size());
+        const BlockId in_context[] = {common_, blocks[h].block};
+        const BlockId alone[] = {blocks[h].block};
+        builder.add(
+            blocks[h].block, texts[h],
+            paper() ? std::span<const BlockId>(alone) : std::span<const BlockId>(in_context),
+            false);
       }
-      return added;
+      return needed;
     }
-    case Phase::Decode:
     case Phase::Finisher: {
+      // Worker 0 alone; a long (re-encoded) text goes in chunks, logits after the last one.
+      Worker& worker = workers_.front();
+      const size_t count = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(capacity, 0)),
+                                            worker.pending.size());
+      if (count == 0) return 0;
+      const bool last = count == worker.pending.size();
+      const std::vector<BlockId> view = view_of(0);
+      const int32_t row = builder.add(worker.block, {worker.pending.data(), count}, view, last, 0);
+      if (last) worker.logit_row = row;
+      finisher_chunk_ = count;
+      return static_cast<int64_t>(count);
+    }
+    case Phase::Decode: {
       int64_t needed = 0;
       for (const Worker& worker : workers_) needed += static_cast<int64_t>(worker.pending.size());
       if (needed == 0 || needed > capacity) return 0;
@@ -333,8 +489,8 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
         Worker& worker = workers_[w];
         if (worker.pending.empty()) continue;
         const std::vector<BlockId> view = view_of(w);
-        // Logits are kept even for a step's last token: a worker without a step prefix samples
-        // its next token from them.
+        // Every run wants logits: the token sampled after a step's last token and the next
+        // prefix is the new step's first.
         worker.logit_row = builder.add(worker.block, worker.pending, view, true,
                                        static_cast<int32_t>(w) % settings_.worker_groups);
       }
@@ -392,16 +548,14 @@ void Team::advance(const StepLogits& step) {
       begin_decode();
       return;
     case Phase::Decode: {
+      // Every worker has tokens in every decode pass and keeps the token sampled from them.
       ++forward_passes_;
       int64_t generated = 0;
       for (Worker& worker : workers_) {
         if (worker.pending.empty()) continue;
-        const bool ended = worker.pending_ends_step;
         worker.pending.clear();
         worker.pending_ends_step = false;
-        if (ended) finish_step(worker);         // the step's last token is in the cache now
-        if (!worker.pending.empty()) continue;  // the new step's prefix goes first
-        if (phase_ != Phase::Decode) continue;  // another worker stopped the team this step
+        if (phase_ != Phase::Decode) continue;  // another worker stopped the team this pass
         const int32_t token = token_of(worker);
         ++generated;
         if (tokenizer_.is_eos(token)) {
@@ -412,26 +566,31 @@ void Team::advance(const StepLogits& step) {
       }
       generated_tokens_ += generated;
       redundancy_.on_tokens(generated);
+      if (phase_ == Phase::Decode && forward_passes_ >= settings_.budget) stop("budget");
       if (phase_ == Phase::Decode) {
-        if (forward_passes_ >= settings_.budget) {
-          stop("budget");
-        } else if (cache_tokens() + finisher_reserve_ >= settings_.max_tokens) {
-          stop("context");
+        for (Worker& worker : workers_) {
+          if (worker.pending_ends_step) finish_step(worker);
+          fed_since_check_ += static_cast<int64_t>(worker.pending.size());
         }
       }
+      if (phase_ == Phase::Decode && cache_tokens() + finisher_reserve_ >= settings_.max_tokens)
+        stop("context");
       return;
     }
     case Phase::Finisher: {
       Worker& worker = workers_.front();
-      worker.pending.clear();
+      worker.pending.erase(worker.pending.begin(),
+                           worker.pending.begin() + static_cast<ptrdiff_t>(finisher_chunk_));
+      if (!worker.pending.empty()) return;  // more of the text in the next pass
       const int32_t token = token_of(worker);
       ++finisher_generated_;
-      if (!tokenizer_.is_eos(token)) {
-        finisher_text_ += tokenizer_.token_bytes(token);
-        finisher_tokens_.push_back(token);
-      }
-      if (auto boxed = extract_boxed(finisher_text_)) answer_ = *boxed;
-      if (tokenizer_.is_eos(token) || !answer_.empty() ||
+      if (!tokenizer_.is_eos(token)) finisher_text_ += tokenizer_.token_bytes(token);
+      const bool number_rule = settings_.prompts.stop_rule == StopRule::NumberAtStepEnd;
+      if (auto boxed = number_rule ? boxed_number(finisher_text_) : extract_boxed(finisher_text_))
+        answer_ = *boxed;
+      // The authors' finisher writes all its tokens (or up to EOS); ours stops at the answer.
+      const bool answered = !answer_.empty() && !reencoded_;
+      if (tokenizer_.is_eos(token) || answered ||
           finisher_generated_ >= settings_.prompts.finisher_tokens) {
         phase_ = Phase::Done;
         return;
@@ -470,11 +629,23 @@ void Team::accept(Worker& worker, int32_t token) {
   record_sampled(worker, token);
   worker.pending = {token};
   worker.pending_ends_step = worker.detector.push(tokenizer_.token_bytes(token));
-  if (auto boxed = extract_boxed(worker.detector.text())) {
-    answer_ = *boxed;
-    // docs/design.md §5: a final answer stops the team; plain decoding (no collaboration prompts)
-    // runs on like `hogwild generate` does, keeping the answer.
-    if (settings_.prompts.collaborate) stop("answer");
+  // docs/design.md §5: plain decoding (no collaboration prompts) runs on like `hogwild generate`
+  // does, keeping the answer; a collaborating team stops on it.
+  if (!settings_.prompts.collaborate) {
+    if (auto boxed = extract_boxed(worker.detector.text())) answer_ = *boxed;
+    return;
+  }
+  if (settings_.prompts.stop_rule == StopRule::AnyBoxed) {
+    if (auto boxed = extract_boxed(worker.detector.text())) {
+      answer_ = *boxed;
+      stop("answer");
+    }
+  } else if (worker.pending_ends_step) {
+    // The authors' rule: at a step end, the step's last \boxed{} that holds a number.
+    if (auto number = boxed_number(worker.detector.text())) {
+      answer_ = *number;
+      stop("answer");
+    }
   }
 }
 

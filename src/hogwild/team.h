@@ -99,12 +99,23 @@ class Team {
     std::vector<float> top_logprobs;
   };
 
+  struct HeaderBlock {
+    BlockId block;
+    std::string text;
+  };
   std::vector<BlockId> view_of(size_t worker) const;
   bool merges_steps() const;
+  bool shows_others() const;
+  bool paper() const;
+  const std::string& first_step_format(size_t worker) const;
+  std::vector<HeaderBlock> header_blocks() const;
   void start_step(Worker& worker, bool first);
+  void record_step(Worker& worker);
   void finish_step(Worker& worker);
   void stop(const std::string& reason);
   void begin_finisher();
+  std::vector<int32_t> reencoded_transcript() const;
+  void release_blocks();
   void begin_decode();
   void accept(Worker& worker, int32_t token);
   void record_forced(Worker& worker, size_t count);
@@ -138,14 +149,16 @@ class Team {
   std::vector<float> scratch_logits_;
   bool scheduled_ = false;        // this team has tokens in the current forward
   int64_t finisher_reserve_ = 0;  // cache tokens kept free for the finisher
+  int64_t fed_since_check_ = 0;   // paper style: tokens fed since the last redundancy check
   int64_t forward_passes_ = 0;
   int64_t generated_tokens_ = 0;
   std::string stop_reason_;
   std::string answer_;
   std::vector<StepRecord> steps_;
   // Finisher: greedy tokens appended to worker 0's text after the stop (not part of its tokens).
-  std::vector<int32_t> finisher_tokens_;
   int64_t finisher_generated_ = 0;
+  size_t finisher_chunk_ = 0;  // tokens of worker 0's pending text in this pass
+  bool reencoded_ = false;     // the finisher runs over the re-encoded transcript, in a fresh block
   std::string finisher_text_;
 };
 

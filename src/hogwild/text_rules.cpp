@@ -1,6 +1,7 @@
 #include "hogwild/text_rules.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -269,6 +270,61 @@ std::optional<std::string> extract_boxed(std::string_view text) {
     if (close != std::string_view::npos) return std::string(text.substr(open, close - open));
   }
   return std::nullopt;
+}
+
+bool reads_as_float(std::string_view text) {
+  // Python strips all whitespace around the number; ASCII whitespace is what a model writes.
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  if (!text.empty() && (text.front() == '+' || text.front() == '-')) text.remove_prefix(1);
+  std::string lower(text);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "inf" || lower == "infinity" || lower == "nan") return true;
+  size_t i = 0;
+  // Digits with single underscores between them; returns how many digits were read.
+  auto digits = [&]() {
+    size_t count = 0;
+    while (i < text.size()) {
+      if (std::isdigit(static_cast<unsigned char>(text[i])) != 0) {
+        ++count;
+        ++i;
+      } else if (text[i] == '_' && count > 0 && i + 1 < text.size() &&
+                 std::isdigit(static_cast<unsigned char>(text[i + 1])) != 0) {
+        ++i;
+      } else {
+        break;
+      }
+    }
+    return count;
+  };
+  const size_t whole = digits();
+  size_t fraction = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    fraction = digits();
+  }
+  if (whole + fraction == 0) return false;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == text.size();
+}
+
+std::optional<std::string> boxed_number(std::string_view text) {
+  static constexpr std::string_view kOpener = "\\boxed{";
+  for (size_t end = text.size();;) {
+    const size_t at = text.substr(0, end).rfind(kOpener);
+    if (at == std::string_view::npos) return std::nullopt;
+    const size_t open = at + kOpener.size();
+    const size_t close = text.substr(0, end).find('}', open);
+    if (close != std::string_view::npos) {
+      const std::string_view content = text.substr(open, close - open);
+      if (reads_as_float(content)) return std::string(content);
+    }
+    end = at;  // the authors cut the text before this opener and look again
+  }
 }
 
 std::string normalize_answer(std::string_view answer) {

@@ -65,6 +65,15 @@ bool fence_open_before(std::string_view text, size_t position);
 // when none is complete.
 std::optional<std::string> extract_boxed(std::string_view text);
 
+// The authors' answer rule (formatting.py, find_last_valid_result with float): the content of the
+// last "\boxed{" up to the first "}" after it, if it reads as a number the way Python's float()
+// reads one (spaces around, a sign, digits with single "_" between them, a decimal point, an
+// exponent; or inf, infinity, nan in any case); else the one before it is tried. nullopt when no
+// "\boxed{" holds a number ("\boxed{\frac{1}{2}}" holds none: its text up to "}" is "\frac{1").
+std::optional<std::string> boxed_number(std::string_view text);
+// True if `text` is a number by Python's float() rules above.
+bool reads_as_float(std::string_view text);
+
 // A canonical form for comparing answers, made in this order:
 //  - unwraps \boxed{x} \fbox{x} \text{x} \textbf{x} \mathrm{x} \mbox{x} to x; \dfrac and \tfrac are
 //    \frac, and \frac{a}{b} with plain a and b becomes a/b;

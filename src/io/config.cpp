@@ -21,10 +21,67 @@
 namespace hogwild {
 namespace {
 
+// The style whose defaults the other prompts.* keys replace. Read ahead of the keys (which
+// check it again, with the message for a bad value); anything but "compact" leaves the paper's.
+PromptStyle style_ahead(const YAML::Node& root) {
+  const YAML::Node prompts = root["prompts"];
+  if (!prompts.IsDefined() || !prompts.IsMap()) return PromptStyle::Paper;
+  const YAML::Node style = prompts["style"];
+  return style.IsDefined() && style.IsScalar() && style.Scalar() == "compact" ? PromptStyle::Compact
+                                                                              : PromptStyle::Paper;
+}
+
+// A prompt text from a file (prompts.system_file or prompts.user_file): relative paths from the
+// current folder first, then beside the YAML (as problems.file). Every failure is one line naming
+// the key and the path.
+std::string read_prompt_file(const ConfigReader& reader, const YAML::Node& node,
+                             const std::string& key, const std::string& given) {
+  namespace fs = std::filesystem;
+  // A prompt is text a model reads: a few MiB is already far more than any context.
+  constexpr size_t kMaxPromptBytes = size_t{16} << 20;
+  if (trim(given).empty()) reader.fail_at(node, key, "is empty: give a file path or leave it out");
+  std::error_code error;
+  fs::path path(given);
+  if (!path.is_absolute() && !fs::exists(path, error)) {
+    const fs::path beside = (fs::path(reader.file()).parent_path() / path).lexically_normal();
+    if (!fs::exists(beside, error))
+      reader.fail_at(node, key, "'", given, "' not found (looked in the current folder ",
+                     fs::current_path(error).string(), " and beside the config: ", beside.string(),
+                     ")");
+    path = beside;
+  }
+  if (!fs::is_regular_file(path, error))
+    reader.fail_at(node, key, "'", path.string(), "' is not a regular file");
+  try {
+    return read_regular_text_file(path.string(), kMaxPromptBytes);
+  } catch (const Error& e) {
+    reader.fail_at(node, key, "cannot read the prompt: ", e.what());
+  }
+}
+
+void read_prompt_files(const ConfigReader& reader, const YAML::Node& root, RunConfig& config) {
+  const YAML::Node prompts = root["prompts"];
+  const std::pair<const char*, std::string*> texts[] = {{"system", &config.prompts.system},
+                                                        {"user", &config.prompts.user}};
+  const std::string* files[] = {&config.prompt_files.system, &config.prompt_files.user};
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string name = texts[i].first;
+    const YAML::Node file = prompts[name + "_file"];
+    if (!file.IsDefined()) continue;
+    if (prompts[name].IsDefined())
+      reader.fail_at(file, "prompts." + name + "_file", "and prompts.", name,
+                     " are both given: keep one");
+    *texts[i].second = read_prompt_file(reader, file, "prompts." + name + "_file", *files[i]);
+  }
+}
+
 RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
   RunConfig config;
-  config.prompts = default_prompts();  // prompts.* keys replace single texts of the built-in ones
+  // prompts.* keys replace single texts of the built-in ones of the chosen style.
+  config.prompts = default_prompts(style_ahead(root));
   read_keys(reader, root, "", config);
+  if (const YAML::Node prompts = root["prompts"]; prompts.IsDefined() && prompts.IsMap())
+    read_prompt_files(reader, root, config);
   // A worker's logits are on its group's ranks only, and the results are written on rank 0.
   if (config.record_logprobs > 0 && config.parallel.worker_groups > 1)
     reader.fail_at(root["record_logprobs"], "record_logprobs",

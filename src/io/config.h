@@ -36,6 +36,13 @@ struct ProblemsFile {
   int64_t limit = -1;                   // -1 = all
 };
 
+// Prompt texts read from files (prompts.system_file, prompts.user_file): the paths as given; empty
+// = none. The loader puts each file's content into RunConfig::prompts.
+struct PromptFiles {
+  std::string system;
+  std::string user;
+};
+
 struct RunConfig {
   std::string model;
   std::string backend = "cpu";  // "cpu" or "cuda" (device = the rank's local rank)
@@ -57,8 +64,9 @@ struct RunConfig {
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
   int64_t record_logprobs = 0;            // K > 0: logprobs and top-K of each sampled token
   PromptConfig prompts;
-  std::string source_text;  // the YAML after overrides, echoed into results
-  bool overwrite = false;   // `run --overwrite` (not a key): existing results may be replaced
+  PromptFiles prompt_files;  // prompts.system_file / user_file, as given (read into `prompts`)
+  std::string source_text;   // the YAML after overrides, echoed into results
+  bool overwrite = false;    // `run --overwrite` (not a key): existing results may be replaced
 };
 
 // Reads `path`, applies overrides ("workers=4", "sampling.temperature=0.7", "problems.limit=10"),

@@ -37,6 +37,9 @@ constexpr std::array<std::string_view, 3> kLayoutNames = {"contiguous", "interle
 constexpr std::array<std::string_view, 2> kSyncNames = {"layer", "step"};
 constexpr std::array<std::string_view, 2> kBackendNames = {"cpu", "cuda"};
 constexpr std::array<std::string_view, 2> kWeightFormatNames = {"native", "f32"};
+constexpr std::array<std::string_view, 2> kPromptStyleNames = {"paper", "compact"};
+constexpr std::array<std::string_view, 2> kStopRuleNames = {"number_at_step_end", "any_boxed"};
+constexpr std::array<std::string_view, 2> kFinisherModeNames = {"reencode", "in_cache"};
 
 // Sections are followed by their keys; the order is the reading order and the order of the
 // known-key lists in messages.
@@ -265,20 +268,60 @@ constexpr ConfigKey kConfigKeys[] = {
         .hinted_at_top_level = true,
         .doc = "the collaboration prompts",
     },
+    // prompts.style comes first: io/config.cpp applies its defaults before any other key is read.
+    {
+        .key = "prompts.style",
+        .kind = KeyKind::kChoice,
+        .choices = kPromptStyleNames,
+        .default_doc = "`paper`",
+        .doc = "`paper`: the authors' construction (standalone header blocks, the marker and own "
+               "header as one block, the prompt in the user message, no history title, a quick "
+               "check every 256 tokens, stop at a step end with a number in `\\boxed{}`); "
+               "`compact`: headers in the prompt's context, the prompt as system message under "
+               "`### Past steps`, stop at any `\\boxed{}`; it sets the defaults below "
+               "(README \"Fidelity to the paper\")",
+        .field = &member<&RunConfig::prompts, &PromptConfig::style>,
+    },
     {
         .key = "prompts.system",
         .kind = KeyKind::kText,
-        .default_doc = "a collaboration prompt",
-        .doc =
-            "the team `{names}` (`{count}` of them), the three sections, the `<...>` marker; split "
-            "the work, say so and switch on duplicated work, answer in `\\boxed{}`; `\"\"` = none",
+        .default_doc = R"(`""`)",
+        .doc = "the system message; compact: a collaboration prompt (the team `{names}`, "
+               "`{count}` of them, the three sections, the `<...>` marker; split the work, say so "
+               "and switch on duplicated work, answer in `\\boxed{}`); `\"\"` = none (the "
+               "model's template may add its own)",
         .field = &member<&RunConfig::prompts, &PromptConfig::system>,
+    },
+    {
+        .key = "prompts.system_file",
+        .kind = KeyKind::kText,
+        .default_doc = "—",
+        .doc = "a UTF-8 text file whose whole content is `prompts.system` (not with it); "
+               "relative: from the current folder, else beside the YAML",
+        .field = &member<&RunConfig::prompt_files, &PromptFiles::system>,
+    },
+    {
+        .key = "prompts.user",
+        .kind = KeyKind::kText,
+        .default_doc = "a collaboration prompt",
+        .doc = "the user message before the problem, then `\"\\n\\n\"`; paper: our "
+               "collaboration prompt (as `prompts.system` above, without `### Past steps`); "
+               "compact: `\"\"` = none",
+        .field = &member<&RunConfig::prompts, &PromptConfig::user>,
+    },
+    {
+        .key = "prompts.user_file",
+        .kind = KeyKind::kText,
+        .default_doc = "—",
+        .doc = "a UTF-8 text file whose whole content is `prompts.user` (not with it); relative: "
+               "from the current folder, else beside the YAML",
+        .field = &member<&RunConfig::prompt_files, &PromptFiles::user>,
     },
     {
         .key = "prompts.history_header",
         .kind = KeyKind::kText,
-        .default_doc = R"(`"### Past steps\n\n"`)",
-        .doc = "before the finished steps of the whole team",
+        .default_doc = R"(`""`)",
+        .doc = R"(before the finished steps of the whole team; compact: `"### Past steps\n\n"`)",
         .field = &member<&RunConfig::prompts, &PromptConfig::history_header>,
     },
     {
@@ -293,7 +336,8 @@ constexpr ConfigKey kConfigKeys[] = {
         .kind = KeyKind::kText,
         .default_doc = R"(`"### Work in progress (own)\n\n"`)",
         .doc = "before the worker's own live step; follows the last other worker's "
-               R"(`incomplete_marker` + `"\n\n"`)",
+               R"(`incomplete_marker` + `"\n\n"` (paper: in one block with it; with no other )"
+               R"(step shown, after `"\n\n"`))",
         .field = &member<&RunConfig::prompts, &PromptConfig::own_header>,
     },
     {
@@ -311,10 +355,18 @@ constexpr ConfigKey kConfigKeys[] = {
         .field = &member<&RunConfig::prompts, &PromptConfig::first_step_prefix>,
     },
     {
+        .key = "prompts.lead_step_prefix",
+        .kind = KeyKind::kText,
+        .default_doc = R"(`"**{name} [{step}]:** Hi, I'm {name}. Here's how we can"`)",
+        .doc = "opens the first worker's first step instead; compact: `\"\"` = "
+               "`first_step_prefix`",
+        .field = &member<&RunConfig::prompts, &PromptConfig::lead_step_prefix>,
+    },
+    {
         .key = "prompts.incomplete_marker",
         .kind = KeyKind::kText,
-        .default_doc = R"(`" <...>"`)",
-        .doc = "ends an unfinished paragraph shown to others",
+        .default_doc = R"(`"<...>"`)",
+        .doc = R"(ends an unfinished paragraph shown to others; compact: `" <...>"`)",
         .field = &member<&RunConfig::prompts, &PromptConfig::incomplete_marker>,
     },
     {
@@ -329,17 +381,32 @@ constexpr ConfigKey kConfigKeys[] = {
         .kind = KeyKind::kInteger,
         .range = "in [0, 1000000000] (0 = never)",
         .integer = {.min = 0, .max = 1000000000},
-        .default_doc = "1024",
-        .doc = "generated tokens (all workers) between checks; 0 = never",
+        .default_doc = "256",
+        .doc = "paper: a step opens with the check once more than this many tokens were fed "
+               "(prefixes included) since the last one, as the authors count; compact (default "
+               "1024): one check per this many generated tokens (all workers); 0 = never",
         .field = &member<&RunConfig::prompts, &PromptConfig::redundancy_interval>,
     },
     {
         .key = "prompts.finisher",
         .kind = KeyKind::kText,
-        .default_doc = R"(`"\n\n... I have to give an answer right now. )"
-                       R"(Considering everything written above, the final answer is \\boxed{"`)",
-        .doc = "appended to force an answer when the budget runs out",
+        .default_doc = R"(`"\n\nWait, given the limited time, I have to give an answer right )"
+                       R"(now. Considering all my previous attempts, I have to conclude that the )"
+                       R"(final answer is \\boxed{"`)",
+        .doc = "appended to force an answer when the budget runs out (the authors' sentence); "
+               R"(compact: `"\n\n... I have to give an answer right now. Considering )"
+               R"(everything written above, the final answer is \\boxed{"`)",
         .field = &member<&RunConfig::prompts, &PromptConfig::finisher>,
+    },
+    {
+        .key = "prompts.finisher_mode",
+        .kind = KeyKind::kChoice,
+        .choices = kFinisherModeNames,
+        .default_doc = "`reencode`",
+        .doc = "`reencode`: the transcript (history, every live step closed by the marker) and "
+               "the finisher re-encoded in a fresh block, as the authors; compact: `in_cache`: "
+               "the finisher after worker 0's last token in its own view, nothing re-encoded",
+        .field = &member<&RunConfig::prompts, &PromptConfig::finisher_mode>,
     },
     {
         .key = "prompts.finisher_tokens",
@@ -349,6 +416,16 @@ constexpr ConfigKey kConfigKeys[] = {
         .default_doc = "16",
         .doc = "greedy tokens allowed after the finisher",
         .field = &member<&RunConfig::prompts, &PromptConfig::finisher_tokens>,
+    },
+    {
+        .key = "prompts.stop_rule",
+        .kind = KeyKind::kChoice,
+        .choices = kStopRuleNames,
+        .default_doc = "`number_at_step_end`",
+        .doc = "when a collaborating team stops on an answer: at a step end whose last "
+               "`\\boxed{}` holds a number (the authors'); compact: `any_boxed` = any complete "
+               "`\\boxed{}`, even mid-step",
+        .field = &member<&RunConfig::prompts, &PromptConfig::stop_rule>,
     },
     {
         .key = "prompts.chat_template",
@@ -481,7 +558,8 @@ constexpr bool field_fits_kind(const ConfigKey& row) {
       return holds<std::string>(row.field) && !row.what.empty();
     case KeyKind::kChoice:
       return (holds<std::string>(row.field) || holds<Layout>(row.field) ||
-              holds<SyncMode>(row.field)) &&
+              holds<SyncMode>(row.field) || holds<PromptStyle>(row.field) ||
+              holds<StopRule>(row.field) || holds<FinisherMode>(row.field)) &&
              row.choices.size() >= 2;
     case KeyKind::kSection:
       return std::holds_alternative<std::monostate>(row.field) && !row.what.empty();

@@ -58,7 +58,8 @@ struct RealRange {
 template <typename T>
 using FieldOf = T& (*)(RunConfig& config);
 using Field = std::variant<std::monostate, FieldOf<int64_t>, FieldOf<uint64_t>, FieldOf<double>,
-                           FieldOf<bool>, FieldOf<std::string>, FieldOf<Layout>, FieldOf<SyncMode>>;
+                           FieldOf<bool>, FieldOf<std::string>, FieldOf<Layout>, FieldOf<SyncMode>,
+                           FieldOf<PromptStyle>, FieldOf<StopRule>, FieldOf<FinisherMode>>;
 
 // Reads the value of a kCustom key into `config`.
 using ReadHook = void (*)(const ConfigReader& reader, const YAML::Node& node, RunConfig& config);

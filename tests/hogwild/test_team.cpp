@@ -44,7 +44,7 @@ class TeamTest : public ::testing::Test {
     TeamSettings settings;
     settings.layout = layout;
     settings.names = names;
-    settings.prompts = default_prompts();
+    settings.prompts = default_prompts(PromptStyle::Compact);  // the views spelled out below
     settings.budget = budget;
     Problem problem{"p", "What is 2+3?", "5"};
     team_ = std::make_unique<Team>(settings, problem, 0, *tokenizer_, *cache_, Team::Clock::now());
@@ -127,14 +127,14 @@ TEST_F(TeamTest, CombinedViewsAndHistoryMerges) {
   for (int32_t t : ids("\n")) script[0].push_back(t);
   for (int32_t t : ids("\n")) script[0].push_back(t);
   const size_t alice_tokens = script[0].size();
-  // Forward 1 feeds the prefixes; forwards 2..n+1 feed Alice's n tokens; after the last one her
-  // step joins the history and her next step's prefix is pending.
-  for (size_t i = 0; i < alice_tokens + 1; ++i) step(script);
+  // Forward 1 feeds the prefixes; forward n samples Alice's n-th token, the last "\n": her step
+  // joins the history in that pass, and that "\n" and her next prefix are pending.
+  for (size_t i = 0; i < alice_tokens; ++i) step(script);
   EXPECT_GT(team_->common_length(), common_before);
-  EXPECT_EQ(cache_->length(team_->step_block(0)), 0) << "a new, empty step (its prefix is pending)";
+  EXPECT_EQ(cache_->length(team_->step_block(0)), 0) << "a new, empty step (its text is pending)";
   step(script);
   EXPECT_EQ(cache_->length(team_->step_block(0)),
-            static_cast<int64_t>(ids("**Alice [2]:** ").size()));
+            static_cast<int64_t>(ids("\n").size() + ids("**Alice [2]:** ").size()));
   EXPECT_EQ(team_->describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
                                             "marker", "own_header", "Bob"}));
   const ProblemResult result = team_->result();
@@ -146,9 +146,9 @@ TEST_F(TeamTest, CombinedViewsAndHistoryMerges) {
       tokenizer_->decode({alice.tokens.begin() + result.steps[0].first_token,
                           alice.tokens.begin() + result.steps[0].end_token});
   EXPECT_EQ(step_text, "**Alice [1]:** Hi, I'm Alice. Done.\n\n");
-  // The history grew by exactly that step.
+  // The history grew by that step but its last token, which opened the next step block.
   EXPECT_EQ(team_->common_length() - common_before,
-            result.steps[0].end_token - result.steps[0].first_token);
+            result.steps[0].end_token - result.steps[0].first_token - 1);
 }
 
 TEST_F(TeamTest, InterleavedHidesOthersAndContiguousNeverMerges) {
@@ -205,7 +205,8 @@ TEST_F(TeamTest, BudgetStopsAndTheFinisherAnswers) {
   EXPECT_EQ(result.forward_passes, 4);
   EXPECT_EQ(result.answer, "7");
   EXPECT_EQ(result.correct, 0);
-  EXPECT_NE(format_transcript(result, *tokenizer_, default_prompts()).find("[finisher]"),
+  EXPECT_NE(format_transcript(result, *tokenizer_, default_prompts(PromptStyle::Compact))
+                .find("[finisher]"),
             std::string::npos);
 }
 

@@ -246,13 +246,17 @@ class ScriptedTeam {
 
 class ScriptedTeamTest : public ::testing::Test {
  protected:
-  // The default prompts with a short system prompt whose expansion is easy to write down.
-  static TeamSettings settings_for(Layout layout, const Names& names, int64_t budget = 100) {
+  // The default prompts of a style with a short collaboration prompt whose expansion is easy to
+  // write down (compact: the system message; paper: the user message before the problem). Most
+  // tests spell out the compact construction; the Paper* tests the authors'.
+  static TeamSettings settings_for(Layout layout, const Names& names, int64_t budget = 100,
+                                   PromptStyle style = PromptStyle::Compact) {
     TeamSettings settings;
     settings.layout = layout;
     settings.names = names;
-    settings.prompts = default_prompts();
-    settings.prompts.system = "We are {names}, {count} of us.";
+    settings.prompts = default_prompts(style);
+    (style == PromptStyle::Compact ? settings.prompts.system : settings.prompts.user) =
+        "We are {names}, {count} of us.";
     settings.budget = budget;
     return settings;
   }
@@ -266,6 +270,10 @@ class ScriptedTeamTest : public ::testing::Test {
   }
   int32_t length_of(const std::string& text) const {
     return static_cast<int32_t>(encode(text).size());
+  }
+
+  static TeamSettings team_settings_paper() {
+    return settings_for(Layout::Combined, {"Alice"}, 100, PromptStyle::Paper);
   }
 
   ByteCodec codec_;
@@ -322,7 +330,7 @@ TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
                                           "marker", "own_header", "Carol"}));
 
   // Decode pass 1 feeds each worker's first-step prefix; Alice then writes " Done.\n\n" and
-  // samples "Z" in the pass that closes her step (that sample is dropped).
+  // samples "Z" in the pass that feeds the last "\n" and her next prefix.
   script[0] = bytes(" Done.\n\nZ");
   const std::string alice_first = "**Alice [1]:** Hi, I'm Alice.";
   const std::string bob_first = "**Bob [1]:** Hi, I'm Bob.";
@@ -349,49 +357,48 @@ TEST_F(ScriptedTeamTest, CombinedViewsStepEndsAndHistoryMerges) {
                                       {own_header, o, o},
                                       {alice, 0, 1}}));
   }
-  // Passes 2..8 feed " Done.\n" while pass 8 samples the second "\n": the step ends, but its
-  // last token is not in the cache yet.
-  for (int pass = 2; pass <= 8; ++pass) run->forward(script);
-  const int32_t step_length = length_of(alice_first + " Done.\n\n");
-  EXPECT_EQ(run->cache().length(alice), step_length - 1);
+  // Passes 2..8 feed " Done.\n" while pass 8 samples the second "\n": the step ends in that
+  // pass and joins the history at once, as it is in the cache (without that "\n").
+  for (int pass = 2; pass <= 7; ++pass) run->forward(script);
   EXPECT_TRUE(run->merges().empty());
-
-  // Pass 9 writes that "\n"; then the step joins the history and a new, empty step opens.
   run->forward(script);
+  const int32_t step_length = length_of(alice_first + " Done.\n\n");
   ASSERT_EQ(run->merges().size(), 1u);
   EXPECT_EQ(run->merges()[0].rotation, prompt_length) << "keys rotate by common's old length";
-  EXPECT_EQ(run->merges()[0].from.size(), static_cast<size_t>(step_length));
-  EXPECT_EQ(team.common_length(), prompt_length + step_length);
-  EXPECT_EQ(run->cache().length(team.step_block(0)), 0) << "its prefix is still pending";
+  EXPECT_EQ(run->merges()[0].from.size(), static_cast<size_t>(step_length - 1));
+  EXPECT_EQ(team.common_length(), prompt_length + step_length - 1);
+  EXPECT_EQ(run->cache().length(team.step_block(0)), 0)
+      << "the last \"\\n\" and the next prefix are pending";
   ProblemResult result = team.result();
   ASSERT_EQ(result.steps.size(), 1u);
   EXPECT_EQ(result.steps[0].worker, 0);
   EXPECT_EQ(result.steps[0].step, 1);
   EXPECT_EQ(result.steps[0].first_token, 0);
-  EXPECT_EQ(result.steps[0].end_token, step_length);
-  EXPECT_EQ(result.steps[0].finished_pass, 9);
+  EXPECT_EQ(result.steps[0].end_token, step_length) << "in the text, the step keeps its \"\\n\"";
+  EXPECT_EQ(result.steps[0].finished_pass, 8);
 
-  // Pass 10 feeds the second step's prefix; Bob's first token sees the longer history.
+  // Pass 9 feeds that "\n" and the second step's prefix into the new block, and its logits give
+  // the new step's first token, "Z"; Bob's first token sees the longer history.
   {
     const ForwardBatch& batch = run->forward(script);
-    EXPECT_EQ(tokens_into(batch, team.step_block(0)), encode("**Alice [2]:** "));
+    EXPECT_EQ(tokens_into(batch, team.step_block(0)), encode("\n**Alice [2]:** "));
     const std::vector<ViewEntry> bob_view = entries_of(batch, first_row_into(batch, bob));
     ASSERT_FALSE(bob_view.empty());
     EXPECT_EQ(bob_view[0].block, common);
-    EXPECT_EQ(bob_view[0].visible, prompt_length + step_length);
+    EXPECT_EQ(bob_view[0].visible, prompt_length + step_length - 1);
   }
   EXPECT_EQ(team.describe_view(1), (Names{"common", "others_header", "Alice", "marker", "Carol",
                                           "marker", "own_header", "Bob"}));
   result = team.result();
   EXPECT_EQ(codec_.decode(result.workers[0].tokens),
-            alice_first + " Done.\n\n" + "**Alice [2]:** x");
+            alice_first + " Done.\n\n" + "**Alice [2]:** Z");
   EXPECT_EQ(result.workers[0].live_step_first_token, step_length);
-  EXPECT_EQ(result.workers[1].text, bob_first + std::string(10, 'x'));
+  EXPECT_EQ(result.workers[1].text, bob_first + std::string(9, 'x'));
   EXPECT_FALSE(team.done());
-  EXPECT_EQ(format_transcript(result, codec_, default_prompts()),
+  EXPECT_EQ(format_transcript(result, codec_, default_prompts(PromptStyle::Compact)),
             std::string("Question: What is 2+3?\n\n") + alice_first + " Done.\n\n" +
-                "**Alice [2]:** x <...>\n\n" + bob_first + std::string(10, 'x') + " <...>\n\n" +
-                carol_first + std::string(10, 'x') + " <...>\n\n");
+                "**Alice [2]:** Z <...>\n\n" + bob_first + std::string(9, 'x') + " <...>\n\n" +
+                carol_first + std::string(9, 'x') + " <...>\n\n");
 }
 
 // `sync: step` (docs/design.md §6) promises that a worker sees another group's tokens one pass
@@ -507,6 +514,81 @@ TEST_F(ScriptedTeamTest, StepSyncShowsOtherGroupsTokensExactlyOnePassLate) {
   }
 }
 
+// docs/design.md §2, the step boundary: a step joins the history in the pass that samples its last
+// token, so every decode pass feeds every worker and keeps one sampled token per worker, and a
+// step of n sampled tokens takes exactly n passes, in every layout and with worker groups (the
+// merge happens on every rank alike). Counted from the results: each step's sampled tokens are
+// its tokens without its known prefix.
+TEST_F(ScriptedTeamTest, NoPassIsWastedAtAStepBoundary) {
+  struct Case {
+    Layout layout;
+    Names names;
+    int32_t groups;
+  };
+  const Case cases[] = {{Layout::Combined, {"Alice", "Bob"}, 1},
+                        {Layout::Combined, {"Alice", "Bob", "Carol"}, 2},
+                        {Layout::Interleaved, {"Alice", "Bob", "Carol"}, 1},
+                        {Layout::Contiguous, {"Alice", "Bob"}, 1},
+                        {Layout::Contiguous, {"Alice", "Bob", "Carol"}, 2}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(
+        cat(layout_name(c.layout), ", ", c.names.size(), " workers, ", c.groups, " groups"));
+    TeamSettings settings = settings_for(c.layout, c.names, /*budget=*/60);
+    settings.worker_groups = c.groups;
+    auto run = make_team(settings);
+    run->set_delayed_sync(c.groups > 1);
+    run->prefill();
+    Team& team = run->team();
+    Script script;
+    // Steps of different lengths, so that steps end in different passes (and sometimes in one).
+    const char* texts[] = {"Ok.\n\n", "Yes, so.\n\n", "No.\n\nHm.\n\n"};
+    for (size_t w = 0; w < c.names.size(); ++w)
+      for (int i = 0; i < 20; ++i)
+        for (int32_t id : bytes(texts[w])) script[w].push_back(id);
+    for (int64_t pass = 1; pass <= 60; ++pass) {
+      const ForwardBatch& batch = run->forward(script);
+      ASSERT_EQ(batch.logit_rows.size(), c.names.size()) << "pass " << pass << ": every worker";
+      EXPECT_EQ(team.generated_tokens(), pass * static_cast<int64_t>(c.names.size()))
+          << "pass " << pass << ": one kept token per worker";
+    }
+    while (!team.done()) run->forward(script);  // the finisher
+    const ProblemResult result = team.result();
+    EXPECT_EQ(result.stop_reason, "budget");
+    EXPECT_EQ(result.forward_passes, 60);
+    std::vector<int32_t> last_pass(c.names.size(), 0);
+    std::vector<int32_t> steps_of(c.names.size(), 0);
+    for (const StepRecord& step : result.steps) {
+      const auto w = static_cast<size_t>(step.worker);
+      ++steps_of[w];
+      const std::string& format = step.step > 1 ? settings.prompts.step_prefix
+                                  : w == 0 && !settings.prompts.lead_step_prefix.empty()
+                                      ? settings.prompts.lead_step_prefix
+                                      : settings.prompts.first_step_prefix;
+      const int32_t prefix = length_of(
+          expand_placeholders(format, {{"name", c.names[w]}, {"step", std::to_string(step.step)}}));
+      EXPECT_EQ(step.end_token - step.first_token - prefix, step.finished_pass - last_pass[w])
+          << c.names[w] << "'s step " << step.step << ": one pass per sampled token";
+      last_pass[w] = step.finished_pass;
+    }
+    for (size_t w = 0; w < c.names.size(); ++w) {
+      EXPECT_GE(steps_of[w], 5) << c.names[w];
+      const WorkerRecord& worker = result.workers[w];
+      // The live step: every pass since the last step end wrote one of its tokens (none is
+      // left when the last pass ended a step).
+      if (worker.live_step_first_token == static_cast<int32_t>(worker.tokens.size())) {
+        EXPECT_EQ(last_pass[w], 60) << c.names[w];
+        continue;
+      }
+      const int32_t prefix = length_of(
+          expand_placeholders(settings.prompts.step_prefix,
+                              {{"name", c.names[w]}, {"step", std::to_string(steps_of[w] + 1)}}));
+      EXPECT_EQ(static_cast<int32_t>(worker.tokens.size()) - worker.live_step_first_token - prefix,
+                60 - last_pass[w])
+          << c.names[w];
+    }
+  }
+}
+
 TEST_F(ScriptedTeamTest, InterleavedHidesTheOthersLiveSteps) {
   auto run = make_team(settings_for(Layout::Interleaved, {"Alice", "Bob"}));
   run->prefill();
@@ -532,8 +614,8 @@ TEST_F(ScriptedTeamTest, ContiguousKeepsOneGrowingBlockPerWorker) {
   const BlockId alice = team.step_block(0);
   Script script;
   script[0] = bytes(" Done.\n\n");
-  // The prefix pass, 8 tokens, then the pass that feeds the second step's prefix.
-  for (int pass = 1; pass <= 10; ++pass) run->forward(script);
+  // The prefix pass, 7 tokens, then the pass that feeds the last "\n" and the second prefix.
+  for (int pass = 1; pass <= 9; ++pass) run->forward(script);
   EXPECT_EQ(team.common_length(), common_before) << "no history";
   EXPECT_TRUE(run->merges().empty());
   EXPECT_EQ(team.step_block(0), alice);
@@ -665,17 +747,17 @@ TEST_F(ScriptedTeamTest, StepPrefixesAndRedundancyChecks) {
     EXPECT_EQ(tokens_into(batch, run->team().step_block(1)), encode("**Bob [1]:** "));
   }
   // A check every 4 generated tokens: 2 per pass, so one is pending after pass 2, and Alice's
-  // second step (opened in pass 4) takes it.
+  // second step (opened in pass 3, which sampled its last "\n") takes it.
   TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
   settings.prompts.redundancy_interval = 4;
   auto run = make_team(settings);
   run->prefill();
   Script script;
   script[0] = bytes(".\n\n");
-  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  for (int pass = 1; pass <= 3; ++pass) run->forward(script);
   const ForwardBatch& batch = run->forward(script);
   EXPECT_EQ(tokens_into(batch, run->team().step_block(0)),
-            encode("**Alice [2]:** Quick check: am I doing redundant work? (yes/no): "));
+            encode("\n**Alice [2]:** Quick check: am I doing redundant work? (yes/no): "));
 }
 
 TEST_F(ScriptedTeamTest, PlainDecodingUsesTheChatTemplateAndStopsOnEos) {
@@ -763,6 +845,7 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
     int64_t max_tokens;
     const char* stop_reason;
     Names names = {"Al", "Bernadette", "Cy"};
+    PromptStyle style = PromptStyle::Compact;
   };
   const Case cases[] = {
       {Layout::Combined, true, 8192, "budget"},
@@ -771,12 +854,15 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
       {Layout::Contiguous, true, 8192, "budget"},
       {Layout::Combined, false, 8192, "budget"},
       {Layout::Combined, false, 8192, "budget", {"Bernadette"}},
+      {Layout::Combined, true, 8192, "budget", {"Al", "Bernadette", "Cy"}, PromptStyle::Paper},
+      {Layout::Combined, true, 600, "context", {"Al", "Bernadette", "Cy"}, PromptStyle::Paper},
+      {Layout::Interleaved, true, 8192, "budget", {"Al", "Bernadette"}, PromptStyle::Paper},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(layout_name(c.layout)) + (c.collaborate ? "" : ", plain") +
                  ", max_tokens " + std::to_string(c.max_tokens) + ", " +
-                 std::to_string(c.names.size()) + " workers");
-    TeamSettings settings = settings_for(c.layout, c.names, /*budget=*/40);
+                 std::to_string(c.names.size()) + " workers, " + prompt_style_name(c.style));
+    TeamSettings settings = settings_for(c.layout, c.names, /*budget=*/40, c.style);
     settings.prompts.system = "Team {names}.";
     settings.prompts.redundancy_interval = 5;
     settings.prompts.collaborate = c.collaborate;
@@ -807,7 +893,9 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
         EXPECT_LE(entries, sizing.view_entries) << "forward " << forward << ", token " << t;
         most_entries = std::max(most_entries, entries);
       }
-      if (forward >= first_decode) {
+      // The re-encoding finisher prefills in chunks of what the batch has room for.
+      const bool reencoding = c.style == PromptStyle::Paper && !team.result().stop_reason.empty();
+      if (forward >= first_decode && !reencoding) {
         EXPECT_LE(run.scheduled(), sizing.step_tokens) << "forward " << forward;
         most_step_tokens = std::max(most_step_tokens, run.scheduled());
       }
@@ -831,27 +919,34 @@ TEST_F(ScriptedTeamTest, ATeamStaysWithinItsSizing) {
   }
 }
 
-// When the budget stops a team in the pass that closes worker 0's step, that worker's pending text
-// is already the next step's prefix, and the finisher pass feeds prefix + finisher text: size_team
-// plans for it (once it planned only "finisher + 1 token": 12 + 107 tokens against 110).
+// When the budget stops a team in the pass that samples the last token of worker 0's step, the
+// step is finished but not merged, and the finisher follows that token in the same block; size_team
+// plans for the longest such pass.
 TEST_F(ScriptedTeamTest, AOneWorkerFinisherRightAfterAStepEndFitsItsSizing) {
-  const TeamSettings settings = settings_for(Layout::Combined, {"Al"}, /*budget=*/4);
+  const TeamSettings settings = settings_for(Layout::Combined, {"Al"}, /*budget=*/3);
   const TeamSizing sizing = size_team(settings, codec_, kPageSize);
   auto run = make_team(settings);
   run->prefill();
   Script script;
-  script[0] = bytes(".\n\n");  // sampled in passes 1-3; pass 4 writes the last "\n"
-  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  script[0] = bytes(".\n\n");  // sampled in passes 1-3
+  const BlockId step = run->team().step_block(0);
+  for (int pass = 1; pass <= 3; ++pass) run->forward(script);
   ASSERT_EQ(run->team().result().steps.size(), 1u);
+  EXPECT_TRUE(run->merges().empty());
   const ForwardBatch& finisher = run->forward(script);
-  EXPECT_EQ(codec_.decode(finisher.tokens), "**Al [2]:** " + settings.prompts.finisher);
+  EXPECT_EQ(codec_.decode(finisher.tokens), "\n" + settings.prompts.finisher);
+  EXPECT_EQ(own_block(finisher, 0), step);
   EXPECT_LE(run->scheduled(), sizing.step_tokens);
+  const ProblemResult result = run->team().result();
+  EXPECT_EQ(result.workers[0].live_step_first_token,
+            static_cast<int32_t>(result.workers[0].tokens.size()))
+      << "no live step: the transcript shows the finished one once";
 }
 
 // record_logprobs: each sampled token keeps the log-softmax of the row it was sampled from, with
 // the suppressed tokens at -inf (so a row whose one-hot token is suppressed is uniform over the
-// 255 allowed ones), and its K most likely tokens; forced prefix tokens hold NaN and -1; a sample
-// the team drops (the pass that closes a step) leaves no record, so the arrays stay aligned.
+// 255 allowed ones), and its K most likely tokens; forced prefix tokens hold NaN and -1, so the
+// arrays stay aligned with the tokens across a step end.
 TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"});
   settings.record_logprobs = 3;
@@ -859,7 +954,7 @@ TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   run->prefill();
   Script script;
   script[0] = {'#', 'a'};       // '#' is suppressed: greedy falls back to byte 0
-  script[1] = bytes(".\n\nZ");  // "Z" is sampled in the pass that closes the step: dropped
+  script[1] = bytes(".\n\nZ");  // "Z": the second step's first token
   for (int pass = 1; pass <= 6; ++pass) run->forward(script);
   const ProblemResult result = run->team().result();
   const WorkerRecord& alice = result.workers[0];
@@ -876,7 +971,7 @@ TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   const size_t bob_second_step = expected_bob.size();
   for (int32_t id : encode("**Bob [2]:** ")) expected_bob.push_back(id);
   const size_t bob_second_prefix_end = expected_bob.size();
-  for (int32_t token : std::initializer_list<int32_t>{'x', 'x'}) expected_bob.push_back(token);
+  for (int32_t token : std::initializer_list<int32_t>{'Z', 'x', 'x'}) expected_bob.push_back(token);
   ASSERT_EQ(bob.tokens, expected_bob);
 
   for (const WorkerRecord* worker : {&alice, &bob}) {
@@ -927,6 +1022,252 @@ TEST_F(ScriptedTeamTest, RecordLogprobsKeepsEachSampledTokensDistribution) {
   EXPECT_EQ(off.workers[0].top_k, 0);
   EXPECT_TRUE(off.workers[0].logprobs.empty());
   EXPECT_TRUE(off.workers[0].top_ids.empty());
+}
+
+// ---- prompts.style: paper (the authors' construction, eqimp/hogwild_llm) ----
+
+// The prompt is the user message (collaboration prompt, "\n\n", problem) with no history title;
+// the header blocks are computed on their own, positions from 0; the marker closing the last other
+// step and the own header are one block, "<...>" without a space; between other steps a marker
+// block; the first worker opens with an invitation to plan.
+TEST_F(ScriptedTeamTest, PaperHeadersAreStandaloneBlocksAndTheMarkerOpensTheOwnHeader) {
+  auto run =
+      make_team(settings_for(Layout::Combined, {"Alice", "Bob", "Carol"}, 100, PromptStyle::Paper));
+  Team& team = run->team();
+  Script script;
+  const std::string prompt = "We are Alice, Bob and Carol, 3 of us.\n\nWhat is 2+3?\n\n";
+  const int32_t prompt_length = length_of(prompt);
+  EXPECT_EQ(run->forward(script).tokens, encode(prompt));
+
+  const std::string others_text = "\n\n### Work in progress (others)\n\n";
+  const std::string marker_text = "<...>\n\n";
+  const std::string own_text = "<...>\n\n### Work in progress (own)\n\n";
+  BlockId others = -1, marker = -1, own = -1;
+  {
+    const ForwardBatch& batch = run->forward(script);
+    EXPECT_EQ(codec_.decode(batch.tokens), others_text + marker_text + own_text);
+    others = own_block(batch, 0);
+    marker = own_block(batch, static_cast<size_t>(length_of(others_text)));
+    own = own_block(batch, batch.size() - 1);
+    // Every header token sees its own block only, from position 0.
+    for (size_t t = 0; t < batch.size(); ++t) {
+      const BlockId block = own_block(batch, t);
+      const int32_t index =
+          static_cast<int32_t>(t) - (block == others   ? 0
+                                     : block == marker ? length_of(others_text)
+                                                       : length_of(others_text + marker_text));
+      EXPECT_EQ(entries_of(batch, t), (std::vector<ViewEntry>{{block, index, index + 1}})) << t;
+    }
+  }
+  EXPECT_EQ(team.describe_view(0),
+            (Names{"common", "others_header", "Bob", "marker", "Carol", "own_header", "Alice"}));
+  EXPECT_EQ(team.describe_view(2),
+            (Names{"common", "others_header", "Alice", "marker", "Bob", "own_header", "Carol"}));
+
+  const std::string alice_first = "**Alice [1]:** Hi, I'm Alice. Here's how we can";
+  const std::string bob_first = "**Bob [1]:** Hi, I'm Bob.";
+  const std::string carol_first = "**Carol [1]:** Hi, I'm Carol.";
+  const ForwardBatch& batch = run->forward(script);
+  const BlockId alice = team.step_block(0);
+  EXPECT_EQ(tokens_into(batch, alice), encode(alice_first));
+  EXPECT_EQ(tokens_into(batch, team.step_block(1)), encode(bob_first));
+  EXPECT_EQ(tokens_into(batch, team.step_block(2)), encode(carol_first));
+  const int32_t h = length_of(others_text), b = length_of(bob_first), m = length_of(marker_text),
+                c = length_of(carol_first), o = length_of(own_text);
+  const int32_t position = prompt_length + h + b + m + c + o;  // Alice's index 0
+  const BlockId common = batch.view_entries[0].block;
+  EXPECT_EQ(entries_of(batch, first_row_into(batch, alice)),
+            (std::vector<ViewEntry>{{common, position, prompt_length},
+                                    {others, position - prompt_length, h},
+                                    {team.step_block(1), position - prompt_length - h, b},
+                                    {marker, position - prompt_length - h - b, m},
+                                    {team.step_block(2), position - prompt_length - h - b - m, c},
+                                    {own, o, o},
+                                    {alice, 0, 1}}));
+  const ProblemResult result = team.result();
+  EXPECT_EQ(format_transcript(result, codec_, team_settings_paper().prompts),
+            "Question: What is 2+3?\n\n" + alice_first + "x<...>\n\n" + bob_first + "x<...>\n\n" +
+                carol_first + "x<...>\n\n");
+}
+
+// Two workers (the authors' case): [common, others, other's step, marker+own header, own step];
+// one worker or the interleaved layout: the own header opens with the step separator.
+TEST_F(ScriptedTeamTest, PaperViewsForTwoWorkersOneWorkerAndInterleaved) {
+  {
+    auto run = make_team(settings_for(Layout::Combined, {"Alice", "Bob"}, 100, PromptStyle::Paper));
+    Script script;
+    run->forward(script);
+    EXPECT_EQ(codec_.decode(run->forward(script).tokens),
+              "\n\n### Work in progress (others)\n\n<...>\n\n### Work in progress (own)\n\n");
+    EXPECT_EQ(run->team().describe_view(1),
+              (Names{"common", "others_header", "Alice", "own_header", "Bob"}));
+  }
+  for (const auto& [layout, names] : {std::pair{Layout::Interleaved, Names{"Alice", "Bob"}},
+                                      std::pair{Layout::Combined, Names{"Alice"}}}) {
+    auto run = make_team(settings_for(layout, names, 100, PromptStyle::Paper));
+    Script script;
+    run->forward(script);
+    EXPECT_EQ(codec_.decode(run->forward(script).tokens), "\n\n### Work in progress (own)\n\n");
+    EXPECT_EQ(run->team().describe_view(0), (Names{"common", "own_header", "Alice"}));
+  }
+}
+
+// In the chat template the user message holds the collaboration prompt, whose special-token
+// text parses (the authors' prompt wraps its examples in the template), and the problem, which
+// stays data.
+TEST_F(ScriptedTeamTest, PaperPromptIsTheUserMessageAndTheProblemStaysData) {
+  const ByteCodec chat(ChatTemplate::ChatML);
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"}, 100, PromptStyle::Paper);
+  settings.prompts.user = "Team {names}.<eos>";
+  ScriptedTeam run(settings, chat, cache_options_for(16, 2048, kPageSize), 4096, "Q<eos>");
+  Script script;
+  const std::vector<int32_t> prompt = run.forward(script).tokens;
+  EXPECT_EQ(chat.decode(prompt), "<|user|>Team Alice and Bob.<eos>\n\nQ<eos>\n<|assistant|>");
+  EXPECT_EQ(std::count(prompt.begin(), prompt.end(), ByteCodec::kEos), 1);
+  const std::vector<int32_t> question = {'Q', '<', 'e', 'o', 's', '>'};
+  EXPECT_NE(std::search(prompt.begin(), prompt.end(), question.begin(), question.end()),
+            prompt.end());
+}
+
+// The authors' stop rule: only at a step end, and only for a \boxed{} that holds a number; with
+// the budget spent, a number boxed anywhere in the text skips the finisher.
+TEST_F(ScriptedTeamTest, PaperStopsAtAStepEndWithANumberInBoxed) {
+  {
+    auto run = make_team(settings_for(Layout::Combined, {"Alice", "Bob"}, 100, PromptStyle::Paper));
+    run->prefill();
+    Script script;
+    // "\boxed{x}" is no number; "\boxed{5}" mid-step does not stop; its step end does.
+    script[1] = bytes(" \\boxed{x}.\n\n So \\boxed{5}. Yes.\n\n");
+    const auto until_end = static_cast<int>(script[1].size());
+    for (int pass = 1; pass < until_end; ++pass) {
+      run->forward(script);
+      ASSERT_FALSE(run->team().done()) << "pass " << pass;
+    }
+    run->forward(script);
+    ASSERT_TRUE(run->team().done());
+    const ProblemResult result = run->team().result();
+    EXPECT_EQ(result.stop_reason, "answer");
+    EXPECT_EQ(result.answer, "5");
+    EXPECT_EQ(result.correct, 1);
+    EXPECT_EQ(result.steps.size(), 2u) << "the answering step is finished";
+    EXPECT_TRUE(result.finisher_text.empty());
+  }
+  {
+    TeamSettings settings =
+        settings_for(Layout::Combined, {"Alice", "Bob"}, 12, PromptStyle::Paper);
+    auto run = make_team(settings);
+    run->prefill();
+    Script script;
+    script[0] = bytes(" \\boxed{7} and");  // its first 12 tokens hold it; never a step end
+    for (int pass = 1; pass <= 12; ++pass) run->forward(script);
+    ASSERT_TRUE(run->team().done()) << "no finisher: the text holds a number";
+    const ProblemResult result = run->team().result();
+    EXPECT_EQ(result.stop_reason, "budget");
+    EXPECT_EQ(result.answer, "7");
+    EXPECT_TRUE(result.finisher_text.empty());
+  }
+}
+
+// The authors' quick check: a step opens with it when MORE than `interval` tokens were fed since
+// the last one (prefixes and the carried last token included; the first prefixes are not counted).
+// Alice ends a step every 3 passes (".\n\n"); Bob never. Fed after passes 1, 2: 2 + 2 = 4 when
+// Alice's step ends in pass 3; then "\n**Alice [2]:** " (16) and Bob's token: 21; passes 4, 5
+// add 4: 25 when her second step ends in pass 6. So interval 24 puts the check into step 3, and
+// interval 25 (not more) does not.
+TEST_F(ScriptedTeamTest, PaperQuickCheckCountsFedTokensAsTheAuthors) {
+  EXPECT_EQ(length_of("\n**Alice [2]:** "), 16);
+  for (const int64_t interval : {24, 25}) {
+    SCOPED_TRACE(interval);
+    TeamSettings settings =
+        settings_for(Layout::Combined, {"Alice", "Bob"}, 100, PromptStyle::Paper);
+    settings.prompts.redundancy_interval = interval;
+    auto run = make_team(settings);
+    run->prefill();
+    Script script;
+    script[0] = bytes(".\n\n.\n\n.\n\n");
+    for (int pass = 1; pass <= 6; ++pass) run->forward(script);
+    const ForwardBatch& batch = run->forward(script);
+    const std::string check = interval == 24 ? settings.prompts.redundancy_check : "";
+    EXPECT_EQ(codec_.decode(tokens_into(batch, run->team().step_block(0))),
+              "\n**Alice [3]:** " + check);
+  }
+}
+
+// The authors' finisher: out of budget without an answer, the team's blocks are given back and
+// worker 0 decodes greedily in a fresh block over the re-encoded transcript (the prompt's tokens,
+// then history, the others' header, every live step closed by "<...>\n\n", and the finisher
+// sentence, encoded as one text), positions from 0; all finisher_tokens are written (no stop at
+// the answer), the answer is the boxed number.
+TEST_F(ScriptedTeamTest, PaperFinisherReencodesTheTranscriptInAFreshBlock) {
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"}, 6, PromptStyle::Paper);
+  settings.prompts.finisher_tokens = 4;
+  auto run = make_team(settings);
+  Script script;
+  const std::vector<int32_t> prompt = run->forward(script).tokens;
+  run->forward(script);  // the headers
+  script[1] = bytes("Ok.\n\n");
+  for (int pass = 1; pass <= 6; ++pass) run->forward(script);
+  Team& team = run->team();
+  ASSERT_FALSE(team.done());
+  script[0] = bytes("7}.!");
+  const ForwardBatch& batch = run->forward(script);
+  const std::string text =
+      "**Bob [1]:** Hi, I'm Bob.Ok.\n\n"
+      "\n\n### Work in progress (others)\n\n"
+      "**Alice [1]:** Hi, I'm Alice. Here's how we canxxxxxx<...>\n\n"
+      "**Bob [2]:** x<...>\n\n" +
+      settings.prompts.finisher;
+  std::vector<int32_t> expected = prompt;
+  for (int32_t id : encode(text)) expected.push_back(id);
+  EXPECT_EQ(batch.tokens, expected);
+  const BlockId fresh = own_block(batch, 0);
+  for (size_t t = 0; t < batch.size(); t += 97)
+    EXPECT_EQ(
+        entries_of(batch, t),
+        (std::vector<ViewEntry>{{fresh, static_cast<int32_t>(t), static_cast<int32_t>(t) + 1}}));
+  EXPECT_EQ(batch.logit_rows.size(), 1u);
+  for (int pass = 0; pass < 3; ++pass) {
+    ASSERT_FALSE(team.done()) << "all 4 tokens, though \"7}\" answers";
+    EXPECT_EQ(run->forward(script).tokens.size(), 1u);
+  }
+  ASSERT_TRUE(team.done());
+  const ProblemResult result = team.result();
+  EXPECT_EQ(result.stop_reason, "budget");
+  EXPECT_EQ(result.answer, "7");
+  EXPECT_EQ(result.finisher_text, settings.prompts.finisher + "7}.!");
+  EXPECT_EQ(result.forward_passes, 6);
+
+  // In chunks when the text is longer than a batch holds: logits only after the last chunk.
+  auto chunked =
+      std::make_unique<ScriptedTeam>(settings, codec_, cache_options_for(16, 2048, kPageSize), 128);
+  Script again;
+  again[1] = bytes("Ok.\n\n");
+  for (int forward = 0; forward < 2 + 6; ++forward) chunked->forward(again);
+  int chunks = 0;
+  size_t fed = 0;
+  while (fed < expected.size()) {
+    const ForwardBatch& part = chunked->forward(again);
+    ++chunks;
+    fed += part.size();
+    EXPECT_EQ(part.logit_rows.size(), fed == expected.size() ? 1u : 0u);
+  }
+  EXPECT_EQ(fed, expected.size());
+  EXPECT_GT(chunks, 1);
+}
+
+// prompts.finisher_mode: in_cache: the finisher after worker 0's last token, in its own view.
+TEST_F(ScriptedTeamTest, InCacheFinisherIsAnOption) {
+  TeamSettings settings = settings_for(Layout::Combined, {"Alice", "Bob"}, 4, PromptStyle::Paper);
+  settings.prompts.finisher_mode = FinisherMode::InCache;
+  auto run = make_team(settings);
+  run->prefill();
+  Script script;
+  for (int pass = 1; pass <= 4; ++pass) run->forward(script);
+  const ForwardBatch& batch = run->forward(script);
+  std::vector<int32_t> expected = {'x'};
+  for (int32_t id : encode(settings.prompts.finisher)) expected.push_back(id);
+  EXPECT_EQ(batch.tokens, expected);
+  EXPECT_EQ(own_block(batch, 0), run->team().step_block(0));
 }
 
 }  // namespace

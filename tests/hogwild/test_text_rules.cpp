@@ -209,6 +209,34 @@ TEST(SentenceEndMarks, PaperList) {
 
 // ---- extract_boxed ----
 
+// ---- boxed_number (the authors' rule: last "\boxed{" up to the first "}", read by float) ----
+
+TEST(ReadsAsFloat, PythonsFloatGrammar) {
+  for (const char* yes : {"18", " 18 ", "-3", "+2.5", ".5", "5.", "1e5", "1E-3", "1_000", "1_0e1_0",
+                          "inf", "-Infinity", "NaN", "\t7\n", "0003"})
+    EXPECT_TRUE(reads_as_float(yes)) << yes;
+  for (const char* no : {"", " ", ".", "e5", "1e", "1_", "_1", "1__0", "1_.5", "1,000", "5%", "x=5",
+                         "\\frac{1", "18 apples", "--1", "in f", "0x10", "1.2.3"})
+    EXPECT_FALSE(reads_as_float(no)) << no;
+}
+
+TEST(BoxedNumber, LastOneThatHoldsANumber) {
+  EXPECT_EQ(boxed_number("so \\boxed{18}."), "18");
+  EXPECT_EQ(boxed_number("\\boxed{ 7 }"), " 7 ") << "the text as written; float() trims it";
+  EXPECT_EQ(boxed_number("\\boxed{3} then \\boxed{4}"), "4");
+  // Not a number: the one before it is taken.
+  EXPECT_EQ(boxed_number("\\boxed{3} then \\boxed{x+1}"), "3");
+  // Braces are not balanced: the content ends at the first "}".
+  EXPECT_EQ(boxed_number("\\boxed{\\frac{1}{2}}"), std::nullopt);
+  EXPECT_EQ(boxed_number("\\boxed{2} \\boxed{\\frac{1}{2}}"), "2");
+  // Unclosed: the text is cut before it, so an earlier opener cannot close past the cut.
+  EXPECT_EQ(boxed_number("\\boxed{5"), std::nullopt);
+  EXPECT_EQ(boxed_number("\\boxed{5 \\boxed{6"), std::nullopt);
+  EXPECT_EQ(boxed_number("\\boxed{1} \\boxed{5 \\boxed{6"), "1");
+  EXPECT_EQ(boxed_number("\\fbox{5}"), std::nullopt) << "only \\boxed, as theirs";
+  EXPECT_EQ(boxed_number("no answer"), std::nullopt);
+}
+
 TEST(ExtractBoxed, Simple) {
   EXPECT_EQ(extract_boxed("The answer is \\boxed{18}."), "18");
   EXPECT_EQ(extract_boxed("\\fbox{x+1}"), "x+1");

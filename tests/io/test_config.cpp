@@ -621,24 +621,107 @@ TEST(LayoutName, NamesEachLayout) {
 }
 
 TEST(DefaultPrompts, DescribeTheCollaboration) {
-  const PromptConfig prompts = default_prompts();
+  // Compact: the prompt is the system message and names the history's title.
+  const PromptConfig compact = default_prompts(PromptStyle::Compact);
   for (const char* part : {"{names}", "{count}", "### Past steps", "### Work in progress (others)",
                            "### Work in progress (own)", "<...>", "\\boxed{", "same thing"}) {
-    EXPECT_THAT(prompts.system, HasSubstr(part));
+    EXPECT_THAT(compact.system, HasSubstr(part));
   }
-  EXPECT_EQ(prompts.history_header, "### Past steps\n\n");
+  EXPECT_EQ(compact.style, PromptStyle::Compact);
+  EXPECT_EQ(compact.user, "");
+  EXPECT_EQ(compact.history_header, "### Past steps\n\n");
+  EXPECT_EQ(compact.incomplete_marker, " <...>");
+  EXPECT_EQ(compact.lead_step_prefix, "");
+  EXPECT_EQ(compact.redundancy_interval, 1024);
+  EXPECT_EQ(compact.stop_rule, StopRule::AnyBoxed);
+  // Paper (the default): the authors' format; the prompt (our words) goes into the user message
+  // and never names a history title, which the model does not see.
+  const PromptConfig prompts = default_prompts();
+  EXPECT_EQ(prompts.style, PromptStyle::Paper);
+  EXPECT_EQ(prompts.system, "");
+  for (const char* part : {"{names}", "{count}", "### Work in progress (others)",
+                           "### Work in progress (own)", "<...>", "\\boxed{", "same thing"}) {
+    EXPECT_THAT(prompts.user, HasSubstr(part));
+  }
+  EXPECT_THAT(prompts.user, ::testing::Not(HasSubstr("### Past steps")));
+  EXPECT_EQ(prompts.history_header, "");
   EXPECT_EQ(prompts.others_header, "\n\n### Work in progress (others)\n\n");
   EXPECT_EQ(prompts.own_header, "### Work in progress (own)\n\n");  // after marker + "\n\n"
   EXPECT_EQ(prompts.first_step_prefix, "**{name} [{step}]:** Hi, I'm {name}.");
+  EXPECT_EQ(prompts.lead_step_prefix, "**{name} [{step}]:** Hi, I'm {name}. Here's how we can");
   EXPECT_EQ(prompts.step_prefix, "**{name} [{step}]:** ");
-  EXPECT_EQ(prompts.incomplete_marker, " <...>");
+  EXPECT_EQ(prompts.incomplete_marker, "<...>");
   EXPECT_EQ(prompts.redundancy_check, "Quick check: am I doing redundant work? (yes/no): ");
-  EXPECT_EQ(prompts.redundancy_interval, 1024);
+  EXPECT_EQ(prompts.redundancy_interval, 256);
+  EXPECT_EQ(prompts.stop_rule, StopRule::NumberAtStepEnd);
   EXPECT_THAT(prompts.finisher, HasSubstr("I have to give an answer right now"));
   EXPECT_TRUE(prompts.finisher.ends_with("\\boxed{"));
   EXPECT_EQ(prompts.finisher_tokens, 16);
   EXPECT_TRUE(prompts.chat_template);
   EXPECT_TRUE(prompts.collaborate);
+}
+
+// prompts.style sets the defaults of the other prompts.* keys, which still replace single texts,
+// wherever style appears in the map.
+TEST_F(ConfigTest, PromptStyleSetsTheDefaultsOfTheOtherPromptKeys) {
+  const RunConfig paper = load_run_config(yaml(kMinimal), {});
+  EXPECT_EQ(paper.prompts.style, PromptStyle::Paper);
+  EXPECT_EQ(paper.prompts.user, default_prompts(PromptStyle::Paper).user);
+  const RunConfig compact = load_run_config(
+      yaml(std::string(kMinimal) + "prompts:\n  incomplete_marker: ' [...]'\n  style: compact\n"),
+      {});
+  EXPECT_EQ(compact.prompts.style, PromptStyle::Compact);
+  EXPECT_EQ(compact.prompts.system, default_prompts(PromptStyle::Compact).system);
+  EXPECT_EQ(compact.prompts.history_header, "### Past steps\n\n");
+  EXPECT_EQ(compact.prompts.stop_rule, StopRule::AnyBoxed);
+  EXPECT_EQ(compact.prompts.incomplete_marker, " [...]") << "a given key wins over the style";
+  const RunConfig overridden = load_run_config(
+      yaml(kMinimal), {"prompts.style=compact", "prompts.stop_rule=number_at_step_end"});
+  EXPECT_EQ(overridden.prompts.redundancy_interval, 1024);
+  EXPECT_EQ(overridden.prompts.stop_rule, StopRule::NumberAtStepEnd);
+  EXPECT_THAT(error_with("prompts:\n  style: papr\n"),
+              HasSubstr("x.yaml:4: prompts.style must be paper or compact, got 'papr'"));
+  EXPECT_THAT(error_with("prompts:\n  stop_rule: boxed\n"),
+              HasSubstr("prompts.stop_rule must be number_at_step_end or any_boxed"));
+}
+
+// A prompt text from a file, byte for byte (any text: the authors' prompt can be used as written
+// without being shipped); every failure one line naming the key and the path.
+TEST_F(ConfigTest, PromptTextsFromFiles) {
+  const std::string text = "Line one {names}.\n\n<|im_start|>user\nLine \xc3\xa9 two\n";
+  write_file(dir_ / "user.txt", text);
+  write_file(dir_ / "system.txt", "S");
+  testing::TempDir cwd;
+  const CurrentFolder in(cwd.path());  // relative paths: beside the YAML when not in the cwd
+  RunConfig config = load_run_config(
+      yaml(std::string(kMinimal) +
+           "prompts:\n  user_file: user.txt\n  system_file: " + (dir_ / "system.txt") + "\n"),
+      {});
+  EXPECT_EQ(config.prompts.user, text);
+  EXPECT_EQ(config.prompts.system, "S");
+  EXPECT_EQ(config.prompt_files.user, "user.txt");
+  // With an override, and in the current folder first.
+  write_file(cwd / "user.txt", "from the current folder");
+  EXPECT_EQ(load_run_config(yaml(kMinimal), {"prompts.user_file=user.txt"}).prompts.user,
+            "from the current folder");
+
+  std::string message = error_with("prompts:\n  system_file: missing.txt\n");
+  EXPECT_THAT(message, HasSubstr("x.yaml:4: prompts.system_file 'missing.txt' not found"));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  fs::create_directory(dir_ / "folder");
+  EXPECT_THAT(error_with("prompts:\n  user_file: " + (dir_ / "folder") + "\n"),
+              HasSubstr("prompts.user_file '" + (dir_ / "folder") + "' is not a regular file"));
+  EXPECT_THAT(error_with("prompts:\n  user_file: ''\n"), HasSubstr("prompts.user_file is empty"));
+  EXPECT_THAT(error_with("prompts:\n  user: hi\n  user_file: user.txt\n"),
+              HasSubstr("x.yaml:5: prompts.user_file and prompts.user are both given"));
+  if (geteuid() != 0) {  // root reads any file
+    write_file(dir_ / "locked.txt", "x");
+    fs::permissions(dir_ / "locked.txt", fs::perms::none);
+    message = error_with("prompts:\n  system_file: " + (dir_ / "locked.txt") + "\n");
+    EXPECT_THAT(message, HasSubstr("prompts.system_file cannot read the prompt: " +
+                                   (dir_ / "locked.txt") + ": cannot open"));
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
 }
 
 TEST_F(ConfigTest, WatchdogTimeoutMustBePositive) {

@@ -300,9 +300,13 @@ TEST_F(LoadedConfig, DocumentedDefaultNamesAreTheLoadedOnes) {
 
 // A valid value unlike the default, for each plain key: the table must route it to its field.
 std::string other_value(const ConfigKey& key, const std::string& default_value) {
-  static const std::map<std::string_view, std::string> kSpecial = {{"problems.file", "other.jsonl"},
-                                                                   {"problems.question_field", "q"},
-                                                                   {"problems.answer_field", "a"}};
+  // Prompt files must exist: any regular file is a prompt.
+  static const std::map<std::string_view, std::string> kSpecial = {
+      {"problems.file", "other.jsonl"},
+      {"problems.question_field", "q"},
+      {"problems.answer_field", "a"},
+      {"prompts.system_file", "other.jsonl"},
+      {"prompts.user_file", "other.jsonl"}};
   if (const auto special = kSpecial.find(key.key); special != kSpecial.end()) {
     return special->second;
   }
@@ -407,12 +411,27 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
                   {"file", "question_field", "answer_field", "offset", "limit"}));
   EXPECT_THAT(listed(keys_of("problems[]")),
               ElementsAreArray<std::string_view>({"question", "answer"}));
-  EXPECT_THAT(
-      listed(keys_of("prompts")),
-      ElementsAreArray<std::string_view>(
-          {"system", "history_header", "others_header", "own_header", "step_prefix",
-           "first_step_prefix", "incomplete_marker", "redundancy_check", "redundancy_interval",
-           "finisher", "finisher_tokens", "chat_template", "collaborate", "parse_special"}));
+  EXPECT_THAT(listed(keys_of("prompts")), ElementsAreArray<std::string_view>({"style",
+                                                                              "system",
+                                                                              "system_file",
+                                                                              "user",
+                                                                              "user_file",
+                                                                              "history_header",
+                                                                              "others_header",
+                                                                              "own_header",
+                                                                              "step_prefix",
+                                                                              "first_step_prefix",
+                                                                              "lead_step_prefix",
+                                                                              "incomplete_marker",
+                                                                              "redundancy_check",
+                                                                              "redundancy_interval",
+                                                                              "finisher",
+                                                                              "finisher_mode",
+                                                                              "finisher_tokens",
+                                                                              "stop_rule",
+                                                                              "chat_template",
+                                                                              "collaborate",
+                                                                              "parse_special"}));
   EXPECT_TRUE(keys_of("workers").empty());
   EXPECT_TRUE(keys_of("sampling.top_p").empty());
   EXPECT_THAT(listed(sections_hinted_at_top_level()),
@@ -426,13 +445,32 @@ TEST(ConfigKeys, TextKeysTakeOverridesLiterally) {
       literal.emplace(key.key);
     }
   }
-  EXPECT_EQ(literal, (std::set<std::string>{
-                         "model", "layout", "output", "transcript", "problems.file",
-                         "problems.question_field", "problems.answer_field", "prompts.system",
-                         "prompts.history_header", "prompts.others_header", "prompts.own_header",
-                         "prompts.step_prefix", "prompts.first_step_prefix",
-                         "prompts.incomplete_marker", "prompts.redundancy_check",
-                         "prompts.finisher", "parallel.sync", "backend", "weights"}));
+  EXPECT_EQ(literal, (std::set<std::string>{"model",
+                                            "layout",
+                                            "output",
+                                            "transcript",
+                                            "problems.file",
+                                            "problems.question_field",
+                                            "problems.answer_field",
+                                            "prompts.system",
+                                            "prompts.history_header",
+                                            "prompts.others_header",
+                                            "prompts.own_header",
+                                            "prompts.step_prefix",
+                                            "prompts.first_step_prefix",
+                                            "prompts.incomplete_marker",
+                                            "prompts.redundancy_check",
+                                            "prompts.finisher",
+                                            "parallel.sync",
+                                            "backend",
+                                            "prompts.style",
+                                            "prompts.system_file",
+                                            "prompts.user",
+                                            "prompts.user_file",
+                                            "prompts.lead_step_prefix",
+                                            "prompts.stop_rule",
+                                            "prompts.finisher_mode",
+                                            "weights"}));
   EXPECT_FALSE(takes_literal_text("workers"));
   EXPECT_FALSE(takes_literal_text("names"));
   EXPECT_FALSE(takes_literal_text("problems"));
