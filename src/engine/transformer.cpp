@@ -317,10 +317,12 @@ Transformer::Matrix Transformer::upload_matrix(const WeightSource& source,
   for (const MatrixGroup& group : plan_matrix(source, parts, options_.weights)) {
     if (group.dtype == DType::F32) {
       std::vector<HostTensor> hosts;
+      hosts.reserve(group.parts.size());
       for (const MatrixPart& p : group.parts)
         hosts.push_back(slice_cols(source.load_rows(p.name, p.shape, p.first_row, p.rows),
                                    p.first_col, p.cols));
       std::vector<const HostTensor*> pointers;
+      pointers.reserve(hosts.size());
       for (const HostTensor& host : hosts) pointers.push_back(&host);
       matrix.parts.push_back(upload_rows(pointers));
       continue;

@@ -45,8 +45,8 @@ struct PromptFiles {
 
 struct RunConfig {
   std::string model;
-  std::string backend = "cpu";  // "cpu" or "cuda" (device = the rank's local rank)
-  int64_t threads = 0;          // the cpu backend's threads; 0 = default_cpu_threads()
+  std::string backend = "cpu";     // "cpu" or "cuda" (device = the rank's local rank)
+  int64_t threads = 0;             // the cpu backend's threads; 0 = default_cpu_threads()
   std::string weights = "native";  // "native" (as stored) or "f32" (dequantized at load)
   int64_t workers = 2;
   std::vector<std::string> names;  // default: Alice, Bob, Carol, Dave, Eve, Frank, Grace, Heidi…

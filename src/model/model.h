@@ -97,7 +97,10 @@ struct StoredTensor {
   std::vector<uint8_t> bytes;
   int64_t rows() const { return shape.empty() ? 0 : shape[0]; }
   int64_t cols() const { return shape.size() < 2 ? 1 : shape[1]; }
-  size_t row_bytes() const { return rows() == 0 ? 0 : bytes.size() / static_cast<size_t>(rows()); }
+  size_t row_bytes() const {
+    const int64_t count = rows();
+    return count <= 0 ? 0 : bytes.size() / static_cast<size_t>(count);
+  }
 };
 
 class WeightSource {
