@@ -20,6 +20,7 @@
 #include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/small_gemm.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/stored_dtype.h"
 #include "model/quant.h"
 
 namespace hogwild {
@@ -35,35 +36,6 @@ const int32_t* i32(const Tensor& t) {
   return static_cast<const int32_t*>(t.data);
 }
 float* row(const Tensor& t, int64_t r) { return f32(t) + r * t.stride; }
-
-// The GGML type of a storage dtype, to dequantize one embedding row.
-GgmlType ggml_type_of(DType dtype) {
-  switch (dtype) {
-    case DType::F16:
-      return GgmlType::F16;
-    case DType::BF16:
-      return GgmlType::BF16;
-    case DType::Q4_0:
-      return GgmlType::Q4_0;
-    case DType::Q4_1:
-      return GgmlType::Q4_1;
-    case DType::Q5_0:
-      return GgmlType::Q5_0;
-    case DType::Q5_1:
-      return GgmlType::Q5_1;
-    case DType::Q8_0:
-      return GgmlType::Q8_0;
-    case DType::Q4_K:
-      return GgmlType::Q4_K;
-    case DType::Q5_K:
-      return GgmlType::Q5_K;
-    case DType::Q6_K:
-      return GgmlType::Q6_K;
-    default:
-      break;
-  }
-  fail("the CPU backend has no GGML type for ", dtype_name(dtype));
-}
 
 // Weight rows per chunk of a stored-format matmul: a few KiB of weights, so that the pool's
 // threads share a matrix evenly and a descheduled one holds up little.

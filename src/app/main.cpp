@@ -222,9 +222,7 @@ int run_generate(const std::vector<std::string>& argv) {
     fail("generate: --weights must be native or f32, not '", weight_format, "'");
   const auto backend =
       make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)), threads);
-  options.weights = weight_format == "f32" || !backend->reads_stored_weights()
-                        ? WeightFormat::F32
-                        : WeightFormat::Native;
+  options.weights = weight_format_on(*backend, weight_format);
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
   const CacheOptions cache_options = cache_options_for(1, positions, kDefaultPageSize);

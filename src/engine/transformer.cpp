@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <optional>
 
 #include "common/error.h"
+#include "common/saturating.h"
+#include "kernels/stored_dtype.h"
 #include "model/rope.h"
 
 namespace hogwild {
@@ -22,37 +23,6 @@ HostTensor slice_cols(HostTensor t, int64_t first, int64_t count) {
     out.data.insert(out.data.end(), t.data.begin() + r * t.cols() + first,
                     t.data.begin() + r * t.cols() + first + count);
   return out;
-}
-
-// The file's GGML types the backends read as stored (the CPU backend's quantized matmul kernels
-// and embedding); F32 is the fp32 path itself. Others (Q2_K, Q3_K, …) are dequantized at load.
-std::optional<DType> native_dtype(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-      return DType::F32;
-    case GgmlType::F16:
-      return DType::F16;
-    case GgmlType::BF16:
-      return DType::BF16;
-    case GgmlType::Q4_0:
-      return DType::Q4_0;
-    case GgmlType::Q4_1:
-      return DType::Q4_1;
-    case GgmlType::Q5_0:
-      return DType::Q5_0;
-    case GgmlType::Q5_1:
-      return DType::Q5_1;
-    case GgmlType::Q8_0:
-      return DType::Q8_0;
-    case GgmlType::Q4_K:
-      return DType::Q4_K;
-    case GgmlType::Q5_K:
-      return DType::Q5_K;
-    case GgmlType::Q6_K:
-      return DType::Q6_K;
-    default:
-      return std::nullopt;
-  }
 }
 
 // The matrices of one layer, sliced for tensor-parallel rank `part` (Megatron split: Q/K/V and
@@ -97,20 +67,21 @@ const char* weight_format_name(WeightFormat format) {
   return format == WeightFormat::Native ? "native" : "f32";
 }
 
+WeightFormat weight_format_on(const Backend& backend, const std::string& name) {
+  HOGWILD_CHECK(name == "native" || name == "f32", "weights must be native or f32, not '", name,
+                "'");
+  return name == "native" && backend.reads_stored_weights() ? WeightFormat::Native
+                                                            : WeightFormat::F32;
+}
+
 int64_t MatrixGroup::rows() const {
   int64_t total = 0;
   for (const MatrixPart& part : parts) total += part.rows;
   return total;
 }
 
-// Sizes from a model file's header saturate instead of wrapping round, so that an absurd size
-// fails the memory plan's check.
 size_t MatrixGroup::bytes() const {
-  size_t total = 0;
-  if (__builtin_mul_overflow(static_cast<size_t>(rows()),
-                             dtype_row_bytes(dtype, parts.front().cols), &total))
-    return std::numeric_limits<size_t>::max();
-  return total;
+  return saturating_product({saturating_count(rows()), dtype_row_bytes(dtype, parts.front().cols)});
 }
 
 std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
@@ -120,7 +91,7 @@ std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
     DType dtype = DType::F32;
     const std::optional<GgmlType> stored =
         format == WeightFormat::Native ? source.stored_type(part.name) : std::nullopt;
-    if (const std::optional<DType> native = stored ? native_dtype(*stored) : std::nullopt) {
+    if (const std::optional<DType> native = stored ? stored_dtype(*stored) : std::nullopt) {
       // A column slice must cut between blocks to stay as stored.
       const int64_t block = dtype_block_elements(*native);
       if (part.first_col % block == 0 && part.cols % block == 0) dtype = *native;
@@ -136,9 +107,7 @@ size_t weight_bytes(const WeightSource& source, const ModelConfig& shard,
   const ModelConfig& c = source.config();
   const int64_t part = tensor_rank(options);
   size_t total = 0;
-  auto add_bytes = [&](size_t bytes) {
-    if (__builtin_add_overflow(total, bytes, &total)) total = std::numeric_limits<size_t>::max();
-  };
+  auto add_bytes = [&](size_t bytes) { total = saturating_sum({total, bytes}); };
   auto add = [&](const std::vector<MatrixPart>& parts) {
     for (const MatrixGroup& group : plan_matrix(source, parts, options.weights))
       add_bytes(group.bytes());
@@ -209,7 +178,7 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   const ModelConfig& c = config_;
   HOGWILD_CHECK(options.max_batch_tokens > 0, "max_batch_tokens must be positive");
   HOGWILD_CHECK(options.max_view_entries > 0, "max_view_entries must be positive");
-  const int64_t part = options.tensor != nullptr ? options.tensor->rank() : 0;
+  const int64_t part = tensor_rank(options);
   // This rank's slice: heads [part*H/T, …), key/value heads and feed-forward units likewise.
   const int64_t q_width = shard_.heads * c.head_dim;
   const int64_t kv_width = shard_.kv_heads * c.head_dim;

@@ -25,6 +25,9 @@ enum class WeightFormat {
   F32,     // every weight dequantized to fp32 at load: the exact reference path
 };
 const char* weight_format_name(WeightFormat format);
+// What a `weights:` value ("native" or "f32") asks for on `backend`: fp32 where the backend reads
+// no stored formats (CUDA, for now). The Transformer and the memory plan both use the result.
+WeightFormat weight_format_on(const Backend& backend, const std::string& name);
 
 struct TransformerOptions {
   WeightFormat weights = WeightFormat::Native;

@@ -106,9 +106,7 @@ class Experiment {
     const RunSizing sizing =
         size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
-    options.weights = config_.weights == "f32" || !backend_->reads_stored_weights()
-                          ? WeightFormat::F32
-                          : WeightFormat::Native;
+    options.weights = weight_format_on(*backend_, config_.weights);
     if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
     const ModelConfig& full = weights_->config();
     // Positions in a view reach max_tokens_per_problem: no further than the model was trained.
