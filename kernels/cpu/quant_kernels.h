@@ -1,11 +1,14 @@
 // Internal to the quantized matmul (quant_matmul.cpp): the activation block layouts and the
-// per-instruction-set kernel tables. Includes no standard library header beyond <cstdint>, because
+// per-instruction-set kernel tables. Includes no standard library header beyond <cstdint> (and
+// model/quant_blocks.h's <cstring>, for memcpy, a compiler builtin), because
 // quant_matmul_avx2.cpp is compiled with -mavx2 and must not instantiate inline library code that
 // the linker could pick for callers on CPUs without AVX2.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "model/quant_blocks.h"
 
 namespace hogwild::cpu::quant {
 
@@ -50,22 +53,6 @@ enum Format : int {
 extern const RowsKernel kScalarKernels[kFormats];
 extern const RowsKernel kAvx2Kernels[kFormats];
 
-}  // namespace hogwild::cpu::quant
-
-namespace hogwild::cpu::quant {
-
-// The 6-bit scale and minimum of sub-block j (of 32 elements) in the 12 packed bytes of Q4_K /
-// Q5_K: the low 6 bits of bytes j and j+4 for j < 4; else a nibble of byte j+4 and the top 2 bits
-// of bytes j-4 and j. `static`: each translation unit (compiled for its own instruction set) keeps
-// its own copy.
-static inline void k_scale_min(int64_t j, const uint8_t* packed, int& scale, int& minimum) {
-  if (j < 4) {
-    scale = packed[j] & 63;
-    minimum = packed[j + 4] & 63;
-  } else {
-    scale = (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4);
-    minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-  }
-}
+using ggml_blocks::k_scale_min;  // Q4_K / Q5_K sub-block scales (model/quant_blocks.h)
 
 }  // namespace hogwild::cpu::quant

@@ -22,11 +22,7 @@ namespace hogwild::cpu {
 namespace quant {
 namespace {
 
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+using ggml_blocks::load_u16;
 
 float load_half(const uint8_t* p) { return half_to_float(load_u16(p)); }
 

@@ -4,15 +4,13 @@
 
 #include "common/error.h"
 #include "common/float16.h"
+#include "model/quant_blocks.h"
 
 namespace hogwild {
 namespace {
 
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+using ggml_blocks::k_scale_min;
+using ggml_blocks::load_u16;
 
 float load_half(const uint8_t* p) { return half_to_float(load_u16(p)); }
 
@@ -56,16 +54,6 @@ void dequantize_q8_0(const uint8_t* block, float* out) {
 }
 
 // K-quants: 256-value super-blocks with 6-bit sub-block scales and minimums.
-void k_scale_min(int j, const uint8_t* packed, uint8_t& scale, uint8_t& minimum) {
-  if (j < 4) {
-    scale = packed[j] & 63;
-    minimum = packed[j + 4] & 63;
-  } else {
-    scale = (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4);
-    minimum = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-  }
-}
-
 void dequantize_q4_k(const uint8_t* block, float* out) {
   const float d = load_half(block);
   const float dmin = load_half(block + 2);
@@ -73,7 +61,7 @@ void dequantize_q4_k(const uint8_t* block, float* out) {
   const uint8_t* q = block + 16;
   int sub = 0;
   for (int j = 0; j < 256; j += 64) {
-    uint8_t sc, m;
+    int sc, m;
     k_scale_min(sub, scales, sc, m);
     const float d1 = d * sc, m1 = dmin * m;
     k_scale_min(sub + 1, scales, sc, m);
@@ -94,7 +82,7 @@ void dequantize_q5_k(const uint8_t* block, float* out) {
   int sub = 0;
   uint8_t bit1 = 1, bit2 = 2;
   for (int j = 0; j < 256; j += 64) {
-    uint8_t sc, m;
+    int sc, m;
     k_scale_min(sub, scales, sc, m);
     const float d1 = d * sc, m1 = dmin * m;
     k_scale_min(sub + 1, scales, sc, m);
