@@ -325,6 +325,17 @@ int run_run(const std::vector<std::string>& argv) {
   LiveView view(stderr, !plain);
   const RunSummary summary = run_experiment(config, quiet ? nullptr : &view, &grid);
   if (grid.world_rank != 0) return 0;
+  if (summary.already_done) {
+    std::fprintf(stderr,
+                 "[run: all %lld problems were already finished in %s (same configuration); "
+                 "nothing to compute, %lld/%lld correct]\n",
+                 static_cast<long long>(summary.problems), escape_controls(config.output).c_str(),
+                 static_cast<long long>(summary.correct), static_cast<long long>(summary.scored));
+    return summary.failed > 0 ? kSomeProblemsFailed : 0;
+  }
+  if (summary.resumed > 0)
+    std::fprintf(stderr, "[run: resumed %s: %lld problems were already finished]\n",
+                 escape_controls(config.output).c_str(), static_cast<long long>(summary.resumed));
   if (grid.world_size > 1) {
     double compute = 0, tensor = 0, workers = 0;
     for (const RankTiming& t : summary.timings) {

@@ -121,6 +121,8 @@ std::vector<AgreementEntry> run_fingerprint(const RunConfig& config) {
     AgreementEntry entry{std::string(key), {}, {}};
     if (key == "names") {
       for (const std::string& name : config.names) entry.value += name + "\n";
+    } else if (key == "checkpoints") {
+      for (int64_t pass : config.checkpoints) entry.value += cat(pass, " ");
     } else if (key == "problems") {
       // The text of every problem (not its id, which names the file it came from).
       for (const Problem& problem : config.problems)

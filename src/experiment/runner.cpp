@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "hogwild/team.h"
 #include "hogwild/transcript.h"
 #include "hogwild/worker_exchange.h"
+#include "io/fingerprint.h"
 #include "io/output_paths.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -76,7 +78,11 @@ class Experiment {
         world_rank_(grid != nullptr ? grid->world_rank : 0) {}
 
   RunSummary run() {
-    if (writes_results_) check_outputs_free(config_);  // before anything is loaded
+    prepare_outputs();  // before anything is loaded
+    if (todo_.empty() && resume_.found) {
+      finish_without_model();
+      return summary_;
+    }
     load();
     plan();
     loop();
@@ -85,6 +91,80 @@ class Experiment {
   }
 
  private:
+  // Rank 0 reads what an earlier run of this output finished (a resume) and tells every rank
+  // which problems are left.
+  void prepare_outputs() {
+    fingerprint_ = run_fingerprint(config_);
+    std::vector<uint8_t> finished(config_.problems.size(), 0);
+    if (writes_results_) {
+      if (!config_.overwrite) resume_ = read_existing_results(config_.output);
+      if (!resume_.found) {
+        check_outputs_free(config_);
+      } else {
+        if (resume_.fingerprint != fingerprint_)
+          fail("results file '", config_.output, "' holds a run of another configuration (",
+               fingerprint_difference(resume_.fingerprint, fingerprint_),
+               "): add --overwrite to replace it, or choose another output=");
+        std::map<std::string, const FinishedProblem*> by_id;
+        for (const FinishedProblem& done : resume_.problems) by_id[done.id] = &done;
+        for (size_t p = 0; p < config_.problems.size(); ++p) {
+          const auto it = by_id.find(config_.problems[p].id);
+          if (it == by_id.end()) continue;
+          if (it->second->question != config_.problems[p].question)
+            fail("results file '", config_.output, "' has problem '", config_.problems[p].id,
+                 "' with another question: add --overwrite to replace the results");
+          finished[p] = 1;
+        }
+        for (const FinishedProblem& done : resume_.problems) {
+          ++summary_.resumed;
+          ++summary_.problems;
+          if (done.failed) ++summary_.failed;
+          summary_.generated_tokens += done.generated_tokens;
+          if (done.correct >= 0) {
+            ++summary_.scored;
+            summary_.correct += done.correct;
+          }
+        }
+      }
+    }
+    if (grid_ != nullptr) {
+      uint8_t found = resume_.found ? 1 : 0;
+      grid_->world->broadcast(&found, 1, 0);
+      resume_.found = found != 0;
+      if (!finished.empty()) grid_->world->broadcast(finished.data(), finished.size(), 0);
+    }
+    for (size_t p = 0; p < finished.size(); ++p)
+      if (finished[p] == 0) todo_.push_back(p);
+  }
+
+  // Every problem was finished before: a packed file stays untouched; parts are packed.
+  void finish_without_model() {
+    summary_.already_done = true;
+    if (writes_results_ && !resume_.complete) {
+      ResultsWriter writer(config_.output, config_.transcript, run_info(), false, &resume_);
+      writer.close(0.0);
+    }
+    progress_.problems_total = progress_.problems_done = summary_.problems;
+  }
+
+  RunInfo run_info() const {
+    RunInfo info;
+    info.config_text = config_.source_text;
+    info.model = config_.model;
+    info.layout = layout_name(config_.layout);
+    info.workers = config_.workers;
+    info.fingerprint = fingerprint_;
+    info.method = method_name(config_.method);
+    info.run_id = config_.run_id;
+    info.varied = config_.varied;
+    info.budget = config_.budget;
+    info.batch_problems = config_.batch_problems;
+    info.tensor = config_.parallel.tensor;
+    info.worker_groups = config_.parallel.worker_groups;
+    info.world_size = grid_ != nullptr ? grid_->world_size : 1;
+    return info;
+  }
+
   // The model's files, its tokenizer and the backend; nothing large is read yet.
   void load() {
     weights_ = open_weights(config_.model);
@@ -101,8 +181,8 @@ class Experiment {
     // Every rank must draw from the same streams: rank 0's seed is the run's seed (docs/design.md
     // §6).
     if (grid_ != nullptr) grid_->world->broadcast(&settings_.seed, sizeof settings_.seed, 0);
-    teams_at_once_ =
-        std::min<int64_t>(config_.batch_problems, static_cast<int64_t>(config_.problems.size()));
+    teams_at_once_ = std::min<int64_t>(config_.batch_problems,
+                                       std::max<int64_t>(1, static_cast<int64_t>(todo_.size())));
     const RunSizing sizing =
         size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
@@ -130,12 +210,10 @@ class Experiment {
           options.max_batch_tokens);
     // The results files are created only now, under staged names until the first result: a bad
     // config or model leaves no file behind and replaces none.
-    if (writes_results_) {
-      const RunInfo info{config_.source_text, config_.model, layout_name(config_.layout),
-                         config_.workers};
-      writer_ = std::make_unique<ResultsWriter>(config_.output, config_.transcript, info,
-                                                config_.overwrite);
-    }
+    if (writes_results_)
+      writer_ =
+          std::make_unique<ResultsWriter>(config_.output, config_.transcript, run_info(),
+                                          config_.overwrite, resume_.found ? &resume_ : nullptr);
   }
 
   // Continuous batching: every active team adds its tokens to one forward per pass; a finished
@@ -143,8 +221,9 @@ class Experiment {
   void loop() {
     const InjectedFault fault = InjectedFault::from_environment();
     start_ = Clock::now();
-    for (size_t p = 0; p < config_.problems.size(); ++p) waiting_.push_back(p);
-    progress_.problems_total = static_cast<int64_t>(config_.problems.size());
+    for (size_t p : todo_) waiting_.push_back(p);
+    progress_.problems_total = summary_.problems + static_cast<int64_t>(todo_.size());
+    progress_.problems_done = summary_.problems;
     while (!waiting_.empty() || !active_.empty()) {
       admit();
       if (active_.empty()) continue;  // every problem admitted so far failed
@@ -319,6 +398,10 @@ class Experiment {
   const bool writes_results_;
   RunObserver* observer_;
   const int groups_, my_group_, world_rank_;
+
+  std::string fingerprint_;
+  ExistingResults resume_;    // what an earlier run of this output finished (rank 0)
+  std::vector<size_t> todo_;  // indices of the problems left to solve, in config order
 
   std::unique_ptr<WeightSource> weights_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -42,13 +42,18 @@ struct RunSummary {
   int64_t forward_passes = 0;
   int64_t tokens_processed = 0;  // tokens through the model: prompts, prefixes and generated
   double seconds = 0.0;
-  double forward_seconds = 0.0;     // inside the model's forward passes
+  double forward_seconds = 0.0;  // inside the model's forward passes
+  int64_t resumed = 0;           // problems an earlier run of the same configuration had finished
+  bool already_done = false;     // every problem was finished: nothing was loaded or computed
   std::vector<RankTiming> timings;  // every rank's breakdown (distributed runs; rank 0 has all)
 };
 
 struct RankGrid;
 
-// Throws hogwild::Error for a bad model or a cache that cannot hold the configuration; a problem
+// An existing output of the same configuration is resumed: its finished problems are kept and
+// skipped (a finished run loads nothing); another configuration's output is refused unless
+// config.overwrite. Throws hogwild::Error for a bad model or a cache that cannot hold the
+// configuration; a problem
 // that cannot run (hogwild::ProblemFailure) is recorded as failed and the others go on. With a
 // rank grid (a distributed run), every rank calls this; the model is split over the tensor
 // ranks and only world rank 0 writes results and reports to the observer.

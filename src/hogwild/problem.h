@@ -31,7 +31,26 @@ struct StepRecord {
   int32_t first_token = 0;
   int32_t end_token = 0;
   int32_t finished_pass = 0;
-  double seconds = 0.0;  // wall time from the run's start until the step finished
+  double seconds = 0.0;      // wall time from the run's start until the step finished
+  int32_t started_pass = 0;  // decode passes the team had run when the step began
+};
+
+// The answer a team would give if its budget ended at `checkpoint` forward passes (issue 12's
+// accuracy-vs-budget from one run): the finisher forked at that pass, or the final answer when
+// the team had stopped earlier.
+struct CheckpointRecord {
+  int32_t checkpoint = 0;
+  std::string answer;
+  int correct = -1;            // 1, 0, or -1 when there is no reference
+  int32_t forward_passes = 0;  // the team's passes when the answer was taken (<= checkpoint)
+  double seconds = 0.0;        // the team's wall time by then, the forks' own time left out
+};
+
+// A moment of a team's life worth drawing on its timeline.
+struct EventRecord {
+  int32_t pass = 0;     // decode passes the team had run
+  int32_t worker = -1;  // -1: the team as a whole
+  std::string kind;     // "check" (a redundancy prompt), "answer", "finisher"
 };
 
 struct WorkerRecord {
@@ -54,15 +73,19 @@ struct ProblemResult {
   std::string id;
   std::string question;
   std::string reference_answer;
-  std::string answer;       // extracted final answer, empty if none
-  int correct = -1;         // 1, 0, or -1 when there is no reference
-  std::string stop_reason;  // "answer", "eos", "budget", …, or "failed"
-  std::string error;        // why the problem failed (stop_reason "failed"); empty otherwise
+  std::string answer;                  // extracted final answer, empty if none
+  std::string answer_source = "none";  // how it was found: boxed, gsm8k, last_number, none
+  int32_t answer_worker = -1;          // whose text gave it (the finisher: 0); -1 none
+  int correct = -1;                    // 1, 0, or -1 when there is no reference
+  std::string stop_reason;             // "answer", "eos", "budget", …, or "failed"
+  std::string error;  // why the problem failed (stop_reason "failed"); empty otherwise
   int64_t forward_passes = 0;
   int64_t generated_tokens = 0;
   double seconds = 0.0;
   std::vector<WorkerRecord> workers;
   std::vector<StepRecord> steps;
+  std::vector<CheckpointRecord> checkpoints;  // one per configured checkpoint, in order
+  std::vector<EventRecord> events;            // in the order they happened
   std::string finisher_text;  // the forced-answer text and what followed it; empty if none
   std::string transcript;     // filled by format_transcript (hogwild/transcript.h)
 };

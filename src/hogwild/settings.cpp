@@ -24,6 +24,20 @@ const char* prompt_style_name(PromptStyle style) {
   return "unknown";
 }
 
+const char* method_name(Method method) {
+  switch (method) {
+    case Method::Hogwild:
+      return "hogwild";
+    case Method::Single:
+      return "single";
+    case Method::Independent:
+      return "independent";
+    case Method::SelfConsistency:
+      return "self_consistency";
+  }
+  return "unknown";
+}
+
 namespace {
 
 // Our own wording of docs/design.md §5: the team, the sections, the <...> marker, and "notice

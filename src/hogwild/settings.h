@@ -34,6 +34,15 @@ enum class StopRule {
   AnyBoxed,         // any complete \boxed{} or \fbox{} in a worker's step, checked every token
 };
 
+// How a run solves a problem (issue 12: the paper's baselines in the same harness).
+//  - Hogwild: workers collaborating over one shared cache (the prompts' layout and style);
+//  - Single: one worker, no collaboration prompts, the same stop rule and finisher;
+//  - Independent: workers that each see only the problem and their own text (no shared block);
+//    the answer is the first one found, or a vote (`vote: true`);
+//  - SelfConsistency: independent samples at a temperature above 0, answer by majority vote.
+enum class Method { Hogwild, Single, Independent, SelfConsistency };
+const char* method_name(Method method);
+
 // How the finisher asks for an answer when a team stops without one (docs/design.md §5).
 enum class FinisherMode {
   Reencode,  // the authors': the transcript re-encoded in a fresh block, then the finisher text
@@ -82,6 +91,16 @@ struct TeamSettings {
   // K > 0: each worker's sampled tokens keep their logprob and the K most likely tokens
   // (engine/logprobs.h) in WorkerRecord. Needs the logits of every worker: worker_groups 1.
   int64_t record_logprobs = 0;
+  Method method = Method::Hogwild;
+  bool vote = false;  // independent workers: majority vote instead of the first answer
+  // Forward passes at which the answer a budget stop would give is recorded (increasing, each at
+  // most `budget`); see CheckpointRecord.
+  std::vector<int64_t> checkpoints;
 };
+
+// Whether each worker stops on its own answer (the baselines), rather than the team on the first.
+inline bool workers_answer_alone(const TeamSettings& settings) {
+  return settings.method != Method::Hogwild;
+}
 
 }  // namespace hogwild

@@ -18,13 +18,15 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   TeamSizing sizing;
   // common + worker steps; collaborating teams add the others' header, own header and marker.
   // A finished step's block is released before the next one is created, so no step needs two.
-  sizing.blocks = workers + (prompts.collaborate ? 4 : 1);
+  // One more for the finisher's own block (after worker 0's view, or alone when it re-encodes).
+  sizing.blocks = workers + (prompts.collaborate ? 4 : 1) + 1;
   // [common, others_header, (step, marker) per other worker, own_header, own step] when the
   // others are shown (paper style: the last marker is part of own_header); [common, own_header,
   // own step] otherwise; [common, own step] plain.
   const bool shows_others = settings.layout != Layout::Interleaved && workers > 1;
   const int64_t shown = prompts.style == PromptStyle::Paper ? 2 * workers + 1 : 2 * workers + 2;
-  sizing.view_entries = !prompts.collaborate ? 2 : shows_others ? shown : 3;
+  // The finisher reads worker 0's view and its own block after it.
+  sizing.view_entries = (!prompts.collaborate ? 2 : shows_others ? shown : 3) + 1;
 
   // The longest text fed to one worker in one pass: the last token of the step that ended, then
   // the next step prefix with the redundancy check (step numbers written with as many digits as
@@ -49,6 +51,10 @@ TeamSizing size_team(const TeamSettings& settings, const TextCodec& tokenizer, i
   sizing.page_size = page_size;
   sizing.max_pages_per_block = (settings.max_tokens + page_size - 1) / page_size;
   sizing.cache_pages = sizing.max_pages_per_block + sizing.blocks;
+  // A checkpoint that re-encodes forks the whole transcript while the team keeps its blocks.
+  if (!settings.checkpoints.empty() && prompts.collaborate &&
+      prompts.finisher_mode == FinisherMode::Reencode)
+    sizing.cache_pages += sizing.max_pages_per_block;
   return sizing;
 }
 

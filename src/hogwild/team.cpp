@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "common/error.h"
 #include "hogwild/transcript.h"
@@ -157,6 +158,7 @@ void Team::check_fits() const {
 }
 
 Team::~Team() {
+  if (finisher_ != nullptr && finisher_->block >= 0) cache_.release_block(finisher_->block);
   for (BlockId block : {common_, others_header_, own_header_, marker_})
     if (block >= 0) cache_.release_block(block);
   for (Worker& worker : workers_)
@@ -215,7 +217,6 @@ std::vector<Team::HeaderBlock> Team::header_blocks() const {
 // Interleaved hides the others' live steps; contiguous shows each worker's whole text as one
 // growing block.
 std::vector<BlockId> Team::view_of(size_t w) const {
-  if (reencoded_) return {workers_[w].block};  // the finisher's fresh block alone
   std::vector<BlockId> view = {common_};
   if (settings_.prompts.collaborate) {
     if (shows_others()) {
@@ -247,6 +248,7 @@ void Team::start_step(Worker& worker, bool first) {
   if (!first && merges_steps()) worker.block = cache_.create_block();
   ++worker.step;
   worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+  worker.step_started_pass = static_cast<int32_t>(forward_passes_);
   worker.pending.clear();
   worker.pending_ends_step = false;
   std::string prefix;
@@ -255,16 +257,19 @@ void Team::start_step(Worker& worker, bool first) {
     const std::string& format = first ? first_step_format(w) : settings_.prompts.step_prefix;
     prefix =
         expand_placeholders(format, {{"name", worker.name}, {"step", std::to_string(worker.step)}});
+    bool check = false;
     if (paper()) {
       // The authors' count: tokens fed since the last check (prefixes included), more than the
       // interval; checked when a step opens, so never in a first step.
       const int64_t interval = settings_.prompts.redundancy_interval;
-      if (!first && interval > 0 && fed_since_check_ > interval) {
-        prefix += settings_.prompts.redundancy_check;
-        fed_since_check_ = 0;
-      }
-    } else if (redundancy_.take()) {
+      check = !first && interval > 0 && fed_since_check_ > interval;
+      if (check) fed_since_check_ = 0;
+    } else {
+      check = redundancy_.take();
+    }
+    if (check) {
       prefix += settings_.prompts.redundancy_check;
+      event(static_cast<int32_t>(w), "check");
     }
   }
   worker.detector.reset(prefix);
@@ -273,6 +278,10 @@ void Team::start_step(Worker& worker, bool first) {
     worker.tokens.insert(worker.tokens.end(), worker.pending.begin(), worker.pending.end());
     record_forced(worker, worker.pending.size());
   }
+}
+
+void Team::event(int32_t worker, const char* kind) {
+  events_.push_back({static_cast<int32_t>(forward_passes_), worker, kind});
 }
 
 // The engine wrote these tokens: no distribution they were drawn from.
@@ -300,12 +309,17 @@ void Team::record_sampled(Worker& worker, int32_t token) {
   }
 }
 
-void Team::record_step(Worker& worker) {
-  const auto w = static_cast<int32_t>(&worker - workers_.data());
-  steps_.push_back({w, worker.step, worker.step_first_token,
-                    static_cast<int32_t>(worker.tokens.size()),
-                    static_cast<int32_t>(forward_passes_), seconds()});
+StepRecord Team::step_record(const Worker& worker) const {
+  return {static_cast<int32_t>(&worker - workers_.data()),
+          worker.step,
+          worker.step_first_token,
+          static_cast<int32_t>(worker.tokens.size()),
+          static_cast<int32_t>(forward_passes_),
+          seconds(),
+          worker.step_started_pass};
 }
+
+void Team::record_step(Worker& worker) { steps_.push_back(step_record(worker)); }
 
 // docs/design.md §2, the step boundary: called in the pass that sampled the step's last token,
 // which is not in the cache yet. The step joins the history as it is in the cache, and that token
@@ -325,85 +339,259 @@ void Team::finish_step(Worker& worker) {
   worker.pending.insert(worker.pending.begin(), last);
 }
 
+Team::StopView Team::stop_view() const {
+  StopView view{steps_, {}};
+  for (const Worker& worker : workers_) {
+    if (worker.pending_ends_step) {
+      view.steps.push_back(step_record(worker));
+      view.live_first_token.push_back(static_cast<int32_t>(worker.tokens.size()));
+    } else {
+      view.live_first_token.push_back(worker.step_first_token);
+    }
+  }
+  return view;
+}
+
+// The answer a stop in this pass gives before any finisher: one already found; the baselines'
+// first or majority answer so far; or, as the authors (their finisher is skipped then), a boxed
+// number anywhere in the transcript. `worker` gets whose it is (-1: unknown or none).
+std::string Team::answer_at_stop(const StopView& view, int32_t* worker) const {
+  *worker = answer_worker_;
+  if (!answer_.empty()) return answer_;
+  if (workers_answer_alone(settings_)) return vote(worker);
+  *worker = -1;
+  if (settings_.prompts.collaborate && settings_.prompts.stop_rule == StopRule::NumberAtStepEnd) {
+    ProblemResult stopped = result();
+    stopped.steps = view.steps;
+    for (size_t w = 0; w < workers_.size(); ++w)
+      stopped.workers[w].live_step_first_token = view.live_first_token[w];
+    if (auto number = boxed_number(format_transcript(stopped, tokenizer_, settings_.prompts)))
+      return *number;
+  }
+  return {};
+}
+
 void Team::stop(const std::string& reason) {
   if (phase_ == Phase::Finisher || phase_ == Phase::Done) return;
   stop_reason_ = reason;
-  // Worker 0's last sampled token (not yet in the cache) stays in front of the finisher's text.
-  std::vector<int32_t> unfed = workers_.front().pending;
-  for (Worker& worker : workers_) {
-    // A step that ended in this pass is finished, but there is no next step to carry its last
-    // token into: it stays unmerged, and the worker's live step is empty.
-    if (worker.pending_ends_step) {
-      record_step(worker);
-      worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+  const StopView view = stop_view();
+  if (answer_.empty()) {
+    int32_t by = -1;
+    answer_ = answer_at_stop(view, &by);
+    if (!answer_.empty()) {
+      answer_worker_ = by;
+      event(by, "answer");
     }
+  }
+  const bool forced = answer_.empty() && settings_.prompts.finisher_tokens > 0 &&
+                      !settings_.prompts.finisher.empty();
+  if (forced) begin_finisher(view);  // reads worker 0's last token, not yet in the cache
+  // A step that ended in this pass is finished, but there is no next step to carry its last
+  // token into: it stays unmerged, and the worker's live step is empty.
+  steps_ = view.steps;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    Worker& worker = workers_[w];
+    worker.step_first_token = view.live_first_token[w];
     worker.pending.clear();
     worker.pending_ends_step = false;
   }
-  workers_.front().pending = std::move(unfed);
-  // The authors skip their finisher when the whole text already holds a boxed number.
-  if (answer_.empty() && settings_.prompts.collaborate &&
-      settings_.prompts.stop_rule == StopRule::NumberAtStepEnd) {
-    if (auto number = boxed_number(format_transcript(result(), tokenizer_, settings_.prompts)))
-      answer_ = *number;
-  }
-  if (!answer_.empty() || settings_.prompts.finisher_tokens == 0 ||
-      settings_.prompts.finisher.empty()) {
-    phase_ = Phase::Done;
-    for (Worker& worker : workers_) worker.pending.clear();
-    return;
-  }
-  begin_finisher();
+  phase_ = forced ? Phase::Finisher : Phase::Done;
 }
 
-// docs/design.md §5: out of time without an answer, worker 0 is told to answer now and decodes
-// greedily: in its own view (in_cache), or, as the authors, over the transcript re-encoded in a
-// fresh block (reencode).
-void Team::begin_finisher() {
-  phase_ = Phase::Finisher;
-  Worker& worker = workers_.front();
-  finisher_text_ = settings_.prompts.finisher;
-  worker.pending_ends_step = false;
-  worker.sampler = std::make_unique<Sampler>(SamplingParams{});  // greedy
+// docs/design.md §5: what the finisher starts from. As the authors, the transcript re-encoded
+// (reencode, when it fits one block of max_tokens_per_problem); else (in_cache, or a re-encoded
+// text that came out too long) worker 0's last sampled token and the finisher's text, after
+// worker 0's own view.
+std::unique_ptr<Team::Finisher> Team::new_finisher(const StopView& view) const {
+  auto finisher = std::make_unique<Finisher>();
+  finisher->text = settings_.prompts.finisher;
   if (settings_.prompts.finisher_mode == FinisherMode::Reencode && settings_.prompts.collaborate) {
-    std::vector<int32_t> text = reencoded_transcript();
-    // It must fit one block of max_tokens_per_problem; else (re-encoding can lengthen a text a
-    // little) the in-cache finisher below, which needs no more room than the team has.
+    std::vector<int32_t> text = reencoded_transcript(view);
     if (static_cast<int64_t>(text.size()) + settings_.prompts.finisher_tokens <=
         settings_.max_tokens) {
-      release_blocks();
-      reencoded_ = true;
-      worker.block = cache_.create_block();
-      worker.pending = std::move(text);
-      return;
+      finisher->reencoded = true;
+      finisher->pending = std::move(text);
+      return finisher;
     }
   }
-  const std::vector<int32_t> finisher = encode(finisher_text_);
-  worker.pending.insert(worker.pending.end(), finisher.begin(), finisher.end());
+  finisher->pending = workers_.front().pending;
+  for (int32_t id : encode(settings_.prompts.finisher)) finisher->pending.push_back(id);
+  return finisher;
+}
+
+// The team's own finisher. Re-encoding needs none of the team's blocks: their pages make its room.
+void Team::begin_finisher(const StopView& view) {
+  finisher_ = new_finisher(view);
+  if (finisher_->reencoded) release_blocks();
+  finisher_->block = cache_.create_block();
+  event(0, "finisher");
+}
+
+// Worker 0 alone (its group computes it); a long (re-encoded) text goes in chunks, logits after
+// the last one.
+int64_t Team::schedule_finisher(BatchBuilder& builder, int64_t capacity) {
+  Finisher& finisher = *finisher_;
+  finisher.logit_row = -1;
+  const size_t count = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(capacity, 0)),
+                                        finisher.pending.size());
+  if (count == 0) return 0;
+  const bool last = count == finisher.pending.size();
+  std::vector<BlockId> view;
+  if (!finisher.reencoded) view = view_of(0);
+  view.push_back(finisher.block);
+  const int32_t row = builder.add(finisher.block, {finisher.pending.data(), count}, view, last, 0);
+  if (last) finisher.logit_row = row;
+  finisher.chunk = count;
+  return static_cast<int64_t>(count);
+}
+
+// True once the finisher is done: its tokens written (the authors' finisher writes them all, or
+// up to EOS), or, in_cache, as soon as it answers.
+bool Team::advance_finisher(const StepLogits& step) {
+  Finisher& finisher = *finisher_;
+  finisher.pending.erase(finisher.pending.begin(),
+                         finisher.pending.begin() + static_cast<ptrdiff_t>(finisher.chunk));
+  if (!finisher.pending.empty()) return false;  // more of the text in the next pass
+  HOGWILD_ASSERT(finisher.logit_row >= 0);
+  const int32_t token = step.sampled[static_cast<size_t>(finisher.logit_row)];
+  HOGWILD_ASSERT(token >= 0);
+  ++finisher.generated;
+  if (!tokenizer_.is_eos(token)) finisher.text += tokenizer_.token_bytes(token);
+  const bool number_rule = settings_.prompts.stop_rule == StopRule::NumberAtStepEnd;
+  if (auto boxed = number_rule ? boxed_number(finisher.text) : extract_boxed(finisher.text))
+    finisher.answer = *boxed;
+  const bool answered = !finisher.answer.empty() && !finisher.reencoded;
+  if (tokenizer_.is_eos(token) || answered ||
+      finisher.generated >= settings_.prompts.finisher_tokens)
+    return true;
+  finisher.pending = {token};
+  return false;
+}
+
+// A checkpoint (issue 12): the answer a budget stop in this pass would give. When that takes the
+// finisher, it runs as a fork while the team waits, frozen as the stop would find it (the rest of
+// this pass, step ends and merges, comes after it: end_fork); the fork's tokens are in a block of
+// its own, which no worker ever sees, released when it ends. So the answer equals that of a run
+// with budget = checkpoint, and the team goes on as if nothing had happened.
+void Team::take_checkpoint() {
+  const StopView view = stop_view();
+  int32_t by = -1;
+  const std::string answer = answer_at_stop(view, &by);
+  if (!answer.empty() || settings_.prompts.finisher_tokens == 0 ||
+      settings_.prompts.finisher.empty()) {
+    record_checkpoint(answer);
+    return;
+  }
+  fork_start_ = Clock::now();
+  finisher_ = new_finisher(view);
+  finisher_->block = cache_.create_block();
+}
+
+void Team::end_fork() {
+  fork_seconds_ += std::chrono::duration<double>(Clock::now() - fork_start_).count();
+  record_checkpoint(finisher_->answer);
+  cache_.release_block(finisher_->block);
+  finisher_.reset();
+  finish_pass();
+}
+
+void Team::record_checkpoint(const std::string& answer) {
+  CheckpointRecord record;
+  record.checkpoint = static_cast<int32_t>(settings_.checkpoints[checkpoints_.size()]);
+  record.answer = answer;
+  if (!problem_.answer.empty()) record.correct = answers_match(answer, problem_.answer) ? 1 : 0;
+  record.forward_passes = static_cast<int32_t>(forward_passes_);
+  record.seconds =
+      std::chrono::duration<double>(Clock::now() - team_start_).count() - fork_seconds_;
+  checkpoints_.push_back(std::move(record));
 }
 
 // The authors' compile_response: the prompt, the history (finished steps in the order they
 // finished), the others' header, every worker's live step closed by the marker, then the finisher
 // text, decoded and encoded again as one text (the prompt's tokens are kept as they are: the
 // problem stays data).
-std::vector<int32_t> Team::reencoded_transcript() const {
+std::vector<int32_t> Team::reencoded_transcript(const StopView& view) const {
   const PromptConfig& prompts = settings_.prompts;
   auto decode = [&](const Worker& worker, int32_t first, size_t end) {
     return tokenizer_.decode(
         {worker.tokens.begin() + first, worker.tokens.begin() + static_cast<ptrdiff_t>(end)});
   };
   std::string text;
-  for (const StepRecord& step : steps_)
+  for (const StepRecord& step : view.steps)
     text += decode(workers_[static_cast<size_t>(step.worker)], step.first_token,
                    static_cast<size_t>(step.end_token));
   text += prompts.others_header;
-  for (const Worker& worker : workers_)
-    text += decode(worker, worker.step_first_token, worker.tokens.size()) +
+  for (size_t w = 0; w < workers_.size(); ++w)
+    text += decode(workers_[w], view.live_first_token[w], workers_[w].tokens.size()) +
             prompts.incomplete_marker + std::string(kStepSeparator);
   text += prompts.finisher;
   std::vector<int32_t> tokens(prompt_.begin(), prompt_.end());
   for (int32_t id : encode(text)) tokens.push_back(id);
   return tokens;
+}
+
+// The baselines: a worker that found its answer writes no more. The first answer ends the team;
+// with a vote, the team ends when every worker has answered (or written EOS).
+void Team::answer_alone(Worker& worker, const std::string& answer) {
+  const auto w = static_cast<int32_t>(&worker - workers_.data());
+  worker.answer = answer;
+  worker.answered_pass = forward_passes_;
+  event(w, "answer");
+  if (!settings_.vote) {
+    answer_ = answer;
+    answer_worker_ = w;
+    stop("answer");
+    return;
+  }
+  idle_worker(worker);
+}
+
+void Team::idle_worker(Worker& worker) {
+  if (worker.pending_ends_step) {
+    record_step(worker);
+    worker.step_first_token = static_cast<int32_t>(worker.tokens.size());
+  }
+  worker.pending.clear();
+  worker.pending_ends_step = false;
+  worker.idle = true;
+  for (const Worker& other : workers_)
+    if (!other.idle) return;
+  // Everyone is done: the majority answer (none if nobody answered).
+  int32_t by = -1;
+  answer_ = vote(&by);
+  answer_worker_ = by;
+  stop(answer_.empty() ? "eos" : "answer");
+}
+
+// Majority over the workers' answers; equivalent answers (answers_match) vote together, and a tie
+// goes to the answer given first (earliest pass, then lowest worker): deterministic.
+std::string Team::vote(int32_t* winner) const {
+  struct Group {
+    std::string answer;
+    int votes = 0;
+    int32_t first_worker = -1;
+  };
+  std::vector<size_t> order;
+  for (size_t w = 0; w < workers_.size(); ++w)
+    if (!workers_[w].answer.empty()) order.push_back(w);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return workers_[a].answered_pass < workers_[b].answered_pass;
+  });
+  std::vector<Group> groups;
+  for (size_t w : order) {
+    auto same = std::find_if(groups.begin(), groups.end(), [&](const Group& group) {
+      return answers_match(workers_[w].answer, group.answer);
+    });
+    if (same == groups.end())
+      groups.push_back({workers_[w].answer, 1, static_cast<int32_t>(w)});
+    else
+      ++same->votes;
+  }
+  const Group* best = nullptr;
+  for (const Group& group : groups)
+    if (best == nullptr || group.votes > best->votes) best = &group;
+  *winner = best != nullptr ? best->first_worker : -1;
+  return best != nullptr ? best->answer : std::string();
 }
 
 // The re-encoding finisher needs none of the team's blocks: their pages make its room. The
@@ -468,20 +656,10 @@ int64_t Team::schedule_tokens(BatchBuilder& builder, int64_t capacity) {
       }
       return needed;
     }
-    case Phase::Finisher: {
-      // Worker 0 alone; a long (re-encoded) text goes in chunks, logits after the last one.
-      Worker& worker = workers_.front();
-      const size_t count = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(capacity, 0)),
-                                            worker.pending.size());
-      if (count == 0) return 0;
-      const bool last = count == worker.pending.size();
-      const std::vector<BlockId> view = view_of(0);
-      const int32_t row = builder.add(worker.block, {worker.pending.data(), count}, view, last, 0);
-      if (last) worker.logit_row = row;
-      finisher_chunk_ = count;
-      return static_cast<int64_t>(count);
-    }
+    case Phase::Finisher:
+      return schedule_finisher(builder, capacity);
     case Phase::Decode: {
+      if (finisher_ != nullptr) return schedule_finisher(builder, capacity);  // a checkpoint
       int64_t needed = 0;
       for (const Worker& worker : workers_) needed += static_cast<int64_t>(worker.pending.size());
       if (needed == 0 || needed > capacity) return 0;
@@ -512,13 +690,19 @@ std::span<const float> StepLogits::row(int32_t global) const {
 // Every worker row this rank holds gets a token, used or not: the random streams then advance
 // the same way whichever rank samples, so a distributed run draws the single process's tokens.
 void Team::sample(StepLogits& step) {
-  if (!scheduled_ || (phase_ != Phase::Decode && phase_ != Phase::Finisher)) return;
+  if (!scheduled_) return;
+  if (finisher_ != nullptr) {
+    const int32_t row = finisher_->logit_row;
+    if (row >= 0 && step.has(row))
+      step.sampled[static_cast<size_t>(row)] = finisher_->sampler.sample(step.row(row));
+    return;
+  }
+  if (phase_ != Phase::Decode) return;
   for (size_t w = 0; w < workers_.size(); ++w) {
     Worker& worker = workers_[w];
     if (worker.logit_row < 0 || !step.has(worker.logit_row)) continue;
     step.sampled[static_cast<size_t>(worker.logit_row)] =
-        phase_ == Phase::Finisher ? worker.sampler->sample(step.row(worker.logit_row))
-                                  : sample(worker, step.row(worker.logit_row));
+        sample(worker, step.row(worker.logit_row));
   }
 }
 
@@ -548,7 +732,11 @@ void Team::advance(const StepLogits& step) {
       begin_decode();
       return;
     case Phase::Decode: {
-      // Every worker has tokens in every decode pass and keeps the token sampled from them.
+      if (finisher_ != nullptr) {  // a checkpoint's fork
+        if (advance_finisher(step)) end_fork();
+        return;
+      }
+      // Every active worker has tokens in every decode pass and keeps the token sampled from them.
       ++forward_passes_;
       int64_t generated = 0;
       for (Worker& worker : workers_) {
@@ -559,7 +747,10 @@ void Team::advance(const StepLogits& step) {
         const int32_t token = token_of(worker);
         ++generated;
         if (tokenizer_.is_eos(token)) {
-          stop("eos");
+          if (workers_answer_alone(settings_))
+            idle_worker(worker);
+          else
+            stop("eos");
           continue;
         }
         accept(worker, token);
@@ -567,40 +758,41 @@ void Team::advance(const StepLogits& step) {
       generated_tokens_ += generated;
       redundancy_.on_tokens(generated);
       if (phase_ == Phase::Decode && forward_passes_ >= settings_.budget) stop("budget");
-      if (phase_ == Phase::Decode) {
-        for (Worker& worker : workers_) {
-          if (worker.pending_ends_step) finish_step(worker);
-          fed_since_check_ += static_cast<int64_t>(worker.pending.size());
-        }
+      if (phase_ == Phase::Decode && checkpoints_.size() < settings_.checkpoints.size() &&
+          settings_.checkpoints[checkpoints_.size()] == forward_passes_) {
+        take_checkpoint();
+        if (finisher_ != nullptr) return;  // the rest of this pass comes after the fork
       }
-      if (phase_ == Phase::Decode && cache_tokens() + finisher_reserve_ >= settings_.max_tokens)
-        stop("context");
+      finish_pass();
       return;
     }
     case Phase::Finisher: {
-      Worker& worker = workers_.front();
-      worker.pending.erase(worker.pending.begin(),
-                           worker.pending.begin() + static_cast<ptrdiff_t>(finisher_chunk_));
-      if (!worker.pending.empty()) return;  // more of the text in the next pass
-      const int32_t token = token_of(worker);
-      ++finisher_generated_;
-      if (!tokenizer_.is_eos(token)) finisher_text_ += tokenizer_.token_bytes(token);
-      const bool number_rule = settings_.prompts.stop_rule == StopRule::NumberAtStepEnd;
-      if (auto boxed = number_rule ? boxed_number(finisher_text_) : extract_boxed(finisher_text_))
-        answer_ = *boxed;
-      // The authors' finisher writes all its tokens (or up to EOS); ours stops at the answer.
-      const bool answered = !answer_.empty() && !reencoded_;
-      if (tokenizer_.is_eos(token) || answered ||
-          finisher_generated_ >= settings_.prompts.finisher_tokens) {
-        phase_ = Phase::Done;
-        return;
+      if (!advance_finisher(step)) return;
+      if (!finisher_->answer.empty()) {
+        answer_ = finisher_->answer;
+        answer_worker_ = 0;
+        event(0, "answer");
       }
-      worker.pending = {token};
+      finisher_text_ = finisher_->text;
+      cache_.release_block(finisher_->block);
+      finisher_.reset();
+      phase_ = Phase::Done;
       return;
     }
     case Phase::Done:
       return;
   }
+}
+
+// The end of a decode pass: finished steps join the history and the next ones open; then the
+// context stop.
+void Team::finish_pass() {
+  if (phase_ != Phase::Decode) return;
+  for (Worker& worker : workers_) {
+    if (worker.pending_ends_step) finish_step(worker);
+    fed_since_check_ += static_cast<int64_t>(worker.pending.size());
+  }
+  if (cache_tokens() + finisher_reserve_ >= settings_.max_tokens) stop("context");
 }
 
 // With record_logprobs, the logprobs are of the row the sampler is given: the model's logits with
@@ -631,6 +823,16 @@ void Team::accept(Worker& worker, int32_t token) {
   worker.pending_ends_step = worker.detector.push(tokenizer_.token_bytes(token));
   // docs/design.md §5: plain decoding (no collaboration prompts) runs on like `hogwild generate`
   // does, keeping the answer; a collaborating team stops on it.
+  if (workers_answer_alone(settings_)) {
+    // The baselines stop as a collaborating team does, each worker on its own text.
+    std::optional<std::string> found;
+    if (settings_.prompts.stop_rule == StopRule::AnyBoxed)
+      found = extract_boxed(worker.detector.text());
+    else if (worker.pending_ends_step)
+      found = boxed_number(worker.detector.text());
+    if (found) answer_alone(worker, *found);
+    return;
+  }
   if (!settings_.prompts.collaborate) {
     if (auto boxed = extract_boxed(worker.detector.text())) answer_ = *boxed;
     return;
@@ -638,12 +840,16 @@ void Team::accept(Worker& worker, int32_t token) {
   if (settings_.prompts.stop_rule == StopRule::AnyBoxed) {
     if (auto boxed = extract_boxed(worker.detector.text())) {
       answer_ = *boxed;
+      answer_worker_ = static_cast<int32_t>(&worker - workers_.data());
+      event(answer_worker_, "answer");
       stop("answer");
     }
   } else if (worker.pending_ends_step) {
     // The authors' rule: at a step end, the step's last \boxed{} that holds a number.
     if (auto number = boxed_number(worker.detector.text())) {
       answer_ = *number;
+      answer_worker_ = static_cast<int32_t>(&worker - workers_.data());
+      event(answer_worker_, "answer");
       stop("answer");
     }
   }
@@ -659,10 +865,14 @@ void Team::begin_decode() {
     const int32_t token = sample(worker, prompt_logits_);
     ++generated_tokens_;
     if (tokenizer_.is_eos(token)) {
-      stop("eos");
-      return;
+      if (!workers_answer_alone(settings_)) {
+        stop("eos");
+        return;
+      }
+      idle_worker(worker);
+    } else {
+      accept(worker, token);
     }
-    accept(worker, token);
     if (phase_ != Phase::Decode) return;
   }
 }
@@ -696,12 +906,24 @@ ProblemResult Team::result() const {
   result.question = problem_.question;
   result.reference_answer = problem_.answer;
   result.answer = answer_;
+  result.answer_source = answer_.empty() ? "none" : "boxed";
+  result.answer_worker = answer_worker_;
   if (!problem_.answer.empty()) result.correct = answers_match(answer_, problem_.answer) ? 1 : 0;
   result.stop_reason = stop_reason_;
   result.forward_passes = forward_passes_;
   result.generated_tokens = generated_tokens_;
   result.seconds = std::chrono::duration<double>(Clock::now() - team_start_).count();
   result.steps = steps_;
+  result.events = events_;
+  result.checkpoints = checkpoints_;
+  // The checkpoints the team did not reach: a run with that budget would have stopped as this
+  // one did, with its answer.
+  if (done()) {
+    for (size_t c = checkpoints_.size(); c < settings_.checkpoints.size(); ++c)
+      result.checkpoints.push_back({static_cast<int32_t>(settings_.checkpoints[c]), answer_,
+                                    result.correct, static_cast<int32_t>(forward_passes_),
+                                    result.seconds - fork_seconds_});
+  }
   for (const Worker& worker : workers_) {
     WorkerRecord record;
     record.name = worker.name;

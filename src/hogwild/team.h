@@ -61,6 +61,8 @@ class Team {
   std::vector<MergePlan> take_merges() { return std::exchange(merges_, {}); }
 
   bool done() const { return phase_ == Phase::Done; }
+  // A checkpoint's finisher is running (the team itself waits for it: docs/design.md §5).
+  bool forking() const { return phase_ == Phase::Decode && finisher_ != nullptr; }
   const Problem& problem() const { return problem_; }
   int64_t forward_passes() const { return forward_passes_; }
   int64_t generated_tokens() const { return generated_tokens_; }
@@ -75,16 +77,19 @@ class Team {
   std::vector<std::string> describe_view(size_t worker) const;
   int64_t common_length() const { return cache_.length(common_); }
   BlockId step_block(size_t worker) const { return workers_[worker].block; }
+  // The block the finisher (the team's own, or a checkpoint's fork) writes into; -1 when none runs.
+  BlockId finisher_block() const { return finisher_ != nullptr ? finisher_->block : -1; }
 
  private:
   enum class Phase { Prompt, Headers, Decode, Finisher, Done };
 
   struct Worker {
     std::string name;
-    BlockId block = -1;            // the current step (contiguous layout: the whole text)
-    int32_t step = 0;              // number of the current step, from 1
-    int32_t step_first_token = 0;  // index in `tokens` where the current step starts
-    std::vector<int32_t> pending;  // fed at the next forward
+    int32_t step_started_pass = 0;  // forward_passes_ when the current step began
+    BlockId block = -1;             // the current step (contiguous layout: the whole text)
+    int32_t step = 0;               // number of the current step, from 1
+    int32_t step_first_token = 0;   // index in `tokens` where the current step starts
+    std::vector<int32_t> pending;   // fed at the next forward
     bool pending_ends_step = false;
     int32_t logit_row = -1;       // this forward's logits row, -1: none
     std::vector<int32_t> tokens;  // everything the worker wrote, prefixes included
@@ -97,6 +102,32 @@ class Team {
     std::vector<float> logprobs;
     std::vector<int32_t> top_ids;
     std::vector<float> top_logprobs;
+    // Baselines (workers_answer_alone): a worker that answered, or wrote EOS, writes no more.
+    bool idle = false;
+    std::string answer;
+    int64_t answered_pass = -1;
+  };
+
+  // The forced answer (docs/design.md §5): the finisher's text, then greedy tokens, in a block of
+  // its own, after worker 0's view (in_cache) or alone after the re-encoded transcript (reencode).
+  // The team's own finisher and a checkpoint's fork run through this same code.
+  struct Finisher {
+    BlockId block = -1;
+    bool reencoded = false;
+    std::vector<int32_t> pending;  // fed at the next forward(s)
+    size_t chunk = 0;              // of `pending` in this forward
+    int32_t logit_row = -1;
+    int64_t generated = 0;
+    std::string text;  // the finisher's text and what it generated
+    std::string answer;
+    Sampler sampler{SamplingParams{}};  // greedy
+  };
+
+  // What a stop in this pass would leave: the steps that ended in it count as finished (they are
+  // not merged) and their workers' live steps are empty.
+  struct StopView {
+    std::vector<StepRecord> steps;
+    std::vector<int32_t> live_first_token;
   };
 
   struct HeaderBlock {
@@ -110,11 +141,25 @@ class Team {
   const std::string& first_step_format(size_t worker) const;
   std::vector<HeaderBlock> header_blocks() const;
   void start_step(Worker& worker, bool first);
+  StepRecord step_record(const Worker& worker) const;
   void record_step(Worker& worker);
   void finish_step(Worker& worker);
+  void finish_pass();
   void stop(const std::string& reason);
-  void begin_finisher();
-  std::vector<int32_t> reencoded_transcript() const;
+  StopView stop_view() const;
+  std::string answer_at_stop(const StopView& view, int32_t* worker) const;
+  std::unique_ptr<Finisher> new_finisher(const StopView& view) const;
+  void begin_finisher(const StopView& view);
+  int64_t schedule_finisher(BatchBuilder& builder, int64_t capacity);
+  bool advance_finisher(const StepLogits& step);
+  void take_checkpoint();
+  void end_fork();
+  void record_checkpoint(const std::string& answer);
+  std::vector<int32_t> reencoded_transcript(const StopView& view) const;
+  void answer_alone(Worker& worker, const std::string& answer);
+  void idle_worker(Worker& worker);
+  std::string vote(int32_t* worker) const;
+  void event(int32_t worker, const char* kind);
   void release_blocks();
   void begin_decode();
   void accept(Worker& worker, int32_t token);
@@ -155,11 +200,15 @@ class Team {
   std::string stop_reason_;
   std::string answer_;
   std::vector<StepRecord> steps_;
-  // Finisher: greedy tokens appended to worker 0's text after the stop (not part of its tokens).
-  int64_t finisher_generated_ = 0;
-  size_t finisher_chunk_ = 0;  // tokens of worker 0's pending text in this pass
-  bool reencoded_ = false;     // the finisher runs over the re-encoded transcript, in a fresh block
-  std::string finisher_text_;
+  int32_t answer_worker_ = -1;
+  std::vector<EventRecord> events_;
+  // The finisher: the team's own after a stop (Phase::Finisher), or a checkpoint's fork while the
+  // team waits (Phase::Decode); its tokens are never part of any worker's text or view.
+  std::unique_ptr<Finisher> finisher_;
+  std::string finisher_text_;                  // the team's own finisher's text, once it ran
+  std::vector<CheckpointRecord> checkpoints_;  // taken so far
+  double fork_seconds_ = 0.0;                  // wall time spent in checkpoint forks
+  Clock::time_point fork_start_;
 };
 
 }  // namespace hogwild

@@ -75,6 +75,45 @@ void read_prompt_files(const ConfigReader& reader, const YAML::Node& root, RunCo
   }
 }
 
+// What each method implies for the other keys (settings.h, Method): the baselines decode without
+// collaboration prompts; `single` is one worker; `self_consistency` samples and votes. A key that
+// contradicts its method is an error naming both.
+void check_method(const ConfigReader& reader, const YAML::Node& root, RunConfig& config) {
+  if (config.method == Method::Hogwild) {
+    if (config.vote)
+      reader.fail_at(root["vote"], "vote",
+                     "applies to method independent (self_consistency always votes), not to "
+                     "method hogwild");
+    return;
+  }
+  // The baselines' workers decode without collaboration prompts, whatever prompts.* say (a base
+  // config shared with hogwild runs keeps its prompts).
+  config.prompts.collaborate = false;
+  switch (config.method) {
+    case Method::Single:
+      if (root["workers"].IsDefined() && config.workers != 1)
+        reader.fail_at(root["workers"], "workers", "must be 1 with method single, got ",
+                       config.workers, " (independent workers: method independent)");
+      if (config.vote)
+        reader.fail_at(root["vote"], "vote", "needs several workers: not with method single");
+      config.workers = 1;
+      break;
+    case Method::SelfConsistency:
+      if (config.sampling.temperature <= 0)
+        reader.fail_at(root["sampling"].IsDefined() ? root["sampling"]["temperature"] : root,
+                       "sampling.temperature",
+                       "must be above 0 with method self_consistency (greedy samples would all be "
+                       "the same), got ",
+                       config.sampling.temperature);
+      if (root["vote"].IsDefined() && !config.vote)
+        reader.fail_at(root["vote"], "vote", "cannot be false with method self_consistency");
+      config.vote = true;
+      break;
+    default:
+      break;
+  }
+}
+
 RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
   RunConfig config;
   // prompts.* keys replace single texts of the built-in ones of the chosen style.
@@ -88,6 +127,11 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
                    "needs parallel.worker_groups: 1 (got ", config.parallel.worker_groups,
                    "): the logits of other groups' workers never reach rank 0, which writes the "
                    "results");
+  check_method(reader, root, config);
+  if (!config.checkpoints.empty() && config.checkpoints.back() > config.budget)
+    reader.fail_at(root["checkpoints"], "checkpoints", "has ", config.checkpoints.back(),
+                   ", more than the budget (", config.budget,
+                   "): a checkpoint is a budget the run also reaches");
   // Defaults that depend on other keys.
   if (config.names.empty()) config.names = default_names(config.workers);
   if (trim(config.transcript).empty()) {
@@ -141,6 +185,9 @@ TeamSettings team_settings(const RunConfig& config) {
   settings.seed = config.seed;
   settings.worker_groups = static_cast<int32_t>(config.parallel.worker_groups);
   settings.record_logprobs = config.record_logprobs;
+  settings.method = config.method;
+  settings.vote = config.vote;
+  settings.checkpoints = config.checkpoints;
   return settings;
 }
 

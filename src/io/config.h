@@ -63,10 +63,16 @@ struct RunConfig {
   int64_t page_size = kDefaultPageSize;   // tokens per KV page
   int64_t max_tokens_per_problem = 8192;  // cache capacity per problem (all blocks)
   int64_t record_logprobs = 0;            // K > 0: logprobs and top-K of each sampled token
+  Method method = Method::Hogwild;        // hogwild, or one of the paper's baselines
+  bool vote = false;                      // independent workers: majority vote
+  std::vector<int64_t> checkpoints;       // forward passes at which the answer is recorded
   PromptConfig prompts;
   PromptFiles prompt_files;  // prompts.system_file / user_file, as given (read into `prompts`)
   std::string source_text;   // the YAML after overrides, echoed into results
   bool overwrite = false;    // `run --overwrite` (not a key): existing results may be replaced
+  // Set by `hogwild sweep` (not keys): the run's id and its varied keys as a JSON object.
+  std::string run_id;
+  std::string varied = "{}";
 };
 
 // Reads `path`, applies overrides ("workers=4", "sampling.temperature=0.7", "problems.limit=10"),

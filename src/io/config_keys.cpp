@@ -9,6 +9,7 @@
 #include "engine/logprobs.h"
 #include "io/problems_file.h"
 #include "io/worker_names.h"
+#include "io/yaml_reader.h"
 
 namespace hogwild {
 namespace {
@@ -40,6 +41,27 @@ constexpr std::array<std::string_view, 2> kWeightFormatNames = {"native", "f32"}
 constexpr std::array<std::string_view, 2> kPromptStyleNames = {"paper", "compact"};
 constexpr std::array<std::string_view, 2> kStopRuleNames = {"number_at_step_end", "any_boxed"};
 constexpr std::array<std::string_view, 2> kFinisherModeNames = {"reencode", "in_cache"};
+constexpr std::array<std::string_view, 4> kMethodNames = {"hogwild", "single", "independent",
+                                                          "self_consistency"};
+
+// checkpoints: forward passes, increasing; that they stay within the budget is checked once every
+// key is read (config.cpp).
+void read_checkpoints(const ConfigReader& reader, const YAML::Node& node, RunConfig& config) {
+  if (!node.IsSequence() || node.size() == 0)
+    reader.fail_at(node, "checkpoints",
+                   "must be a non-empty list of forward passes, e.g. [256, 512, 1024], got ",
+                   describe(node));
+  std::vector<int64_t> passes;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = cat("checkpoints[", i, "]");
+    const int64_t value = reader.integer(node[i], path, 1, 1000000000, "in [1, 1000000000]");
+    if (!passes.empty() && value <= passes.back())
+      reader.fail_at(node[i], path, "must be more than the checkpoint before it (", passes.back(),
+                     "): checkpoints increase");
+    passes.push_back(value);
+  }
+  config.checkpoints = std::move(passes);
+}
 
 // Sections are followed by their keys; the order is the reading order and the order of the
 // known-key lists in messages.
@@ -248,6 +270,32 @@ constexpr ConfigKey kConfigKeys[] = {
         .default_doc = "8192",
         .doc = "cache capacity per problem (all blocks); at most the model's context length",
         .field = &member<&RunConfig::max_tokens_per_problem>,
+    },
+    {
+        .key = "method",
+        .kind = KeyKind::kChoice,
+        .choices = kMethodNames,
+        .default_doc = "`hogwild`",
+        .doc = "`hogwild`; the paper's baselines: `single` (one worker, no collaboration prompts), "
+               "`independent` (workers that see only their own text), `self_consistency` "
+               "(independent samples at `sampling.temperature` > 0, majority vote)",
+        .field = &member<&RunConfig::method>,
+    },
+    {
+        .key = "vote",
+        .kind = KeyKind::kBoolean,
+        .default_doc = "`false`",
+        .doc = "`independent`: the majority answer of all workers instead of the first one found "
+               "(`self_consistency` always votes)",
+        .field = &member<&RunConfig::vote>,
+    },
+    {
+        .key = "checkpoints",
+        .kind = KeyKind::kCustom,
+        .default_doc = "none",
+        .doc = "forward passes, increasing, at most `budget`: at each, the answer a run with that "
+               "budget would give is recorded (`/problems/<id>/checkpoints`)",
+        .read = read_checkpoints,
     },
     {
         .key = "record_logprobs",
@@ -559,7 +607,8 @@ constexpr bool field_fits_kind(const ConfigKey& row) {
     case KeyKind::kChoice:
       return (holds<std::string>(row.field) || holds<Layout>(row.field) ||
               holds<SyncMode>(row.field) || holds<PromptStyle>(row.field) ||
-              holds<StopRule>(row.field) || holds<FinisherMode>(row.field)) &&
+              holds<StopRule>(row.field) || holds<FinisherMode>(row.field) ||
+              holds<Method>(row.field)) &&
              row.choices.size() >= 2;
     case KeyKind::kSection:
       return std::holds_alternative<std::monostate>(row.field) && !row.what.empty();

@@ -6,12 +6,14 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <set>
@@ -234,54 +236,113 @@ Handle new_group(hid_t parent, const std::string& name) {
   return {H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
 }
 
-// A table row's schema, stated once: each field's name, its place in the C++ record, and whether
-// it is an int32 or a float64. The memory type follows the struct; the file type is the same
-// fields packed little-endian, so files read the same on every machine.
+// A table row's schema, stated once: each field's name, its place in the C++ record and its
+// type. The memory type follows the struct; the file type is the same fields packed
+// little-endian, so files read the same on every machine. Strings are variable-length UTF-8
+// (a `const char*` in the record).
+enum class FieldType { kInt32, kInt8, kFloat64, kString };
+
 struct Field {
   const char* name;
   size_t offset;
-  bool is_int32;  // else float64
+  FieldType type;
 };
 
 struct TableSchema {
   Handle memory, file;
 };
 
+Handle utf8_string_type() {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  must(H5Tset_size(type.id(), H5T_VARIABLE));
+  must(H5Tset_cset(type.id(), H5T_CSET_UTF8));
+  return type;
+}
+
 template <typename Record>
 TableSchema table_schema(std::initializer_list<Field> fields) {
-  size_t file_size = 0;
-  for (const Field& field : fields) file_size += field.is_int32 ? sizeof(int32_t) : sizeof(double);
+  const Handle text = utf8_string_type();
+  const auto file_size = [&](FieldType type) -> size_t {
+    switch (type) {
+      case FieldType::kInt32:
+        return sizeof(int32_t);
+      case FieldType::kInt8:
+        return sizeof(int8_t);
+      case FieldType::kFloat64:
+        return sizeof(double);
+      case FieldType::kString:
+        return H5Tget_size(text.id());
+    }
+    return 0;
+  };
+  size_t total = 0;
+  for (const Field& field : fields) total += file_size(field.type);
   TableSchema schema{Handle(H5Tcreate(H5T_COMPOUND, sizeof(Record)), H5Tclose),
-                     Handle(H5Tcreate(H5T_COMPOUND, file_size), H5Tclose)};
+                     Handle(H5Tcreate(H5T_COMPOUND, total), H5Tclose)};
   size_t offset = 0;
   for (const Field& field : fields) {
-    must(H5Tinsert(schema.memory.id(), field.name, field.offset,
-                   field.is_int32 ? H5T_NATIVE_INT32 : H5T_NATIVE_DOUBLE));
-    must(H5Tinsert(schema.file.id(), field.name, offset,
-                   field.is_int32 ? H5T_STD_I32LE : H5T_IEEE_F64LE));
-    offset += field.is_int32 ? sizeof(int32_t) : sizeof(double);
+    hid_t memory = H5T_NATIVE_INT32, file = H5T_STD_I32LE;
+    if (field.type == FieldType::kInt8) memory = H5T_NATIVE_INT8, file = H5T_STD_I8LE;
+    if (field.type == FieldType::kFloat64) memory = H5T_NATIVE_DOUBLE, file = H5T_IEEE_F64LE;
+    if (field.type == FieldType::kString) memory = file = text.id();
+    must(H5Tinsert(schema.memory.id(), field.name, field.offset, memory));
+    must(H5Tinsert(schema.file.id(), field.name, offset, file));
+    offset += file_size(field.type);
   }
   return schema;
 }
 
+constexpr FieldType kI32 = FieldType::kInt32, kI8 = FieldType::kInt8, kF64 = FieldType::kFloat64,
+                    kText = FieldType::kString;
+
 TableSchema step_schema() {
-  return table_schema<StepRecord>({{"worker", offsetof(StepRecord, worker), true},
-                                   {"step", offsetof(StepRecord, step), true},
-                                   {"first_token", offsetof(StepRecord, first_token), true},
-                                   {"end_token", offsetof(StepRecord, end_token), true},
-                                   {"finished_pass", offsetof(StepRecord, finished_pass), true},
-                                   {"seconds", offsetof(StepRecord, seconds), false}});
+  return table_schema<StepRecord>({{"worker", offsetof(StepRecord, worker), kI32},
+                                   {"step", offsetof(StepRecord, step), kI32},
+                                   {"first_token", offsetof(StepRecord, first_token), kI32},
+                                   {"end_token", offsetof(StepRecord, end_token), kI32},
+                                   {"finished_pass", offsetof(StepRecord, finished_pass), kI32},
+                                   {"seconds", offsetof(StepRecord, seconds), kF64},
+                                   {"started_pass", offsetof(StepRecord, started_pass), kI32}});
 }
 
 TableSchema timing_schema() {
-  return table_schema<RankTiming>(
-      {{"rank", offsetof(RankTiming, rank), true},
-       {"group", offsetof(RankTiming, group), true},
-       {"tensor_rank", offsetof(RankTiming, tensor_rank), true},
-       {"seconds", offsetof(RankTiming, seconds), false},
-       {"compute_seconds", offsetof(RankTiming, compute_seconds), false},
-       {"tensor_seconds", offsetof(RankTiming, tensor_seconds), false},
-       {"worker_seconds", offsetof(RankTiming, worker_seconds), false}});
+  return table_schema<RankTiming>({{"rank", offsetof(RankTiming, rank), kI32},
+                                   {"group", offsetof(RankTiming, group), kI32},
+                                   {"tensor_rank", offsetof(RankTiming, tensor_rank), kI32},
+                                   {"seconds", offsetof(RankTiming, seconds), kF64},
+                                   {"compute_seconds", offsetof(RankTiming, compute_seconds), kF64},
+                                   {"tensor_seconds", offsetof(RankTiming, tensor_seconds), kF64},
+                                   {"worker_seconds", offsetof(RankTiming, worker_seconds), kF64}});
+}
+
+// Rows as HDF5 writes them: plain data and C strings that point into the records.
+struct CheckpointRow {
+  int32_t checkpoint;
+  const char* answer;
+  int8_t correct;
+  int32_t forward_passes;
+  double seconds;
+};
+
+TableSchema checkpoint_schema() {
+  return table_schema<CheckpointRow>(
+      {{"checkpoint", offsetof(CheckpointRow, checkpoint), kI32},
+       {"answer", offsetof(CheckpointRow, answer), kText},
+       {"correct", offsetof(CheckpointRow, correct), kI8},
+       {"forward_passes", offsetof(CheckpointRow, forward_passes), kI32},
+       {"seconds", offsetof(CheckpointRow, seconds), kF64}});
+}
+
+struct EventRow {
+  int32_t pass;
+  int32_t worker;
+  const char* kind;
+};
+
+TableSchema event_schema() {
+  return table_schema<EventRow>({{"pass", offsetof(EventRow, pass), kI32},
+                                 {"worker", offsetof(EventRow, worker), kI32},
+                                 {"kind", offsetof(EventRow, kind), kText}});
 }
 
 // Where a file is written until it is published: a hidden name beside it, unique to this process,
@@ -396,162 +457,137 @@ class TextFile {
   int fd_ = -1;
 };
 
-}  // namespace
+// One problem's group, built unnamed (H5Gcreate_anon) and linked under /problems only once
+// complete: a write cut short (a full disk) leaves no half-written problem to read.
+void write_problem(hid_t file, hid_t problems, const ProblemResult& result, const std::string& name,
+                   int64_t index, const std::string& hdf5_path) {
+  const Handle group(H5Gcreate_anon(file, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  const hid_t g = group.id();
+  put_string(g, "id", result.id);
+  put_string(g, "question", result.question);
+  put_string(g, "reference_answer", result.reference_answer);
+  put_string(g, "answer", result.answer);
+  put_string(g, "answer_source", result.answer_source);
+  put_number(g, "answer_worker", H5T_STD_I32LE, H5T_NATIVE_INT32, result.answer_worker);
+  put_int8(g, "correct", static_cast<int8_t>(result.correct));
+  put_string(g, "stop_reason", result.stop_reason);
+  put_string(g, "error", result.error);
+  put_int64(g, "forward_passes", result.forward_passes);
+  put_int64(g, "generated_tokens", result.generated_tokens);
+  put_double(g, "seconds", result.seconds);
+  put_int64(g, "index", index);
 
-struct ResultsWriter::Impl {
-  std::string hdf5_path;
-  std::string transcript_path;
-  std::string hdf5_staged, transcript_staged;  // the files' names until published
-  bool overwrite = false;
-  bool published = false;
-  Handle file;
-  Handle problems;
-  TextFile transcript;
-  bool open = false;
-  std::set<std::string> ids;
-  std::set<std::string> names;
-  int64_t written = 0;
-  int64_t checked = 0;  // problems with a reference (correct != -1)
-  int64_t correct = 0;
-  int64_t failed = 0;
-  int64_t generated_tokens = 0;
-
-  // Also runs when the constructor throws half-way, which ~ResultsWriter would not.
-  ~Impl() { close_files(); }
-  void write_problem(const ProblemResult& result, const std::string& name);
-  void append_transcript(const ProblemResult& result);
-  void publish_once();
-  void close_files() noexcept;
-};
-
-// Both files take their final names once the first result (or the summary of an empty run) is on
-// disk; before that, a failed run leaves whatever had those names as it was.
-void ResultsWriter::Impl::publish_once() {
-  if (published) return;
-  publish(hdf5_staged, hdf5_path, overwrite);
-  published = true;  // the HDF5 file is in place; a failed move of the transcript names its file
-  publish(transcript_staged, transcript_path, overwrite);
-}
-
-ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
-                             const RunInfo& info, bool overwrite)
-    : impl_(std::make_unique<Impl>()) {
-  // Errors reach the user as one hogwild::Error line; HDF5 prints nothing itself, not even at
-  // exit (its atexit clean-up reports files it could not close after a full disk).
-  static const bool configured = [] {
-    H5dont_atexit();
-    return H5Eset_auto2(H5E_DEFAULT, record_error, nullptr) >= 0;
-  }();
-  HOGWILD_CHECK(configured, "results: cannot set HDF5's error handler");
-  Impl& run = *impl_;
-  run.hdf5_path = hdf5_path;
-  run.transcript_path = transcript_path;
-  HOGWILD_CHECK(!hdf5_path.empty(), "results: the HDF5 path is empty");
-  HOGWILD_CHECK(!transcript_path.empty(), "results: the transcript path is empty");
-  run.overwrite = overwrite;
-  require_file_or_nothing(hdf5_path);
-  require_file_or_nothing(transcript_path);
-  make_parent_folders(hdf5_path);
-  make_parent_folders(transcript_path);
-  run.hdf5_staged = staging_path(hdf5_path);
-  run.transcript_staged = staging_path(transcript_path);
-
-  guarded(hdf5_path, "create the file", [&] {
-    run.file = Handle(H5Fcreate(run.hdf5_staged.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
-                      H5Fclose);
-  });
-  run.open = true;
-  guarded(hdf5_path, "write the run attributes", [&] {
-    const hid_t root = run.file.id();
-    put_string(root, "config", info.config_text);
-    put_string(root, "model", info.model);
-    put_string(root, "layout", info.layout);
-    put_int64(root, "workers", info.workers);
-    put_string(root, "created", utc_now_iso8601());
-    put_string(root, "hogwild_version", HOGWILD_VERSION);
-    run.problems = new_group(root, "problems");
-    must(H5Fflush(root, H5F_SCOPE_GLOBAL));
-  });
-
-  if (!run.transcript.open_new(run.transcript_staged))
-    fail("results: cannot create the transcript ", transcript_path, ": ", std::strerror(errno));
-}
-
-// Impl closes the files, without a summary, if close() was not called.
-ResultsWriter::~ResultsWriter() = default;
-
-void ResultsWriter::write(const ProblemResult& result) {
-  Impl& run = *impl_;
-  HOGWILD_CHECK(run.open, run.hdf5_path, ": cannot write problem '", result.id,
-                "' after the results were closed");
-  HOGWILD_CHECK(run.ids.insert(result.id).second, run.hdf5_path, ": problem '", result.id,
-                "' was already written");
-  // Two ids may sanitize to one name ("a/b", "a_b"); the later one gets a number appended.
-  const std::string base = hdf5_name(result.id);
-  std::string name = base;
-  for (int suffix = 2; run.names.contains(name); ++suffix)
-    name = base + "#" + std::to_string(suffix);
-  run.names.insert(name);
-
-  run.write_problem(result, name);
-  ++run.written;
-  if (!result.error.empty()) ++run.failed;
-  if (result.correct != -1) {
-    ++run.checked;
-    if (result.correct == 1) ++run.correct;
+  const Handle workers = new_group(g, "workers");
+  std::set<std::string> worker_names;
+  for (const WorkerRecord& worker : result.workers) {
+    const std::string worker_name = hdf5_name(worker.name);
+    HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": problem '", result.id,
+                  "' has two workers named '", worker.name, "'");
+    // Checked before the problem is linked: records out of line with the tokens are a bug.
+    HOGWILD_CHECK(logprobs_align(worker), hdf5_path, ": problem '", result.id, "', worker '",
+                  worker.name, "': ", worker.logprobs.size(), " logprobs and ",
+                  worker.top_ids.size(), " top ids (top_k ", worker.top_k, ") for ",
+                  worker.tokens.size(), " tokens");
+    const Handle folder = new_group(workers.id(), worker_name);
+    put_table(folder.id(), "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, worker.tokens.data(),
+              worker.tokens.size());
+    if (worker.top_k > 0) put_logprobs(folder.id(), worker);
+    put_string_dataset(folder.id(), "text", worker.text);
   }
-  run.generated_tokens += result.generated_tokens;
-  run.append_transcript(result);
-  run.publish_once();
+  const TableSchema steps = step_schema();
+  put_table(g, "steps", steps.file.id(), steps.memory.id(), result.steps.data(),
+            result.steps.size());
+  if (!result.checkpoints.empty()) {
+    std::vector<CheckpointRow> rows;
+    rows.reserve(result.checkpoints.size());
+    for (const CheckpointRecord& c : result.checkpoints)
+      rows.push_back({c.checkpoint, c.answer.c_str(), static_cast<int8_t>(c.correct),
+                      c.forward_passes, c.seconds});
+    const TableSchema schema = checkpoint_schema();
+    put_table(g, "checkpoints", schema.file.id(), schema.memory.id(), rows.data(), rows.size());
+  }
+  std::vector<EventRow> events;
+  events.reserve(result.events.size());
+  for (const EventRecord& e : result.events) events.push_back({e.pass, e.worker, e.kind.c_str()});
+  const TableSchema event_table = event_schema();
+  put_table(g, "events", event_table.file.id(), event_table.memory.id(), events.data(),
+            events.size());
+  put_string_dataset(g, "transcript", result.transcript);
+  must(H5Olink(g, problems, name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
 }
 
-// The problem's group is built unnamed (H5Gcreate_anon) and linked under /problems only once
-// complete and flushed: a write cut short (a full disk) leaves no half-written problem to read.
-void ResultsWriter::Impl::write_problem(const ProblemResult& result, const std::string& name) {
-  guarded(hdf5_path, "write problem '" + result.id + "'", [&] {
-    const Handle group(H5Gcreate_anon(file.id(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    const hid_t g = group.id();
-    put_string(g, "id", result.id);
-    put_string(g, "question", result.question);
-    put_string(g, "reference_answer", result.reference_answer);
-    put_string(g, "answer", result.answer);
-    put_int8(g, "correct", static_cast<int8_t>(result.correct));
-    put_string(g, "stop_reason", result.stop_reason);
-    put_string(g, "error", result.error);
-    put_int64(g, "forward_passes", result.forward_passes);
-    put_int64(g, "generated_tokens", result.generated_tokens);
-    put_double(g, "seconds", result.seconds);
-    put_int64(g, "index", written);
+// ---- Reading results back (resume) ----
 
-    const Handle workers = new_group(g, "workers");
-    std::set<std::string> worker_names;
-    for (const WorkerRecord& worker : result.workers) {
-      const std::string worker_name = hdf5_name(worker.name);
-      HOGWILD_CHECK(worker_names.insert(worker_name).second, hdf5_path, ": problem '", result.id,
-                    "' has two workers named '", worker.name, "'");
-      // Checked before the problem is linked: records out of line with the tokens are a bug.
-      HOGWILD_CHECK(logprobs_align(worker), hdf5_path, ": problem '", result.id, "', worker '",
-                    worker.name, "': ", worker.logprobs.size(), " logprobs and ",
-                    worker.top_ids.size(), " top ids (top_k ", worker.top_k, ") for ",
-                    worker.tokens.size(), " tokens");
-      const Handle folder = new_group(workers.id(), worker_name);
-      put_table(folder.id(), "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, worker.tokens.data(),
-                worker.tokens.size());
-      if (worker.top_k > 0) put_logprobs(folder.id(), worker);
-      put_string_dataset(folder.id(), "text", worker.text);
-    }
-    const TableSchema schema = step_schema();
-    put_table(g, "steps", schema.file.id(), schema.memory.id(), result.steps.data(),
-              result.steps.size());
-    put_string_dataset(g, "transcript", result.transcript);
-    must(H5Fflush(file.id(), H5F_SCOPE_GLOBAL));
-    // Now it has a name; flushed again so that a run killed later still leaves it readable.
-    must(H5Olink(g, problems.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
-    must(H5Fflush(file.id(), H5F_SCOPE_GLOBAL));
-  });
+std::string read_string_attribute(hid_t object, const char* name) {
+  if (must(H5Aexists(object, name)) == 0) return {};
+  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  const Handle type(H5Aget_type(attribute.id()), H5Tclose);
+  if (H5Tget_class(type.id()) != H5T_STRING) throw Hdf5Failure{};
+  if (must(H5Tis_variable_str(type.id())) > 0) {
+    const Handle memory = utf8_string_type();
+    char* text = nullptr;
+    must(H5Aread(attribute.id(), memory.id(), &text));
+    std::string value = text != nullptr ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+  std::string value(H5Tget_size(type.id()), '\0');
+  must(H5Aread(attribute.id(), type.id(), value.data()));
+  return value;
 }
 
-void ResultsWriter::Impl::append_transcript(const ProblemResult& result) {
+int64_t read_int_attribute(hid_t object, const char* name, int64_t otherwise) {
+  if (must(H5Aexists(object, name)) == 0) return otherwise;
+  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  int64_t value = 0;
+  must(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value));
+  return value;
+}
+
+std::vector<std::string> group_names(hid_t group) {
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  hsize_t index = 0;
+  must(H5Literate(group, H5_INDEX_NAME, H5_ITER_NATIVE, &index, collect, &names));
+  return names;
+}
+
+FinishedProblem read_finished(hid_t problems, const std::string& name, const std::string& part) {
+  const Handle group(H5Gopen2(problems, name.c_str(), H5P_DEFAULT), H5Gclose);
+  FinishedProblem done;
+  done.id = read_string_attribute(group.id(), "id");
+  done.question = read_string_attribute(group.id(), "question");
+  done.name = name;
+  done.part_file = part;
+  done.index = read_int_attribute(group.id(), "index", 0);
+  done.generated_tokens = read_int_attribute(group.id(), "generated_tokens", 0);
+  done.failed = !read_string_attribute(group.id(), "error").empty();
+  const Handle attribute(H5Aopen(group.id(), "correct", H5P_DEFAULT), H5Aclose);
+  int8_t correct = -1;
+  must(H5Aread(attribute.id(), H5T_NATIVE_INT8, &correct));
+  done.correct = correct;
+  return done;
+}
+
+bool is_part_name(const std::string& name) {
+  return name.size() == 9 && name.ends_with(".h5") &&
+         std::all_of(name.begin(), name.begin() + 6, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The part files of a folder, in the order they were written.
+std::vector<std::string> part_files(const std::string& folder) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error))
+    if (is_part_name(entry.path().filename().string())) files.push_back(entry.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string transcript_entry(const ProblemResult& result) {
   std::ostringstream text;
   text << "=== problem " << result.id << " ===\n" << result.transcript;
   if (!result.transcript.empty() && result.transcript.back() != '\n') text << '\n';
@@ -561,61 +597,464 @@ void ResultsWriter::Impl::append_transcript(const ProblemResult& result) {
   if (!result.error.empty()) text << "; failed: " << result.error;
   text << "; stop: " << result.stop_reason << "; " << result.generated_tokens << " tokens in "
        << result.seconds << " s ===\n\n";
-  if (!transcript.append(text.str()))
-    fail("results: cannot write the transcript of problem '", result.id, "' in ", transcript_path,
-         ": ", std::strerror(errno));
+  return text.str();
+}
+
+// A stored problem's transcript entry, as transcript_entry wrote it.
+std::string stored_transcript_entry(hid_t problems, const std::string& name) {
+  const Handle group(H5Gopen2(problems, name.c_str(), H5P_DEFAULT), H5Gclose);
+  ProblemResult result;
+  result.id = read_string_attribute(group.id(), "id");
+  result.answer = read_string_attribute(group.id(), "answer");
+  result.reference_answer = read_string_attribute(group.id(), "reference_answer");
+  result.error = read_string_attribute(group.id(), "error");
+  result.stop_reason = read_string_attribute(group.id(), "stop_reason");
+  result.generated_tokens = read_int_attribute(group.id(), "generated_tokens", 0);
+  {
+    const Handle attribute(H5Aopen(group.id(), "correct", H5P_DEFAULT), H5Aclose);
+    int8_t correct = -1;
+    must(H5Aread(attribute.id(), H5T_NATIVE_INT8, &correct));
+    result.correct = correct;
+    const Handle seconds(H5Aopen(group.id(), "seconds", H5P_DEFAULT), H5Aclose);
+    must(H5Aread(seconds.id(), H5T_NATIVE_DOUBLE, &result.seconds));
+  }
+  const Handle dataset(H5Dopen2(group.id(), "transcript", H5P_DEFAULT), H5Dclose);
+  const Handle type(H5Dget_type(dataset.id()), H5Tclose);
+  if (must(H5Tis_variable_str(type.id())) > 0) {
+    const Handle memory = utf8_string_type();
+    char* text = nullptr;
+    must(H5Dread(dataset.id(), memory.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &text));
+    result.transcript = text != nullptr ? text : "";
+    H5free_memory(text);
+  } else {
+    result.transcript.assign(H5Tget_size(type.id()), '\0');
+    must(H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, result.transcript.data()));
+  }
+  return transcript_entry(result);
+}
+
+void configure_hdf5() {
+  // Errors reach the user as one hogwild::Error line; HDF5 prints nothing itself, not even at
+  // exit (its atexit clean-up reports files it could not close after a full disk).
+  static const bool configured = [] {
+    H5dont_atexit();
+    return H5Eset_auto2(H5E_DEFAULT, record_error, nullptr) >= 0;
+  }();
+  HOGWILD_CHECK(configured, "results: cannot set HDF5's error handler");
+}
+
+Handle open_readonly(const std::string& path) {
+  return {H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+}
+
+// fsync of a file or folder: a renamed part must be on disk before the index names it.
+bool sync_path(const std::string& path, bool folder) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (folder ? O_DIRECTORY : 0));
+  if (fd < 0) return false;
+  const bool synced = ::fsync(fd) == 0 || errno == EINVAL;
+  ::close(fd);
+  return synced;
+}
+
+void put_run_attributes(hid_t root, const RunInfo& info, bool complete) {
+  put_string(root, "config", info.config_text);
+  put_string(root, "fingerprint", info.fingerprint);
+  put_string(root, "model", info.model);
+  put_string(root, "layout", info.layout);
+  put_int64(root, "workers", info.workers);
+  put_string(root, "method", info.method);
+  put_string(root, "run_id", info.run_id);
+  put_string(root, "varied", info.varied);
+  put_int64(root, "budget", info.budget);
+  put_int64(root, "batch_problems", info.batch_problems);
+  put_int64(root, "tensor", info.tensor);
+  put_int64(root, "worker_groups", info.worker_groups);
+  put_int64(root, "world_size", info.world_size);
+  put_string(root, "created", utc_now_iso8601());
+  put_string(root, "hogwild_version", HOGWILD_VERSION);
+  put_int8(root, "complete", complete ? 1 : 0);
+}
+
+}  // namespace
+
+std::string parts_folder(const std::string& hdf5_path) {
+  const std::filesystem::path path(hdf5_path);
+  return (path.parent_path() / ("." + path.filename().string() + ".parts")).string();
+}
+
+ExistingResults read_existing_results(const std::string& hdf5_path) {
+  configure_hdf5();
+  ExistingResults existing;
+  std::error_code error;
+  const std::string parts = parts_folder(hdf5_path);
+  const bool has_file = std::filesystem::exists(hdf5_path, error);
+  const bool has_parts = std::filesystem::is_directory(parts, error);
+  if (!has_file && !has_parts) return existing;
+  existing.found = true;
+  // A packed file is the whole run (a parts folder beside it is one whose removal was cut short).
+  if (has_file) {
+    bool packed = false;
+    guarded(hdf5_path, "read the results", [&] {
+      const Handle file = open_readonly(hdf5_path);
+      if (read_int_attribute(file.id(), "complete", 0) != 1) return;
+      packed = true;
+      existing.complete = true;
+      existing.fingerprint = read_string_attribute(file.id(), "fingerprint");
+      const Handle problems(H5Gopen2(file.id(), "problems", H5P_DEFAULT), H5Gclose);
+      for (const std::string& name : group_names(problems.id()))
+        existing.problems.push_back(read_finished(problems.id(), name, ""));
+    });
+    if (packed) {
+      if (existing.fingerprint.empty())
+        fail("results file '", hdf5_path,
+             "' has no fingerprint (written by an older hogwild): it cannot be resumed; add "
+             "--overwrite to replace it, or choose another output=");
+      std::sort(
+          existing.problems.begin(), existing.problems.end(),
+          [](const FinishedProblem& a, const FinishedProblem& b) { return a.index < b.index; });
+      return existing;
+    }
+    if (!has_parts)
+      fail("results file '", hdf5_path,
+           "' is an index whose parts folder is gone: add --overwrite to replace it, or choose "
+           "another output=");
+  }
+  for (const std::string& part : part_files(parts)) {
+    guarded(part, "read the finished problem", [&] {
+      const Handle file = open_readonly(part);
+      const std::string fingerprint = read_string_attribute(file.id(), "fingerprint");
+      if (existing.fingerprint.empty()) existing.fingerprint = fingerprint;
+      if (fingerprint != existing.fingerprint)
+        fail("results: ", part, " belongs to another configuration than the parts before it");
+      const Handle problems(H5Gopen2(file.id(), "problems", H5P_DEFAULT), H5Gclose);
+      for (const std::string& name : group_names(problems.id()))
+        existing.problems.push_back(read_finished(problems.id(), name, part));
+    });
+  }
+  return existing;
+}
+
+struct ResultsWriter::Impl {
+  std::string hdf5_path;
+  std::string transcript_path;
+  std::string parts;  // the parts folder
+  std::string transcript_staged;
+  RunInfo info;
+  bool overwrite = false;
+  bool resumed = false;
+  bool published = false;  // the index and the transcript have their names
+  bool open = false;
+  int lock_fd = -1;
+  TextFile transcript;
+  std::vector<FinishedProblem> finished;  // every part, in order
+  std::set<std::string> ids;
+  std::set<std::string> names;
+  int64_t written = 0;
+  int64_t checked = 0;  // problems with a reference (correct != -1)
+  int64_t correct = 0;
+  int64_t failed = 0;
+  int64_t generated_tokens = 0;
+  std::vector<RankTiming> timings;
+
+  // Also runs when the constructor throws half-way, which ~ResultsWriter would not.
+  ~Impl() { close_files(); }
+  void lock_parts();
+  void count(const FinishedProblem& problem);
+  std::string part_path(int64_t index) const;
+  void write_part(const std::string& path, const std::function<void(hid_t, hid_t)>& body);
+  void unpack(const ExistingResults& existing);
+  void rebuild_transcript();
+  void write_index();
+  void publish_file(const std::string& staged, const std::string& path);
+  void publish_once();
+  void close_files() noexcept;
+};
+
+// One writer per parts folder: a second run on the same output is refused while this one lives.
+void ResultsWriter::Impl::lock_parts() {
+  std::error_code error;
+  std::filesystem::create_directories(parts, error);
+  if (error) fail("results: cannot create the folder ", parts, ": ", error.message());
+  lock_fd = ::open(parts.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd < 0) fail("results: cannot open the folder ", parts, ": ", std::strerror(errno));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    fail("results: ", hdf5_path, " is being written by another run (", parts, " is locked)");
+}
+
+void ResultsWriter::Impl::count(const FinishedProblem& problem) {
+  ids.insert(problem.id);
+  names.insert(problem.name);
+  ++written;
+  if (problem.failed) ++failed;
+  if (problem.correct != -1) {
+    ++checked;
+    if (problem.correct == 1) ++correct;
+  }
+  generated_tokens += problem.generated_tokens;
+  finished.push_back(problem);
+}
+
+std::string ResultsWriter::Impl::part_path(int64_t index) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%06lld.h5", static_cast<long long>(index));
+  return (std::filesystem::path(parts) / name).string();
+}
+
+// A part is written beside its name, synced and renamed: complete or absent, whenever the process
+// dies. `body` gets the file and its /problems group.
+void ResultsWriter::Impl::write_part(const std::string& path,
+                                     const std::function<void(hid_t, hid_t)>& body) {
+  const std::string staged = staging_path(path);
+  try {
+    guarded(hdf5_path, "write " + path, [&] {
+      Handle file(H5Fcreate(staged.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      put_string(file.id(), "fingerprint", info.fingerprint);
+      Handle problems = new_group(file.id(), "problems");
+      body(file.id(), problems.id());
+      problems.close();
+      file.close();
+    });
+    if (!sync_path(staged, false))
+      fail("results: cannot write ", path, " in ", hdf5_path, ": ", std::strerror(errno));
+    if (std::rename(staged.c_str(), path.c_str()) != 0)
+      fail("results: cannot move ", staged, " to ", path, ": ", std::strerror(errno));
+    sync_path(parts, true);
+  } catch (...) {
+    std::remove(staged.c_str());
+    throw;
+  }
+}
+
+// A packed file to resume: its problems become parts again (the file is left as it is until the
+// index replaces it).
+void ResultsWriter::Impl::unpack(const ExistingResults& existing) {
+  for (const FinishedProblem& problem : existing.problems) {
+    FinishedProblem part = problem;
+    part.part_file = part_path(written);
+    write_part(part.part_file, [&](hid_t file, hid_t problems) {
+      (void)file;
+      const Handle source = open_readonly(hdf5_path);
+      const std::string object = "problems/" + problem.name;
+      must(H5Ocopy(source.id(), object.c_str(), problems, problem.name.c_str(), H5P_DEFAULT,
+                   H5P_DEFAULT));
+    });
+    count(part);
+  }
+}
+
+// The transcript of the problems finished so far, staged: it replaces the old one at publish.
+void ResultsWriter::Impl::rebuild_transcript() {
+  for (const FinishedProblem& problem : finished) {
+    std::string entry;
+    guarded(problem.part_file, "read the finished problem", [&] {
+      const Handle file = open_readonly(problem.part_file);
+      const Handle problems(H5Gopen2(file.id(), "problems", H5P_DEFAULT), H5Gclose);
+      entry = stored_transcript_entry(problems.id(), problem.name);
+    });
+    if (!transcript.append(entry))
+      fail("results: cannot write the transcript ", transcript_path, ": ", std::strerror(errno));
+  }
+}
+
+// The index: the run's attributes and an external link per part (relative to the index's folder,
+// where HDF5 looks for them), replaced atomically.
+void ResultsWriter::Impl::write_index() {
+  const std::string staged = staging_path(hdf5_path);
+  const std::string folder = std::filesystem::path(parts).filename().string();
+  try {
+    guarded(hdf5_path, "write the index", [&] {
+      Handle file(H5Fcreate(staged.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      put_run_attributes(file.id(), info, false);
+      Handle problems = new_group(file.id(), "problems");
+      for (const FinishedProblem& problem : finished) {
+        const std::string target =
+            folder + "/" + std::filesystem::path(problem.part_file).filename().string();
+        const std::string object = "/problems/" + problem.name;
+        must(H5Lcreate_external(target.c_str(), object.c_str(), problems.id(), problem.name.c_str(),
+                                H5P_DEFAULT, H5P_DEFAULT));
+      }
+      problems.close();
+      file.close();
+    });
+    if (!sync_path(staged, false))
+      fail("results: cannot write the index ", hdf5_path, ": ", std::strerror(errno));
+    publish_file(staged, hdf5_path);
+  } catch (...) {
+    std::remove(staged.c_str());
+    throw;
+  }
+}
+
+// The first time, an existing file is replaced only with `overwrite` (or when resuming: it is
+// this run's); after that the file is ours.
+void ResultsWriter::Impl::publish_file(const std::string& staged, const std::string& path) {
+  if (published || resumed) {
+    if (std::rename(staged.c_str(), path.c_str()) != 0)
+      fail("results: cannot move ", staged, " to ", path, ": ", std::strerror(errno));
+    return;
+  }
+  publish(staged, path, overwrite);
+}
+
+void ResultsWriter::Impl::publish_once() {
+  if (published) return;
+  publish_file(transcript_staged, transcript_path);
+  published = true;
+}
+
+ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& transcript_path,
+                             const RunInfo& info, bool overwrite, const ExistingResults* resume)
+    : impl_(std::make_unique<Impl>()) {
+  configure_hdf5();
+  Impl& run = *impl_;
+  run.hdf5_path = hdf5_path;
+  run.transcript_path = transcript_path;
+  run.info = info;
+  HOGWILD_CHECK(!hdf5_path.empty(), "results: the HDF5 path is empty");
+  HOGWILD_CHECK(!transcript_path.empty(), "results: the transcript path is empty");
+  run.overwrite = overwrite;
+  run.resumed = resume != nullptr && resume->found;
+  require_file_or_nothing(hdf5_path);
+  require_file_or_nothing(transcript_path);
+  make_parent_folders(hdf5_path);
+  make_parent_folders(transcript_path);
+  run.parts = parts_folder(hdf5_path);
+  run.transcript_staged = staging_path(transcript_path);
+
+  std::error_code error;
+  const bool had_parts = std::filesystem::is_directory(run.parts, error);
+  if (!run.resumed && had_parts) {
+    if (!overwrite)
+      fail("results: ", run.parts,
+           " holds an interrupted run's problems: rerun the same "
+           "configuration to resume it, or add --overwrite to replace it");
+  }
+  run.lock_parts();
+  if (!run.resumed && had_parts) {
+    // --overwrite: the interrupted run's parts go (the lock proved no run is writing them).
+    for (const std::string& part : part_files(run.parts)) std::remove(part.c_str());
+  }
+  if (!run.transcript.open_new(run.transcript_staged))
+    fail("results: cannot create the transcript ", transcript_path, ": ", std::strerror(errno));
+  run.open = true;
+  if (!run.resumed) return;
+  if (resume->complete) {
+    run.unpack(*resume);
+  } else {
+    for (const FinishedProblem& problem : resume->problems) run.count(problem);
+  }
+  run.rebuild_transcript();
+  run.write_index();
+  run.publish_once();
+}
+
+// Impl closes the files, without a summary, if close() was not called.
+ResultsWriter::~ResultsWriter() = default;
+
+void ResultsWriter::write(const ProblemResult& result) {
+  Impl& run = *impl_;
+  HOGWILD_CHECK(run.open, run.hdf5_path, ": cannot write problem '", result.id,
+                "' after the results were closed");
+  HOGWILD_CHECK(!run.ids.contains(result.id), run.hdf5_path, ": problem '", result.id,
+                "' was already written");
+  // Two ids may sanitize to one name ("a/b", "a_b"); the later one gets a number appended.
+  const std::string base = hdf5_name(result.id);
+  std::string name = base;
+  for (int suffix = 2; run.names.contains(name); ++suffix)
+    name = base + "#" + std::to_string(suffix);
+
+  FinishedProblem part;
+  part.id = result.id;
+  part.question = result.question;
+  part.name = name;
+  part.part_file = run.part_path(run.written);
+  part.index = run.written;
+  part.correct = result.correct;
+  part.failed = !result.error.empty();
+  part.generated_tokens = result.generated_tokens;
+  run.write_part(part.part_file, [&](hid_t file, hid_t problems) {
+    write_problem(file, problems, result, name, run.written, run.hdf5_path);
+  });
+  run.count(part);
+  const std::string entry = transcript_entry(result);
+  if (!run.transcript.append(entry))
+    fail("results: cannot write the transcript of problem '", result.id, "' in ",
+         run.transcript_path, ": ", std::strerror(errno));
+  run.write_index();
+  run.publish_once();
 }
 
 void ResultsWriter::write_timings(const std::vector<RankTiming>& timings) {
   Impl& run = *impl_;
   HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
-  guarded(run.hdf5_path, "write the timings", [&] {
-    const TableSchema schema = timing_schema();
-    put_table(run.file.id(), "timings", schema.file.id(), schema.memory.id(), timings.data(),
-              timings.size());
-    must(H5Fflush(run.file.id(), H5F_SCOPE_GLOBAL));
-  });
+  run.timings = timings;
 }
 
+// Packs every part into one file beside the results, then moves it in place and removes the
+// parts: until the rename the index (and the parts) stay as they were.
 void ResultsWriter::close(double total_seconds) {
   Impl& run = *impl_;
   HOGWILD_CHECK(run.open, run.hdf5_path, ": the results were already closed");
-  guarded(run.hdf5_path, "write the run summary", [&] {
-    const hid_t root = run.file.id();
-    const double accuracy =
-        run.checked > 0 ? static_cast<double>(run.correct) / static_cast<double>(run.checked)
-                        : std::numeric_limits<double>::quiet_NaN();
-    put_int64(root, "problems", run.written);
-    put_int64(root, "failed_problems", run.failed);
-    put_double(root, "accuracy", accuracy);
-    put_double(root, "total_seconds", total_seconds);
-    put_int64(root, "generated_tokens", run.generated_tokens);
-    put_double(root, "tokens_per_second",
-               total_seconds > 0 ? static_cast<double>(run.generated_tokens) / total_seconds : 0.0);
-    must(H5Fflush(root, H5F_SCOPE_GLOBAL));
-  });
-  run.publish_once();
+  const std::string staged = staging_path(run.hdf5_path);
+  try {
+    guarded(run.hdf5_path, "write the run summary", [&] {
+      Handle file(H5Fcreate(staged.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      const hid_t root = file.id();
+      put_run_attributes(root, run.info, true);
+      Handle problems = new_group(root, "problems");
+      for (const FinishedProblem& problem : run.finished) {
+        const Handle part = open_readonly(problem.part_file);
+        const std::string object = "problems/" + problem.name;
+        must(H5Ocopy(part.id(), object.c_str(), problems.id(), problem.name.c_str(), H5P_DEFAULT,
+                     H5P_DEFAULT));
+      }
+      problems.close();
+      if (!run.timings.empty()) {
+        const TableSchema schema = timing_schema();
+        put_table(root, "timings", schema.file.id(), schema.memory.id(), run.timings.data(),
+                  run.timings.size());
+      }
+      const double accuracy =
+          run.checked > 0 ? static_cast<double>(run.correct) / static_cast<double>(run.checked)
+                          : std::numeric_limits<double>::quiet_NaN();
+      put_int64(root, "problems", run.written);
+      put_int64(root, "failed_problems", run.failed);
+      put_double(root, "accuracy", accuracy);
+      put_double(root, "total_seconds", total_seconds);
+      put_int64(root, "generated_tokens", run.generated_tokens);
+      put_double(
+          root, "tokens_per_second",
+          total_seconds > 0 ? static_cast<double>(run.generated_tokens) / total_seconds : 0.0);
+      file.close();
+    });
+    if (!sync_path(staged, false))
+      fail("results: cannot write ", run.hdf5_path, ": ", std::strerror(errno));
+    run.publish_file(staged, run.hdf5_path);
+  } catch (...) {
+    std::remove(staged.c_str());
+    throw;
+  }
+  if (!run.published) run.publish_once();
   run.open = false;
-  guarded(run.hdf5_path, "close the file", [&] {
-    run.problems.close();
-    run.file.close();
-  });
+  run.finished.clear();
+  std::error_code error;
+  std::filesystem::remove_all(run.parts, error);  // everything is in the packed file now
   if (!run.transcript.close())
     fail("results: cannot close the transcript ", run.transcript_path, ": ", std::strerror(errno));
 }
 
 void ResultsWriter::Impl::close_files() noexcept {
-  // Each handle closes once; after a failure (a full disk) HDF5 may refuse, which is all right:
-  // every finished problem was flushed before it was linked.
   open = false;
-  problems = Handle();
-  file = Handle();
   static_cast<void>(transcript.close());
   // Nothing was published: this run leaves no file behind (and touched none).
   if (!published) {
-    std::remove(hdf5_staged.c_str());
     std::remove(transcript_staged.c_str());
+    if (!resumed) {
+      std::error_code error;
+      std::filesystem::remove_all(parts, error);
+    }
   }
+  if (lock_fd >= 0) ::close(std::exchange(lock_fd, -1));
 }
 
 }  // namespace hogwild

@@ -205,12 +205,20 @@ TEST(Run, ExistingResultsAreNeverReplacedWithoutOverwrite) {
   const std::string& results = earlier.results;
   const std::string& transcript = earlier.transcript;
 
-  // Refused before the model is loaded, naming the file and the way on.
+  // The same configuration again: every problem is finished, nothing is computed or touched.
   const CommandResult again = hogwild("run " + demo_config() + " --quiet" + outputs);
-  EXPECT_NE(again.exit_code, 0);
-  EXPECT_EQ(again.output, "hogwild: error: results file '" + (dir / "r.h5") +
-                              "' exists and would be replaced: add --overwrite to replace it, or "
-                              "choose another output=\n");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("already finished"), std::string::npos) << again.output;
+  EXPECT_EQ(testing::read_file(dir / "r.h5"), results);
+  EXPECT_EQ(testing::read_file(dir / "r.txt"), transcript);
+
+  // Another configuration: refused before the model is loaded, naming the file, what differs
+  // and the way on.
+  const CommandResult other = hogwild("run " + demo_config() + " --quiet" + outputs + " budget=6");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_EQ(other.output, "hogwild: error: results file '" + (dir / "r.h5") +
+                              "' holds a run of another configuration (budget (was 8, now 6)): "
+                              "add --overwrite to replace it, or choose another output=\n");
   EXPECT_EQ(testing::read_file(dir / "r.h5"), results);
   EXPECT_EQ(testing::read_file(dir / "r.txt"), transcript);
 

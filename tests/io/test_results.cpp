@@ -183,8 +183,14 @@ void expect_problem(const json& stored, const ProblemResult& expected, int64_t i
   expect_number(attributes["seconds"], expected.seconds, "<f8", where + " seconds");
   expect_number(attributes["index"], static_cast<double>(index), "<i8", where + " index");
   expect_string(attributes["error"], expected.error, where + " error");
-  EXPECT_EQ(attributes.size(), 11u) << attributes.dump();
-  EXPECT_EQ(stored["members"], json({"steps", "transcript", "workers"}));
+  expect_string(attributes["answer_source"], expected.answer_source, where + " answer_source");
+  expect_number(attributes["answer_worker"], expected.answer_worker, "<i4",
+                where + " answer_worker");
+  EXPECT_EQ(attributes.size(), 13u) << attributes.dump();
+  EXPECT_EQ(stored["members"],
+            expected.checkpoints.empty()
+                ? json({"events", "steps", "transcript", "workers"})
+                : json({"checkpoints", "events", "steps", "transcript", "workers"}));
 
   ASSERT_EQ(stored["workers"].size(), expected.workers.size()) << where;
   for (const WorkerRecord& worker : expected.workers) {
@@ -199,9 +205,9 @@ void expect_problem(const json& stored, const ProblemResult& expected, int64_t i
   }
 
   const json& steps = stored["steps"];
-  EXPECT_EQ(steps["fields"],
-            json({"worker", "step", "first_token", "end_token", "finished_pass", "seconds"}));
-  EXPECT_EQ(steps["dtypes"], json({"<i4", "<i4", "<i4", "<i4", "<i4", "<f8"}));
+  EXPECT_EQ(steps["fields"], json({"worker", "step", "first_token", "end_token", "finished_pass",
+                                   "seconds", "started_pass"}));
+  EXPECT_EQ(steps["dtypes"], json({"<i4", "<i4", "<i4", "<i4", "<i4", "<f8", "<i4"}));
   EXPECT_EQ(steps["shape"], json({expected.steps.size()}));
   ASSERT_EQ(steps["rows"].size(), expected.steps.size());
   for (size_t i = 0; i < expected.steps.size(); ++i) {
@@ -213,6 +219,7 @@ void expect_problem(const json& stored, const ProblemResult& expected, int64_t i
     EXPECT_EQ(row[3], step.end_token);
     EXPECT_EQ(row[4], step.finished_pass);
     EXPECT_DOUBLE_EQ(row[5].get<double>(), step.seconds);
+    EXPECT_EQ(row[6], step.started_pass);
   }
   expect_string(stored["transcript"], expected.transcript, where + " transcript");
   EXPECT_EQ(stored["transcript"]["shape"], json::array());
@@ -251,7 +258,9 @@ TEST(Results, EveryFieldReadsBackWithH5py) {
   expect_number(root["generated_tokens"], 14, "<i8", "generated_tokens");
   expect_number(root["tokens_per_second"], 3.5, "<f8", "tokens_per_second");
   expect_number(root["failed_problems"], 0, "<i8", "failed_problems");
-  EXPECT_EQ(root.size(), 12u) << root.dump();
+  expect_string(root["method"], "hogwild", "method");
+  expect_number(root["complete"], 1, "|i1", "complete");
+  EXPECT_EQ(root.size(), 22u) << root.dump();
   EXPECT_EQ(stored["root_members"], json({"problems"}));
 
   // '/' cannot be part of an HDF5 name; the original id lives on in the `id` attribute.
