@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <utility>
@@ -310,9 +311,10 @@ class NumberReader {
   std::string_view text_;
 };
 
-// Unit words after a number: letters, spaces, periods and "/" ("km/h"), beginning with a letter.
+// Unit words after a number: letters, spaces, periods and "/" ("km/h"), beginning with a word of
+// two letters or more ("2 x" is the product 2x, as math-verify reads it).
 bool is_unit_text(std::string_view text) {
-  if (text.empty() || !is_letter(text.front())) return false;
+  if (text.size() < 2 || !is_letter(text[0]) || !is_letter(text[1])) return false;
   return std::all_of(text.begin(), text.end(),
                      [](char c) { return is_letter(c) || is_space(c) || c == '.' || c == '/'; });
 }
@@ -566,7 +568,8 @@ class Evaluator {
     if (at_ == start) return std::nullopt;
     ++atoms_;
     if (decimal) ++decimal_atoms_;
-    return std::stod(std::string(text_.substr(start, at_ - start)));
+    // strtod, not stod: 400 digits give HUGE_VAL (rejected later as not finite), never a throw.
+    return std::strtod(std::string(text_.substr(start, at_ - start)).c_str(), nullptr);
   }
 
   std::optional<double> primary() {

@@ -145,6 +145,8 @@ TEST(AnswersEquivalent, Gsm8kNumbers) {
   EXPECT_FALSE(answers_equivalent("18", ""));
   EXPECT_FALSE(answers_equivalent("", ""));
   EXPECT_FALSE(answers_equivalent("18dollars", "18")) << "a unit needs a space: 2x is no 2";
+  EXPECT_TRUE(answers_equivalent("2 x", "x+x")) << "one letter is a variable, not a unit";
+  EXPECT_TRUE(answers_equivalent("12 km/h", "12"));
 }
 
 TEST(AnswersEquivalent, FractionsAndDecimals) {
@@ -228,6 +230,9 @@ TEST(AnswersEquivalent, NeverThrowsOnOddInput) {
     EXPECT_NO_THROW((void)answers_equivalent(text, "1")) << text;
   }
   EXPECT_FALSE(answers_equivalent("1/0", "1"));
+  const std::string huge(400, '9');  // past a double as well as past 128 bits
+  EXPECT_NO_THROW((void)answers_equivalent(huge + "+1", huge));
+  EXPECT_TRUE(answers_equivalent(huge, " " + huge)) << "as text, when no number type holds it";
   std::string deep(5000, '(');
   EXPECT_NO_THROW((void)answers_equivalent(deep, "1"));
 }
