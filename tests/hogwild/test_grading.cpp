@@ -289,6 +289,9 @@ TEST(Grading, Gsm8kReferenceAnswers) {
         extract_final_answer("Adding these up... The answer is \\boxed{" + plain + "}.");
     EXPECT_EQ(boxed.source, AnswerSource::Boxed);
     EXPECT_EQ(boxed.text, plain);
+    const FinalAnswer hashes = extract_final_answer("#### " + reference);
+    EXPECT_EQ(hashes.source, AnswerSource::Gsm8k);
+    EXPECT_EQ(hashes.text, reference);
     const FinalAnswer marked = extract_final_answer(solution);
     EXPECT_EQ(marked.source, AnswerSource::Gsm8k);
     EXPECT_EQ(marked.text, reference);
