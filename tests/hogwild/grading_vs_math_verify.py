@@ -69,7 +69,8 @@ def main():
     for failure in failures:
         print(failure)
     if pairs < 60 or equal == 0 or equal == pairs:
-        sys.exit(f"the table needs at least 60 pairs with both verdicts, has {pairs} ({equal} equal)")
+        sys.exit(f"the table needs at least 60 pairs with both verdicts, "
+                 f"has {pairs} ({equal} equal)")
     sys.exit(1 if failures else 0)
 
 
