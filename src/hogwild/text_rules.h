@@ -1,6 +1,7 @@
 // Text rules of the Hogwild! scheduler that need no model: where a step ends, which answer a text
-// gives, how prompts are filled in, and when to ask a worker whether it is doing redundant work.
-// All functions work on UTF-8 bytes; none of them allocates per token beyond the step text.
+// gives (see grading.h), how prompts are filled in, and when to ask a worker whether it is doing
+// redundant work. All functions work on UTF-8 bytes; none of them allocates per token beyond the
+// step text.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "hogwild/grading.h"
 
 namespace hogwild {
 
@@ -58,45 +61,8 @@ const std::vector<std::string_view>& sentence_end_marks();
 bool fence_open_before(std::string_view text, size_t position);
 
 // ---- Answers ----
-
-// Content of the last complete \boxed{...} or \fbox{...} in `text`, braces balanced
-// ("\boxed{\frac{1}{2}}" gives "\frac{1}{2}"; "\{" and "\}" count as text). If the last one is
-// unclosed, the one before it is tried (as the paper's find_last_valid_result does); nullopt
-// when none is complete.
-std::optional<std::string> extract_boxed(std::string_view text);
-
-// The authors' answer rule (formatting.py, find_last_valid_result with float): the content of the
-// last "\boxed{" up to the first "}" after it, if it reads as a number the way Python's float()
-// reads one (spaces around, a sign, digits with single "_" between them, a decimal point, an
-// exponent; or inf, infinity, nan in any case); else the one before it is tried. nullopt when no
-// "\boxed{" holds a number ("\boxed{\frac{1}{2}}" holds none: its text up to "}" is "\frac{1").
-std::optional<std::string> boxed_number(std::string_view text);
-// True if `text` is a number by Python's float() rules above.
-bool reads_as_float(std::string_view text);
-
-// A canonical form for comparing answers, made in this order:
-//  - unwraps \boxed{x} \fbox{x} \text{x} \textbf{x} \mathrm{x} \mbox{x} to x; \dfrac and \tfrac are
-//    \frac, and \frac{a}{b} with plain a and b becomes a/b;
-//  - drops "$", "\$", LaTeX thin spaces (\, \! \; \:), "{,}" becomes ",";
-//  - drops commas between digits that group thousands ("1,234,567"; "1,2" is kept: a list);
-//  - drops all whitespace, a trailing "." and a trailing "%" (or "\%");
-//  - drops a leading "x=" (one identifier) when a number follows;
-//  - a decimal number gets its canonical form: no "+", no leading zeros, no trailing fractional
-//    zeros, no "-0" ("18.00" → "18", "-05.50" → "-5.5");
-//  - anything else is lowercased (ASCII).
-std::string normalize_answer(std::string_view answer);
-
-// The value of a normalized answer that is a decimal number or a fraction "a/b" of decimals.
-std::optional<double> answer_value(std::string_view normalized);
-
-// True if both normalized answers are non-empty and: both integers and equal (exact, since a
-// relative 1e-6 would equate 1234567 and 1234568); else both numbers within a relative tolerance
-// of 1e-6 ("0.5" matches "\frac{1}{2}"); else equal as text.
-bool answers_match(std::string_view predicted, std::string_view reference);
-
-// GSM8K-style reference: the text after the last "####", trimmed, commas removed (a reference
-// without the marker is only trimmed).
-std::string final_answer_of_reference(std::string_view reference);
+// Extraction and grading of answers live in hogwild/grading.h (included here for the callers of
+// extract_boxed, boxed_number and answers_match).
 
 // ---- Prompt text ----
 
