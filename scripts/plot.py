@@ -360,7 +360,8 @@ def accuracy_figure(runs, notes):
         for i, (run, points) in enumerate(lines):
             x, y = zip(*points)
             xs += x
-            ax.plot(x, y, marker="o", markersize=5, linewidth=2, color=COLOURS[i % 10],
+            ax.plot(x, y, marker="os^D"[i // 10 % 4], markersize=5, linewidth=2,
+                    color=COLOURS[i % 10], linestyle=["-", "--", ":", "-."][i // 10 % 4],
                     label=run.label)
         for j, (run, budget, final) in enumerate(markers):
             xs.append(budget)
@@ -410,8 +411,8 @@ def series(runs, x_key):
     for key, points in groups.items():
         label = ", ".join(f"{v}" if k in ("method", "layout") else f"{k}={v}" for k, v in key
                           if v is not None) or "all runs"
-        lines.append((label, sorted(points, key=lambda t: t[0])))
-    return sorted(lines), left_out
+        lines.append((label, sorted(points, key=lambda t: t[0]), key[0][1] if key else None))
+    return sorted(lines, key=lambda line: line[0]), left_out
 
 
 def throughput_figure(runs, notes):
@@ -420,7 +421,7 @@ def throughput_figure(runs, notes):
         lines, left_out = series(runs, x_key)
         for why in left_out:
             notes.append(f"throughput.png ({x_key} panel): left out {why}")
-        values = sorted({point[0] for _, points in lines for point in points}, key=str)
+        values = sorted({point[0] for _, points, _ in lines for point in points}, key=str)
         if len(values) > 1:
             panels.append((x_key, x_label, lines))
         elif values:
@@ -436,19 +437,29 @@ def throughput_figure(runs, notes):
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, (x_key, x_label, lines) in zip(axes, panels):
             xs = []
-            for i, (label, points) in enumerate(lines):
+            # One colour per value of the first differing key (the method, usually), one line
+            # style per line within it.
+            families = list(dict.fromkeys(json.dumps(line[2]) for line in lines))
+            seen = {}
+            for label, points, family in lines:
+                f = families.index(json.dumps(family))
+                k = seen[f] = seen.get(f, -1) + 1
                 x = [p[0] for p in points]
                 y = [p[1] for p in points]
                 xs += x
-                ax.plot(x, y, marker="o", markersize=6, linewidth=2, color=COLOURS[i % 10],
+                ax.plot(x, y, marker="os^Dv"[k % 5], markersize=6, linewidth=2,
+                        color=COLOURS[f % 10], linestyle=["-", "--", ":", "-."][k % 4],
                         label=label)
             ax.set_xticks(sorted(set(xs)))
             ax.set_ylim(bottom=0)
             ax.set_xlabel(x_label)
             ax.set_ylabel("aggregate throughput (generated tokens/s)")
             ax.set_title(f"Throughput vs {x_label}")
-            ax.legend(loc="best")
         fig.tight_layout()
+        for ax in axes:  # under each panel: lines of one sweep may be many
+            ax.legend(loc="upper left", bbox_to_anchor=(0, -(0.55 * DPI) /
+                                                        ax.get_window_extent().height),
+                      borderaxespad=0)
         save(fig, path)
 
     return [("throughput.png", draw)]
@@ -472,42 +483,48 @@ def time_figure(runs, notes):
     if not bars:
         raise Skip("no run has a /timings table")
     bars.sort(key=lambda b: (b[0][0] * b[0][1], b[0], b[1].label))
-    keys, params = parameter_table([b[1] for b in bars])
-    differing = [k for k in keys if k not in ("tensor", "worker_groups")
-                 and len({json.dumps(p[k]) for p in params}) > 1]
+    # One row per run (its label on the left), under a header row per grid.
+    rows, headers = [], []
+    for grid in sorted({b[0] for b in bars}, key=lambda g: (g[0] * g[1], g)):
+        headers.append((len(rows) + len(headers), grid))
+        for bar in bars:
+            if bar[0] == grid:
+                rows.append((len(rows) + len(headers), bar))
 
     def draw(path):
-        fig = new_figure(max(6.0, 1.3 * len(bars) + 3), 5)
+        count = len(rows) + len(headers)
+        fig = new_figure(11, 1.3 + 0.42 * count)
         ax = fig.add_subplot()
-        x = np.arange(len(bars))
-        bottom = np.zeros(len(bars))
         parts = [("compute", "#4e79a7"), ("tensor all-reduce", "#f28e2b"),
                  ("worker all-gather", "#e15759")]
+        y = np.array([at for at, _ in rows])
+        left = np.zeros(len(rows))
         for k, (name, colour) in enumerate(parts):
-            values = np.array([b[2][k] for b in bars])
-            ax.bar(x, values, 0.6, bottom=bottom, color=colour, label=name, edgecolor="white",
-                   linewidth=0.8)
-            bottom += values
-        top = bottom.max() if len(bottom) else 1.0
-        for i, (grid, run, (compute, tensor, worker)) in enumerate(bars):
-            total = compute + tensor + worker
+            values = np.array([b[2][k] for _, b in rows])
+            ax.barh(y, values, 0.64, left=left, color=colour, label=name, edgecolor="white",
+                    linewidth=0.8)
+            left += values
+        right = float(left.max()) if len(left) and left.max() > 0 else 1.0
+        for (at, (grid, run, (compute, tensor, worker))), total in zip(rows, left):
             share = 100.0 * (tensor + worker) / total if total > 0 else 0.0
-            ax.text(i, total + 0.015 * top, f"{total:.3g} s\n{share:.0f}% comm.", ha="center",
-                    va="bottom", fontsize=8)
-        labels = []
-        for (grid, run, _), p in zip(bars, params):
-            extra = ", ".join(f"{p[k]}" if k in ("method", "layout") else f"{k}={p[k]}"
-                              for k in differing if p[k] is not None)
-            labels.append(f"tensor {grid[0]} × groups {grid[1]}" + (f"\n{extra}" if extra else ""))
-        ax.set_xticks(x)
-        ax.set_xticklabels(labels, fontsize=8)
-        ax.set_ylim(0, top * 1.18)
-        ax.set_ylabel("mean seconds per rank")
-        ax.set_xlabel("grid (tensor-parallel ranks × worker groups)")
-        ax.set_title("Where the decode time goes")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        ax.grid(axis="x", visible=False)
-        fig.tight_layout()
+            ax.text(total + 0.01 * right, at, f"{total:.3g} s · {share:.0f}% communication",
+                    va="center", fontsize=8, color="#333333")
+        for at, (tensor, groups) in headers:
+            ax.text(0, at + 0.15, f"tensor {tensor} × worker groups {groups}", fontsize=9.5,
+                    fontweight="bold", va="center", ha="left", color="#222222")
+        ax.set_yticks(y)
+        ax.set_yticklabels([shorten(b[1].label, 90) for _, b in rows], fontsize=8.5)
+        ax.tick_params(axis="y", length=0)
+        ax.set_ylim(count - 0.5, -0.45)
+        ax.set_xlim(0, right * 1.3)
+        ax.set_xlabel("mean seconds per rank (decode loop)")
+        ax.set_title("Where the decode time goes, per grid (tensor-parallel ranks × worker "
+                     "groups)", loc="left")
+        ax.grid(axis="y", visible=False)
+        ax.spines["left"].set_visible(False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -(0.5 * DPI) /
+                                                      ax.get_window_extent().height),
+                  ncol=3, borderaxespad=0)
         save(fig, path)
 
     return [("time_breakdown.png", draw)]
