@@ -85,17 +85,40 @@ def plain(value):
     """An attribute as a Python str/int/float."""
     if isinstance(value, (bytes, np.bytes_, str)):
         return text(value)
-    if isinstance(value, np.ndarray) and value.shape == ():
+    if isinstance(value, np.ndarray):
+        if value.shape != ():
+            return [plain(v) for v in value.tolist()]
         value = value[()]
     return value.item() if hasattr(value, "item") else value
 
 
-def table(node, name):
-    """A compound dataset as a structured array, or None if absent."""
+# What each optional table needs to be used; one without these fields is treated as absent.
+TABLE_FIELDS = {"steps": ("worker", "step", "finished_pass"),
+                "checkpoints": ("checkpoint", "correct"),
+                "events": ("pass", "worker", "kind"),
+                "timings": ("compute_seconds", "tensor_seconds", "worker_seconds")}
+READ_NOTES = []  # tables left out while reading, printed with the figures' notes
+
+
+def number(value):
+    """A finite int/float, else None (absent, text, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def table(node, name, where):
+    """A compound dataset as a structured array, or None if absent or without its fields."""
     if name not in node or not isinstance(node[name], h5py.Dataset):
         return None
     data = node[name][()]
-    return data if data.dtype.names else None
+    missing = [f for f in TABLE_FIELDS[name] if not data.dtype.names or f not in data.dtype.names]
+    if missing:
+        note = f"{where}: /{name} lacks {', '.join(missing)}; ignored"
+        if note not in READ_NOTES:
+            READ_NOTES.append(note)
+        return None
+    return data
 
 
 @dataclass
@@ -111,11 +134,12 @@ class Problem:
 
     @property
     def correct(self):
-        return int(self.attrs.get("correct", -1))
+        value = number(self.attrs.get("correct"))
+        return int(value) if value is not None else -1
 
     @property
     def forward_passes(self):
-        return int(self.attrs.get("forward_passes", 0))
+        return int(number(self.attrs.get("forward_passes")) or 0)
 
     @property
     def finished(self):
@@ -169,8 +193,8 @@ class Run:
 
     def accuracy(self):
         """Final accuracy (%) over the problems with a reference answer, or None."""
-        value = self.attrs.get("accuracy")
-        if isinstance(value, (int, float)) and not math.isnan(value):
+        value = number(self.attrs.get("accuracy"))
+        if value is not None:
             return 100.0 * value
         scored = self.scored
         return 100.0 * sum(p.correct for p in scored) / len(scored) if scored else None
@@ -211,12 +235,11 @@ PARAMETER_KEYS = {"tensor": ("tensor", "parallel.tensor"),
                   "worker_groups": ("worker_groups", "parallel.worker_groups")}
 
 
-def read_problem(name, group):
+def read_problem(path, name, group):
     attrs = {key: plain(value) for key, value in group.attrs.items()}
     problem = Problem(id=text(attrs.get("id", name)), name=name, attrs=attrs)
-    problem.steps = table(group, "steps")
-    problem.checkpoints = table(group, "checkpoints")
-    problem.events = table(group, "events")
+    for kind in ("steps", "checkpoints", "events"):
+        setattr(problem, kind, table(group, kind, f"{path}: problem {problem.id}"))
     if "workers" in group and isinstance(group["workers"], h5py.Group):
         for worker, node in group["workers"].items():
             problem.worker_names.append(worker)
@@ -248,10 +271,19 @@ def read_run(path):
                 varied = loaded if isinstance(loaded, dict) else {}
             except ValueError:
                 print(f"plot: {path}: attribute 'varied' is not a JSON object; ignored")
-        problems = [read_problem(name, group) for name, group in f["problems"].items()
-                    if isinstance(group, h5py.Group)]
-        problems.sort(key=lambda p: (int(p.attrs.get("index", 0)), p.id))
-        timings = table(f, "timings")
+        problems = []
+        for name, group in f["problems"].items():
+            if not isinstance(group, h5py.Group):
+                continue
+            try:
+                problems.append(read_problem(path, name, group))
+            except (OSError, KeyError, ValueError, TypeError) as error:
+                raise InputError(f"plot: {path}: cannot read problem '{name}': {error}") from None
+        problems.sort(key=lambda p: (number(p.attrs.get("index")) or 0, p.id))
+        try:
+            timings = table(f, "timings", path)
+        except (OSError, ValueError, TypeError) as error:
+            raise InputError(f"plot: {path}: cannot read /timings: {error}") from None
     return Run(path=path, attrs=attrs, config=config, varied=varied, problems=problems,
                timings=timings)
 
@@ -337,7 +369,7 @@ def accuracy_figure(runs, notes):
     for run in runs:
         curve = run.checkpoint_accuracy()
         final = run.accuracy()
-        budget = run.get("budget")
+        budget = number(run.get("budget"))
         if curve:
             points = sorted(curve.items())
             if final is not None and budget is not None and int(budget) > points[-1][0]:
@@ -398,12 +430,13 @@ def series(runs, x_key):
                                                          for p in params}) > 1]
     groups, left_out = {}, []
     for run, p in zip(runs, params):
-        speed = run.attrs.get("tokens_per_second")
-        if not isinstance(speed, (int, float)) or math.isnan(speed):
+        speed = number(run.attrs.get("tokens_per_second"))
+        if speed is None:
             left_out.append(f"{run.label} (no tokens_per_second: an interrupted run?)")
             continue
-        if p[x_key] is None:
-            left_out.append(f"{run.label} (no {x_key})")
+        if number(p[x_key]) is None:
+            left_out.append(f"{run.label} (no {x_key})" if p[x_key] is None else
+                            f"{run.label} ({x_key} {p[x_key]!r} is not a number)")
             continue
         key = tuple((k, p[k]) for k in differing)
         groups.setdefault(key, []).append((p[x_key], float(speed), run))
@@ -471,11 +504,6 @@ def time_figure(runs, notes):
         t = run.timings
         if t is None or not len(t):
             notes.append(f"time_breakdown.png: {run.label} has no /timings table")
-            continue
-        missing = [k for k in ("compute_seconds", "tensor_seconds", "worker_seconds")
-                   if k not in t.dtype.names]
-        if missing:
-            notes.append(f"time_breakdown.png: {run.label}: /timings lacks {', '.join(missing)}")
             continue
         grid = run.grid() or (1, len(t))
         bars.append((grid, run, [float(np.mean(t[k])) for k in
@@ -556,7 +584,7 @@ def step_spans(steps):
 
 def events_of(problem, kind):
     e = problem.events
-    if e is None or not len(e) or not {"pass", "worker", "kind"} <= set(e.dtype.names):
+    if e is None or not len(e):
         return []
     return [(int(r["pass"]), int(r["worker"])) for r in e if text(r["kind"]) == kind]
 
@@ -570,10 +598,8 @@ def timeline_figure(run, problem):
     steps = problem.steps
     if steps is None or not len(steps):
         raise Skip(f"problem {problem.id} of {run.label} has no steps")
-    if not {"worker", "step", "finished_pass"} <= set(steps.dtype.names):
-        raise Skip(f"problem {problem.id} of {run.label}: /steps lacks worker/step/finished_pass")
     spans, last_end = step_spans(steps)
-    workers = max(max(s[0] for s in spans) + 1, int(run.get("workers") or 0))
+    workers = max(max(s[0] for s in spans) + 1, int(number(run.get("workers")) or 0))
     names, file_names = worker_labels(run, problem, workers)
     end = max(problem.forward_passes, max(s[3] for s in spans))
     checks = events_of(problem, "check")
@@ -660,8 +686,8 @@ def timeline_figure(run, problem):
         ax.set_title(f"Problem {problem.id}  ·  {run.label}", loc="left", pad=30)
         ax.annotate(shorten(f"Q: {text(problem.attrs.get('question', ''))}", 140) +
                     f"\nstop: {stop}  ·  {problem.forward_passes} forward passes  ·  "
-                    f"{float(problem.attrs.get('seconds', 0)):.3g} s  ·  "
-                    f"{int(problem.attrs.get('generated_tokens', 0))} tokens  ·  "
+                       f"{number(problem.attrs.get('seconds')) or 0:.3g} s  ·  "
+                    f"{number(problem.attrs.get('generated_tokens')) or 0} tokens  ·  "
                     f"{len(spans)} finished steps",
                     xy=(0, 1), xycoords="axes fraction", xytext=(0, 4),
                     textcoords="offset points", fontsize=8.5, color="#555555", va="bottom")
@@ -781,7 +807,7 @@ def main(argv):
                                  "replace it)")
 
     print_table(runs)
-    for note in notes:
+    for note in READ_NOTES + notes:
         print(note)
     if planned:
         os.makedirs(out, exist_ok=True)

@@ -192,6 +192,21 @@ class Plot(unittest.TestCase):
         self.assertIn("skipped throughput.png", result.stdout)
         self.assert_png(os.path.join(self.out, "timeline_old_p0.png"), min_height=200)
 
+    def test_a_table_without_its_fields_is_ignored_and_said(self):
+        path = os.path.join(self.sweep, "method=hogwild,workers=4.h5")
+        with h5py.File(path, "a") as f:
+            del f["problems/p0/checkpoints"]
+            f["problems/p0"].create_dataset("checkpoints", data=numpy.zeros(2, [("x", "<i4")]))
+        result = plot(path, "--out", self.out)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"{path}: problem p0: /checkpoints lacks checkpoint, correct; ignored",
+                      result.stdout)
+        # p0 (96 passes, right) counts from its final answer from 128 passes on, as no row
+        # says otherwise, and as wrong before.
+        row = next(line for line in result.stdout.splitlines() if line.startswith("method="))
+        self.assertEqual(row.split()[2:], ["0.0", "0.0", "100.0", "66.7", "66.7"])
+        self.assert_png(os.path.join(self.out, "accuracy_vs_budget.png"))
+
     @unittest.skipUnless(os.environ.get("HOGWILD_PLOT_RESULTS"), "HOGWILD_PLOT_RESULTS unset")
     def test_real_results(self):
         inputs = os.environ["HOGWILD_PLOT_RESULTS"].split(os.pathsep)
