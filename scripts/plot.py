@@ -538,7 +538,7 @@ def time_figure(runs, notes):
             ax.text(total + 0.01 * right, at, f"{total:.3g} s · {share:.0f}% communication",
                     va="center", fontsize=8, color="#333333")
         for at, (tensor, groups) in headers:
-            ax.text(0, at + 0.15, f"tensor {tensor} × worker groups {groups}", fontsize=9.5,
+            ax.text(0, at + 0.25, f"tensor {tensor} × worker groups {groups}", fontsize=9.5,
                     fontweight="bold", va="center", ha="left", color="#222222")
         ax.set_yticks(y)
         ax.set_yticklabels([shorten(b[1].label, 90) for _, b in rows], fontsize=8.5)
@@ -596,12 +596,17 @@ def shorten(value, limit):
 
 def timeline_figure(run, problem):
     steps = problem.steps
-    if steps is None or not len(steps):
-        raise Skip(f"problem {problem.id} of {run.label} has no steps")
-    spans, last_end = step_spans(steps)
-    workers = max(max(s[0] for s in spans) + 1, int(number(run.get("workers")) or 0))
+    written = sum(problem.worker_tokens.values())
+    if (steps is None or not len(steps)) and not written:
+        raise Skip("no steps and no tokens")
+    # A short run may have no finished step: each worker's lane is then one unfinished step.
+    spans, last_end = step_spans(steps) if steps is not None else ([], {})
+    workers = max([s[0] + 1 for s in spans] + [int(number(run.get("workers")) or 0),
+                                               len(problem.worker_tokens), 1])
     names, file_names = worker_labels(run, problem, workers)
-    end = max(problem.forward_passes, max(s[3] for s in spans))
+    end = max([problem.forward_passes] + [s[3] for s in spans])
+    if end <= 0:
+        raise Skip("no forward passes")
     checks = events_of(problem, "check")
     answers = events_of(problem, "answer")
     finishers = events_of(problem, "finisher")
@@ -634,10 +639,8 @@ def timeline_figure(run, problem):
         for worker in range(workers):
             name = file_names[worker] if file_names else None
             begun = last_end.get(worker, 0)
-            written = problem.worker_tokens.get(name) if name else None
-            ended = max(int(s[3]) for s in spans if s[0] == worker) if any(
-                s[0] == worker for s in spans) else 0
-            if stop_at > begun and (written is None or written > 0) and ended < stop_at:
+            tokens = problem.worker_tokens.get(name) if name else None
+            if stop_at > begun and (tokens is None or tokens > 0):
                 ax.add_patch(Rectangle((begun, worker - lane_height / 2), stop_at - begun,
                                        lane_height, facecolor=COLOURS[worker % 10], alpha=0.28,
                                        edgecolor=COLOURS[worker % 10], hatch="////",
@@ -730,7 +733,7 @@ def timeline_figures(runs, args, notes):
         except Skip as why:
             notes.append(f"skipped timeline of problem {problem.id} ({run.label}): {why}")
     if not figures:
-        raise Skip("no chosen problem has steps")
+        raise Skip("no chosen problem has steps or tokens")
     return figures
 
 

@@ -184,7 +184,9 @@ class Plot(unittest.TestCase):
 
     def test_runs_without_any_optional_item(self):
         # Only the original layout: no checkpoints, events, started_pass, run_id, timings.
+        # Its first problem has no finished step (a short budget): one unfinished step per lane.
         run = dict(self.runs["single.h5"], attrs={"workers": 1, "layout": "combined"})
+        run["problems"] = [dict(run["problems"][0], steps=[])] + run["problems"][1:]
         path = os.path.join(self.dir, "old.h5")
         write_results(path, run)
         result = plot(path, "--out", self.out)
