@@ -405,8 +405,8 @@ def accuracy_figure(runs, notes):
         ax.set_xlabel("budget (forward passes)")
         ax.set_ylabel("accuracy (% of problems with a reference answer)")
         counts = sorted({len(r.scored) for r in runs})
-        ax.set_title("Accuracy vs budget" + (f" ({counts[0]} problems)" if len(counts) == 1
-                                             else ""))
+        ax.set_title("Accuracy vs budget" + (
+            f" ({counts[0]} problem{'' if counts[0] == 1 else 's'})" if len(counts) == 1 else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         save(fig, path)
 
@@ -812,12 +812,14 @@ def main(argv):
     print_table(runs)
     for note in READ_NOTES + notes:
         print(note)
-    if planned:
-        os.makedirs(out, exist_ok=True)
     with plt.rc_context(STYLE):
         for name, draw in planned:
             path = os.path.join(out, name)
-            draw(path)
+            try:
+                os.makedirs(out, exist_ok=True)
+                draw(path)
+            except OSError as error:
+                raise InputError(f"plot: cannot write {path}: {error.strerror or error}") from None
             print(f"wrote {path}")
     return 0
 
