@@ -14,7 +14,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev nlohmann-json3-dev libpcre2-dev
-  python3 python3-numpy python3-h5py python3-venv python3-pip
+  python3 python3-numpy python3-h5py python3-matplotlib python3-yaml python3-venv python3-pip
   clang libclang-rt-14-dev clang-format clang-tidy
 )
 missing=()
