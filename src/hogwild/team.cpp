@@ -479,7 +479,7 @@ void Team::take_checkpoint() {
   const std::string answer = answer_at_stop(view, &by);
   if (!answer.empty() || settings_.prompts.finisher_tokens == 0 ||
       settings_.prompts.finisher.empty()) {
-    record_checkpoint(answer);
+    record_checkpoint(answer, {});
     return;
   }
   fork_start_ = Clock::now();
@@ -489,17 +489,30 @@ void Team::take_checkpoint() {
 
 void Team::end_fork() {
   fork_seconds_ += std::chrono::duration<double>(Clock::now() - fork_start_).count();
-  record_checkpoint(finisher_->answer);
+  record_checkpoint(finisher_->answer, finisher_->text);
   cache_.release_block(finisher_->block);
   finisher_.reset();
   finish_pass();
 }
 
-void Team::record_checkpoint(const std::string& answer) {
+// No \boxed{} answer: the grader's fallbacks ("#### N", else the last number, flagged by its
+// source) over what the model wrote to answer: the finisher's own tokens and, for plain decoding
+// (no step prefixes whose numbers could be mistaken for an answer), the workers' texts.
+FinalAnswer Team::unboxed_answer(const std::string& finisher_text) const {
+  std::string text;
+  if (!settings_.prompts.collaborate)
+    for (const Worker& worker : workers_) text += tokenizer_.decode(worker.tokens) + "\n\n";
+  const std::string& prompt = settings_.prompts.finisher;
+  text += finisher_text.starts_with(prompt) ? finisher_text.substr(prompt.size()) : finisher_text;
+  return extract_final_answer(text);
+}
+
+void Team::record_checkpoint(const std::string& answer, const std::string& finisher_text) {
   CheckpointRecord record;
   record.checkpoint = static_cast<int32_t>(settings_.checkpoints[checkpoints_.size()]);
-  record.answer = answer;
-  if (!problem_.answer.empty()) record.correct = answers_match(answer, problem_.answer) ? 1 : 0;
+  record.answer = answer.empty() ? unboxed_answer(finisher_text).text : answer;
+  if (!problem_.answer.empty())
+    record.correct = answers_match(record.answer, problem_.answer) ? 1 : 0;
   record.forward_passes = static_cast<int32_t>(forward_passes_);
   record.seconds =
       std::chrono::duration<double>(Clock::now() - team_start_).count() - fork_seconds_;
@@ -908,7 +921,13 @@ ProblemResult Team::result() const {
   result.answer = answer_;
   result.answer_source = answer_.empty() ? "none" : "boxed";
   result.answer_worker = answer_worker_;
-  if (!problem_.answer.empty()) result.correct = answers_match(answer_, problem_.answer) ? 1 : 0;
+  if (answer_.empty() && done()) {
+    const FinalAnswer fallback = unboxed_answer(finisher_text_);
+    result.answer = fallback.text;
+    result.answer_source = answer_source_name(fallback.source);
+  }
+  if (!problem_.answer.empty())
+    result.correct = answers_match(result.answer, problem_.answer) ? 1 : 0;
   result.stop_reason = stop_reason_;
   result.forward_passes = forward_passes_;
   result.generated_tokens = generated_tokens_;
@@ -920,7 +939,7 @@ ProblemResult Team::result() const {
   // one did, with its answer.
   if (done()) {
     for (size_t c = checkpoints_.size(); c < settings_.checkpoints.size(); ++c)
-      result.checkpoints.push_back({static_cast<int32_t>(settings_.checkpoints[c]), answer_,
+      result.checkpoints.push_back({static_cast<int32_t>(settings_.checkpoints[c]), result.answer,
                                     result.correct, static_cast<int32_t>(forward_passes_),
                                     result.seconds - fork_seconds_});
   }

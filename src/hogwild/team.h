@@ -154,7 +154,8 @@ class Team {
   bool advance_finisher(const StepLogits& step);
   void take_checkpoint();
   void end_fork();
-  void record_checkpoint(const std::string& answer);
+  void record_checkpoint(const std::string& answer, const std::string& finisher_text);
+  FinalAnswer unboxed_answer(const std::string& finisher_text) const;
   std::vector<int32_t> reencoded_transcript(const StopView& view) const;
   void answer_alone(Worker& worker, const std::string& answer);
   void idle_worker(Worker& worker);

@@ -688,7 +688,8 @@ ExistingResults read_existing_results(const std::string& hdf5_path) {
   std::error_code error;
   const std::string parts = parts_folder(hdf5_path);
   const bool has_file = std::filesystem::exists(hdf5_path, error);
-  const bool has_parts = std::filesystem::is_directory(parts, error);
+  // A parts folder without parts is left by a run killed before its first problem: nothing.
+  const bool has_parts = std::filesystem::is_directory(parts, error) && !part_files(parts).empty();
   if (!has_file && !has_parts) return existing;
   existing.found = true;
   // A packed file is the whole run (a parts folder beside it is one whose removal was cut short).
@@ -922,7 +923,8 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
   run.transcript_staged = staging_path(transcript_path);
 
   std::error_code error;
-  const bool had_parts = std::filesystem::is_directory(run.parts, error);
+  const bool had_parts =
+      std::filesystem::is_directory(run.parts, error) && !part_files(run.parts).empty();
   if (!run.resumed && had_parts) {
     if (!overwrite)
       fail("results: ", run.parts,

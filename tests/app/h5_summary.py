@@ -52,5 +52,10 @@ with h5py.File(sys.argv[1], "r") as f:
                     "top_logprobs_shape": list(data["top_logprobs"].shape)})
         for row in group["steps"][()]:
             problem["steps"].append({field: row[field].item() for field in row.dtype.names})
+        for table in ("checkpoints", "events"):  # absent in older files / without checkpoints
+            if table in group:
+                problem[table] = [{field: text(row[field]) if isinstance(row[field], bytes)
+                                   else row[field].item() for field in row.dtype.names}
+                                  for row in group[table][()]]
         summary["problems"][name] = problem
     json.dump(summary, sys.stdout, allow_nan=True)
