@@ -66,8 +66,26 @@ void LiveView::clear_panel() {
   panel_lines_ = 0;
 }
 
+void LiveView::set_header(std::string header) {
+  if (header == header_) return;
+  header_ = std::move(header);
+  // Plain lines: a new run at once, else as often as the progress lines.
+  const auto now = std::chrono::steady_clock::now();
+  const std::string run = header_.substr(0, header_.find(" | "));
+  if (!interactive_ && (run != header_run_ || now - last_header_ >= kLogInterval)) {
+    header_run_ = run;
+    last_header_ = now;
+    std::fprintf(out_, "[sweep] %s\n", header_.c_str());
+    std::fflush(out_);
+  }
+}
+
 void LiveView::draw_panel(const RunProgress& progress) {
   clear_panel();
+  if (!header_.empty()) {
+    std::fprintf(out_, "\x1b[1m%s\x1b[0m\n", header_.c_str());
+    ++panel_lines_;
+  }
   const auto width = static_cast<size_t>(terminal_width());
   for (size_t w = 0; w < progress.names.size() && w < progress.steps.size(); ++w) {
     const std::string name = escape_controls(progress.names[w]);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "experiment/runner.h"
 
@@ -17,6 +18,9 @@ class LiveView final : public RunObserver {
   ~LiveView() override;
   static bool stderr_is_terminal();
 
+  // A line drawn above the panel (a sweep's progress); in plain mode printed when it changes.
+  void set_header(std::string header);
+
   void on_step(const RunProgress& progress) override;
   void on_problem(const ProblemResult& result, const RunProgress& progress) override;
 
@@ -26,6 +30,9 @@ class LiveView final : public RunObserver {
 
   std::FILE* out_;
   bool interactive_;
+  std::string header_;
+  std::string header_run_;  // the header up to its first " | " (which run), last printed
+  std::chrono::steady_clock::time_point last_header_{};
   int panel_lines_ = 0;
   std::chrono::steady_clock::time_point last_draw_{};
 };

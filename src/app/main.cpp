@@ -14,6 +14,7 @@
 
 #include "app/cli_args.h"
 #include "app/live_view.h"
+#include "app/sweep_command.h"
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
@@ -391,6 +392,7 @@ const char* kUsage =
     "usage: hogwild <command> [flags]\n\n"
     "commands:\n"
     "  run        solve problems with a team of workers over a shared cache (Hogwild!)\n"
+    "  sweep      run every configuration of a sweep file (grid of keys), resumable\n"
     "  generate   continue a prompt with one model, streaming the text\n"
     "  tokenize   print the token ids of a file\n"
     "  info       print a model's configuration\n\n"
@@ -411,8 +413,8 @@ int main(int argc, char** argv) {
   const bool distributed = launched_by_mpi();
   try {
     if (distributed) mpi_initialize(&argc, &argv);
-    if (command == "run") {
-      const int code = run_run(rest);
+    if (command == "run" || command == "sweep") {
+      const int code = command == "run" ? run_run(rest) : run_sweep(rest);
       mpi_finalize();
       return code;
     }
@@ -424,7 +426,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::cerr << "hogwild: error: unknown command '" << escape_controls(command)
-              << "' (commands: run, generate, tokenize, info; see hogwild --help)\n";
+              << "' (commands: run, sweep, generate, tokenize, info; see hogwild --help)\n";
     return kUsageError;
   } catch (const Error& e) {
     // Messages quote keys, values, paths and problem text: control characters in them are shown

@@ -232,8 +232,24 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     layers_.push_back(layer);
   }
 
-  // The workspace, exactly as workspace_tensors lists it (the memory plan counts the same list).
-  const std::vector<WorkspaceTensor> shapes = workspace_tensors(c, shard_, options);
+  allocate_workspace();
+
+  attention_shape_ = {
+      shard_.heads, shard_.kv_heads, c.head_dim,
+      static_cast<float>(rope_score_factor(c) / std::sqrt(static_cast<double>(c.head_dim)))};
+}
+
+Transformer::~Transformer() {
+  for (Tensor& t : workspace_) backend_.release(t);
+  for (Tensor& t : owned_) backend_.release(t);
+}
+
+// The workspace, exactly as workspace_tensors lists it (the memory plan counts the same list).
+void Transformer::allocate_workspace() {
+  for (Tensor& t : workspace_) backend_.release(t);
+  workspace_.clear();
+  workspace_bytes_ = 0;
+  const std::vector<WorkspaceTensor> shapes = workspace_tensors(config_, shard_, options_);
   Tensor* const slots[] = {
       &work_.x,           &work_.normed,       &work_.qkv,          &work_.attention,
       &work_.projected,   &work_.gate_up,      &work_.activation,   &work_.last,
@@ -242,17 +258,20 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   HOGWILD_ASSERT(shapes.size() == std::size(slots));
   for (size_t i = 0; i < shapes.size(); ++i) {
     *slots[i] = backend_.allocate(shapes[i].rows, shapes[i].cols, shapes[i].dtype);
-    owned_.push_back(*slots[i]);
+    workspace_.push_back(*slots[i]);
     workspace_bytes_ += shapes[i].bytes();
   }
-
-  attention_shape_ = {
-      shard_.heads, shard_.kv_heads, c.head_dim,
-      static_cast<float>(rope_score_factor(c) / std::sqrt(static_cast<double>(c.head_dim)))};
 }
 
-Transformer::~Transformer() {
-  for (Tensor& t : owned_) backend_.release(t);
+void Transformer::resize_workspace(int64_t max_batch_tokens, int64_t max_view_entries) {
+  HOGWILD_CHECK(max_batch_tokens > 0 && max_view_entries > 0,
+                "the workspace needs a positive batch and view size");
+  if (max_batch_tokens == options_.max_batch_tokens &&
+      max_view_entries == options_.max_view_entries)
+    return;
+  options_.max_batch_tokens = max_batch_tokens;
+  options_.max_view_entries = max_view_entries;
+  allocate_workspace();
 }
 
 Tensor Transformer::upload(const HostTensor& host) {

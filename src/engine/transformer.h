@@ -95,6 +95,8 @@ class Transformer {
   size_t weight_bytes() const { return weight_bytes_; }         // on the backend (this shard)
   const Tensor& embedding_table() const { return embedding_; }  // F32 or a stored format
   size_t workspace_bytes() const { return workspace_bytes_; }
+  // Another run of a sweep with the same weights: a workspace for its batch and view sizes.
+  void resize_workspace(int64_t max_batch_tokens, int64_t max_view_entries);
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
   // Throws hogwild::Error for bad tokens or batch shapes.
@@ -126,7 +128,10 @@ class Transformer {
   const ModelConfig shard_;
   TransformerOptions options_;
   Backend& backend_;
+  void allocate_workspace();
+
   std::vector<Tensor> owned_;
+  std::vector<Tensor> workspace_;  // work_'s tensors (resize_workspace replaces them)
   Tensor embedding_, output_norm_, inv_freq_;
   Matrix lm_head_;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;

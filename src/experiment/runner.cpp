@@ -65,17 +65,41 @@ struct InjectedFault {
   }
 };
 
+}  // namespace
+
+struct ModelCache::Entry {
+  std::string key;
+  std::unique_ptr<WeightSource> weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Transformer> model;
+};
+
+ModelCache::ModelCache() = default;
+ModelCache::~ModelCache() {
+  if (entry_) entry_->model.reset();  // the weights go before their backend
+}
+
+class ExperimentAccess {
+ public:
+  static std::unique_ptr<ModelCache::Entry>& entry(ModelCache& cache) { return cache.entry_; }
+  static void count_load(ModelCache& cache) { ++cache.loads_; }
+};
+
+namespace {
+
 // One `hogwild run` on one rank: load, plan, loop, report.
 class Experiment {
  public:
-  Experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid)
+  Experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid, ModelCache* models)
       : config_(config),
         grid_(grid),
         writes_results_(grid == nullptr || grid->world_rank == 0),
         observer_(writes_results_ ? observer : nullptr),
         groups_(grid != nullptr ? grid->worker_groups : 1),
         my_group_(grid != nullptr ? grid->group : 0),
-        world_rank_(grid != nullptr ? grid->world_rank : 0) {}
+        world_rank_(grid != nullptr ? grid->world_rank : 0),
+        models_(models) {}
 
   RunSummary run() {
     prepare_outputs();  // before anything is loaded
@@ -167,11 +191,36 @@ class Experiment {
 
   // The model's files, its tokenizer and the backend; nothing large is read yet.
   void load() {
-    weights_ = open_weights(config_.model);
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_path(weights_->tokenizer_path()));
-    backend_ = make_backend(config_.backend, grid_ != nullptr ? grid_->local_rank : 0,
-                            static_cast<int>(config_.threads));
+    if (models_ != nullptr) {
+      auto& entry = ExperimentAccess::entry(*models_);
+      const std::string key =
+          cat(config_.model, '\n', config_.backend, '\n', config_.threads, '\n', config_.weights,
+              '\n', config_.parallel.tensor, '\n', config_.parallel.worker_groups);
+      if (entry && entry->key == key) {
+        shared_ = entry.get();
+        weights_ = shared_->weights.get();
+        tokenizer_ = shared_->tokenizer.get();
+        backend_ = shared_->backend.get();
+        return;
+      }
+      if (entry) entry->model.reset();
+      entry.reset();
+      entry = std::make_unique<ModelCache::Entry>();
+      entry->key = key;
+      shared_ = entry.get();
+      ExperimentAccess::count_load(*models_);
+    }
+    ModelCache::Entry& slot = shared_ != nullptr ? *shared_ : own_;
+    slot.weights = open_weights(config_.model);
+    slot.tokenizer =
+        std::make_unique<Tokenizer>(Tokenizer::from_path(slot.weights->tokenizer_path()));
+    slot.backend = make_backend(config_.backend, grid_ != nullptr ? grid_->local_rank : 0,
+                                static_cast<int>(config_.threads));
+    weights_ = slot.weights.get();
+    tokenizer_ = slot.tokenizer.get();
+    backend_ = slot.backend.get();
   }
+  ModelCache::Entry& slot() { return shared_ != nullptr ? *shared_ : own_; }
 
   // Sizes everything from the team settings, checks the memory plan before a byte of weights is
   // loaded, then builds the model, the cache and (rank 0) the results files.
@@ -199,7 +248,12 @@ class Experiment {
                     sizing.cache, options),
         available_host_memory(), "host memory");
 
-    model_ = std::make_unique<Transformer>(*weights_, *backend_, options);
+    if (slot().model) {
+      slot().model->resize_workspace(options.max_batch_tokens, options.max_view_entries);
+    } else {
+      slot().model = std::make_unique<Transformer>(*weights_, *backend_, options);
+    }
+    model_ = slot().model.get();
     cache_ = std::make_unique<KvCache>(*backend_, model_->shard_config(), sizing.cache);
     merger_ =
         std::make_unique<CacheMerger>(*backend_, *cache_, model_->inv_freq(), model_->head_dim());
@@ -403,12 +457,17 @@ class Experiment {
   ExistingResults resume_;    // what an earlier run of this output finished (rank 0)
   std::vector<size_t> todo_;  // indices of the problems left to solve, in config order
 
-  std::unique_ptr<WeightSource> weights_;
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<Backend> backend_;
+  // The model: this run's own, or the sweep's (ModelCache), which outlives the run.
+  using Slot = ModelCache::Entry;
+  ModelCache* models_;
+  Slot own_;
+  Slot* shared_ = nullptr;
+  WeightSource* weights_ = nullptr;
+  Tokenizer* tokenizer_ = nullptr;
+  Backend* backend_ = nullptr;
   TeamSettings settings_;
   int64_t teams_at_once_ = 0;
-  std::unique_ptr<Transformer> model_;
+  Transformer* model_ = nullptr;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<CacheMerger> merger_;
   std::unique_ptr<WorkerExchange> exchange_;
@@ -428,8 +487,9 @@ class Experiment {
 
 }  // namespace
 
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid) {
-  return Experiment(config, observer, grid).run();
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid,
+                          ModelCache* models) {
+  return Experiment(config, observer, grid, models).run();
 }
 
 }  // namespace hogwild

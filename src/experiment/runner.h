@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,25 @@ struct RunSummary {
 
 struct RankGrid;
 
+// The model of the last run, kept loaded for the next run of a sweep that needs the same one (the
+// same file, backend, threads, weight format and tensor split): that run reuses its weights and
+// only sizes a workspace of its own. One model at a time: another one replaces it.
+class ModelCache {
+ public:
+  ModelCache();
+  ~ModelCache();
+  ModelCache(const ModelCache&) = delete;
+  ModelCache& operator=(const ModelCache&) = delete;
+  struct Entry;
+  // Loads made so far (a test's way to see that a sweep loaded its model once).
+  int64_t loads() const { return loads_; }
+
+ private:
+  friend class ExperimentAccess;
+  std::unique_ptr<Entry> entry_;
+  int64_t loads_ = 0;
+};
+
 // An existing output of the same configuration is resumed: its finished problems are kept and
 // skipped (a finished run loads nothing); another configuration's output is refused unless
 // config.overwrite. Throws hogwild::Error for a bad model or a cache that cannot hold the
@@ -57,6 +77,7 @@ struct RankGrid;
 // that cannot run (hogwild::ProblemFailure) is recorded as failed and the others go on. With a
 // rank grid (a distributed run), every rank calls this; the model is split over the tensor
 // ranks and only world rank 0 writes results and reports to the observer.
-RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid = nullptr);
+RunSummary run_experiment(const RunConfig& config, RunObserver* observer, RankGrid* grid = nullptr,
+                          ModelCache* models = nullptr);
 
 }  // namespace hogwild

@@ -143,7 +143,11 @@ RunConfig read_config(const ConfigReader& reader, const YAML::Node& root) {
 }  // namespace
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  const std::string text = read_text_file(path);
+  return load_run_config_text(read_text_file(path), path, overrides);
+}
+
+RunConfig load_run_config_text(const std::string& text, const std::string& path,
+                               const std::vector<std::string>& overrides) {
   YAML::Node root;
   try {
     root = YAML::Load(text);

@@ -79,6 +79,10 @@ struct RunConfig {
 // validates, loads problems from the JSONL file (relative paths are relative to the YAML file's
 // folder) and fills defaults (names, transcript). Throws hogwild::Error on any problem.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+// The same for YAML text that `path` names in messages (relative paths resolve beside it): a
+// sweep's inline base.
+RunConfig load_run_config_text(const std::string& text, const std::string& path,
+                               const std::vector<std::string>& overrides);
 
 // What a team of this run is given: layout, names, prompts, sampling, budget, max_tokens (=
 // max_tokens_per_problem), seed, record_logprobs and worker_groups (= parallel.worker_groups). A
