@@ -780,7 +780,7 @@ def model_and_tokenizer(model_path, scratch):
 
 def check(hogwild, config_path, overrides, scratch, need_steps=False):
     """Runs one case; returns a one-line summary, raises Mismatch."""
-    label = " ".join([os.path.relpath(config_path, REPO)] + overrides)
+    label = " ".join([os.path.basename(config_path)] + overrides)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         results = run_engine(hogwild, config_path, overrides, tmp)
         config, problems = read_results(results)
@@ -871,7 +871,14 @@ def tiny_cases(short, long):
               (short, ["workers=4", "layout=contiguous", "prompts.style=compact", "budget=20"]),
               (short, ["workers=2", "prompts.finisher_mode=in_cache", "budget=20"]),
               (long, ["workers=3", "budget=32"]),
-              (long, ["workers=4", "layout=interleaved", "budget=24"])]
+              (long, ["workers=4", "layout=interleaved", "budget=24"]),
+              # Stops on an answer: at once, mid-pass (any_boxed: the prefix holds the box, so
+              # the first worker stops the team on its first token and the others' are dropped),
+              # and at a step end (number_at_step_end: every second step's prefix holds one).
+              (short, ["workers=3", "prompts.style=compact",
+                       "prompts.first_step_prefix=**{name} [{step}]:** \\boxed{5}", "budget=20"]),
+              (short, ["workers=2", "prompts.step_prefix=**{name} [{step}]:** \\boxed{7} ",
+                       "budget=20"])]
     return cases
 
 
@@ -902,13 +909,15 @@ def run_suite(args):
                 f.write(text)
             cases = [(None, ["budget=24", "workers=2"]),
                      (None, ["budget=16", "workers=3", "layout=interleaved"]),
-                     (None, ["budget=16", "workers=2", "layout=contiguous"])]
+                     (None, ["budget=12", "workers=4", "prompts.style=compact",
+                             "prompts.system=You are {names}, {count} assistants."])]
         for model, overrides in cases:
             if args.suite == "tiny":
                 write_config(config, model, "What is 2 + 3?")
             try:
+                boxed = any("boxed" in o for o in overrides)
                 for line in check(args.hogwild, config, overrides, scratch,
-                                  need_steps=args.suite == "tiny"):
+                                  need_steps=args.suite == "tiny" and not boxed):
                     print(line, flush=True)
                     lines.append(line)
             except Mismatch as e:
