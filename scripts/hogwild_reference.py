@@ -499,8 +499,9 @@ class Team:
         at = len(worker["tokens"])
         engine_tokens = self.engine["tokens"][w]
         if at >= len(engine_tokens):
-            raise Mismatch(f"{self.label}: pass {self.passes}: worker {self.names[w]} samples token "
-                           f"{at} here, but the engine's worker stopped after {len(engine_tokens)}")
+            raise Mismatch(f"{self.label}: pass {self.passes}: worker {self.names[w]} samples "
+                           f"token {at} here, but the engine's worker stopped after "
+                           f"{len(engine_tokens)}")
         got = int(engine_tokens[at])
         masked = np.where(self.suppress, -np.inf, logits)
         top2 = np.argpartition(-masked, 1)[:2]
@@ -510,7 +511,8 @@ class Team:
             if not (got == second and near):
                 raise Mismatch(
                     f"{self.label}: pass {self.passes}, worker {self.names[w]}, token {at}: "
-                    f"reference argmax {best} {self.tok.decode([best])!r} (logit {masked[best]:.6f}),"
+                    f"reference argmax {best} {self.tok.decode([best])!r} "
+                    f"(logit {masked[best]:.6f}),"
                     f" engine {got} {self.tok.decode([got])!r} (reference logit "
                     f"{masked[got]:.6f}); context {self.tok.decode(worker['tokens'][-12:])!r}")
             self.ties += 1
@@ -613,7 +615,8 @@ class Team:
         self.finisher()
 
     def cache_tokens(self):
-        return sum(len(b) for b in self.ref.blocks.values()) + sum(len(w["pending"]) for w in self.w)
+        return (sum(len(b) for b in self.ref.blocks.values())
+                + sum(len(w["pending"]) for w in self.w))
 
     # -- the finisher (docs/design.md §5), greedy without suppression
     def finisher(self):
@@ -625,7 +628,8 @@ class Team:
                 text += tok.decode(self.w[w]["tokens"][first:end])
             text += p["others_header"]
             for other in self.w:
-                text += tok.decode(other["tokens"][other["first"]:]) + p["incomplete_marker"] + SEPARATOR
+                text += (tok.decode(other["tokens"][other["first"]:]) + p["incomplete_marker"]
+                         + SEPARATOR)
             text += p["finisher"]
             pending = self.prompt + tok.encode(text)
             if len(pending) + int(p["finisher_tokens"]) <= self.s["max_tokens"]:
@@ -684,12 +688,14 @@ class Team:
                     if self.w[w]["ends"]:
                         self.finish_step(w)
                     self.fed_since_check += len(self.w[w]["pending"])
-            if not self.stop_reason and self.cache_tokens() + self.reserve() >= self.s["max_tokens"]:
+            full = self.cache_tokens() + self.reserve() >= self.s["max_tokens"]
+            if not self.stop_reason and full:
                 self.stop("context")
         self.compare()
 
     def reserve(self):
-        return len(self.tok.encode(self.p["finisher"])) + int(self.p["finisher_tokens"]) + 2 * self.n
+        p = self.p
+        return len(self.tok.encode(p["finisher"])) + int(p["finisher_tokens"]) + 2 * self.n
 
     def compare(self):
         e = self.engine
@@ -700,7 +706,8 @@ class Team:
                                f"the reference {len(ours)}")
         if [tuple(s) for s in e["steps"]] != self.steps:
             raise Mismatch(f"{self.label}: steps (worker, step, first, end, pass) differ:\n"
-                           f"  engine    {[tuple(s) for s in e['steps']]}\n  reference {self.steps}")
+                           f"  engine    {[tuple(s) for s in e['steps']]}\n"
+                           f"  reference {self.steps}")
         for key, ours in (("stop_reason", self.stop_reason), ("forward_passes", self.passes)):
             if e[key] != ours:
                 raise Mismatch(f"{self.label}: {key}: engine {e[key]!r}, reference {ours!r}")
@@ -785,11 +792,12 @@ def check(hogwild, config_path, overrides, scratch, need_steps=False):
         results = run_engine(hogwild, config_path, overrides, tmp)
         config, problems = read_results(results)
     settings = settings_from_config(config)
-    model_path = config["model"] if os.path.isabs(config["model"]) else os.path.join(REPO, config["model"])
+    model_path = os.path.join(REPO, config["model"])  # an absolute path stays as it is
     model, tok = model_and_tokenizer(model_path, scratch)
     lines = []
     for problem in problems:
-        team = Team(settings, problem["question"], tok, model, problem, f"[{label}] {problem['id']}")
+        team = Team(settings, problem["question"], tok, model, problem,
+                    f"[{label}] {problem['id']}")
         team.run()
         merges = len(team.steps)
         lines.append(f"ok  {label}: {team.checked} sampled tokens, {merges} steps, "
@@ -827,7 +835,8 @@ def steered_tiny_model(out, base, tokenizer_folder, seed=4, embed_scale=4.0, cyc
     head *= 0.05
     embed[favoured] *= embed_scale
     rng = np.random.default_rng(seed)
-    head[favoured] = rng.standard_normal((len(favoured), head.shape[1])) * noise / math.sqrt(head.shape[1])
+    width = head.shape[1]
+    head[favoured] = rng.standard_normal((len(favoured), width)) * noise / math.sqrt(width)
     for before, after in zip(cycle, cycle[1:]):
         head[after] += cycle_scale * embed[before] / np.linalg.norm(embed[before])
     save_hf_checkpoint(out, config, tensors, "f32")
@@ -893,7 +902,7 @@ def run_suite(args):
     failures, lines = [], []
     scratch = tempfile.mkdtemp(prefix="hogwild_reference_")
     try:
-        config = os.path.join(scratch, "case.yaml")
+        config = os.path.join(scratch, "demo.yaml")
         if args.suite == "tiny":
             base4, base5 = tiny_base(os.path.join(scratch, "tiny_base"), gguf, seeds=(4, 5))
             short, long = os.path.join(scratch, "tiny_short"), os.path.join(scratch, "tiny_long")
@@ -912,7 +921,8 @@ def run_suite(args):
                      (None, ["budget=12", "workers=4", "prompts.style=compact",
                              "prompts.system=You are {names}, {count} assistants."])]
         for model, overrides in cases:
-            if args.suite == "tiny":
+            if args.suite == "tiny":  # the config is named after the model, for the messages
+                config = os.path.join(scratch, os.path.basename(model) + ".yaml")
                 write_config(config, model, "What is 2 + 3?")
             try:
                 boxed = any("boxed" in o for o in overrides)
