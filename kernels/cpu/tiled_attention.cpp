@@ -116,19 +116,34 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
   const auto row_bytes = static_cast<size_t>(d) * sizeof(float);
   for (int64_t first = 0; first < most_visible; first += kTileKeys) {
     const int64_t n = std::min<int64_t>(kTileKeys, most_visible - first);
-    // The tile's K and V rows, dense: pages need not be adjacent in the pool.
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t key = first + j;
-      const int64_t pool_row =
-          tile.pages[key / tile.page_size] * tile.page_size + key % tile.page_size;
-      std::memcpy(scratch.keys.data() + j * d, tile.keys + pool_row * tile.kv_stride, row_bytes);
-      std::memcpy(scratch.values.data() + j * d, tile.values + pool_row * tile.kv_stride,
-                  row_bytes);
+    // The tile's K and V rows: read in place when its pages are adjacent in the pool (a fresh
+    // cache hands them out in order), else copied dense.
+    const int64_t first_page = first / tile.page_size, last_page = (first + n - 1) / tile.page_size;
+    bool adjacent = true;
+    for (int64_t p = first_page + 1; p <= last_page && adjacent; ++p)
+      adjacent = tile.pages[p] == tile.pages[p - 1] + 1;
+    const float* k_rows = scratch.keys.data();
+    const float* v_rows = scratch.values.data();
+    int64_t kv_stride = d;
+    if (adjacent) {
+      const int64_t pool_row = tile.pages[first_page] * tile.page_size + first % tile.page_size;
+      k_rows = tile.keys + pool_row * tile.kv_stride;
+      v_rows = tile.values + pool_row * tile.kv_stride;
+      kv_stride = tile.kv_stride;
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t key = first + j;
+        const int64_t pool_row =
+            tile.pages[key / tile.page_size] * tile.page_size + key % tile.page_size;
+        std::memcpy(scratch.keys.data() + j * d, tile.keys + pool_row * tile.kv_stride, row_bytes);
+        std::memcpy(scratch.values.data() + j * d, tile.values + pool_row * tile.kv_stride,
+                    row_bytes);
+      }
     }
     // scores = queries · keysᵀ  [m, n]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(d), 1.0f, tile.queries, static_cast<int>(d), scratch.keys.data(),
-                static_cast<int>(d), 0.0f, scores, static_cast<int>(kTileKeys));
+                static_cast<int>(d), 1.0f, tile.queries, static_cast<int>(d), k_rows,
+                static_cast<int>(kv_stride), 0.0f, scores, static_cast<int>(kTileKeys));
     // Online softmax, row by row: the row's running maximum moves up to this tile's, the values
     // so far are rescaled by exp(old - new), and the scores become weights exp(score - new).
     for (int64_t i = 0; i < m; ++i) {
@@ -154,8 +169,8 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
     }
     // values += weights · V  [m, d]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(d),
-                static_cast<int>(n), 1.0f, scores, static_cast<int>(kTileKeys),
-                scratch.values.data(), static_cast<int>(d), 1.0f, values, static_cast<int>(d));
+                static_cast<int>(n), 1.0f, scores, static_cast<int>(kTileKeys), v_rows,
+                static_cast<int>(kv_stride), 1.0f, values, static_cast<int>(d));
   }
 }
 
