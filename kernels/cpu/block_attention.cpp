@@ -117,7 +117,8 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
       // Tiles of at most kTileRows query rows; smaller when that leaves threads idle (a short
       // batch), down to one entry per tile.
       int64_t tile = std::max<int64_t>(1, kTileRows / group);
-      const int64_t wanted_tiles = (2 * pool.size() + shape.kv_heads - 1) / shape.kv_heads;
+      const int64_t wanted_tiles =
+          (2 * static_cast<int64_t>(pool.size()) + shape.kv_heads - 1) / shape.kv_heads;
       tile = std::max<int64_t>(1, std::min(tile, (readers + wanted_tiles - 1) / wanted_tiles));
       for (int64_t first = 0; first < readers; first += tile)
         for (int64_t g = 0; g < shape.kv_heads; ++g)
