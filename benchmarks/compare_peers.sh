@@ -4,8 +4,14 @@
 # on demand (a source build of llama.cpp, minutes) and takes the machine for a while.
 #   benchmarks/compare_peers.sh [MODEL] [THREADS] [ROUNDS]
 # Prints one line per run and a summary of tok/s and the ratio ours / llama.cpp.
+#   benchmarks/compare_peers.sh prefill [MODEL] [THREADS] [ROUNDS]
+# runs benchmarks/compare_prefill.sh instead: prefill vs PyTorch eager (transformers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ${1:-} == prefill ]]; then
+  shift
+  exec "$root/benchmarks/compare_prefill.sh" "$@"
+fi
 model=${1:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 threads=${2:-2}
 rounds=${3:-3}

@@ -1,9 +1,12 @@
 // Hogwild attention on the CPU: every worker's query attends to the shared blocks of its view
-// with one softmax. Work is split into tasks of (block, chunk of pages, kv head); a task loads
-// each key/value row once and applies it to every query row whose view holds the block and to
-// every query head of the GQA group, so the traffic grows with the cache, not with the workers.
-// Each task leaves a partial (max, sum, weighted values) per (entry, head); partials are merged
-// with the log-sum-exp rule, which is associative, so the split changes nothing but rounding.
+// with one softmax. Blocks read by few entries (decode) are split into tasks of (block, chunk of
+// pages, kv head); a task loads each key/value row once and applies it to every query row whose
+// view holds the block and to every query head of the GQA group, so the traffic grows with the
+// cache, not with the workers. Blocks read by many entries (prefill) are split into tasks of
+// (block, kv head, tile of entries) that run tiled_attention.h's GEMM tiles over all the block's
+// keys. Either leaves a partial (max, sum, weighted values) per (entry, head) and piece of the
+// block; partials are merged with the log-sum-exp rule, which is associative, so the split
+// changes nothing but rounding.
 #include "kernels/cpu/block_attention.h"
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/cpu/tiled_attention.h"
 #include "kernels/view_entry.h"
 
 namespace hogwild::cpu {
@@ -23,6 +27,9 @@ constexpr int64_t kPagesPerTask = 8;
 // queries (transposed layout, no horizontal sums); below it, query by query.
 constexpr int64_t kTransposedWidth = 16;
 constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
+// (entry, head) query rows per tiled task at most: with kTileKeys keys, the scores (64 KiB), the
+// queries and the values of a task stay in L2.
+constexpr int64_t kTileRows = 128;
 
 struct Task {
   int32_t block;
@@ -30,6 +37,14 @@ struct Task {
   int32_t pages;
   int32_t kv_head;
   int64_t partial_offset;  // first partial of this task: entries_of_block * group partials
+};
+
+// A tiled task: entries [first, first + count) of the block's entry list, one kv head.
+struct TiledTask {
+  int32_t block;
+  int32_t kv_head;
+  int64_t first;
+  int64_t count;
 };
 
 // Running softmax state of one (query, head) over some keys.
@@ -43,7 +58,8 @@ struct Partial {
 void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                      const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
                      const Tensor& view_entries, const Tensor& inv_freq,
-                     const AttentionShape& shape, const Tensor& out, ThreadPool& pool) {
+                     const AttentionShape& shape, const Tensor& out, ThreadPool& pool,
+                     AttentionKernel kernel) {
   const int64_t d = shape.head_dim, half = d / 2;
   const int64_t heads = shape.heads, group = heads / shape.kv_heads;
   const int64_t rows = q.rows;
@@ -78,22 +94,40 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
     }
   }
 
-  // ---- tasks: (block, chunk of pages, kv head)
+  // ---- tasks: (block, chunk of pages, kv head), or (block, kv head, tile of entries) when tiled
   std::vector<Task> tasks;
+  std::vector<TiledTask> tiled_tasks;
   std::vector<std::vector<int64_t>> tasks_of_block(entries_of_block.size());
+  std::vector<char> tiled(entries_of_block.size(), 0);
   int64_t partial_count = 0;
   for (size_t b = 0; b < entries_of_block.size(); ++b) {
-    if (entries_of_block[b].empty()) continue;
+    const auto readers = static_cast<int64_t>(entries_of_block[b].size());
+    if (readers == 0) continue;
     int32_t most_visible = 0;
     for (int64_t e : entries_of_block[b])
       most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
     const int64_t pages = (most_visible + page_size - 1) / page_size;
+    for (int64_t p = 0; p < pages; ++p) {
+      const int32_t page = table[static_cast<int64_t>(b) * page_table.stride + p];
+      HOGWILD_ASSERT(page >= 0 && (page + 1) * page_size <= keys.rows);
+    }
+    tiled[b] = kernel == AttentionKernel::kTiled ||
+               (kernel == AttentionKernel::kAuto && readers >= kTiledEntries);
+    if (tiled[b]) {
+      // Tiles of at most kTileRows query rows; smaller when that leaves threads idle (a short
+      // batch), down to one entry per tile.
+      int64_t tile = std::max<int64_t>(1, kTileRows / group);
+      const int64_t wanted_tiles =
+          (2 * static_cast<int64_t>(pool.size()) + shape.kv_heads - 1) / shape.kv_heads;
+      tile = std::max<int64_t>(1, std::min(tile, (readers + wanted_tiles - 1) / wanted_tiles));
+      for (int64_t first = 0; first < readers; first += tile)
+        for (int64_t g = 0; g < shape.kv_heads; ++g)
+          tiled_tasks.push_back({static_cast<int32_t>(b), static_cast<int32_t>(g), first,
+                                 std::min(tile, readers - first)});
+      continue;
+    }
     for (int64_t first = 0; first < pages; first += kPagesPerTask) {
       for (int64_t g = 0; g < shape.kv_heads; ++g) {
-        for (int64_t p = first; p < std::min(pages, first + kPagesPerTask); ++p) {
-          const int32_t page = table[static_cast<int64_t>(b) * page_table.stride + p];
-          HOGWILD_ASSERT(page >= 0 && (page + 1) * page_size <= keys.rows);
-        }
         tasks_of_block[b].push_back(static_cast<int64_t>(tasks.size()));
         tasks.push_back({static_cast<int32_t>(b), static_cast<int32_t>(first),
                          static_cast<int32_t>(std::min(kPagesPerTask, pages - first)),
@@ -227,6 +261,65 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
         }
       });
 
+  // ---- tiled tasks: one partial per (entry, head) over all the block's visible keys
+  std::vector<SoftmaxPartial> tiled_partials;
+  std::vector<float> tiled_values;
+  if (!tiled_tasks.empty()) {
+    tiled_partials.resize(static_cast<size_t>(total_entries * heads));
+    tiled_values.resize(static_cast<size_t>(total_entries * heads * d));
+    struct TiledScratch {
+      TileScratch tile;
+      std::vector<float> queries, values;
+      std::vector<int32_t> visible;
+      std::vector<SoftmaxPartial> partials;
+    };
+    std::vector<TiledScratch> tiled_scratch(static_cast<size_t>(pool.size()));
+    const SimdLevel level = best_simd_level();
+    pool.parallel_for(
+        static_cast<int64_t>(tiled_tasks.size()), 1,
+        [&](int64_t first_task, int64_t end_task, int thread) {
+          TiledScratch& ts = tiled_scratch[static_cast<size_t>(thread)];
+          for (auto t = static_cast<size_t>(first_task); t < static_cast<size_t>(end_task); ++t) {
+            const TiledTask& task = tiled_tasks[t];
+            const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
+            const int64_t count = task.count * group;
+            // Query row i * group + h: entry first + i, head kv_head * group + h; pre-scaled as
+            // the per-row kernel's queries (the same products).
+            ts.queries.resize(static_cast<size_t>(count * d));
+            ts.visible.resize(static_cast<size_t>(count));
+            ts.values.resize(static_cast<size_t>(count * d));
+            ts.partials.resize(static_cast<size_t>(count));
+            for (int64_t i = 0; i < task.count; ++i) {
+              const int64_t e = block_entries[static_cast<size_t>(task.first + i)];
+              for (int64_t h = 0; h < group; ++h) {
+                const float* query = rotated.data() + (e * heads + task.kv_head * group + h) * d;
+                float* target = ts.queries.data() + (i * group + h) * d;
+                for (int64_t c = 0; c < d; ++c) target[c] = query[c] * shape.scale;
+                ts.visible[static_cast<size_t>(i * group + h)] =
+                    entries[static_cast<size_t>(e)].visible;
+              }
+            }
+            const AttentionTile tile{ts.queries.data(),
+                                     ts.visible.data(),
+                                     count,
+                                     d,
+                                     k_data + task.kv_head * d,
+                                     v_data + task.kv_head * d,
+                                     keys.stride,
+                                     table + task.block * page_table.stride,
+                                     page_size};
+            attend_tile(tile, ts.tile, level, ts.partials.data(), ts.values.data());
+            for (int64_t i = 0; i < task.count; ++i) {
+              const int64_t e = block_entries[static_cast<size_t>(task.first + i)];
+              const int64_t index = e * heads + task.kv_head * group;
+              std::copy_n(ts.partials.data() + i * group, group, tiled_partials.data() + index);
+              std::copy_n(ts.values.data() + i * group * d, group * d,
+                          tiled_values.data() + index * d);
+            }
+          }
+        });
+  }
+
   // ---- merge the partials of each (row, head) over its entries and chunks (log-sum-exp)
   pool.parallel_for(
       rows * heads, std::max<int64_t>(1, 1024 / d), [&](int64_t first, int64_t end, int) {
@@ -237,22 +330,30 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
             float* o = out_data + r * out.stride + h * d;
             std::fill(o, o + d, 0.0f);
             const int64_t g = h / group;
+            const auto merge = [&](float partial_maximum, float partial_sum, const float* po) {
+              if (partial_sum == 0.0f) return;  // empty partial: its maximum is -inf
+              const float merged = std::max(maximum, partial_maximum);
+              const float old_scale = sum == 0.0f ? 0.0f : std::exp(maximum - merged);
+              const float new_scale = std::exp(partial_maximum - merged);
+              for (int64_t c = 0; c < d; ++c) o[c] = o[c] * old_scale + po[c] * new_scale;
+              sum = sum * old_scale + partial_sum * new_scale;
+              maximum = merged;
+            };
             for (int64_t e = offsets[r]; e < offsets[r + 1]; ++e) {
               const int32_t block = entries[static_cast<size_t>(e)].block;
+              if (tiled[static_cast<size_t>(block)]) {
+                const int64_t index = e * heads + h;
+                const SoftmaxPartial& partial = tiled_partials[static_cast<size_t>(index)];
+                merge(partial.maximum, partial.sum, tiled_values.data() + index * d);
+                continue;
+              }
               for (int64_t t : tasks_of_block[static_cast<size_t>(block)]) {
                 const Task& task = tasks[static_cast<size_t>(t)];
                 if (task.kv_head != g) continue;
                 const int64_t index =
                     task.partial_offset + slot_in_block[static_cast<size_t>(e)] * group + h % group;
                 const Partial& partial = partials[static_cast<size_t>(index)];
-                if (partial.sum == 0.0f) continue;  // empty partial: its maximum is -inf
-                const float merged = std::max(maximum, partial.maximum);
-                const float old_scale = sum == 0.0f ? 0.0f : std::exp(maximum - merged);
-                const float new_scale = std::exp(partial.maximum - merged);
-                const float* po = partial_values.data() + index * d;
-                for (int64_t c = 0; c < d; ++c) o[c] = o[c] * old_scale + po[c] * new_scale;
-                sum = sum * old_scale + partial.sum * new_scale;
-                maximum = merged;
+                merge(partial.maximum, partial.sum, partial_values.data() + index * d);
               }
             }
             if (sum > 0.0f) {

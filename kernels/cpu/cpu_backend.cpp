@@ -1,9 +1,6 @@
 // The reference backend: fp32 math on the host. One thread pool (kernels/cpu/thread_pool.h) runs
 // every op across rows, heads or weight rows; matmuls of few rows (decode) use small_gemm, larger
 // ones OpenBLAS, single-threaded, on slices of the weight rows split across the pool.
-#include <cblas.h>
-#include <omp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -16,6 +13,7 @@
 #include "common/error.h"
 #include "common/float16.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/block_attention.h"
 #include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/small_gemm.h"
@@ -49,16 +47,6 @@ int64_t rows_grain(int64_t cols) {
   return std::max<int64_t>(1, kParallelValues / std::max<int64_t>(cols, 1));
 }
 
-// OpenBLAS's OpenMP build sizes its own threads from omp_get_max_threads() of the calling thread,
-// so each of our threads sets its own to 1 once: OpenBLAS then runs inline, inside our pool.
-void make_blas_single_threaded() {
-  thread_local bool done = false;
-  if (done) return;
-  omp_set_num_threads(1);
-  openblas_set_num_threads(1);
-  done = true;
-}
-
 // OMP_NUM_THREADS, which the launch scripts set per rank, else the physical cores.
 int threads_from_environment() {
   const char* text = std::getenv("OMP_NUM_THREADS");
@@ -75,7 +63,7 @@ int threads_from_environment() {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : pool_(threads) {
-    make_blas_single_threaded();
+    cpu::make_blas_single_threaded();
     // The quantized kernels' instruction set, chosen here on the calling thread: a bad
     // HOGWILD_CPU_FEATURES is one error now, not an exception inside the pool.
     static_cast<void>(cpu::quant_isa());
@@ -185,7 +173,7 @@ class CpuBackend final : public Backend {
     // Each chunk: BLAS on a slice of the weight rows (= output columns); OpenBLAS itself is
     // single-threaded (make_blas_single_threaded), so no second pool competes for the cores.
     pool_.parallel_for(weight.rows, kBlasRowsPerChunk, [&](int64_t begin, int64_t end, int) {
-      make_blas_single_threaded();
+      cpu::make_blas_single_threaded();
       const int64_t width = end - begin;
       float beta = 0.0f;
       if (args.bias != nullptr) {

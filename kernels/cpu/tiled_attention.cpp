@@ -1,0 +1,177 @@
+#include "kernels/cpu/tiled_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/blas_threads.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HOGWILD_X86 1
+#endif
+
+namespace hogwild::cpu {
+namespace {
+
+constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
+
+// s[0, n) := exp(s - maximum), returns their sum (plain C++).
+float exp_shifted_scalar(float* s, int64_t n, float maximum) {
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - maximum));
+  return sum;
+}
+
+float max_scalar(const float* s, int64_t n) {
+  float maximum = kNegativeInfinity;
+  for (int64_t j = 0; j < n; ++j) maximum = std::max(maximum, s[j]);
+  return maximum;
+}
+
+#ifdef HOGWILD_X86
+// e^x for x <= 0 (scores minus their maximum): e^x = 2^k · e^r with k = round(x / ln 2) and
+// |r| <= ln2 / 2, e^r by its Taylor series to degree 7 (truncation < 6e-9 relative, below fp32's
+// rounding). x below -87 is clamped there: e^-87 ~ 1.6e-38 is nothing beside the row's maximum
+// term (1), and 2^k stays a normal float.
+__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln 2 in two parts: k * high is exact for |k| < 2^11, so r keeps its low bits.
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.428606765330187e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  // 2^k through the exponent bits (k in [-126, 0] here).
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+__attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* s, int64_t n, float maximum) {
+  const __m256 m = _mm256_set1_ps(maximum);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  float total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  return total + exp_shifted_scalar(s + j, n - j, maximum);
+}
+
+__attribute__((target("avx2,fma"))) float max_avx2(const float* s, int64_t n) {
+  __m256 m = _mm256_set1_ps(kNegativeInfinity);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  return std::max(max_scalar(lanes, 8), max_scalar(s + j, n - j));
+}
+#endif
+
+float exp_shifted(float* s, int64_t n, float maximum, SimdLevel level) {
+#ifdef HOGWILD_X86
+  if (level == SimdLevel::kAvx2) return exp_shifted_avx2(s, n, maximum);
+#endif
+  (void)level;
+  return exp_shifted_scalar(s, n, maximum);
+}
+
+float row_max(const float* s, int64_t n, SimdLevel level) {
+#ifdef HOGWILD_X86
+  if (level == SimdLevel::kAvx2) return max_avx2(s, n);
+#endif
+  (void)level;
+  return max_scalar(s, n);
+}
+
+}  // namespace
+
+void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel level,
+                 SoftmaxPartial* partials, float* values) {
+  const int64_t m = tile.count, d = tile.head_dim;
+  int32_t most_visible = 0;
+  for (int64_t i = 0; i < m; ++i) most_visible = std::max(most_visible, tile.visible[i]);
+  for (int64_t i = 0; i < m; ++i) partials[i] = {kNegativeInfinity, 0.0f};
+  std::fill(values, values + m * d, 0.0f);
+  if (m == 0 || most_visible == 0) return;
+  scratch.scores.resize(static_cast<size_t>(m * kTileKeys));
+  scratch.keys.resize(static_cast<size_t>(kTileKeys * d));
+  scratch.values.resize(static_cast<size_t>(kTileKeys * d));
+  float* scores = scratch.scores.data();
+  make_blas_single_threaded();
+  const auto row_bytes = static_cast<size_t>(d) * sizeof(float);
+  for (int64_t first = 0; first < most_visible; first += kTileKeys) {
+    const int64_t n = std::min<int64_t>(kTileKeys, most_visible - first);
+    // The tile's K and V rows: read in place when its pages are adjacent in the pool (a fresh
+    // cache hands them out in order), else copied dense.
+    const int64_t first_page = first / tile.page_size, last_page = (first + n - 1) / tile.page_size;
+    bool adjacent = true;
+    for (int64_t p = first_page + 1; p <= last_page && adjacent; ++p)
+      adjacent = tile.pages[p] == tile.pages[p - 1] + 1;
+    const float* k_rows = scratch.keys.data();
+    const float* v_rows = scratch.values.data();
+    int64_t kv_stride = d;
+    if (adjacent) {
+      const int64_t pool_row = tile.pages[first_page] * tile.page_size + first % tile.page_size;
+      k_rows = tile.keys + pool_row * tile.kv_stride;
+      v_rows = tile.values + pool_row * tile.kv_stride;
+      kv_stride = tile.kv_stride;
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t key = first + j;
+        const int64_t pool_row =
+            tile.pages[key / tile.page_size] * tile.page_size + key % tile.page_size;
+        std::memcpy(scratch.keys.data() + j * d, tile.keys + pool_row * tile.kv_stride, row_bytes);
+        std::memcpy(scratch.values.data() + j * d, tile.values + pool_row * tile.kv_stride,
+                    row_bytes);
+      }
+    }
+    // scores = queries · keysᵀ  [m, n]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(d), 1.0f, tile.queries, static_cast<int>(d), k_rows,
+                static_cast<int>(kv_stride), 0.0f, scores, static_cast<int>(kTileKeys));
+    // Online softmax, row by row: the row's running maximum moves up to this tile's, the values
+    // so far are rescaled by exp(old - new), and the scores become weights exp(score - new).
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = scores + i * kTileKeys;
+      // Causal / visibility mask: keys from `visible` on get no weight.
+      const int64_t seen = std::clamp<int64_t>(tile.visible[i] - first, 0, n);
+      if (seen == 0) {
+        std::fill(row, row + n, 0.0f);
+        continue;
+      }
+      SoftmaxPartial& partial = partials[i];
+      const float maximum = std::max(partial.maximum, row_max(row, seen, level));
+      const float sum = exp_shifted(row, seen, maximum, level);
+      std::fill(row + seen, row + n, 0.0f);
+      if (partial.maximum != maximum && partial.sum != 0.0f) {
+        const float rescale = std::exp(partial.maximum - maximum);
+        float* o = values + i * d;
+        for (int64_t c = 0; c < d; ++c) o[c] *= rescale;
+        partial.sum *= rescale;
+      }
+      partial.sum += sum;
+      partial.maximum = maximum;
+    }
+    // values += weights · V  [m, d]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(d),
+                static_cast<int>(n), 1.0f, scores, static_cast<int>(kTileKeys), v_rows,
+                static_cast<int>(kv_stride), 1.0f, values, static_cast<int>(d));
+  }
+}
+
+}  // namespace hogwild::cpu
