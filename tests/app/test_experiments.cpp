@@ -255,5 +255,92 @@ TEST(Methods, ContradictionsAreOneLineErrors) {
   }
 }
 
+// ---- hogwild sweep ----
+
+std::string write_sweep(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir / name;
+  std::ofstream(path) << "base_config: " << demo_config() << "\n" << body;
+  return path;
+}
+
+TEST(Sweep, BadInputIsOneLineNamingTheKeyBeforeAnyModel) {
+  TempDir dir;
+  const std::string out = "output: " + (dir / "out") + "\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {out + "grids:\n  workers: [1]\n", "unknown sweep key 'grids'"},
+      {out + "grid:\n  workers: []\n", "grid.workers is an empty list"},
+      {out + "grid:\n  worker: [1, 2]\n", "grid.worker is not a run key"},
+      {out + "grid:\n  output: [a, b]\n", "grid.output cannot vary"},
+      {out + "zip:\n  workers: [1, 2]\n  layout: [combined]\n",
+       "zip.layout has 1 values but zip.workers has 2"},
+      {out + "grid:\n  workers: [1, 2]\nzip:\n  workers: [3, 4]\n",
+       "workers is varied twice (in grid and zip)"},
+      {out + "zip:\n  method: [single, single]\n  workers: [1, 4]\n",
+       "sweep run method=single,workers=4"},
+      {out + "grid:\n  budget: [8]\n  checkpoints: [[4, 16]]\n", "more than the budget (8)"},
+      {"grid:\n  workers: [1]\n", "output is required"},
+  };
+  for (const auto& [body, expected] : cases) {
+    const CommandResult run = hogwild("sweep " + write_sweep(dir, "s.yaml", body));
+    EXPECT_NE(run.exit_code, 0) << body;
+    EXPECT_NE(run.output.find(expected), std::string::npos) << body << "\n" << run.output;
+    EXPECT_EQ(run.output.find('\n'), run.output.size() - 1) << "one line: " << run.output;
+  }
+  const std::string grid = write_sweep(dir, "g.yaml", out + "grid:\n  workers: [1, 2]\n");
+  const CommandResult both = hogwild("sweep " + grid + " workers=3");
+  EXPECT_NE(both.output.find("workers is both overridden (workers=3) and varied in grid"),
+            std::string::npos)
+      << both.output;
+  // 1001 runs: refused without --yes.
+  std::string seeds = "seeds: [0";
+  for (int s = 1; s <= 1000; ++s) seeds += ", " + std::to_string(s);
+  const CommandResult many = hogwild("sweep " + write_sweep(dir, "m.yaml", out + seeds + "]\n"));
+  EXPECT_NE(many.output.find("has 1001 runs, more than 1000: add --yes"), std::string::npos)
+      << many.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out")) << "nothing is written before the runs";
+}
+
+TEST(Sweep, RunsLoadTheModelOnceAndResumeWithoutComputing) {
+  REQUIRE_PREREQUISITES();
+  TempDir dir;
+  const std::string sweep = write_sweep(
+      dir, "s.yaml", "output: " + (dir / "out") + "\ngrid:\n  workers: [1, 2]\nseeds: [3]\n");
+  const std::string args = " budget=8 weights=f32 --plain";
+  const CommandResult first = hogwild("sweep " + sweep + args);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("[sweep: 2 runs, 2 problems in all"), std::string::npos)
+      << first.output;
+  EXPECT_NE(first.output.find("model loaded 1 time]"), std::string::npos) << first.output;
+  const std::string one = dir / "out/workers=1,seed=3.h5", two = dir / "out/workers=2,seed=3.h5";
+  const json results = read_results(one);
+  EXPECT_EQ(results["attrs"]["run_id"], "workers=1,seed=3");
+  EXPECT_EQ(results["attrs"]["varied"], R"({"workers":"1","seed":"3"})");
+  EXPECT_EQ(results["attrs"]["workers"], 1);
+  EXPECT_EQ(read_results(two)["attrs"]["workers"], 2);
+
+  // The same sweep again: nothing is loaded or computed, nothing changes.
+  const std::string before = testing::read_file(two);
+  const CommandResult again = hogwild("sweep " + sweep + args);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("2 runs (2 already finished)"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("model loaded 0 times"), std::string::npos) << again.output;
+  EXPECT_EQ(testing::read_file(two), before);
+
+  // Another sweep into the same folder is refused, naming the folder.
+  const CommandResult other = hogwild("sweep " + sweep + args + " budget=9");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.output.find("was written by another sweep"), std::string::npos) << other.output;
+
+  // The plots of a real sweep (when matplotlib is there).
+  if (testing::run_command(testing::python() + " -c 'import matplotlib'").exit_code == 0) {
+    const CommandResult plot =
+        testing::run_command(testing::python() + " " + testing::source_dir() + "/scripts/plot.py " +
+                             (dir / "out") + " --out " + (dir / "plots") + " 2>&1");
+    EXPECT_EQ(plot.exit_code, 0) << plot.output;
+    for (const char* png : {"accuracy_vs_budget.png", "throughput.png"})
+      EXPECT_GT(std::filesystem::file_size(dir / (std::string("plots/") + png)), 1000u) << png;
+  }
+}
+
 }  // namespace
 }  // namespace hogwild
