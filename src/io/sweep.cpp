@@ -156,11 +156,21 @@ SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& ov
     for (const YAML::Node& value : values_of(path, seeds, "seeds")) axis.values.push_back({value});
     axes.push_back(axis);
   }
+  std::vector<std::string> run_overrides;
   for (const std::string& text : overrides) {
     const size_t equals = text.find('=');
     if (equals == std::string::npos || equals == 0)
       fail("sweep: '", text, "' is not an override (key=value)");
     const std::string key = text.substr(0, equals);
+    // output= moves the sweep's folder; the runs' own files are named by the sweep.
+    if (key == "output") {
+      if (equals + 1 == text.size()) fail("sweep: output= needs a folder");
+      plan.output = text.substr(equals + 1);
+      continue;
+    }
+    if (key == "transcript")
+      fail("sweep: transcript= cannot be set: each run's transcript is beside its results");
+    run_overrides.push_back(text);
     if (const auto varied = varied_in.find(key); varied != varied_in.end())
       fail("sweep: ", key, " is both overridden (", text, ") and varied in ", varied->second,
            " of ", path, ": keep one");
@@ -187,7 +197,7 @@ SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& ov
         id += (id.empty() ? "" : ",") + key + "=" + value;
       }
     }
-    for (const std::string& text : overrides) run.overrides.push_back(text);
+    for (const std::string& text : run_overrides) run.overrides.push_back(text);
     run.id = file_name(id);
     run.varied = varied.dump();
     plan.runs.push_back(std::move(run));
@@ -207,7 +217,7 @@ SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& ov
   emitter << identity;
   // What makes the sweep: its file (less where it writes) and the overrides that change results.
   plan.identity = cat(emitter.c_str(), "\n");
-  for (const std::string& text : overrides)
+  for (const std::string& text : run_overrides)
     if (!text.starts_with("threads=")) plan.identity += "# override: " + text + "\n";
   return plan;
 }
