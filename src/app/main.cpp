@@ -356,7 +356,8 @@ int run_run(const std::vector<std::string>& argv) {
                summary.failed > 0 ? cat(" (", summary.failed, " failed)").c_str() : "",
                static_cast<long long>(summary.correct), static_cast<long long>(summary.scored),
                static_cast<long long>(summary.generated_tokens), summary.seconds,
-               static_cast<double>(summary.generated_tokens) / std::max(summary.seconds, 1e-9),
+               static_cast<double>(summary.generated_tokens - summary.resumed_tokens) /
+                   std::max(summary.seconds, 1e-9),
                static_cast<long long>(summary.forward_passes), summary.forward_seconds,
                static_cast<long long>(summary.tokens_processed),
                escape_controls(config.output).c_str(), escape_controls(config.transcript).c_str());

@@ -144,6 +144,7 @@ class Experiment {
           ++summary_.problems;
           if (done.failed) ++summary_.failed;
           summary_.generated_tokens += done.generated_tokens;
+          summary_.resumed_tokens += done.generated_tokens;
           if (done.correct >= 0) {
             ++summary_.scored;
             summary_.correct += done.correct;

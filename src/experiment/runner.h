@@ -45,7 +45,8 @@ struct RunSummary {
   double seconds = 0.0;
   double forward_seconds = 0.0;  // inside the model's forward passes
   int64_t resumed = 0;           // problems an earlier run of the same configuration had finished
-  bool already_done = false;     // every problem was finished: nothing was loaded or computed
+  int64_t resumed_tokens = 0;  // their generated tokens (counted in generated_tokens, not seconds)
+  bool already_done = false;   // every problem was finished: nothing was loaded or computed
   std::vector<RankTiming> timings;  // every rank's breakdown (distributed runs; rank 0 has all)
 };
 

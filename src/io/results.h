@@ -23,7 +23,8 @@
 //                                  batch_problems, tensor, worker_groups, world_size, created (ISO
 //                                  time), hogwild_version, complete (int8: 1 once packed); at the
 //                                  end problems, failed_problems, accuracy, total_seconds,
-//                                  generated_tokens, tokens_per_second
+//                                  generated_tokens, tokens_per_second (of the last process's
+//                                  problems and seconds, when the run was resumed)
 //   /problems/<id>          attrs: id, question, reference_answer, answer, answer_source (boxed,
 //                                  gsm8k, last_number, none), answer_worker (int32; -1 none),
 //                                  correct (int8: 1/0/-1 when unknown), stop_reason ("failed" for
