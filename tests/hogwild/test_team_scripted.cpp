@@ -809,6 +809,50 @@ TEST_F(ScriptedTeamTest, PlainDecodingUsesTheChatTemplateAndStopsOnEos) {
             "Question: What is 2+3?\n\nA\\boxed{5}\n\n");
 }
 
+// The baselines (method independent / self_consistency): each worker stops on its own answer;
+// the first answer ends the team, or with a vote the majority of equivalent answers once every
+// worker has answered, a tie going to the answer given first.
+TEST_F(ScriptedTeamTest, IndependentWorkersAnswerAloneAndVote) {
+  struct Case {
+    bool vote;
+    std::vector<std::string> texts;  // what each worker writes
+    std::string answer;
+    int32_t answer_worker;
+    int64_t passes;  // when the team stops
+  };
+  const Case cases[] = {
+      // First answer: worker 0's, in the pass its step ends; the others are cut short.
+      {false, {"\\boxed{5}.\n\n", "yy\\boxed{7}.\n\n", "yyyy\\boxed{5}.\n\n"}, "5", 0, 12},
+      // Vote: 5 (workers 0 and 2) beats 7, once the last worker has answered.
+      {true, {"\\boxed{5}.\n\n", "yy\\boxed{7}.\n\n", "yyyy\\boxed{5.0}.\n\n"}, "5", 0, 18},
+      // A tie goes to the answer given first (worker 1's 7, two passes before worker 0's 5).
+      {true, {"yy\\boxed{5}.\n\n", "\\boxed{7}.\n\n"}, "7", 1, 14},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.vote ? "vote" : "first answer");
+    Names names = {"A", "B", "C"};
+    names.resize(c.texts.size());
+    TeamSettings settings = settings_for(Layout::Combined, names);
+    settings.prompts.collaborate = false;
+    settings.method = Method::Independent;
+    settings.vote = c.vote;
+    settings.prompts.stop_rule = StopRule::NumberAtStepEnd;  // a boxed number at a step end
+    auto run = make_team(settings);
+    Script script;
+    for (size_t w = 0; w < c.texts.size(); ++w) script[w] = bytes(c.texts[w]);
+    run->forward(script);  // the prompt: every worker's first token is "x"
+    for (int pass = 0; pass < 40 && !run->team().done(); ++pass) run->forward(script);
+    ASSERT_TRUE(run->team().done());
+    const ProblemResult result = run->team().result();
+    EXPECT_EQ(result.stop_reason, "answer");
+    EXPECT_EQ(result.answer, c.answer);
+    EXPECT_EQ(result.answer_worker, c.answer_worker);
+    EXPECT_EQ(result.forward_passes, c.passes);
+    EXPECT_EQ(result.workers[0].text, "x" + c.texts[0]) << "worker 0 wrote its text and stopped";
+    EXPECT_EQ(run->team().describe_view(0), (Names{"common", "A"})) << "nothing shared";
+  }
+}
+
 // A problem is data: special-token text in it is encoded byte by byte, never as the control
 // token, with or without the chat template; the engine's own prompts still make control tokens.
 // prompts.parse_special lets experts have the old behaviour.
