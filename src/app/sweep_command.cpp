@@ -49,7 +49,7 @@ class SweepProgress final : public RunObserver {
   }
   void end_run(const RunSummary& summary) {
     problems_done_ += summary.problems;
-    tokens_ += summary.generated_tokens - 0;
+    tokens_ += summary.generated_tokens - summary.resumed_tokens;
   }
   void on_step(const RunProgress& progress) override {
     update(progress);
@@ -73,7 +73,7 @@ class SweepProgress final : public RunObserver {
     std::snprintf(
         line, sizeof line,
         "sweep: run %lld/%lld (%s) | problems %lld/%lld | %.1f tok/s | %.0f s | ETA %.0f s",
-        static_cast<long long>(run_ + 1), static_cast<long long>(runs_),
+        static_cast<long long>(run_) + 1, static_cast<long long>(runs_),
         escape_controls(id_).c_str(), static_cast<long long>(done),
         static_cast<long long>(problems_), rate, elapsed, eta);
     view_.set_header(line);

@@ -192,9 +192,10 @@ SweepPlan load_sweep(const std::string& path, const std::vector<std::string>& ov
       for (size_t k = 0; k < axes[a].keys.size(); ++k) {
         const std::string& key = axes[a].keys[k];
         const std::string value = value_text(axes[a].values[choice[a]][k]);
-        run.overrides.push_back(key + "=" + value);
+        run.overrides.push_back(cat(key, "=", value));
         varied[key] = value;
-        id += (id.empty() ? "" : ",") + key + "=" + value;
+        if (!id.empty()) id += ',';
+        id += cat(key, "=", value);
       }
     }
     for (const std::string& text : run_overrides) run.overrides.push_back(text);

@@ -72,6 +72,15 @@ for attempt in 1 2; do
 done
 check "sync: step is deterministic" '[[ "$(summary "$tmp/step1.h5")" == "$(summary "$tmp/step2.h5")" ]]'
 
+# A sweep under mpirun: the run whose grid matches the job's 2 ranks runs (the same tokens as the
+# single process), the other is skipped with a note.
+printf 'base_config: %s\noutput: %s\ngrid:\n  parallel.worker_groups: [1, 2]\n' \
+  "$root/configs/demo.yaml" "$tmp/sweep" >"$tmp/sweep.yaml"
+"${mpiexec[@]}" -np 2 "$hogwild" sweep "$tmp/sweep.yaml" model="$model" budget=24 workers=2 weights=f32 --quiet >"$tmp/sweep.log" 2>&1
+check "a sweep under mpirun exits 0" '[[ $? -eq 0 ]]'
+check "the sweep skips the run whose grid does not match, naming it" 'grep -q "skipped parallel.worker_groups=1 (parallel grid 1x1 = 1 ranks, job has 2)" "$tmp/sweep.log" && [[ ! -e "$tmp/sweep/parallel.worker_groups=1.h5" ]]'
+check "the sweep's distributed run has the single process's tokens" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/sweep/parallel.worker_groups=2.h5")" ]]'
+
 # A tiny random model with 4 KV heads (and the demo model's tokenizer) on the issue's grids.
 if "$python" "$root/scripts/make_tiny_model.py" --arch llama --heads 8 --kv-heads 4 --hidden 64 \
     --head-dim 16 --ffn 128 --seed 9 --tokenizer-from "$model" --out "$tmp/tiny" >/dev/null 2>&1; then
