@@ -124,4 +124,40 @@ uint64_t CliArgs::get_uint64(const std::string& name) const {
 
 bool CliArgs::get_flag(const std::string& name) const { return values_.count(name) != 0; }
 
+JobArgs parse_job_args(const std::string& command, const std::vector<std::string>& argv,
+                       bool takes_yes, const std::string& missing) {
+  JobArgs job;
+  std::string threads_override;  // applied after the key=value overrides: the flag wins
+  for (size_t a = 0; a < argv.size(); ++a) {
+    const std::string& arg = argv[a];
+    if (arg == "--help" || arg == "-h") {
+      job.help = true;
+      return job;
+    }
+    if (arg == "--threads" || arg.starts_with("--threads=")) {
+      if (arg == "--threads" && a + 1 == argv.size()) fail(command, ": --threads needs a value N");
+      threads_override = "threads=" + (arg == "--threads" ? argv[++a] : arg.substr(10));
+    } else if (arg == "--plain") {
+      job.plain = true;
+    } else if (arg == "--overwrite") {
+      job.overwrite = true;
+    } else if (arg == "--quiet") {
+      job.quiet = true;
+    } else if (arg == "--yes" && takes_yes) {
+      job.yes = true;
+    } else if (arg.starts_with("--")) {
+      fail(command, ": unknown flag ", arg, " (see hogwild ", command, " --help)");
+    } else if (job.file.empty() && arg.find('=') == std::string::npos) {
+      job.file = arg;
+    } else if (arg.find('=') != std::string::npos) {
+      job.overrides.push_back(arg);
+    } else {
+      fail(command, ": unexpected argument '", arg, "': overrides look like key=value");
+    }
+  }
+  if (job.file.empty()) fail(command, ": ", missing);
+  if (!threads_override.empty()) job.overrides.push_back(threads_override);
+  return job;
+}
+
 }  // namespace hogwild

@@ -44,4 +44,17 @@ class CliArgs {
   std::map<std::string, std::string> values_;
 };
 
+// The arguments of `run` and `sweep`: one YAML file, key=value overrides, and the flags both
+// take (--plain, --quiet, --overwrite, --threads N; --yes where `takes_yes`). --threads becomes
+// the override "threads=N", after the others (the flag wins). Errors name the command.
+struct JobArgs {
+  bool help = false;  // --help or -h: print the command's help and stop
+  std::string file;
+  std::vector<std::string> overrides;
+  bool plain = false, quiet = false, overwrite = false, yes = false;
+};
+// `missing`: the error when no file is given ("missing the config file (hogwild run CONFIG.yaml)").
+JobArgs parse_job_args(const std::string& command, const std::vector<std::string>& argv,
+                       bool takes_yes, const std::string& missing);
+
 }  // namespace hogwild

@@ -284,39 +284,15 @@ const char* kRunHelp =
     "The config keys are described in configs/README.md.\n";
 
 int run_run(const std::vector<std::string>& argv) {
-  std::string config_path;
-  std::vector<std::string> overrides;
-  bool plain = !LiveView::stderr_is_terminal(), quiet = false, overwrite = false;
-  std::string threads_override;  // applied after the key=value overrides: the flag wins
-  for (size_t a = 0; a < argv.size(); ++a) {
-    const std::string& arg = argv[a];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kRunHelp;
-      return 0;
-    }
-    if (arg == "--threads" || arg.starts_with("--threads=")) {
-      if (arg == "--threads" && a + 1 == argv.size()) fail("run: --threads needs a value N");
-      threads_override = "threads=" + (arg == "--threads" ? argv[++a] : arg.substr(10));
-    } else if (arg == "--plain") {
-      plain = true;
-    } else if (arg == "--overwrite") {
-      overwrite = true;
-    } else if (arg == "--quiet") {
-      quiet = true;
-    } else if (arg.starts_with("--")) {
-      fail("run: unknown flag ", arg, " (see hogwild run --help)");
-    } else if (config_path.empty() && arg.find('=') == std::string::npos) {
-      config_path = arg;
-    } else if (arg.find('=') != std::string::npos) {
-      overrides.push_back(arg);
-    } else {
-      fail("run: unexpected argument '", arg, "': overrides look like key=value");
-    }
+  const JobArgs job =
+      parse_job_args("run", argv, false, "missing the config file (hogwild run CONFIG.yaml)");
+  if (job.help) {
+    std::cout << kRunHelp;
+    return 0;
   }
-  if (config_path.empty()) fail("run: missing the config file (hogwild run CONFIG.yaml)");
-  if (!threads_override.empty()) overrides.push_back(threads_override);
-  RunConfig config = load_run_config(config_path, overrides);
-  config.overwrite = overwrite;
+  const bool plain = job.plain || !LiveView::stderr_is_terminal(), quiet = job.quiet;
+  RunConfig config = load_run_config(job.file, job.overrides);
+  config.overwrite = job.overwrite;
   // Ranks that run different configs or models would corrupt each other's buffers: refuse them
   // all, naming the first key that differs, before the grid is formed (docs/design.md §6).
   if (launched_by_mpi()) check_ranks_run_the_same(config, *make_world_communicator());

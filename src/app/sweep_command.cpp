@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app/cli_args.h"
 #include "app/live_view.h"
 #include "comm/mpi_communicator.h"
 #include "common/error.h"
@@ -116,41 +117,16 @@ void claim_folder(const SweepPlan& plan, bool overwrite, bool writes) {
 }  // namespace
 
 int run_sweep(const std::vector<std::string>& argv) {
-  std::string sweep_path;
-  std::vector<std::string> overrides;
-  bool plain = !LiveView::stderr_is_terminal(), quiet = false, overwrite = false, yes = false;
-  std::string threads_override;
-  for (size_t a = 0; a < argv.size(); ++a) {
-    const std::string& arg = argv[a];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kSweepHelp;
-      return 0;
-    }
-    if (arg == "--threads" || arg.starts_with("--threads=")) {
-      if (arg == "--threads" && a + 1 == argv.size()) fail("sweep: --threads needs a value N");
-      threads_override = "threads=" + (arg == "--threads" ? argv[++a] : arg.substr(10));
-    } else if (arg == "--plain") {
-      plain = true;
-    } else if (arg == "--overwrite") {
-      overwrite = true;
-    } else if (arg == "--quiet") {
-      quiet = true;
-    } else if (arg == "--yes") {
-      yes = true;
-    } else if (arg.starts_with("--")) {
-      fail("sweep: unknown flag ", arg, " (see hogwild sweep --help)");
-    } else if (sweep_path.empty() && arg.find('=') == std::string::npos) {
-      sweep_path = arg;
-    } else if (arg.find('=') != std::string::npos) {
-      overrides.push_back(arg);
-    } else {
-      fail("sweep: unexpected argument '", arg, "': overrides look like key=value");
-    }
+  const JobArgs job =
+      parse_job_args("sweep", argv, true, "missing the sweep file (hogwild sweep SWEEP.yaml)");
+  if (job.help) {
+    std::cout << kSweepHelp;
+    return 0;
   }
-  if (sweep_path.empty()) fail("sweep: missing the sweep file (hogwild sweep SWEEP.yaml)");
-  if (!threads_override.empty()) overrides.push_back(threads_override);
-  const SweepPlan plan = load_sweep(sweep_path, overrides);
-  if (static_cast<int64_t>(plan.runs.size()) > kMaxRunsWithoutYes && !yes)
+  const bool plain = job.plain || !LiveView::stderr_is_terminal(), quiet = job.quiet,
+             overwrite = job.overwrite;
+  const SweepPlan plan = load_sweep(job.file, job.overrides);
+  if (static_cast<int64_t>(plan.runs.size()) > kMaxRunsWithoutYes && !job.yes)
     fail("sweep: ", plan.path, " has ", plan.runs.size(), " runs, more than ", kMaxRunsWithoutYes,
          ": add --yes to run them all");
 

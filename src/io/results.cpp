@@ -518,30 +518,59 @@ void write_problem(hid_t file, hid_t problems, const ProblemResult& result, cons
 
 // ---- Reading results back (resume) ----
 
-std::string read_string_attribute(hid_t object, const char* name) {
-  if (must(H5Aexists(object, name)) == 0) return {};
-  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  const Handle type(H5Aget_type(attribute.id()), H5Tclose);
-  if (H5Tget_class(type.id()) != H5T_STRING) throw Hdf5Failure{};
-  if (must(H5Tis_variable_str(type.id())) > 0) {
+// A scalar string as put_string / put_string_dataset stored it: variable-length, or fixed-length
+// (exactly its bytes) when it holds a NUL. `read(memory_type, buffer)` reads the attribute or
+// dataset whose file type is `type`.
+template <typename Read>
+std::string read_stored_string(hid_t type, Read&& read) {
+  if (H5Tget_class(type) != H5T_STRING) throw Hdf5Failure{};
+  if (must(H5Tis_variable_str(type)) > 0) {
     const Handle memory = utf8_string_type();
     char* text = nullptr;
-    must(H5Aread(attribute.id(), memory.id(), &text));
+    must(read(memory.id(), static_cast<void*>(&text)));
     std::string value = text != nullptr ? text : "";
     H5free_memory(text);
     return value;
   }
-  std::string value(H5Tget_size(type.id()), '\0');
-  must(H5Aread(attribute.id(), type.id(), value.data()));
+  std::string value(H5Tget_size(type), '\0');
+  must(read(type, static_cast<void*>(value.data())));
+  return value;
+}
+
+std::string read_string_attribute(hid_t object, const char* name) {
+  if (must(H5Aexists(object, name)) == 0) return {};
+  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  const Handle type(H5Aget_type(attribute.id()), H5Tclose);
+  return read_stored_string(type.id(), [&](hid_t memory, void* buffer) {
+    return H5Aread(attribute.id(), memory, buffer);
+  });
+}
+
+std::string read_string_dataset(hid_t group, const char* name) {
+  const Handle dataset(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose);
+  const Handle type(H5Dget_type(dataset.id()), H5Tclose);
+  return read_stored_string(type.id(), [&](hid_t memory, void* buffer) {
+    return H5Dread(dataset.id(), memory, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer);
+  });
+}
+
+// A number attribute read as `memory_type` (a missing one is an error).
+template <typename Value>
+Value read_number_attribute(hid_t object, const char* name, hid_t memory_type) {
+  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  Value value{};
+  must(H5Aread(attribute.id(), memory_type, &value));
   return value;
 }
 
 int64_t read_int_attribute(hid_t object, const char* name, int64_t otherwise) {
   if (must(H5Aexists(object, name)) == 0) return otherwise;
-  const Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  int64_t value = 0;
-  must(H5Aread(attribute.id(), H5T_NATIVE_INT64, &value));
-  return value;
+  return read_number_attribute<int64_t>(object, name, H5T_NATIVE_INT64);
+}
+
+// `correct`: 1, 0, or -1 when unknown.
+int read_correct_attribute(hid_t object) {
+  return read_number_attribute<int8_t>(object, "correct", H5T_NATIVE_INT8);
 }
 
 std::vector<std::string> group_names(hid_t group) {
@@ -565,10 +594,7 @@ FinishedProblem read_finished(hid_t problems, const std::string& name, const std
   done.index = read_int_attribute(group.id(), "index", 0);
   done.generated_tokens = read_int_attribute(group.id(), "generated_tokens", 0);
   done.failed = !read_string_attribute(group.id(), "error").empty();
-  const Handle attribute(H5Aopen(group.id(), "correct", H5P_DEFAULT), H5Aclose);
-  int8_t correct = -1;
-  must(H5Aread(attribute.id(), H5T_NATIVE_INT8, &correct));
-  done.correct = correct;
+  done.correct = read_correct_attribute(group.id());
   return done;
 }
 
@@ -610,26 +636,9 @@ std::string stored_transcript_entry(hid_t problems, const std::string& name) {
   result.error = read_string_attribute(group.id(), "error");
   result.stop_reason = read_string_attribute(group.id(), "stop_reason");
   result.generated_tokens = read_int_attribute(group.id(), "generated_tokens", 0);
-  {
-    const Handle attribute(H5Aopen(group.id(), "correct", H5P_DEFAULT), H5Aclose);
-    int8_t correct = -1;
-    must(H5Aread(attribute.id(), H5T_NATIVE_INT8, &correct));
-    result.correct = correct;
-    const Handle seconds(H5Aopen(group.id(), "seconds", H5P_DEFAULT), H5Aclose);
-    must(H5Aread(seconds.id(), H5T_NATIVE_DOUBLE, &result.seconds));
-  }
-  const Handle dataset(H5Dopen2(group.id(), "transcript", H5P_DEFAULT), H5Dclose);
-  const Handle type(H5Dget_type(dataset.id()), H5Tclose);
-  if (must(H5Tis_variable_str(type.id())) > 0) {
-    const Handle memory = utf8_string_type();
-    char* text = nullptr;
-    must(H5Dread(dataset.id(), memory.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &text));
-    result.transcript = text != nullptr ? text : "";
-    H5free_memory(text);
-  } else {
-    result.transcript.assign(H5Tget_size(type.id()), '\0');
-    must(H5Dread(dataset.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, result.transcript.data()));
-  }
+  result.correct = read_correct_attribute(group.id());
+  result.seconds = read_number_attribute<double>(group.id(), "seconds", H5T_NATIVE_DOUBLE);
+  result.transcript = read_string_dataset(group.id(), "transcript");
   return transcript_entry(result);
 }
 
