@@ -374,6 +374,13 @@ void Transformer::reduce_across_shards(const Tensor& partial) {
 
 void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits,
                           KvExchange* exchange) {
+  const Tensor& on_backend = forward_on_backend(batch, cache, exchange);
+  logits.resize(static_cast<size_t>(on_backend.rows * config_.vocab));
+  if (on_backend.rows > 0) backend_.download_f32(on_backend, logits.data());
+}
+
+const Tensor& Transformer::forward_on_backend(const ForwardBatch& batch, KvCache& cache,
+                                              KvExchange* exchange) {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(batch.size());
   const auto entries = static_cast<int64_t>(batch.view_entries.size());
@@ -444,17 +451,16 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   }
 
   const auto m = static_cast<int64_t>(batch.logit_rows.size());
-  logits.resize(static_cast<size_t>(m * c.vocab));
-  if (m == 0) return;
+  step_logits_ = work_.logits.rows_view(0, m);
+  if (m == 0) return step_logits_;
   const Tensor rows = work_.logit_rows.rows_view(0, m);
   backend_.upload_i32(rows, batch.logit_rows.data());
   const Tensor last = work_.last.rows_view(0, m);
   const Tensor last_normed = work_.last_normed.rows_view(0, m);
-  const Tensor logits_t = work_.logits.rows_view(0, m);
   backend_.gather_rows(x, rows, last);
   backend_.rms_norm(last, output_norm_, eps, last_normed);
-  matmul(last_normed, lm_head_, Tensor{}, logits_t);
-  backend_.download_f32(logits_t, logits.data());
+  matmul(last_normed, lm_head_, Tensor{}, step_logits_);
+  return step_logits_;
 }
 
 }  // namespace hogwild

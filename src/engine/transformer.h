@@ -37,6 +37,11 @@ struct TransformerOptions {
   // tensor->rank() of tensor->size(); null = the whole model.
   Communicator* tensor = nullptr;
   bool device_communicator = false;  // `tensor` takes the backend's (device) buffers directly
+  // Compute dtype of the weights kept in fp32 today and of the KV pools (the `dtype:` run key):
+  // F32 (exact reference) or BF16 (CUDA: bf16 weights and K/V, fp32 accumulation).
+  DType dtype = DType::F32;
+  // Replay decode steps as CUDA graphs per batch-size bucket (backends without graphs ignore it).
+  bool graphs = true;
 };
 
 // The part of `model` one of `parts` tensor-parallel ranks computes; throws when heads, KV heads
@@ -102,6 +107,11 @@ class Transformer {
   // Throws hogwild::Error for bad tokens or batch shapes.
   void forward(const ForwardBatch& batch, KvCache& cache, std::vector<float>& logits,
                KvExchange* exchange = nullptr);
+  // The same step, leaving the logits on the backend: the returned tensor holds one row of
+  // config().vocab values per batch.logit_rows entry (valid until the next forward), for sampling
+  // on the device. forward() is this plus one download.
+  const Tensor& forward_on_backend(const ForwardBatch& batch, KvCache& cache,
+                                   KvExchange* exchange = nullptr);
 
  private:
   // A fused weight as one or more backend tensors, each computing consecutive output columns.
@@ -138,6 +148,7 @@ class Transformer {
   std::vector<float> staging_;  // host copy for collectives when the backend is a device
   std::vector<Layer> layers_;
   Workspace work_;
+  Tensor step_logits_;  // rows of work_.logits the last forward_on_backend filled
   AttentionShape attention_shape_;
 };
 
