@@ -387,6 +387,7 @@ class Experiment {
       } else {
         logits_.clear();
         if (!step_sync) exchange_->exchange_without_tokens(model_->config().layers, *cache_);
+        wait_for_device_collectives();  // every rank waits as often: the watchdog's counts agree
       }
       if (step_sync) exchange_->exchange_after_step(model_->config().layers, *cache_);
       wait_for_device_collectives();

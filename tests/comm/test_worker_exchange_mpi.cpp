@@ -41,6 +41,74 @@ float before_step(int64_t row, int64_t column) {
   return 0.25f + static_cast<float>(row * kWidth + column);
 }
 
+// The CPU backend seen as a device one (host_memory() false): a host communicator must then
+// not touch its buffers, and WorkerExchange stages the slabs through host memory, the CUDA
+// backend's path when the build has no NCCL.
+class DeviceLikeBackend final : public Backend {
+ public:
+  DeviceLikeBackend() : inner_(make_cpu_backend(1)) {}
+  std::string name() const override { return "device-like cpu"; }
+  bool host_memory() const override { return false; }
+  void synchronize() override { inner_->synchronize(); }
+  int downloads = 0, uploads = 0;
+
+ private:
+  Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) override {
+    return inner_->allocate(rows, cols, dtype);
+  }
+  void do_release(const Tensor& tensor) override {
+    Tensor copy = tensor;
+    inner_->release(copy);
+  }
+  void do_upload_f32(const Tensor& dst, const float* host) override {
+    ++uploads;
+    inner_->upload_f32(dst, host);
+  }
+  void do_upload_i32(const Tensor& dst, const int32_t* host) override {
+    inner_->upload_i32(dst, host);
+  }
+  void do_download_f32(const Tensor& src, float* host) override {
+    ++downloads;
+    inner_->download_f32(src, host);
+  }
+  void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override {
+    inner_->embedding(table, ids, out);
+  }
+  void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) override {
+    inner_->rms_norm(x, weight, eps, out);
+  }
+  void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) override {
+    inner_->head_rms_norm(x, weight, eps);
+  }
+  void do_matmul(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                 const Tensor& out) override {
+    inner_->matmul(x, weight, bias, out);
+  }
+  void do_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+               int64_t head_dim) override {
+    inner_->rope(x, positions, inv_freq, head_dim);
+  }
+  void do_swiglu(const Tensor& gate_up, const Tensor& out) override {
+    inner_->swiglu(gate_up, out);
+  }
+  void do_add(const Tensor& x, const Tensor& y) override { inner_->add(x, y); }
+  void do_scatter_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
+    inner_->scatter_rows(src, rows, dst);
+  }
+  void do_gather_rows(const Tensor& src, const Tensor& rows, const Tensor& out) override {
+    inner_->gather_rows(src, rows, out);
+  }
+  void do_block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
+                          const Tensor& page_table, int64_t page_size, const Tensor& view_offsets,
+                          const Tensor& view_entries, const Tensor& inv_freq,
+                          const AttentionShape& shape, const Tensor& out) override {
+    inner_->block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
+                            inv_freq, shape, out);
+  }
+
+  std::unique_ptr<Backend> inner_;
+};
+
 // Runs of new tokens: (owner group or -1 for every group, count). The owners wrap around the
 // world size, so every world gets groups of different sizes and padding.
 struct StepRun {
@@ -193,6 +261,31 @@ TEST(WorkerExchangeMpi, StepSyncIsOneCollectivePerStep) {
   ASSERT_EQ(axis.all_gathers, 1) << "every layer's K/V in one collective";
   EXPECT_EQ(axis.gathered_bytes[0],
             kLayers * 2 * rows_per_group(rank.full(), grid.worker_groups) * kWidth * sizeof(float));
+}
+
+// A device backend with a host communicator (no NCCL): the same caches, the slabs staged
+// through host memory, one download and one upload per collective.
+TEST(WorkerExchangeMpi, ADeviceBackendWithAHostAxisStagesThroughTheHost) {
+  RankGrid grid = make_rank_grid(1, mpi_world_size());
+  for (const bool step_sync : {false, true}) {
+    SCOPED_TRACE(step_sync ? "sync: step" : "sync: layer");
+    DeviceLikeBackend backend;
+    Rank rank(backend, grid.group, grid.worker_groups, step_sync);
+    WorkerExchange exchange(backend, *grid.workers, kWidth, kMaxTokens);
+    exchange.prepare(rank.full(), rank.local());
+    for (int64_t layer = 0; layer < kLayers; ++layer) rank.write_local(layer);
+    backend.downloads = backend.uploads = 0;
+    if (step_sync) {
+      exchange.exchange_after_step(kLayers, rank.cache());
+    } else {
+      for (int64_t layer = 0; layer < kLayers; ++layer)
+        exchange.exchange(layer, Tensor{}, Tensor{}, rank.cache());
+    }
+    const int collectives = step_sync ? 1 : static_cast<int>(kLayers);
+    EXPECT_EQ(backend.downloads, collectives);
+    EXPECT_EQ(backend.uploads, collectives);
+    rank.expect_every_row_in_place();
+  }
 }
 
 TEST(WorkerExchangeMpi, TokensAreSharedWithOneSmallAllGather) {
