@@ -40,6 +40,8 @@ const char* collective_name(CollectiveKind kind) {
       return "broadcast";
     case CollectiveKind::Barrier:
       return "barrier";
+    case CollectiveKind::Wait:
+      return "device wait";
     case CollectiveKind::None:
       break;
   }
@@ -182,7 +184,13 @@ template <typename Call>
 void MonitoredCommunicator::timed(CollectiveKind kind, double& bucket, Call&& call) {
   const int64_t start = now_ns();
   if (watchdog_) watchdog_->enter(axis_, kind);
-  call();
+  try {
+    call();
+  } catch (...) {
+    // The error (e.g. a peer's, named by the communicator) ends the run: no stall to report.
+    if (watchdog_) watchdog_->leave(axis_);
+    throw;
+  }
   if (watchdog_) watchdog_->leave(axis_);
   bucket += static_cast<double>(now_ns() - start) * 1e-9;
 }
@@ -200,6 +208,11 @@ void MonitoredCommunicator::broadcast(void* data, size_t bytes, int root) {
 }
 void MonitoredCommunicator::barrier() {
   timed(CollectiveKind::Barrier, seconds_.other, [&] { inner_->barrier(); });
+}
+void MonitoredCommunicator::wait() {
+  // A host communicator has nothing queued: no count, so host runs report as before.
+  if (!inner_->stream_ordered()) return inner_->wait();
+  timed(CollectiveKind::Wait, seconds_.device_wait, [&] { inner_->wait(); });
 }
 
 }  // namespace hogwild

@@ -30,10 +30,14 @@ struct CollectiveSeconds {
   double all_reduce = 0.0;
   double all_gather = 0.0;
   double other = 0.0;  // broadcast, barrier
+  // Stream-ordered communicators: the host's waits for the stream (the step's device compute and
+  // collectives together, which the host cannot tell apart), not part of total().
+  double device_wait = 0.0;
   double total() const { return all_reduce + all_gather + other; }
 };
 
-enum class CollectiveKind : int32_t { None = -1, AllReduce, AllGather, Broadcast, Barrier };
+// Wait: the host waiting for a stream-ordered communicator's queued collectives (wait()).
+enum class CollectiveKind : int32_t { None = -1, AllReduce, AllGather, Broadcast, Barrier, Wait };
 const char* collective_name(CollectiveKind kind);
 
 // One rank's answer to "how far are you?": per axis (in the order every rank adds them), the
@@ -106,6 +110,8 @@ class Watchdog {
   std::thread thread_;
 };
 
+// Stream-ordered collectives return once queued: their seconds here are the queueing only (the
+// waiting shows in wait()).
 class MonitoredCommunicator final : public Communicator {
  public:
   // Reports to `watchdog` as its axis `axis`; a null watchdog: timing only.
@@ -119,6 +125,13 @@ class MonitoredCommunicator final : public Communicator {
   void all_gather(const void* send, void* recv, size_t bytes) override;
   void broadcast(void* data, size_t bytes, int root) override;
   void barrier() override;
+  bool stream_ordered() const override { return inner_->stream_ordered(); }
+  void group_start() override { inner_->group_start(); }
+  void group_end() override { inner_->group_end(); }
+  bool poll() override { return inner_->poll(); }
+  // Watched like a collective on the axis when the inner communicator is stream-ordered: the
+  // host blocks here when a peer is lost, so the watchdog names it as for a host collective.
+  void wait() override;
 
   const CollectiveSeconds& seconds() const { return seconds_; }
 

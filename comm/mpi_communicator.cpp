@@ -1,7 +1,6 @@
 #include "comm/mpi_communicator.h"
 
 #include <mpi.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -13,25 +12,18 @@
 #include <vector>
 
 #include "comm/monitored_communicator.h"
+#include "comm/mpi_check.h"
 #include "common/error.h"
-
-// Every MPI call is checked; a failure names the host, the world rank, the call and file:line.
-#define HOGWILD_MPI_CHECK(call)                                        \
-  do {                                                                 \
-    const int hogwild_status_ = (call);                                \
-    if (hogwild_status_ != MPI_SUCCESS)                                \
-      ::hogwild::mpi_fail(#call, hogwild_status_, __FILE__, __LINE__); \
-  } while (0)
 
 namespace hogwild {
 
-[[noreturn]] void mpi_fail(const char* call, int status, const char* file, int line) {
+std::string mpi_status_text(int status) {
   char text[MPI_MAX_ERROR_STRING] = {};
   int length = 0;
-  MPI_Error_string(status, text, &length);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  fail(host, " rank ", mpi_world_rank(), ": ", file, ":", line, ": ", call, " failed: ", text);
+  if (MPI_Error_string(status, text, &length) != MPI_SUCCESS)
+    return cat("MPI error ", status, " (world rank ", mpi_world_rank(), ")");
+  return cat(std::string(text, static_cast<size_t>(length)), " (world rank ", mpi_world_rank(),
+             ")");
 }
 
 bool launched_by_mpi() {
@@ -344,12 +336,25 @@ RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_s
   const int tensor_axis = watchdog->add_axis("tensor", members(*tensor_comm));
   const int workers_axis = watchdog->add_axis("workers", members(*workers_comm));
   watchdog->start();
+  grid.watchdog = watchdog;
+  grid.tensor_axis = tensor_axis;
+  grid.workers_axis = workers_axis;
   grid.world = std::make_unique<MonitoredCommunicator>(std::move(world_comm), watchdog, world_axis);
   grid.tensor =
       std::make_unique<MonitoredCommunicator>(std::move(tensor_comm), watchdog, tensor_axis);
   grid.workers =
       std::make_unique<MonitoredCommunicator>(std::move(workers_comm), watchdog, workers_axis);
   return grid;
+}
+
+void add_device_communicators(RankGrid& grid, const DeviceCommunicatorFactory& make) {
+  // Every rank makes the same axes in the same order (each make() is collective on its axis).
+  if (grid.tensor_parallel > 1)
+    grid.device_tensor = std::make_unique<MonitoredCommunicator>(make(*grid.tensor), grid.watchdog,
+                                                                 grid.tensor_axis);
+  if (grid.worker_groups > 1)
+    grid.device_workers = std::make_unique<MonitoredCommunicator>(make(*grid.workers),
+                                                                  grid.watchdog, grid.workers_axis);
 }
 
 }  // namespace hogwild

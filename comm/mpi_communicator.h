@@ -4,12 +4,15 @@
 // hold the same head slice in every group.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "comm/communicator.h"
 
 namespace hogwild {
+
+class Watchdog;
 
 // Initialises MPI and makes MPI errors return codes, which every call checks. It asks for
 // MPI_THREAD_MULTIPLE: the collectives stay on the main thread, but the watchdog thread asks and
@@ -40,6 +43,14 @@ struct RankGrid {
   std::unique_ptr<Communicator> world;    // every rank
   std::unique_ptr<Communicator> tensor;   // the T ranks of my group
   std::unique_ptr<Communicator> workers;  // the G ranks with my head slice
+  // The CUDA backend's axes (add_device_communicators): stream-ordered communicators on device
+  // buffers over the same ranks as `tensor` / `workers`; null where the axis has one rank or the
+  // run is on the CPU. Declared after the host axes: destroyed first.
+  std::unique_ptr<Communicator> device_tensor;
+  std::unique_ptr<Communicator> device_workers;
+  // The watchdog the monitored axes report to (null without MPI) and their axis numbers in it.
+  std::shared_ptr<Watchdog> watchdog;
+  int tensor_axis = -1, workers_axis = -1;
 };
 
 // Splits MPI_COMM_WORLD into the grid; throws hogwild::Error (on every rank, with the same
@@ -48,5 +59,14 @@ struct RankGrid {
 // timeout_seconds > 0 a watchdog ends the job when one collective waits longer, naming the ranks
 // that have not reached it.
 RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double timeout_seconds = 0);
+
+// Makes a device communicator over the ranks of a host axis communicator (collective on it).
+using DeviceCommunicatorFactory =
+    std::function<std::unique_ptr<Communicator>(Communicator& host_axis)>;
+// Sets grid.device_tensor / grid.device_workers, for the axes of more than one rank, to `make`'s
+// communicators over the same ranks (NCCL for the CUDA backend: experiment/runner.cpp), monitored
+// by the grid's watchdog as the same axes, so a lost peer is named as on the host axes. Every rank
+// calls it, in the same place.
+void add_device_communicators(RankGrid& grid, const DeviceCommunicatorFactory& make);
 
 }  // namespace hogwild

@@ -30,4 +30,7 @@ RankGrid make_rank_grid(int tensor_parallel, int worker_groups, double) {
   return grid;
 }
 
+// A world of one process: every axis has one rank, there is nothing to connect.
+void add_device_communicators(RankGrid&, const DeviceCommunicatorFactory&) {}
+
 }  // namespace hogwild

@@ -1,26 +1,29 @@
-// Every CUDA and cuBLAS call is checked; a failure throws hogwild::Error naming the call, the
-// file:line and the library's own error name, so the top level decides how to abort (as
-// nccl-tests' CUDACHECK reports place and message).
+// Every CUDA and cuBLAS call is checked through the one CHECK family of common/check.h: a failure
+// throws hogwild::Error naming the host, file:line, the call and the library's own error name and
+// text (as nccl-tests' CUDACHECK reports them), so the top level decides how to abort.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <string>
+
+#include "common/check.h"
 #include "common/error.h"
 
-#define HOGWILD_CUDA_CHECK(call)                                            \
-  do {                                                                      \
-    const cudaError_t hogwild_status_ = (call);                             \
-    if (hogwild_status_ != cudaSuccess)                                     \
-      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call,                 \
-                      " failed: ", cudaGetErrorName(hogwild_status_), " (", \
-                      cudaGetErrorString(hogwild_status_), ")");            \
-  } while (0)
+namespace hogwild {
 
-#define HOGWILD_CUBLAS_CHECK(call)                                        \
-  do {                                                                    \
-    const cublasStatus_t hogwild_status_ = (call);                        \
-    if (hogwild_status_ != CUBLAS_STATUS_SUCCESS)                         \
-      ::hogwild::fail(__FILE__, ":", __LINE__, ": ", #call,               \
-                      " failed: ", cublasGetStatusName(hogwild_status_)); \
-  } while (0)
+inline std::string cuda_status_text(cudaError_t status) {
+  return std::string(cudaGetErrorName(status)) + " (" + cudaGetErrorString(status) + ")";
+}
+
+inline std::string cublas_status_text(cublasStatus_t status) {
+  return std::string(cublasGetStatusName(status)) + " (" + cublasGetStatusString(status) + ")";
+}
+
+}  // namespace hogwild
+
+#define HOGWILD_CUDA_CHECK(call) \
+  HOGWILD_STATUS_CHECK(call, cudaSuccess, ::hogwild::cuda_status_text)
+#define HOGWILD_CUBLAS_CHECK(call) \
+  HOGWILD_STATUS_CHECK(call, CUBLAS_STATUS_SUCCESS, ::hogwild::cublas_status_text)

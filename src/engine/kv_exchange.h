@@ -10,7 +10,9 @@ namespace hogwild {
 
 // In every layer, once this rank's new keys (rotated) and values are in the cache, the exchange
 // brings the other groups' new K/V of the same step into the cache before any attention, so
-// every worker sees every token at once.
+// every worker sees every token at once. It only queues work on the backend (device collectives
+// are stream-ordered, comm/communicator.h) and never makes the host wait: the caller waits where
+// it reads the step's results.
 class KvExchange {
  public:
   virtual ~KvExchange() = default;

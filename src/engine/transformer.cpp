@@ -360,8 +360,10 @@ void Transformer::reduce_across_shards(const Tensor& partial) {
   if (options_.tensor == nullptr || options_.tensor->size() == 1) return;
   HOGWILD_ASSERT(partial.contiguous() && partial.dtype == DType::F32);
   const auto count = static_cast<size_t>(partial.elements());
-  if (backend_.host_memory() || options_.device_communicator) {
-    // In place: host buffers with MPI, or device buffers with a device (NCCL) communicator.
+  if (backend_.host_memory() || options_.device_communicator || options_.tensor->stream_ordered()) {
+    // In place: host buffers with MPI, or device buffers with a device (NCCL) communicator, which
+    // queues the sum on the backend's stream (no host synchronisation; the runner waits, polling
+    // for errors, where it reads the step's results).
     options_.tensor->all_reduce_sum(static_cast<float*>(partial.data), count);
     return;
   }

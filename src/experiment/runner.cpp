@@ -27,6 +27,11 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+#if HOGWILD_NCCL
+#include "comm/nccl_communicator.h"
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
 namespace hogwild {
 namespace {
 
@@ -237,7 +242,11 @@ class Experiment {
         size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
     options.weights = weight_format_on(*backend_, config_.weights);
-    if (grid_ != nullptr && grid_->tensor_parallel > 1) options.tensor = grid_->tensor.get();
+    connect_device_axes();
+    if (grid_ != nullptr && grid_->tensor_parallel > 1) {
+      options.tensor = grid_->device_tensor ? grid_->device_tensor.get() : grid_->tensor.get();
+      options.device_communicator = grid_->device_tensor != nullptr;
+    }
     const ModelConfig& full = weights_->config();
     // Positions in a view reach max_tokens_per_problem: no further than the model was trained.
     if (full.max_context > 0 && config_.max_tokens_per_problem > full.max_context)
@@ -261,14 +270,38 @@ class Experiment {
     builder_ = std::make_unique<BatchBuilder>(*cache_);
     if (groups_ > 1)
       exchange_ = std::make_unique<WorkerExchange>(
-          *backend_, *grid_->workers, model_->shard_config().kv_heads * model_->head_dim(),
-          options.max_batch_tokens);
+          *backend_, grid_->device_workers ? *grid_->device_workers : *grid_->workers,
+          model_->shard_config().kv_heads * model_->head_dim(), options.max_batch_tokens,
+          grid_->workers.get());
     // The results files are created only now, under staged names until the first result: a bad
     // config or model leaves no file behind and replaces none.
     if (writes_results_)
       writer_ =
           std::make_unique<ResultsWriter>(config_.output, config_.transcript, run_info(),
                                           config_.overwrite, resume_.found ? &resume_ : nullptr);
+  }
+
+  // The CUDA backend's axes: NCCL communicators on its stream over the grid's tensor and worker
+  // axes, made once per grid (every rank at the same point). Without NCCL in the build,
+  // the collectives stay on MPI and the K/V and activations pass through host memory.
+  void connect_device_axes() {
+    if (grid_ == nullptr || grid_->world_size == 1 || config_.backend != "cuda") return;
+    if (grid_->device_tensor || grid_->device_workers) return;
+#if HOGWILD_NCCL
+    const cudaStream_t stream = cuda_stream(*backend_);
+    const int device = grid_->local_rank;
+    add_device_communicators(
+        *grid_, [&](Communicator& axis) { return make_nccl_communicator(axis, device, stream); });
+#endif
+  }
+
+  // Where the host is about to read the step's results: waits for the device collectives queued
+  // in it, polling NCCL's asynchronous errors (a lost peer is an error naming its axis, and the
+  // watchdog sees the wait). Nothing to do on host communicators.
+  void wait_for_device_collectives() {
+    if (grid_ == nullptr) return;
+    for (Communicator* axis : {grid_->device_tensor.get(), grid_->device_workers.get()})
+      if (axis != nullptr) axis->wait();
   }
 
   // Continuous batching: every active team adds its tokens to one forward per pass; a finished
@@ -346,12 +379,18 @@ class Experiment {
     const auto forward_start = Clock::now();
     try {
       if (to_run->size() > 0) {
-        model_->forward(*to_run, *cache_, logits_, step_sync ? nullptr : exchange_.get());
+        const Tensor& logits =
+            model_->forward_on_backend(*to_run, *cache_, step_sync ? nullptr : exchange_.get());
+        wait_for_device_collectives();  // before the download blocks without polling
+        logits_.resize(static_cast<size_t>(logits.rows * model_->config().vocab));
+        if (logits.rows > 0) backend_->download_f32(logits, logits_.data());
       } else {
         logits_.clear();
         if (!step_sync) exchange_->exchange_without_tokens(model_->config().layers, *cache_);
+        wait_for_device_collectives();  // every rank waits as often: the watchdog's counts agree
       }
       if (step_sync) exchange_->exchange_after_step(model_->config().layers, *cache_);
+      wait_for_device_collectives();
     } catch (...) {
       builder_->rollback();  // a failed step leaves no rows behind
       throw;

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <string>
 #include <vector>
 
+#include "comm/mpi_check.h"
 #include "comm/mpi_communicator.h"
 #include "comm/rank_agreement.h"
 #include "common/error.h"
@@ -79,6 +81,35 @@ TEST(MpiComm, GridThatDoesNotMatchTheWorldIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("but the job has"), std::string::npos) << e.what();
   }
+}
+
+// What an MPI call returning MPI_ERR_ROOT looks like (a real bad root could hang or abort some
+// MPI builds; the status is what the check family sees either way).
+int pretend_broadcast_with_bad_root() { return MPI_ERR_ROOT; }
+
+TEST(MpiComm, AFailedCallNamesHostPlaceCallMpiErrorAndRank) {
+  int line = 0;
+  try {
+    line = __LINE__ + 1;
+    HOGWILD_MPI_CHECK(pretend_broadcast_with_bad_root());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind(host_name() + ": ", 0), 0u) << message;
+    EXPECT_NE(message.find("test_comm_mpi.cpp:" + std::to_string(line) +
+                           ": pretend_broadcast_with_bad_root() failed: "),
+              std::string::npos)
+        << message;
+    char text[MPI_MAX_ERROR_STRING] = {};
+    int length = 0;
+    MPI_Error_string(MPI_ERR_ROOT, text, &length);
+    EXPECT_NE(message.find(std::string(text, static_cast<size_t>(length))), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("(world rank " + std::to_string(mpi_world_rank()) + ")"),
+              std::string::npos)
+        << message;
+  }
+  EXPECT_NO_THROW(HOGWILD_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)));
 }
 
 // The start-up check that every rank runs the same: entries every rank makes itself, with

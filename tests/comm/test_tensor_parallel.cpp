@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "mpi_test_main.h"
 #include "numerics.h"
+#include "stream_ordered_recorder.h"
 #include "test_paths.h"
 
 namespace hogwild {
@@ -32,13 +33,14 @@ struct Outputs {
 };
 
 Outputs run_model(const WeightSource& weights, Communicator* tensor,
-                  const std::vector<int32_t>& prompt) {
+                  const std::vector<int32_t>& prompt, bool device_communicator = false) {
   const auto backend = make_cpu_backend();
   TransformerOptions options;
   options.weights = WeightFormat::F32;  // the fp32 reference path
   options.max_batch_tokens = 64;
   options.max_view_entries = 1;
   options.tensor = tensor;
+  options.device_communicator = device_communicator;
   Transformer model(weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options_for(2, 128, 16));
   Outputs out;
@@ -92,6 +94,36 @@ TEST_P(TinyTensorParallel, MatchesSingleProcess) {
   if (4 % mpi_world_size() != 0)
     GTEST_SKIP() << "4 KV heads do not split over " << mpi_world_size();
   expect_same_as_single_process(path, {3, 17, 5, 99, 42, 7, 7, 61, 2, 0, 88});
+}
+
+// The tensor axis as the CUDA backend runs it with NCCL: the MPI axis presented as a
+// stream-ordered communicator (device_communicator set, as the runner sets it for NCCL). The
+// all-reduces go in place on the backend's buffers, two per layer and forward, and the model
+// never waits for them itself: the same results as one process.
+TEST_P(TinyTensorParallel, StreamOrderedAxisMatchesSingleProcess) {
+  const std::string path = testing::binary_dir() + "/fixtures/" + GetParam();
+  if (!std::filesystem::exists(path + "/config.json"))
+    GTEST_SKIP() << path << " missing: the fixture test (make_tiny_model.py) did not run";
+  if (4 % mpi_world_size() != 0)
+    GTEST_SKIP() << "4 KV heads do not split over " << mpi_world_size();
+  RankGrid grid = make_rank_grid(mpi_world_size(), 1);
+  testing::StreamOrderedRecorder axis(*grid.tensor);
+  const auto weights = open_weights(path);
+  const std::vector<int32_t> prompt = {3, 17, 5, 99, 42, 7, 7, 61, 2, 0, 88};
+  const Outputs split = run_model(*weights, &axis, prompt, true);
+  const Outputs whole = run_model(*weights, nullptr, prompt);
+  double worst = 0;
+  for (size_t p = 0; p < prompt.size(); ++p)
+    for (size_t i = 0; i < whole.logprobs[p].size(); ++i)
+      worst = std::max(worst, std::abs(split.logprobs[p][i] - whole.logprobs[p][i]));
+  EXPECT_LE(worst, 1e-4) << path;
+  EXPECT_EQ(split.greedy, whole.greedy) << path;
+  const int64_t layers = weights->config().layers;
+  if (mpi_world_size() > 1) {
+    EXPECT_GT(axis.all_reduces, 0);
+    EXPECT_EQ(axis.all_reduces % (2 * layers), 0) << "two all-reduces per layer and forward";
+  }
+  EXPECT_EQ(axis.waits, 0) << "the model queues its collectives; the caller waits";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, TinyTensorParallel,
