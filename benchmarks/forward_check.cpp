@@ -67,7 +67,11 @@ Flags parse(int argc, char** argv) {
     } else if (flag == "--backend") {
       flags.backend = value;
     } else if (flag == "--device") {
-      flags.device = std::atoi(value.c_str());
+      char* end = nullptr;
+      const long device = std::strtol(value.c_str(), &end, 10);
+      HOGWILD_CHECK(!value.empty() && *end == '\0' && device >= 0 && device < 1024, "--device: '",
+                    value, "' is not a device index");
+      flags.device = static_cast<int>(device);
     } else if (flag == "--greedy") {
       char* end = nullptr;
       flags.greedy = std::strtoll(value.c_str(), &end, 10);
