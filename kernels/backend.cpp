@@ -43,6 +43,35 @@ void Backend::check_weight(const char* op, const char* what, const Tensor& tenso
   check_float(op, what, tensor);
 }
 
+// ---- capabilities
+const char* backend_op_name(BackendOp op) {
+  switch (op) {
+    case BackendOp::Embedding:
+      return "embedding";
+    case BackendOp::RmsNorm:
+      return "rms_norm";
+    case BackendOp::HeadRmsNorm:
+      return "head_rms_norm";
+    case BackendOp::Matmul:
+      return "matmul";
+    case BackendOp::Rope:
+      return "rope";
+    case BackendOp::Swiglu:
+      return "swiglu";
+    case BackendOp::Add:
+      return "add";
+    case BackendOp::ScatterRows:
+      return "scatter_rows";
+    case BackendOp::GatherRows:
+      return "gather_rows";
+    case BackendOp::BlockAttention:
+      return "block_attention";
+  }
+  return "unknown op";
+}
+
+bool Backend::supports(BackendOp /*op*/, DType dtype) const { return dtype == DType::F32; }
+
 Tensor Backend::allocate(int64_t rows, int64_t cols, DType dtype) {
   HOGWILD_CHECK(rows >= 0 && cols >= 0, "cannot allocate a ", rows, "x", cols, " tensor");
   return do_allocate(rows, cols, dtype);

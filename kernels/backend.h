@@ -29,6 +29,25 @@ struct AttentionShape {
   float scale = 1.0f;
 };
 
+// ---- capabilities: the ops of Backend, named for supports()
+enum class BackendOp {
+  Embedding,
+  RmsNorm,
+  HeadRmsNorm,
+  Matmul,
+  Rope,
+  Swiglu,
+  Add,
+  ScatterRows,
+  GatherRows,
+  BlockAttention,
+};
+inline constexpr BackendOp kBackendOps[] = {
+    BackendOp::Embedding,  BackendOp::RmsNorm,       BackendOp::HeadRmsNorm, BackendOp::Matmul,
+    BackendOp::Rope,       BackendOp::Swiglu,        BackendOp::Add,         BackendOp::ScatterRows,
+    BackendOp::GatherRows, BackendOp::BlockAttention};
+const char* backend_op_name(BackendOp op);  // "matmul", "block_attention", ...
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -39,6 +58,13 @@ class Backend {
   // block formats, kernels/tensor.h) besides the compute dtypes: the CPU backend's quantized
   // kernels. Others get fp32 weights from the engine.
   virtual bool reads_stored_weights() const { return false; }
+  // True when `op` computes with `dtype` tensors made by allocate + upload_f32 (a compute dtype,
+  // F32 or BF16): for matmul the weight and the activations, for block_attention the K/V pools
+  // (q and out stay F32), for embedding the table, for every other op its float inputs and
+  // outputs. Every backend supports F32 everywhere (the default answers only that). Storage
+  // formats uploaded as stored bytes are reads_stored_weights()'s question, not this one. Tests
+  // and the engine ask this instead of deciding by a backend's name.
+  virtual bool supports(BackendOp op, DType dtype) const;
 
   // ---- memory: tensors are owned by the backend until released
   Tensor allocate(int64_t rows, int64_t cols, DType dtype);

@@ -181,11 +181,9 @@ class CpuBackend final : public Backend {
           std::memcpy(row(out, r) + begin, args.bias + begin, static_cast<size_t>(width) * 4);
         beta = 1.0f;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
-                  static_cast<int>(width), static_cast<int>(x.cols), 1.0f, f32(x),
-                  static_cast<int>(x.stride), f32(weight) + begin * weight.stride,
-                  static_cast<int>(weight.stride), beta, row(out, 0) + begin,
-                  static_cast<int>(out.stride));
+      cpu::sgemm(true, x.rows, width, x.cols, 1.0f, f32(x), x.stride,
+                 f32(weight) + begin * weight.stride, weight.stride, beta, row(out, 0) + begin,
+                 out.stride);
     });
   }
 

@@ -141,9 +141,7 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
       }
     }
     // scores = queries · keysᵀ  [m, n]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(d), 1.0f, tile.queries, static_cast<int>(d), k_rows,
-                static_cast<int>(kv_stride), 0.0f, scores, static_cast<int>(kTileKeys));
+    sgemm(true, m, n, d, 1.0f, tile.queries, d, k_rows, kv_stride, 0.0f, scores, kTileKeys);
     // Online softmax, row by row: the row's running maximum moves up to this tile's, the values
     // so far are rescaled by exp(old - new), and the scores become weights exp(score - new).
     for (int64_t i = 0; i < m; ++i) {
@@ -168,9 +166,7 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
       partial.maximum = maximum;
     }
     // values += weights · V  [m, d]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(d),
-                static_cast<int>(n), 1.0f, scores, static_cast<int>(kTileKeys), v_rows,
-                static_cast<int>(kv_stride), 1.0f, values, static_cast<int>(d));
+    sgemm(false, m, d, n, 1.0f, scores, kTileKeys, v_rows, kv_stride, 1.0f, values, d);
   }
 }
 

@@ -61,6 +61,10 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override { release_everything(); }
 
   std::string name() const override { return "cuda"; }
+  // Every op reads and writes F32 or BF16 (ops.cu's Elements; bf16 matmuls via cublasGemmEx).
+  bool supports(BackendOp, DType dtype) const override {
+    return dtype == DType::F32 || dtype == DType::BF16;
+  }
 
   void synchronize() override {
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));

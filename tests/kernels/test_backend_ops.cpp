@@ -182,8 +182,9 @@ class BackendOpsTest : public ::testing::TestWithParam<std::string> {
   }
   bool is_cpu() const { return GetParam().starts_with("cpu"); }
   float tolerance() const { return is_cpu() ? 1e-5f : 1e-4f; }
-  // The CPU backend computes in fp32 only; bf16 tests skip there.
-  bool supports_bf16() const { return !is_cpu(); }
+  // A test of `op` in `dtype` skips where the backend does not compute in it (the CPU backend:
+  // fp32 only), as the backend itself says.
+  bool supports(BackendOp op, DType dtype) const { return backend_->supports(op, dtype); }
   void expect_close(const HostMatrix& actual, const std::vector<double>& expected) {
     expect_close(actual, expected, tolerance());
   }
@@ -471,7 +472,8 @@ TEST_P(BackendOpsTest, BlockAttentionCausalPrefill) {
 
 // K/V stored in bf16 (half the cache traffic): the reference reads the same rounded values.
 TEST_P(BackendOpsTest, BlockAttentionBf16Cache) {
-  if (!supports_bf16()) GTEST_SKIP() << GetParam() << " computes in fp32 only";
+  if (!supports(BackendOp::BlockAttention, DType::BF16))
+    GTEST_SKIP() << GetParam() << " has no bf16 K/V pools";
   for (int64_t head_dim : {64, 128, 256}) {
     SCOPED_TRACE("head_dim " + std::to_string(head_dim));
     AttentionCase c = hogwild_case(head_dim, 8, 2, /*workers=*/4, 300);
@@ -483,7 +485,8 @@ TEST_P(BackendOpsTest, BlockAttentionBf16Cache) {
 
 // A bf16 weight (cublasGemmEx, fp32 accumulation); the f32 input is rounded to bf16 on the way.
 TEST_P(BackendOpsTest, MatmulBf16Weight) {
-  if (!supports_bf16()) GTEST_SKIP() << GetParam() << " computes in fp32 only";
+  if (!supports(BackendOp::Matmul, DType::BF16))
+    GTEST_SKIP() << GetParam() << " has no bf16 matmul";
   const HostMatrix x = bf16_rounded(random_matrix(6, 40, rng_));
   const HostMatrix w = bf16_rounded(random_matrix(33, 40, rng_));
   const HostMatrix b = random_matrix(1, 33, rng_);
@@ -503,6 +506,39 @@ TEST_P(BackendOpsTest, MatmulBf16Weight) {
   const Tensor out_bf16 = put(HostMatrix{6, 33, std::vector<float>(6 * 33, 0.0f)}, DType::BF16);
   backend_->matmul(put(x, DType::BF16), weight, put(b), out_bf16);
   expect_close(get(out_bf16), expected, 1e-2);
+}
+
+// supports(): F32 for every op of every backend, every op named; where a backend claims BF16 for
+// the elementwise ops, add and swiglu on bf16 tensors give the fp32 result to bf16 rounding.
+TEST_P(BackendOpsTest, SupportsWhatItClaims) {
+  std::vector<std::string> names;
+  for (BackendOp op : kBackendOps) {
+    EXPECT_TRUE(supports(op, DType::F32)) << backend_op_name(op) << " must take f32";
+    EXPECT_FALSE(supports(op, DType::I32)) << backend_op_name(op) << ": I32 is no compute dtype";
+    names.emplace_back(backend_op_name(op));
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end()) << "two ops, one name";
+  EXPECT_EQ(std::count(names.begin(), names.end(), "unknown op"), 0);
+  if (!supports(BackendOp::Add, DType::BF16) || !supports(BackendOp::Swiglu, DType::BF16))
+    GTEST_SKIP() << GetParam() << " has no bf16 elementwise ops";
+  const HostMatrix x = bf16_rounded(random_matrix(5, 24, rng_));
+  const HostMatrix y = bf16_rounded(random_matrix(5, 24, rng_));
+  const Tensor sum = put(x, DType::BF16);
+  backend_->add(sum, put(y, DType::BF16));
+  std::vector<double> expected;
+  for (size_t i = 0; i < x.data.size(); ++i) expected.push_back(double{x.data[i]} + y.data[i]);
+  expect_close(get(sum), expected, 1e-2);
+  const HostMatrix gate_up = bf16_rounded(random_matrix(5, 24, rng_));
+  const Tensor out = put(HostMatrix{5, 12, std::vector<float>(60, 0.0f)}, DType::BF16);
+  backend_->swiglu(put(gate_up, DType::BF16), out);
+  expected.clear();
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t j = 0; j < 12; ++j) {
+      const double g = gate_up.at(r, j);
+      expected.push_back(g / (1.0 + std::exp(-g)) * gate_up.at(r, 12 + j));
+    }
+  expect_close(get(out), expected, 1e-2);
 }
 
 // Runs `call`, expecting hogwild::Error whose message names each of `parts` (op, shapes).
