@@ -110,6 +110,14 @@ void Backend::do_upload_stored(const Tensor& dst, const void*) {
   fail("upload_stored: the ", name(), " backend cannot hold ", shape_of(dst));
 }
 
+// ---- step graphs: backends without graphs run the step as it is recorded.
+void Backend::run_step(uint64_t key, const std::function<void()>& record) {
+  HOGWILD_CHECK(record != nullptr, "run_step: no step to run for graph key ", key);
+  do_run_step(key, record);
+}
+
+void Backend::do_run_step(uint64_t, const std::function<void()>& record) { record(); }
+
 void Backend::embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   check_weight("embedding", "the table", table);
   check_indices("embedding", "the ids", ids);

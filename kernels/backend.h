@@ -3,10 +3,10 @@
 // (tested op by op against the CPU one, like ggml's test-backend-ops).
 //
 // Conventions: tensors (kernels/tensor.h) are 2-D, row-major, with a row stride. Token ids,
-// positions and other per-step integers live in I32 tensors on the backend; a forward uploads
-// them with one upload_i32 per tensor (several per step: ids, key positions, cache rows, view
-// offsets, view entries). They stay in the same buffers from step to step, which replaying a
-// step as a CUDA graph would need; no backend does that yet.
+// positions and other per-step integers live in I32 tensors on the backend; a forward packs them
+// into one buffer (engine/step_inputs.h) and uploads it with ONE upload_i32, which does not wait
+// on a device backend. They stay in the same buffers from step to step, so a device backend can
+// replay a decode step as a graph (run_step, below).
 //
 // The public ops are non-virtual: each checks the shapes and dtypes stated below once, for every
 // backend (hogwild::Error naming the op and the shapes), then calls the backend's do_* version.
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -73,12 +74,33 @@ class Backend {
   // Host fp32 -> F32/BF16 tensor (converted to its dtype); host int32 -> I32 tensor; F32/BF16
   // tensor -> host fp32. `host` is dense (rows * cols values).
   void upload_f32(const Tensor& dst, const float* host);
+  // upload_i32 never waits for the device: the copy is queued before every later op, and `host`
+  // may be reused as soon as it returns (a device backend stages it in pinned memory).
   void upload_i32(const Tensor& dst, const int32_t* host);
   void download_f32(const Tensor& src, float* host);
   // Host bytes in dst's storage dtype -> dst (contiguous; rows * dtype_row_bytes bytes): weights
   // kept as the file stores them. Only where reads_stored_weights().
   void upload_stored(const Tensor& dst, const void* host);
   virtual void synchronize() = 0;
+
+  // ---- step graphs (issue 13; CUDA graphs per batch-size bucket)
+  // True when run_step replays steps as graphs (the CUDA backend); the CPU backend just runs them.
+  virtual bool step_graphs() const { return false; }
+  // Queues one step's ops, which `record` issues, as the graph `key`. Backends without graphs call
+  // `record`. The CUDA backend runs the first call of a key eagerly (a warm-up: workspaces grow
+  // to the key's sizes), captures `record` into a graph on the second and replays that graph on
+  // every later call. A key must therefore always name the same ops on the same tensors (same
+  // pointers and shapes): only the contents of the tensors (the step's inputs) may change. Inside
+  // `record` nothing may synchronise, allocate or upload. Releasing any tensor drops every graph.
+  void run_step(uint64_t key, const std::function<void()>& record);
+  // Counts for tests and benchmarks: steps run eagerly (warm-ups included), graphs captured,
+  // graph replays.
+  struct StepGraphStats {
+    int64_t eager = 0, captured = 0, replayed = 0;
+  };
+  virtual StepGraphStats step_graph_stats() const { return {}; }
+  // Forgets every graph (the next call of each key warms up again).
+  virtual void drop_step_graphs() {}
 
   // ---- ops (outputs never alias inputs unless the op says "in place"). Float tensors are F32 or
   // BF16 (as the backend supports), index tensors I32.
@@ -128,6 +150,7 @@ class Backend {
   virtual void do_upload_i32(const Tensor& dst, const int32_t* host) = 0;
   virtual void do_download_f32(const Tensor& src, float* host) = 0;
   virtual void do_upload_stored(const Tensor& dst, const void* host);
+  virtual void do_run_step(uint64_t key, const std::function<void()>& record);  // step graphs
   virtual void do_embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
   virtual void do_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out) = 0;
   virtual void do_head_rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;

@@ -640,8 +640,14 @@ void BlockAttention::run(const Tensor& q, const Tensor& keys, const Tensor& valu
 
   const Layout layout = workspace_layout(blocks, capacity, splits, heads, d, max_items);
   if (layout.bytes > workspace_bytes_) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    HOGWILD_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    HOGWILD_CHECK(capture == cudaStreamCaptureStatusNone, "block_attention would grow its ",
+                  "workspace from ", workspace_bytes_, " to ", layout.bytes,
+                  " bytes inside a CUDA graph capture (the key's warm-up run must reserve it)");
     // Grow only (the first calls of a run); kernels still queued may use the old workspace.
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream));
+    ++workspace_generation_;
     if (workspace_ != nullptr) HOGWILD_CUDA_CHECK(cudaFree(workspace_));
     workspace_ = nullptr;
     workspace_bytes_ = 0;

@@ -13,6 +13,13 @@
 //
 // The plan depends only on the view tensors, so it is reused while they are unchanged (the layers
 // of one step): the backend passes a version that changes whenever an i32 tensor may have changed.
+//
+// CUDA graphs (CudaBackend::run_step): the workspace (plan, work items, partials) is sized by the
+// call's shapes (view entry capacity, blocks, heads), which a graph key fixes; the warm-up run of
+// a key grows it, and run() refuses to grow it while the stream is being captured. A capture
+// starts with invalidate_plan(), so the first layer's plan kernel is part of the graph and runs
+// on every replay with the replay's inputs (later layers reuse it, as eagerly). When the
+// workspace moves, workspace_generation() changes: graphs holding the old address are stale.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -36,6 +43,11 @@ class BlockAttention {
            const Tensor& inv_freq, const AttentionShape& shape, const Tensor& out,
            uint64_t inputs_version, int* error_flags, cudaStream_t stream);
 
+  // The next run() launches the plan kernel whatever the version says (captures and replays).
+  void invalidate_plan() { plan_valid_ = false; }
+  // Changes whenever the workspace is reallocated.
+  uint64_t workspace_generation() const { return workspace_generation_; }
+
  private:
   struct PlanKey {
     const void* offsets = nullptr;
@@ -52,6 +64,7 @@ class BlockAttention {
   int blocks_per_sm_[3][2] = {};    // occupancy per head dim (64, 128, 256) x K/V (f32, bf16)
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;  // device workspace held now (partials, plan, work items)
+  uint64_t workspace_generation_ = 0;
   PlanKey plan_;
   bool plan_valid_ = false;
 };

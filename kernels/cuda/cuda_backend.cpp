@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -23,9 +25,15 @@ namespace {
 
 using cuda::fits_int;
 
-// cuBLAS gets a fixed workspace, so that it allocates nothing during a step (which capturing
-// steps in CUDA graphs would need; not implemented yet).
+// cuBLAS gets a fixed workspace, so that it allocates nothing during a step (a captured step
+// must not allocate).
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+// Graphs kept at once (keys are batch-size buckets, so a run needs a handful); past this, new
+// keys run eagerly.
+constexpr size_t kMaxStepGraphs = 256;
+// Pinned staging buffers of upload_i32 in flight at once; past this the oldest is waited for.
+constexpr size_t kMaxStagingBuffers = 64;
+constexpr size_t kMinStagingBytes = size_t{64} << 10;
 
 class CudaBackend final : public Backend {
  public:
@@ -67,15 +75,26 @@ class CudaBackend final : public Backend {
   }
 
   void synchronize() override {
+    refuse_in_capture("synchronize");
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
     throw_kernel_errors();
   }
 
   cudaStream_t stream() const { return stream_; }
 
+  // ---- step graphs (kernels/backend.h, run_step)
+  bool step_graphs() const override { return true; }
+  StepGraphStats step_graph_stats() const override { return stats_; }
+  void drop_step_graphs() override {
+    for (auto& [key, graph] : graphs_)
+      if (graph.exec != nullptr) HOGWILD_CUDA_CHECK(cudaGraphExecDestroy(graph.exec));
+    graphs_.clear();
+  }
+
  private:
   // ---- memory (shapes and dtypes are checked by Backend's public ops, kernels/backend.cpp)
   Tensor do_allocate(int64_t rows, int64_t cols, DType dtype) override {
+    refuse_in_capture("allocate");
     const size_t bytes = static_cast<size_t>(rows * cols) * dtype_size(dtype);
     void* data = nullptr;
     // cudaMalloc, never managed memory: pages must not migrate under a decode step.
@@ -92,15 +111,20 @@ class CudaBackend final : public Backend {
   }
 
   void do_release(const Tensor& tensor) override {
+    refuse_in_capture("release");
     HOGWILD_ASSERT(allocations_.count(tensor.data) == 1);
     HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued kernels may still read it
+    drop_step_graphs();  // a graph may hold the address, which a later allocation may reuse
     HOGWILD_CUDA_CHECK(cudaFree(tensor.data));
     allocations_.erase(tensor.data);
     ++inputs_version_;
   }
 
-  // Uploads wait for the copy: the caller may reuse `host` at once, whatever memory it is.
+  // upload_f32 waits for the copy (weights, staged collectives): the caller may reuse `host` at
+  // once, whatever memory it is. upload_i32 (a step's inputs) stages `host` in pinned memory and
+  // returns without waiting.
   void do_upload_f32(const Tensor& dst, const float* host) override {
+    refuse_in_capture("upload_f32");
     if (dst.elements() == 0) return;
     if (dst.dtype == DType::F32) {
       copy_to_device(dst, host);
@@ -112,12 +136,22 @@ class CudaBackend final : public Backend {
   }
 
   void do_upload_i32(const Tensor& dst, const int32_t* host) override {
+    refuse_in_capture("upload_i32");
     if (dst.elements() == 0) return;
-    copy_to_device(dst, host);
+    const size_t row_bytes = static_cast<size_t>(dst.cols) * sizeof(int32_t);
+    const size_t bytes = row_bytes * static_cast<size_t>(dst.rows);
+    Staging& staging = staging_buffer(bytes);
+    std::memcpy(staging.host, host, bytes);
+    HOGWILD_CUDA_CHECK(cudaMemcpy2DAsync(
+        dst.data, static_cast<size_t>(dst.stride) * 4, staging.host, row_bytes, row_bytes,
+        static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice, stream_));
+    // The staging buffer is free again once the copy is done.
+    HOGWILD_CUDA_CHECK(cudaEventRecord(staging.copied, stream_));
     ++inputs_version_;
   }
 
   void do_download_f32(const Tensor& src, float* host) override {
+    refuse_in_capture("download_f32");
     if (src.elements() == 0) return;
     if (src.dtype == DType::F32) {
       copy_to_host(src, host);
@@ -238,10 +272,14 @@ class CudaBackend final : public Backend {
     throw_kernel_errors();
   }
 
-  // Scratch device memory for one op at a time; grows (rarely), never shrinks.
+  // Scratch device memory for one op at a time; grows (rarely: a graph key's warm-up run grows
+  // it to the key's sizes), never shrinks, and never inside a capture.
   void* scratch(size_t bytes) {
     if (bytes > scratch_bytes_) {
+      HOGWILD_CHECK(!capturing_, "a bf16 matmul would grow its scratch from ", scratch_bytes_,
+                    " to ", bytes, " bytes inside a CUDA graph capture");
       HOGWILD_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      ++scratch_generation_;
       if (scratch_ != nullptr) HOGWILD_CUDA_CHECK(cudaFree(scratch_));
       scratch_ = nullptr;
       scratch_bytes_ = 0;
@@ -249,6 +287,118 @@ class CudaBackend final : public Backend {
       scratch_bytes_ = bytes;
     }
     return scratch_;
+  }
+
+  // ---- step graphs
+  struct StepGraph {
+    bool warmed = false;  // ran eagerly once: the workspaces hold the key's sizes
+    cudaGraphExec_t exec = nullptr;
+    uint64_t generation = 0;  // memory_generation() at capture
+  };
+
+  // Changes whenever a workspace a graph may hold (scratch, attention) is reallocated.
+  uint64_t memory_generation() const {
+    return scratch_generation_ + attention_->workspace_generation();
+  }
+
+  void refuse_in_capture(const char* what) const {
+    HOGWILD_CHECK(!capturing_, "CUDA backend: ", what,
+                  " inside a step captured as a CUDA graph (run_step's record function may "
+                  "only queue ops)");
+  }
+
+  void do_run_step(uint64_t key, const std::function<void()>& record) override {
+    HOGWILD_CHECK(!capturing_, "run_step inside a captured step");
+    auto found = graphs_.find(key);
+    if (found == graphs_.end()) {
+      if (graphs_.size() >= kMaxStepGraphs) {  // too many shapes: run this one eagerly
+        record();
+        ++stats_.eager;
+        return;
+      }
+      found = graphs_.emplace(key, StepGraph{}).first;
+    }
+    StepGraph& graph = found->second;
+    if (graph.exec != nullptr && graph.generation != memory_generation()) {
+      // A workspace moved since the capture (another key's warm-up grew it): capture again. The
+      // key's own sizes were reserved before and the workspaces only grow, so no warm-up.
+      HOGWILD_CUDA_CHECK(cudaGraphExecDestroy(graph.exec));
+      graph.exec = nullptr;
+    }
+    if (graph.exec == nullptr && !graph.warmed) {
+      record();
+      graph.warmed = true;
+      ++stats_.eager;
+      return;
+    }
+    if (graph.exec == nullptr) capture(graph, record);
+    HOGWILD_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_));
+    ++stats_.replayed;
+    // The plan in the attention workspace is now the graph's; eager calls must not reuse it.
+    attention_->invalidate_plan();
+  }
+
+  void capture(StepGraph& graph, const std::function<void()>& record) {
+    attention_->invalidate_plan();  // the first layer's plan kernel goes into the graph
+    // Thread-local: other threads (other ranks of a test) may use CUDA meanwhile.
+    HOGWILD_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    cudaGraph_t captured = nullptr;
+    try {
+      record();
+    } catch (...) {
+      capturing_ = false;
+      if (cudaStreamEndCapture(stream_, &captured) == cudaSuccess && captured != nullptr)
+        (void)cudaGraphDestroy(captured);
+      (void)cudaGetLastError();
+      attention_->invalidate_plan();
+      throw;
+    }
+    capturing_ = false;
+    HOGWILD_CUDA_CHECK(cudaStreamEndCapture(stream_, &captured));
+    const cudaError_t status = cudaGraphInstantiateWithFlags(&graph.exec, captured, 0);
+    (void)cudaGraphDestroy(captured);
+    HOGWILD_CUDA_CHECK(status);
+    graph.generation = memory_generation();
+    ++stats_.captured;
+  }
+
+  // ---- pinned staging of upload_i32
+  struct Staging {
+    void* host = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t copied = nullptr;  // recorded after the copy that reads `host`
+  };
+
+  // A staging buffer of at least `bytes` whose last copy is done; a new one when none is free
+  // (the first steps), or the oldest waited for when too many copies are in flight.
+  Staging& staging_buffer(size_t bytes) {
+    for (Staging& staging : staging_) {
+      if (staging.bytes < bytes) continue;
+      const cudaError_t status = cudaEventQuery(staging.copied);
+      if (status == cudaSuccess) return staging;
+      if (status != cudaErrorNotReady) HOGWILD_CUDA_CHECK(status);
+    }
+    if (staging_.size() >= kMaxStagingBuffers) {
+      Staging& oldest = staging_[next_reused_ % staging_.size()];
+      ++next_reused_;
+      HOGWILD_CUDA_CHECK(cudaEventSynchronize(oldest.copied));
+      if (oldest.bytes >= bytes) return oldest;
+      HOGWILD_CUDA_CHECK(cudaFreeHost(oldest.host));
+      oldest.host = nullptr;
+      oldest.bytes = 0;
+      HOGWILD_CUDA_CHECK(cudaHostAlloc(&oldest.host, bytes, cudaHostAllocDefault));
+      oldest.bytes = bytes;
+      return oldest;
+    }
+    Staging staging;
+    staging.bytes = std::max(bytes, kMinStagingBytes);
+    HOGWILD_CUDA_CHECK(cudaHostAlloc(&staging.host, staging.bytes, cudaHostAllocDefault));
+    const cudaError_t status = cudaEventCreateWithFlags(&staging.copied, cudaEventDisableTiming);
+    if (status != cudaSuccess) (void)cudaFreeHost(staging.host);
+    HOGWILD_CUDA_CHECK(status);
+    staging_.push_back(staging);
+    return staging_.back();
   }
 
   void throw_kernel_errors() {
@@ -265,6 +415,14 @@ class CudaBackend final : public Backend {
   // Frees whatever exists; errors are ignored (called from the destructor).
   void release_everything() noexcept {
     if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
+    for (auto& [key, graph] : graphs_)
+      if (graph.exec != nullptr) (void)cudaGraphExecDestroy(graph.exec);
+    graphs_.clear();
+    for (Staging& staging : staging_) {
+      if (staging.copied != nullptr) (void)cudaEventDestroy(staging.copied);
+      if (staging.host != nullptr) (void)cudaFreeHost(staging.host);
+    }
+    staging_.clear();
     attention_.reset();
     for (void* data : allocations_) (void)cudaFree(data);
     allocations_.clear();
@@ -291,6 +449,12 @@ class CudaBackend final : public Backend {
   // Changes whenever an i32 tensor may have changed: block_attention reuses its plan (built from
   // the view tensors) only while this stays the same.
   uint64_t inputs_version_ = 0;
+  uint64_t scratch_generation_ = 0;  // bumped when scratch_ moves
+  std::unordered_map<uint64_t, StepGraph> graphs_;
+  bool capturing_ = false;
+  StepGraphStats stats_;
+  std::vector<Staging> staging_;
+  size_t next_reused_ = 0;
 };
 
 }  // namespace

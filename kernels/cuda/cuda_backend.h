@@ -2,11 +2,17 @@
 //
 // Behaviour worth knowing:
 // - Every op is queued on one stream owned by the backend; nothing synchronises except
-//   synchronize(), download_f32(), the uploads (they return when the host buffer may be reused)
-//   and release().
-// - CUDA graphs are not implemented: every step is launched op by op. A step as the engine runs
-//   it could not be captured as it stands either: its uploads synchronise, and block_attention
-//   and bf16 matmuls may grow their workspaces (cudaMalloc) on the first calls.
+//   synchronize(), download_f32(), upload_f32() and release(). upload_i32() (a step's packed
+//   inputs) copies the host values into a pinned staging buffer and queues one cudaMemcpyAsync:
+//   no wait (a staging buffer is reused only once its copy's event has completed).
+// - CUDA graphs (run_step, kernels/backend.h): per key, the first call runs eagerly (a warm-up
+//   that grows block_attention's workspace and the bf16 matmul scratch to the key's sizes), the
+//   second is captured (cudaStreamBeginCapture, thread-local mode) into a cudaGraphExec and
+//   launched, later ones are replayed with cudaGraphLaunch. Inside a capture, allocating,
+//   releasing, uploading, downloading, synchronising or growing a workspace is refused with a
+//   clear error. A graph is captured again when a workspace it holds has moved, and every graph
+//   is dropped when a tensor is released. Collectives outside this backend (MPI staging) cannot
+//   be captured: the engine runs such steps eagerly.
 // - Inputs checked on the host by the CPU backend (token ids, row indices, view entries, pages)
 //   are checked by the kernels; a bad element is skipped and reported as hogwild::Error at the
 //   next synchronize() / download_f32().

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <optional>
 
 #include "common/error.h"
 #include "common/saturating.h"
+#include "engine/step_inputs.h"
 #include "kernels/stored_dtype.h"
 #include "model/rope.h"
 
@@ -150,22 +153,19 @@ std::vector<WorkspaceTensor> workspace_tensors(const ModelConfig& c, const Model
   const int64_t q_width = shard.heads * c.head_dim, kv_width = shard.kv_heads * c.head_dim;
   const DType f32 = DType::F32, i32 = DType::I32;
   return {
-      {n, c.hidden, f32},                      // x
-      {n, c.hidden, f32},                      // normed
-      {n, q_width + 2 * kv_width, f32},        // qkv
-      {n, q_width, f32},                       // attention
-      {n, c.hidden, f32},                      // projected
-      {n, 2 * shard.ffn_hidden, f32},          // gate_up
-      {n, shard.ffn_hidden, f32},              // activation
-      {n, c.hidden, f32},                      // last
-      {n, c.hidden, f32},                      // last_normed
-      {n, c.vocab, f32},                       // logits
-      {n, 1, i32},                             // ids
-      {n, 1, i32},                             // key_positions
-      {n, 1, i32},                             // cache_rows
-      {n + 1, 1, i32},                         // view_offsets
-      {n * options.max_view_entries, 3, i32},  // view_entries
-      {n, 1, i32},                             // logit_rows
+      {n, c.hidden, f32},                // x
+      {n, c.hidden, f32},                // normed
+      {n, q_width + 2 * kv_width, f32},  // qkv
+      {n, q_width, f32},                 // attention
+      {n, c.hidden, f32},                // projected
+      {n, 2 * shard.ffn_hidden, f32},    // gate_up
+      {n, shard.ffn_hidden, f32},        // activation
+      {n, c.hidden, f32},                // last
+      {n, c.hidden, f32},                // last_normed
+      {n, c.vocab, f32},                 // logits
+      // ids, key positions, cache rows, view offsets and entries, logit rows: one packed buffer
+      // for the largest step (a graph bucket never exceeds it, engine/step_inputs.h)
+      {StepLayout::for_capacity(n, n * options.max_view_entries, n).total, 1, i32},
   };
 }
 
@@ -250,11 +250,9 @@ void Transformer::allocate_workspace() {
   workspace_.clear();
   workspace_bytes_ = 0;
   const std::vector<WorkspaceTensor> shapes = workspace_tensors(config_, shard_, options_);
-  Tensor* const slots[] = {
-      &work_.x,           &work_.normed,       &work_.qkv,          &work_.attention,
-      &work_.projected,   &work_.gate_up,      &work_.activation,   &work_.last,
-      &work_.last_normed, &work_.logits,       &work_.ids,          &work_.key_positions,
-      &work_.cache_rows,  &work_.view_offsets, &work_.view_entries, &work_.logit_rows};
+  Tensor* const slots[] = {&work_.x,           &work_.normed,  &work_.qkv,        &work_.attention,
+                           &work_.projected,   &work_.gate_up, &work_.activation, &work_.last,
+                           &work_.last_normed, &work_.logits,  &work_.step_inputs};
   HOGWILD_ASSERT(shapes.size() == std::size(slots));
   for (size_t i = 0; i < shapes.size(); ++i) {
     *slots[i] = backend_.allocate(shapes[i].rows, shapes[i].cols, shapes[i].dtype);
@@ -381,6 +379,52 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   if (on_backend.rows > 0) backend_.download_f32(on_backend, logits.data());
 }
 
+// Graphs need every op of the step on the backend's stream: a KV exchange between worker groups
+// or a tensor-parallel all-reduce through host memory (the MPI communicator, or a device
+// communicator that synchronises per call) cannot be captured, so those runs launch eagerly.
+bool Transformer::step_graphs_allowed(const KvExchange* exchange) {
+  if (!options_.graphs || !backend_.step_graphs()) return false;
+  const bool tensor_parallel = options_.tensor != nullptr && options_.tensor->size() > 1;
+  if (exchange == nullptr && !tensor_parallel) return true;
+  if (!graphs_off_said_) {
+    graphs_off_said_ = true;
+    std::fprintf(stderr, "note: CUDA graphs are off for this run: %s\n",
+                 tensor_parallel ? "the tensor-parallel all-reduces are not stream-ordered"
+                                 : "the KV exchange between worker groups is not stream-ordered");
+  }
+  return false;
+}
+
+// A graph holds pointers and shapes: the bucket, this model's tensors and the cache's pools and
+// page table. Equal keys mean equal graphs (the workspace is this model's; releasing any tensor
+// drops every graph, so a reused address is never replayed stale).
+uint64_t Transformer::step_graph_key(int64_t rows, int64_t entries, int64_t logit_rows,
+                                     KvCache& cache) {
+  uint64_t key = 0xcbf29ce484222325ull;
+  auto mix = [&](uint64_t value) {
+    key ^= value + 0x9e3779b97f4a7c15ull + (key << 6) + (key >> 2);
+  };
+  auto mix_pointer = [&](const void* pointer) { mix(reinterpret_cast<uintptr_t>(pointer)); };
+  mix(static_cast<uint64_t>(rows));
+  mix(static_cast<uint64_t>(entries));
+  mix(static_cast<uint64_t>(logit_rows));
+  mix_pointer(this);
+  mix_pointer(work_.x.data);
+  mix_pointer(embedding_.data);
+  const Tensor& table = cache.page_table();
+  mix_pointer(table.data);
+  mix(static_cast<uint64_t>(table.rows));
+  mix(static_cast<uint64_t>(table.cols));
+  mix(static_cast<uint64_t>(cache.page_size()));
+  for (int64_t l = 0; l < cache.layers(); ++l) {
+    mix_pointer(cache.keys(l).data);
+    mix_pointer(cache.values(l).data);
+    mix(static_cast<uint64_t>(cache.keys(l).rows));
+    mix(static_cast<uint64_t>(cache.keys(l).dtype));
+  }
+  return key;
+}
+
 const Tensor& Transformer::forward_on_backend(const ForwardBatch& batch, KvCache& cache,
                                               KvExchange* exchange) {
   const ModelConfig& c = config_;
@@ -396,26 +440,43 @@ const Tensor& Transformer::forward_on_backend(const ForwardBatch& batch, KvCache
   for (int32_t token : batch.tokens)
     HOGWILD_CHECK(token >= 0 && token < c.vocab, "token id ", token, " is outside the vocabulary (",
                   c.vocab, " tokens)");
+  const auto m = static_cast<int64_t>(batch.logit_rows.size());
 
-  const Tensor x = work_.x.rows_view(0, n);
-  const Tensor normed = work_.normed.rows_view(0, n);
-  const Tensor qkv = work_.qkv.rows_view(0, n);
-  const Tensor attention = work_.attention.rows_view(0, n);
-  const Tensor projected = work_.projected.rows_view(0, n);
-  const Tensor gate_up = work_.gate_up.rows_view(0, n);
-  const Tensor activation = work_.activation.rows_view(0, n);
-  const Tensor ids = work_.ids.rows_view(0, n);
-  const Tensor key_positions = work_.key_positions.rows_view(0, n);
-  const Tensor cache_rows = work_.cache_rows.rows_view(0, n);
-  const Tensor view_offsets = work_.view_offsets.rows_view(0, n + 1);
-  const Tensor view_entries = work_.view_entries.rows_view(0, entries);
-  backend_.upload_i32(ids, batch.tokens.data());
-  backend_.upload_i32(key_positions, batch.key_positions.data());
-  backend_.upload_i32(cache_rows, batch.cache_rows.data());
-  backend_.upload_i32(view_offsets, batch.view_offsets.data());
-  static_assert(sizeof(ViewEntry) == 3 * sizeof(int32_t));
-  backend_.upload_i32(view_entries, reinterpret_cast<const int32_t*>(batch.view_entries.data()));
+  // The step's shape: its graph bucket (rows padded with copies of the last one), or its own size
+  // when it runs eagerly (prefill chunks, odd shapes, backends without graphs).
+  std::optional<StepShape> bucket;
+  if (step_graphs_allowed(exchange)) {
+    const int64_t last_entries = entries - batch.view_offsets[static_cast<size_t>(n - 1)];
+    bucket = step_bucket(n, entries, last_entries, m, options_.max_batch_tokens,
+                         options_.max_view_entries);
+  }
+  const StepShape shape = bucket ? *bucket : StepShape{n, entries, m};
+  const StepLayout layout = StepLayout::for_capacity(shape.rows, shape.entries, shape.logit_rows);
+  pack_step_inputs(batch, layout, packed_inputs_);
+  HOGWILD_ASSERT(layout.total <= work_.step_inputs.rows);
+  const Tensor inputs = work_.step_inputs.rows_view(0, layout.total);
+  backend_.upload_i32(inputs, packed_inputs_.data());  // the step's only upload
+  auto region = [&](int64_t offset, int64_t rows, int64_t cols) {
+    return Tensor{static_cast<int32_t*>(inputs.data) + offset, DType::I32, rows, cols, cols};
+  };
+  const int64_t rows = shape.rows;
+  const Tensor ids = region(layout.tokens, rows, 1);
+  const Tensor key_positions = region(layout.key_positions, rows, 1);
+  const Tensor cache_rows = region(layout.cache_rows, rows, 1);
+  const Tensor view_offsets = region(layout.view_offsets, rows + 1, 1);
+  const Tensor view_entries = region(layout.view_entries, shape.entries, 3);
+  const Tensor logit_rows = region(layout.logit_rows_at, shape.logit_rows, 1);
+  // Uploads the page table if blocks changed: before the step, which must only queue ops.
   const Tensor& page_table = cache.page_table();
+
+  const Tensor x = work_.x.rows_view(0, rows);
+  const Tensor normed = work_.normed.rows_view(0, rows);
+  const Tensor qkv = work_.qkv.rows_view(0, rows);
+  const Tensor attention = work_.attention.rows_view(0, rows);
+  const Tensor projected = work_.projected.rows_view(0, rows);
+  const Tensor gate_up = work_.gate_up.rows_view(0, rows);
+  const Tensor activation = work_.activation.rows_view(0, rows);
+  const Tensor logits = work_.logits.rows_view(0, shape.logit_rows);
 
   const int64_t q_width = shard_.heads * c.head_dim;
   const int64_t kv_width = shard_.kv_heads * c.head_dim;
@@ -424,44 +485,47 @@ const Tensor& Transformer::forward_on_backend(const ForwardBatch& batch, KvCache
   const Tensor v = qkv.cols_view(q_width + kv_width, kv_width);
   const auto eps = static_cast<float>(c.rms_eps);
 
-  backend_.embedding(embedding_, ids, x);
-  for (int64_t l = 0; l < c.layers; ++l) {
-    const Layer& layer = layers_[static_cast<size_t>(l)];
-    backend_.rms_norm(x, layer.attn_norm, eps, normed);
-    matmul(normed, layer.qkv, layer.qkv_bias, qkv);
-    if (c.qk_norm) {
-      backend_.head_rms_norm(q, layer.q_norm, eps);
-      backend_.head_rms_norm(k, layer.k_norm, eps);
+  auto record = [&] {
+    backend_.embedding(embedding_, ids, x);
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const Layer& layer = layers_[static_cast<size_t>(l)];
+      backend_.rms_norm(x, layer.attn_norm, eps, normed);
+      matmul(normed, layer.qkv, layer.qkv_bias, qkv);
+      if (c.qk_norm) {
+        backend_.head_rms_norm(q, layer.q_norm, eps);
+        backend_.head_rms_norm(k, layer.k_norm, eps);
+      }
+      // Keys are rotated to their block-local position; queries are rotated inside the
+      // attention, once per block of their view (docs/design.md §3).
+      backend_.rope(k, key_positions, inv_freq_, c.head_dim);
+      backend_.scatter_rows(k, cache_rows, cache.keys(l));
+      backend_.scatter_rows(v, cache_rows, cache.values(l));
+      if (exchange != nullptr) exchange->exchange(l, k, v, cache);
+      backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
+                               view_offsets, view_entries, inv_freq_, attention_shape_, attention);
+      matmul(attention, layer.output, Tensor{}, projected);
+      reduce_across_shards(projected);  // each shard holds a partial sum over its heads
+      backend_.add(x, projected);
+      backend_.rms_norm(x, layer.ffn_norm, eps, normed);
+      matmul(normed, layer.gate_up, Tensor{}, gate_up);
+      backend_.swiglu(gate_up, activation);
+      matmul(activation, layer.down, Tensor{}, projected);
+      reduce_across_shards(projected);  // … and over its feed-forward units
+      backend_.add(x, projected);
     }
-    // Keys are rotated to their block-local position; queries are rotated inside the attention,
-    // once per block of their view (docs/design.md §3).
-    backend_.rope(k, key_positions, inv_freq_, c.head_dim);
-    backend_.scatter_rows(k, cache_rows, cache.keys(l));
-    backend_.scatter_rows(v, cache_rows, cache.values(l));
-    if (exchange != nullptr) exchange->exchange(l, k, v, cache);
-    backend_.block_attention(q, cache.keys(l), cache.values(l), page_table, cache.page_size(),
-                             view_offsets, view_entries, inv_freq_, attention_shape_, attention);
-    matmul(attention, layer.output, Tensor{}, projected);
-    reduce_across_shards(projected);  // each shard holds a partial sum over its heads
-    backend_.add(x, projected);
-    backend_.rms_norm(x, layer.ffn_norm, eps, normed);
-    matmul(normed, layer.gate_up, Tensor{}, gate_up);
-    backend_.swiglu(gate_up, activation);
-    matmul(activation, layer.down, Tensor{}, projected);
-    reduce_across_shards(projected);  // … and over its feed-forward units
-    backend_.add(x, projected);
+    if (shape.logit_rows == 0) return;
+    const Tensor last = work_.last.rows_view(0, shape.logit_rows);
+    const Tensor last_normed = work_.last_normed.rows_view(0, shape.logit_rows);
+    backend_.gather_rows(x, logit_rows, last);
+    backend_.rms_norm(last, output_norm_, eps, last_normed);
+    matmul(last_normed, lm_head_, Tensor{}, logits);
+  };
+  if (bucket) {
+    backend_.run_step(step_graph_key(shape.rows, shape.entries, shape.logit_rows, cache), record);
+  } else {
+    record();
   }
-
-  const auto m = static_cast<int64_t>(batch.logit_rows.size());
-  step_logits_ = work_.logits.rows_view(0, m);
-  if (m == 0) return step_logits_;
-  const Tensor rows = work_.logit_rows.rows_view(0, m);
-  backend_.upload_i32(rows, batch.logit_rows.data());
-  const Tensor last = work_.last.rows_view(0, m);
-  const Tensor last_normed = work_.last_normed.rows_view(0, m);
-  backend_.gather_rows(x, rows, last);
-  backend_.rms_norm(last, output_norm_, eps, last_normed);
-  matmul(last_normed, lm_head_, Tensor{}, step_logits_);
+  step_logits_ = work_.logits.rows_view(0, m);  // padded logit rows are not the caller's
   return step_logits_;
 }
 

@@ -124,7 +124,7 @@ class Transformer {
   };
   struct Workspace {
     Tensor x, normed, qkv, attention, projected, gate_up, activation, last, last_normed, logits;
-    Tensor ids, key_positions, cache_rows, view_offsets, view_entries, logit_rows;
+    Tensor step_inputs;  // the packed i32 inputs of a step (engine/step_inputs.h), [total, 1]
   };
 
   Tensor upload(const HostTensor& host);
@@ -148,7 +148,12 @@ class Transformer {
   std::vector<float> staging_;  // host copy for collectives when the backend is a device
   std::vector<Layer> layers_;
   Workspace work_;
-  Tensor step_logits_;  // rows of work_.logits the last forward_on_backend filled
+  Tensor step_logits_;                  // rows of work_.logits the last forward_on_backend filled
+  std::vector<int32_t> packed_inputs_;  // host side of work_.step_inputs, reused every step
+  bool graphs_off_said_ = false;        // the "graphs off" note was printed
+  // Whether this step may run as a graph (run_step), and its graph key.
+  bool step_graphs_allowed(const KvExchange* exchange);
+  uint64_t step_graph_key(int64_t rows, int64_t entries, int64_t logit_rows, KvCache& cache);
   AttentionShape attention_shape_;
 };
 
