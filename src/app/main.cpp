@@ -189,6 +189,10 @@ int run_generate(const std::vector<std::string>& argv) {
   const int64_t max_tokens = args.get_int("max-tokens", 1, 1 << 20);
   const int threads =
       args.get_flag("threads") ? static_cast<int>(args.get_int("threads", 1, 1024)) : 0;
+  const std::string dtype_text = args.get("dtype");
+  if (dtype_text != "f32" && dtype_text != "bf16")
+    fail("generate: --dtype must be f32 or bf16, not '", dtype_text, "'");
+  const DType dtype = compute_dtype_named(dtype_text);
 
   const std::string model_path = args.get("model");
   const auto weights = open_weights(model_path);
@@ -226,10 +230,7 @@ int run_generate(const std::vector<std::string>& argv) {
   const std::string weight_format = args.get("weights");
   if (weight_format != "native" && weight_format != "f32")
     fail("generate: --weights must be native or f32, not '", weight_format, "'");
-  const std::string dtype = args.get("dtype");
-  if (dtype != "f32" && dtype != "bf16")
-    fail("generate: --dtype must be f32 or bf16, not '", dtype, "'");
-  options.dtype = compute_dtype_named(dtype);
+  options.dtype = dtype;
   options.graphs = !args.get_flag("no-graphs");
   const int device = static_cast<int>(args.get_int("device", 0, 1024));
   const auto backend = make_backend(args.get("backend"), device, threads);
