@@ -71,10 +71,12 @@ MemoryPlan plan_host_side(const WeightSource& source, const ModelConfig& shard,
   const ModelConfig& c = source.config();
   const auto f32 = sizeof(float);
   MemoryPlan plan;
-  // The largest part loaded as fp32 at once: the embedding (or lm_head), or one projection.
-  const int64_t largest = std::max({c.vocab * c.hidden, 2 * shard.ffn_hidden * c.hidden,
-                                    (shard.heads + 2 * shard.kv_heads) * c.head_dim * c.hidden});
-  plan.weights = saturating_product({saturating_count(largest), f32});
+  // The largest part loaded as fp32 at once (the embedding or lm_head, or one projection), and
+  // the bf16 copy the CUDA backend's upload_f32 rounds it into.
+  const int64_t largest = std::max(
+      {c.vocab * c.hidden, shard.ffn_hidden * c.hidden, shard.heads * c.head_dim * c.hidden});
+  const size_t per_value = f32 + (options.dtype == DType::BF16 ? 2 : 0);
+  plan.weights = saturating_product({saturating_count(largest), per_value});
   // forward()'s host logits (every row of a batch at most) and reduce_across_shards' staging.
   plan.workspace = saturating_product(
       {saturating_count(options.max_batch_tokens), saturating_count(c.vocab + c.hidden), f32});

@@ -42,8 +42,9 @@ void add_cuda_buffers(MemoryPlan& plan, const ModelConfig& model, const ModelCon
                       const CacheOptions& cache, const TransformerOptions& options);
 
 // What a run on a device backend keeps in host memory: while loading, one matrix part in fp32
-// (the largest; counted as weights), and the logits' host copy and the collectives' staging
-// (workspace).
+// and its bf16 rounding (the largest; counted as weights), and the logits' host copy and the
+// collectives' staging (workspace). The model file is memory-mapped: not counted. Not counted
+// either: the worker exchange's staging of a distributed run (hogwild/worker_exchange.h).
 MemoryPlan plan_host_side(const WeightSource& source, const ModelConfig& shard,
                           const TransformerOptions& options);
 

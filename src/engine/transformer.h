@@ -22,7 +22,8 @@ namespace hogwild {
 // How matrix weights are kept on the backend (the `weights:` run key).
 enum class WeightFormat {
   Native,  // as the file stores them (Q4_1, Q8_0, F16, …) where the backend's matmul reads the
-           // format (the CPU backend's quantized kernels); fp32 for every other tensor
+           // format (the CPU backend's quantized kernels); the compute dtype (fp32 or bf16,
+           // TransformerOptions::dtype) for every other matrix
   F32,     // every weight dequantized to fp32 at load: the exact reference path
 };
 const char* weight_format_name(WeightFormat format);
