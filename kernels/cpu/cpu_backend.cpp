@@ -100,6 +100,13 @@ class CpuBackend final : public Backend {
   }
 
   void do_upload_f32(const Tensor& dst, const float* host) override {
+    if (dst.dtype == DType::BF16) {  // converted, as backend.h says (bf16 weights: `dtype`)
+      auto* out = static_cast<uint16_t*>(dst.data);
+      for (int64_t r = 0; r < dst.rows; ++r)
+        for (int64_t c = 0; c < dst.cols; ++c)
+          out[r * dst.stride + c] = float_to_bf16(host[r * dst.cols + c]);
+      return;
+    }
     for (int64_t r = 0; r < dst.rows; ++r)
       std::memcpy(row(dst, r), host + r * dst.cols, static_cast<size_t>(dst.cols) * 4);
   }
@@ -111,6 +118,13 @@ class CpuBackend final : public Backend {
   }
 
   void do_download_f32(const Tensor& src, float* host) override {
+    if (src.dtype == DType::BF16) {
+      const auto* in = static_cast<const uint16_t*>(src.data);
+      for (int64_t r = 0; r < src.rows; ++r)
+        for (int64_t c = 0; c < src.cols; ++c)
+          host[r * src.cols + c] = bf16_to_float(in[r * src.stride + c]);
+      return;
+    }
     for (int64_t r = 0; r < src.rows; ++r)
       std::memcpy(host + r * src.cols, row(src, r), static_cast<size_t>(src.cols) * 4);
   }

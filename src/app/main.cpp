@@ -152,6 +152,11 @@ int run_generate(const std::vector<std::string>& argv) {
   args.value("weights", "FORMAT",
              "native (matrices as the file stores them) or f32 (dequantized: the exact path)",
              "native");
+  args.value("dtype", "TYPE",
+             "f32 or bf16: matrices not kept as stored in bf16 (the `dtype` key; bf16 K/V on "
+             "CUDA only)",
+             "f32");
+  args.flag("no-graphs", "launch every step op by op instead of replaying CUDA graphs");
   args.flag("verbose-prompt", "print each prompt token to stderr as id<TAB>'piece' first");
   args.value("logprobs", "K",
              "JSON line per generated token: id, text, logprob and the K (0-" +
@@ -184,6 +189,10 @@ int run_generate(const std::vector<std::string>& argv) {
   const int64_t max_tokens = args.get_int("max-tokens", 1, 1 << 20);
   const int threads =
       args.get_flag("threads") ? static_cast<int>(args.get_int("threads", 1, 1024)) : 0;
+  const std::string dtype_text = args.get("dtype");
+  if (dtype_text != "f32" && dtype_text != "bf16")
+    fail("generate: --dtype must be f32 or bf16, not '", dtype_text, "'");
+  const DType dtype = compute_dtype_named(dtype_text);
 
   const std::string model_path = args.get("model");
   const auto weights = open_weights(model_path);
@@ -221,14 +230,17 @@ int run_generate(const std::vector<std::string>& argv) {
   const std::string weight_format = args.get("weights");
   if (weight_format != "native" && weight_format != "f32")
     fail("generate: --weights must be native or f32, not '", weight_format, "'");
-  const auto backend =
-      make_backend(args.get("backend"), static_cast<int>(args.get_int("device", 0, 1024)), threads);
+  options.dtype = dtype;
+  options.graphs = !args.get_flag("no-graphs");
+  const int device = static_cast<int>(args.get_int("device", 0, 1024));
+  const auto backend = make_backend(args.get("backend"), device, threads);
   options.weights = weight_format_on(*backend, weight_format);
   options.max_batch_tokens = std::min<int64_t>(256, static_cast<int64_t>(prompt_ids.size()));
   options.max_view_entries = 1;
-  const CacheOptions cache_options = cache_options_for(1, positions, kDefaultPageSize);
-  check_memory_plan(plan_memory(*weights, model_config, cache_options, options),
-                    available_host_memory(), "host memory");
+  CacheOptions cache_options = cache_options_for(1, positions, kDefaultPageSize);
+  cache_options.dtype = kv_dtype_on(*backend, options.dtype);
+  // GPU memory with --backend cuda, host memory for what stays on the host.
+  check_run_memory(*weights, model_config, cache_options, options, *backend, device);
   Transformer model(*weights, *backend, options);
   KvCache cache(*backend, model.shard_config(), cache_options);
   Sampler sampler(sampling);

@@ -22,11 +22,13 @@ KvCache::KvCache(Backend& backend, const ModelConfig& config, const CacheOptions
                 "KV cache options must be positive (pages ", options.pages, ", page size ",
                 options.page_size, ", blocks ", options.max_blocks, ", pages per block ",
                 options.max_pages_per_block, ")");
+  HOGWILD_CHECK(options.dtype == DType::F32 || options.dtype == DType::BF16,
+                "KV cache pools are f32 or bf16, not ", dtype_name(options.dtype));
   const int64_t rows = options.pages * options.page_size;
   const int64_t width = config.kv_heads * config.head_dim;
   for (int64_t layer = 0; layer < layers_; ++layer) {
-    keys_.push_back(backend_.allocate(rows, width, DType::F32));
-    values_.push_back(backend_.allocate(rows, width, DType::F32));
+    keys_.push_back(backend_.allocate(rows, width, options.dtype));
+    values_.push_back(backend_.allocate(rows, width, options.dtype));
   }
   for (int64_t page = options.pages - 1; page >= 0; --page)
     free_pages_.push_back(static_cast<int32_t>(page));

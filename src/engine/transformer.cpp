@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/float16.h"
 #include "common/saturating.h"
 #include "engine/step_inputs.h"
 #include "kernels/stored_dtype.h"
@@ -77,6 +78,19 @@ WeightFormat weight_format_on(const Backend& backend, const std::string& name) {
                                                             : WeightFormat::F32;
 }
 
+DType compute_dtype_named(const std::string& name) {
+  if (name == "f32") return DType::F32;
+  if (name == "bf16") return DType::BF16;
+  fail("dtype must be f32 or bf16, not '", name, "'");
+}
+
+DType kv_dtype_on(const Backend& backend, DType dtype) {
+  HOGWILD_CHECK(dtype == DType::F32 || dtype == DType::BF16, "dtype must be f32 or bf16, not ",
+                dtype_name(dtype));
+  // cpu::block_attention reads fp32 pools only (a capability query could say this instead).
+  return backend.name() == "cpu" ? DType::F32 : dtype;
+}
+
 int64_t MatrixGroup::rows() const {
   int64_t total = 0;
   for (const MatrixPart& part : parts) total += part.rows;
@@ -87,18 +101,27 @@ size_t MatrixGroup::bytes() const {
   return saturating_product({saturating_count(rows()), dtype_row_bytes(dtype, parts.front().cols)});
 }
 
+std::optional<DType> kept_as_stored(const WeightSource& source, const MatrixPart& part,
+                                    WeightFormat format) {
+  if (format != WeightFormat::Native) return std::nullopt;
+  const std::optional<GgmlType> stored = source.stored_type(part.name);
+  const std::optional<DType> native = stored ? stored_dtype(*stored) : std::nullopt;
+  // fp32 in the file goes the fp32 path (and so to the compute dtype).
+  if (!native || *native == DType::F32) return std::nullopt;
+  // A column slice must cut between blocks to stay as stored.
+  const int64_t block = dtype_block_elements(*native);
+  if (part.first_col % block != 0 || part.cols % block != 0) return std::nullopt;
+  return native;
+}
+
 std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
-                                     const std::vector<MatrixPart>& parts, WeightFormat format) {
+                                     const std::vector<MatrixPart>& parts, WeightFormat format,
+                                     DType compute) {
+  HOGWILD_CHECK(compute == DType::F32 || compute == DType::BF16,
+                "weights are converted to f32 or bf16, not ", dtype_name(compute));
   std::vector<MatrixGroup> groups;
   for (const MatrixPart& part : parts) {
-    DType dtype = DType::F32;
-    const std::optional<GgmlType> stored =
-        format == WeightFormat::Native ? source.stored_type(part.name) : std::nullopt;
-    if (const std::optional<DType> native = stored ? stored_dtype(*stored) : std::nullopt) {
-      // A column slice must cut between blocks to stay as stored.
-      const int64_t block = dtype_block_elements(*native);
-      if (part.first_col % block == 0 && part.cols % block == 0) dtype = *native;
-    }
+    const DType dtype = kept_as_stored(source, part, format).value_or(compute);
     if (groups.empty() || groups.back().dtype != dtype) groups.push_back({dtype, {}});
     groups.back().parts.push_back(part);
   }
@@ -112,13 +135,13 @@ size_t weight_bytes(const WeightSource& source, const ModelConfig& shard,
   size_t total = 0;
   auto add_bytes = [&](size_t bytes) { total = saturating_sum({total, bytes}); };
   auto add = [&](const std::vector<MatrixPart>& parts) {
-    for (const MatrixGroup& group : plan_matrix(source, parts, options.weights))
+    for (const MatrixGroup& group : plan_matrix(source, parts, options.weights, options.dtype))
       add_bytes(group.bytes());
   };
   add({whole_matrix("model.embed_tokens.weight", c.vocab, c.hidden)});
   if (!c.tied_embeddings) add({whole_matrix("lm_head.weight", c.vocab, c.hidden)});
   const size_t f32 = sizeof(float);
-  add_bytes(static_cast<size_t>(c.hidden) * f32);  // output norm
+  add_bytes(static_cast<size_t>(c.hidden) * f32);  // output norm (norms and biases stay fp32)
   const int64_t qkv_width = (shard.heads + 2 * shard.kv_heads) * c.head_dim;
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerMatrices m = layer_matrices(c, shard, part, l);
@@ -184,7 +207,9 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
   const int64_t kv_width = shard_.kv_heads * c.head_dim;
   const int64_t q_first = part * q_width, kv_first = part * kv_width;
 
-  // Backends without kernels for stored formats (CUDA, for now) get fp32 weights.
+  HOGWILD_CHECK(options.dtype == DType::F32 || options.dtype == DType::BF16,
+                "dtype must be f32 or bf16, not ", dtype_name(options.dtype));
+  // Backends without kernels for stored formats (CUDA, for now) get fp32 (or bf16) weights.
   if (!backend_.reads_stored_weights()) options_.weights = WeightFormat::F32;
   const Matrix embedding =
       upload_matrix(source, {whole_matrix("model.embed_tokens.weight", c.vocab, c.hidden)});
@@ -297,27 +322,35 @@ Tensor Transformer::upload_rows(const std::vector<const HostTensor*>& parts) {
   return t;
 }
 
+Tensor Transformer::allocate_weight(int64_t rows, int64_t cols, DType dtype, size_t bytes) {
+  Tensor t = backend_.allocate(rows, cols, dtype);
+  owned_.push_back(t);
+  weight_bytes_ += bytes;
+  return t;
+}
+
+void Transformer::upload_converted(const Tensor& dst, const HostTensor& host) {
+  HOGWILD_ASSERT(host.rows() == dst.rows && host.cols() == dst.cols);
+  backend_.upload_f32(dst, host.data.data());  // the backend rounds to dst's dtype (bf16)
+}
+
+// One part at a time: a part's fp32 host copy (one projection of one layer, this rank's slice)
+// is the most the host holds at once, never the whole model in fp32.
 Transformer::Matrix Transformer::upload_matrix(const WeightSource& source,
                                                const std::vector<MatrixPart>& parts) {
   Matrix matrix;
-  for (const MatrixGroup& group : plan_matrix(source, parts, options_.weights)) {
-    if (group.dtype == DType::F32) {
-      std::vector<HostTensor> hosts;
-      hosts.reserve(group.parts.size());
-      for (const MatrixPart& p : group.parts)
-        hosts.push_back(slice_cols(source.load_rows(p.name, p.shape, p.first_row, p.rows),
-                                   p.first_col, p.cols));
-      std::vector<const HostTensor*> pointers;
-      pointers.reserve(hosts.size());
-      for (const HostTensor& host : hosts) pointers.push_back(&host);
-      matrix.parts.push_back(upload_rows(pointers));
-      continue;
-    }
-    const Tensor t = backend_.allocate(group.rows(), group.parts.front().cols, group.dtype);
-    owned_.push_back(t);
-    weight_bytes_ += group.bytes();
+  for (const MatrixGroup& group : plan_matrix(source, parts, options_.weights, options_.dtype)) {
+    const Tensor t =
+        allocate_weight(group.rows(), group.parts.front().cols, group.dtype, group.bytes());
     int64_t first = 0;
     for (const MatrixPart& p : group.parts) {
+      const Tensor rows = t.rows_view(first, p.rows);
+      first += p.rows;
+      if (!kept_as_stored(source, p, options_.weights)) {
+        upload_converted(rows, slice_cols(source.load_rows(p.name, p.shape, p.first_row, p.rows),
+                                          p.first_col, p.cols));
+        continue;
+      }
       std::optional<StoredTensor> stored =
           source.load_stored_rows(p.name, p.shape, p.first_row, p.rows);
       HOGWILD_ASSERT(stored.has_value());
@@ -332,8 +365,16 @@ Transformer::Matrix Transformer::upload_matrix(const WeightSource& source,
                       keep, sliced.begin() + static_cast<std::ptrdiff_t>(r * keep));
         stored->bytes = std::move(sliced);
       }
-      backend_.upload_stored(t.rows_view(first, p.rows), stored->bytes.data());
-      first += p.rows;
+      if (group.dtype == DType::BF16) {
+        // bf16 is a compute dtype, not a storage one (upload_stored refuses it): widened to fp32
+        // here and narrowed again by upload_f32, which is exact.
+        std::vector<float> widened(static_cast<size_t>(p.rows * p.cols));
+        const auto* bits = reinterpret_cast<const uint16_t*>(stored->bytes.data());
+        for (size_t i = 0; i < widened.size(); ++i) widened[i] = bf16_to_float(bits[i]);
+        backend_.upload_f32(rows, widened.data());
+        continue;
+      }
+      backend_.upload_stored(rows, stored->bytes.data());
     }
     matrix.parts.push_back(t);
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,13 +22,20 @@ namespace hogwild {
 // How matrix weights are kept on the backend (the `weights:` run key).
 enum class WeightFormat {
   Native,  // as the file stores them (Q4_1, Q8_0, F16, …) where the backend's matmul reads the
-           // format (the CPU backend's quantized kernels); fp32 for every other tensor
+           // format (the CPU backend's quantized kernels); the compute dtype (fp32 or bf16,
+           // TransformerOptions::dtype) for every other matrix
   F32,     // every weight dequantized to fp32 at load: the exact reference path
 };
 const char* weight_format_name(WeightFormat format);
 // What a `weights:` value ("native" or "f32") asks for on `backend`: fp32 where the backend reads
 // no stored formats (CUDA, for now). The Transformer and the memory plan both use the result.
 WeightFormat weight_format_on(const Backend& backend, const std::string& name);
+// The `dtype` key's value ("f32" or "bf16") as a DType; throws naming the key for anything else.
+DType compute_dtype_named(const std::string& name);
+// The K/V pools' dtype for compute dtype `dtype` on `backend`: BF16 only where the backend's
+// block_attention reads bf16 pools (CUDA); the CPU backend's attention is fp32, so its pools stay
+// F32 whatever the dtype.
+DType kv_dtype_on(const Backend& backend, DType dtype);
 
 struct TransformerOptions {
   WeightFormat weights = WeightFormat::Native;
@@ -37,8 +45,12 @@ struct TransformerOptions {
   // tensor->rank() of tensor->size(); null = the whole model.
   Communicator* tensor = nullptr;
   bool device_communicator = false;  // `tensor` takes the backend's (device) buffers directly
-  // Compute dtype of the weights kept in fp32 today and of the KV pools (the `dtype:` run key):
-  // F32 (exact reference) or BF16 (CUDA: bf16 weights and K/V, fp32 accumulation).
+  // Dtype of the matrices not kept in a stored format (the `dtype:` run key): F32 (exact
+  // reference) or BF16, converted once at load, part by part. Only the matrices (embedding,
+  // lm_head, QKV, o, gate/up, down) become bf16: the norms, QKV biases and RoPE frequencies stay
+  // fp32, as do the activations (the matmuls accumulate in fp32). The KV pools follow
+  // kv_dtype_on (CacheOptions::dtype): bf16 on CUDA, fp32 on the CPU, whose matmul reads bf16
+  // weights but whose attention reads fp32 pools only.
   DType dtype = DType::F32;
   // Replay decode steps as CUDA graphs per batch-size bucket (backends without graphs ignore it).
   bool graphs = true;
@@ -56,6 +68,8 @@ struct MatrixPart {
   int64_t first_row = 0, rows = 0, first_col = 0, cols = 0;
 };
 // Consecutive parts (of one fused weight: Q, K, V) kept as one backend tensor of one dtype.
+// Each part is either kept as the file stores it or loaded as fp32 and converted to the compute
+// dtype (kept_as_stored says which).
 struct MatrixGroup {
   DType dtype = DType::F32;
   std::vector<MatrixPart> parts;
@@ -64,8 +78,14 @@ struct MatrixGroup {
 };
 // The backend tensors of one fused weight: parts stored in the same format share a tensor, so
 // a file that quantizes V unlike Q and K (Q4_K_M) keeps all three as stored.
+// `compute`: the dtype of parts not kept as stored (TransformerOptions::dtype).
 std::vector<MatrixGroup> plan_matrix(const WeightSource& source,
-                                     const std::vector<MatrixPart>& parts, WeightFormat format);
+                                     const std::vector<MatrixPart>& parts, WeightFormat format,
+                                     DType compute = DType::F32);
+// The stored dtype `part` is kept in (F16, BF16, block formats), or nothing when it is loaded as
+// fp32 and converted to the compute dtype (fp32 files, f32 weights, cuts between blocks).
+std::optional<DType> kept_as_stored(const WeightSource& source, const MatrixPart& part,
+                                    WeightFormat format);
 // Bytes of every weight a Transformer with `options` keeps (this shard), as it allocates them.
 size_t weight_bytes(const WeightSource& source, const ModelConfig& shard,
                     const TransformerOptions& options);
@@ -129,6 +149,9 @@ class Transformer {
 
   Tensor upload(const HostTensor& host);
   Tensor upload_rows(const std::vector<const HostTensor*>& parts);
+  Tensor allocate_weight(int64_t rows, int64_t cols, DType dtype, size_t bytes);
+  // An fp32 host part into `dst` (F32 or BF16), converted on the way.
+  void upload_converted(const Tensor& dst, const HostTensor& host);
   Matrix upload_matrix(const WeightSource& source, const std::vector<MatrixPart>& parts);
   // out = x · weightᵀ (+ bias), one backend matmul per tensor of the weight.
   void matmul(const Tensor& x, const Matrix& weight, const Tensor& bias, const Tensor& out);

@@ -201,7 +201,8 @@ class Experiment {
       auto& entry = ExperimentAccess::entry(*models_);
       const std::string key =
           cat(config_.model, '\n', config_.backend, '\n', config_.threads, '\n', config_.weights,
-              '\n', config_.parallel.tensor, '\n', config_.parallel.worker_groups);
+              '\n', config_.dtype, '\n', config_.cuda_graphs, '\n', config_.parallel.tensor, '\n',
+              config_.parallel.worker_groups);
       if (entry && entry->key == key) {
         shared_ = entry.get();
         weights_ = shared_->weights.get();
@@ -242,6 +243,10 @@ class Experiment {
         size_run(size_team(settings_, *tokenizer_, config_.page_size), teams_at_once_);
     TransformerOptions options = sizing.transformer;
     options.weights = weight_format_on(*backend_, config_.weights);
+    options.dtype = compute_dtype_named(config_.dtype);
+    options.graphs = config_.cuda_graphs;
+    CacheOptions cache_options = sizing.cache;
+    cache_options.dtype = kv_dtype_on(*backend_, options.dtype);
     connect_device_axes();
     if (grid_ != nullptr && grid_->tensor_parallel > 1) {
       options.tensor = grid_->device_tensor ? grid_->device_tensor.get() : grid_->tensor.get();
@@ -253,10 +258,10 @@ class Experiment {
       fail("max_tokens_per_problem (", config_.max_tokens_per_problem,
            ") is more than the model's context length (", full.max_context, ", ", config_.model,
            "): lower it to at most ", full.max_context);
-    check_memory_plan(
-        plan_memory(*weights_, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
-                    sizing.cache, options),
-        available_host_memory(), "host memory");
+    // Device memory for `backend: cuda` (this rank's GPU), host memory for what stays there.
+    check_run_memory(*weights_, shard_of(full, grid_ != nullptr ? grid_->tensor_parallel : 1),
+                     cache_options, options, *backend_, grid_ != nullptr ? grid_->local_rank : 0,
+                     /*weights_loaded=*/slot().model != nullptr);
 
     if (slot().model) {
       slot().model->resize_workspace(options.max_batch_tokens, options.max_view_entries);
@@ -264,7 +269,7 @@ class Experiment {
       slot().model = std::make_unique<Transformer>(*weights_, *backend_, options);
     }
     model_ = slot().model.get();
-    cache_ = std::make_unique<KvCache>(*backend_, model_->shard_config(), sizing.cache);
+    cache_ = std::make_unique<KvCache>(*backend_, model_->shard_config(), cache_options);
     merger_ =
         std::make_unique<CacheMerger>(*backend_, *cache_, model_->inv_freq(), model_->head_dim());
     builder_ = std::make_unique<BatchBuilder>(*cache_);

@@ -48,6 +48,8 @@ struct RunConfig {
   std::string backend = "cpu";     // "cpu" or "cuda" (device = the rank's local rank)
   int64_t threads = 0;             // the cpu backend's threads; 0 = default_cpu_threads()
   std::string weights = "native";  // "native" (as stored) or "f32" (dequantized at load)
+  std::string dtype = "f32";       // "f32" or "bf16": matrices not kept as stored, and CUDA's K/V
+  bool cuda_graphs = true;         // replay decode steps as CUDA graphs (TransformerOptions)
   int64_t workers = 2;
   std::vector<std::string> names;  // default: Alice, Bob, Carol, Dave, Eve, Frank, Grace, Heidi…
   Layout layout = Layout::Combined;

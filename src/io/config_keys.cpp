@@ -38,6 +38,7 @@ constexpr std::array<std::string_view, 3> kLayoutNames = {"contiguous", "interle
 constexpr std::array<std::string_view, 2> kSyncNames = {"layer", "step"};
 constexpr std::array<std::string_view, 2> kBackendNames = {"cpu", "cuda"};
 constexpr std::array<std::string_view, 2> kWeightFormatNames = {"native", "f32"};
+constexpr std::array<std::string_view, 2> kDtypeNames = {"f32", "bf16"};
 constexpr std::array<std::string_view, 2> kPromptStyleNames = {"paper", "compact"};
 constexpr std::array<std::string_view, 2> kStopRuleNames = {"number_at_step_end", "any_boxed"};
 constexpr std::array<std::string_view, 2> kFinisherModeNames = {"reencode", "in_cache"};
@@ -574,6 +575,26 @@ constexpr ConfigKey kConfigKeys[] = {
             "backend's quantized kernels, fp32 on CUDA for now); `f32`: dequantized at load, the "
             "exact reference path",
         .field = &member<&RunConfig::weights>,
+    },
+    {
+        .key = "dtype",
+        .kind = KeyKind::kChoice,
+        .choices = kDtypeNames,
+        .default_doc = "`f32`",
+        .doc =
+            "`f32`: the exact reference; `bf16`: the matrices not kept as stored (every one on "
+            "CUDA) converted to bf16 at load (norms, biases and activations stay fp32, fp32 "
+            "accumulation) and, on CUDA only, bf16 K/V pools (the CPU's attention keeps fp32 K/V)",
+        .field = &member<&RunConfig::dtype>,
+    },
+    {
+        .key = "cuda_graphs",
+        .kind = KeyKind::kBoolean,
+        .default_doc = "`true`",
+        .doc =
+            "replay decode steps as CUDA graphs (`backend: cuda`; same tokens either way, so not "
+            "part of the run's fingerprint)",
+        .field = &member<&RunConfig::cuda_graphs>,
     },
 };
 

@@ -10,9 +10,15 @@
 namespace hogwild {
 namespace {
 
-constexpr const char* kIgnored[][2] = {{"threads", nullptr},    {"output", nullptr},
-                                       {"transcript", nullptr}, {"parallel", "timeout_seconds"},
-                                       {"problems", "offset"},  {"problems", "limit"}};
+// Keys that change how a run is executed or where it writes, not its tokens (dtype does change
+// them, so it stays; cuda_graphs replays the same kernels).
+constexpr const char* kIgnored[][2] = {{"threads", nullptr},
+                                       {"output", nullptr},
+                                       {"transcript", nullptr},
+                                       {"cuda_graphs", nullptr},
+                                       {"parallel", "timeout_seconds"},
+                                       {"problems", "offset"},
+                                       {"problems", "limit"}};
 
 void flatten(const YAML::Node& node, const std::string& prefix,
              std::map<std::string, std::string>& out) {

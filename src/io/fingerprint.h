@@ -1,8 +1,9 @@
 // What a run's results depend on, as text: a rerun resumes an output only when its fingerprint
 // is the same (io/results.h). It is the run's YAML after overrides, less the keys that change how
-// a run goes but not what it writes: threads, output, transcript, parallel.timeout_seconds, and
-// the selection of problems (problems.offset, problems.limit; finished problems are matched by id
-// and question), so a run may be extended to more problems.
+// a run goes but not what it writes: threads, output, transcript, parallel.timeout_seconds,
+// cuda_graphs (dtype stays: bf16 gives other tokens), and the selection of problems
+// (problems.offset, problems.limit; finished problems are matched by id and question), so a run
+// may be extended to more problems.
 #pragma once
 
 #include <string>

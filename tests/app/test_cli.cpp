@@ -80,6 +80,10 @@ TEST(Cli, BadFlagsAreOneLineErrors) {
   expect_one_line_error(hogwild("run configs/demo.yaml --threads x"),
                         "threads must be an integer, got 'x'");
   expect_one_line_error(hogwild("run configs/demo.yaml --threads"), "--threads needs a value");
+  expect_one_line_error(hogwild("generate --model m.gguf --prompt hi --dtype fp16"),
+                        "generate: --dtype must be f32 or bf16, not 'fp16'");
+  expect_one_line_error(hogwild("run configs/demo.yaml dtype=f16"),
+                        "(from override): dtype must be f32 or bf16, got 'f16'");
 }
 
 TEST(Cli, BadModelFilesAreOneLineErrors) {
@@ -176,6 +180,18 @@ TEST(Cli, GenerateStreamsTextAndTimings) {
 }
 
 // More positions than the model has are refused before any weight is read.
+// dtype bf16 on the CPU (bf16 matrices, fp32 K/V): the demo's greedy answer survives the rounding.
+TEST(Cli, GenerateWithBf16Matrices) {
+  HOGWILD_REQUIRE_DEMO_MODEL();
+  const CommandResult result =
+      hogwild("generate --model " + demo() +
+              " --weights f32 --dtype bf16 --no-graphs --chat --prompt 'What is the capital of "
+              "France?' --max-tokens 12 2>/dev/null");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("The capital of France is Paris."), std::string::npos)
+      << result.output;
+}
+
 TEST(Cli, GenerateBeyondTheModelsContextIsRefused) {
   HOGWILD_REQUIRE_DEMO_MODEL();
   const CommandResult result =

@@ -90,6 +90,8 @@ TEST_F(RunFingerprintTest, EachOverrideChangesExactlyItsKey) {
       {"prompts.system=Be brief.", {"prompts.system"}},
       {"prompts.finisher_tokens=3", {"prompts.finisher_tokens"}},
       {"backend=cuda", {"backend"}},
+      {"dtype=bf16", {"dtype"}},
+      {"cuda_graphs=false", {"cuda_graphs"}},
       {"output=/tmp/elsewhere.h5", {"output", "transcript"}},
       {"transcript=/tmp/elsewhere.txt", {"transcript"}},
       {"names=[Ann, Ben]", {"names"}},

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "io/config.h"
+#include "io/fingerprint.h"
 #include "test_support.h"
 
 namespace hogwild {
@@ -407,6 +408,33 @@ TEST_F(ConfigTest, ThreadsKeyAndItsDefault) {
   EXPECT_EQ(load_run_config(yaml(kMinimal), {"threads=1024"}).threads, 1024);
   EXPECT_THAT(error_of(path(), {"threads=0"}),
               HasSubstr("(from override): threads must be in [1, 1024], got 0"));
+}
+
+// dtype (f32 | bf16) and cuda_graphs: defaults, values, overrides and the errors naming the key.
+TEST_F(ConfigTest, DtypeAndCudaGraphsKeys) {
+  const RunConfig defaults = load_run_config(yaml(kMinimal), {});
+  EXPECT_EQ(defaults.dtype, "f32");
+  EXPECT_TRUE(defaults.cuda_graphs);
+  const RunConfig set =
+      load_run_config(yaml(std::string(kMinimal) + "dtype: bf16\ncuda_graphs: false\n"), {});
+  EXPECT_EQ(set.dtype, "bf16");
+  EXPECT_FALSE(set.cuda_graphs);
+  EXPECT_EQ(load_run_config(yaml(kMinimal), {"dtype=bf16"}).dtype, "bf16");
+  EXPECT_FALSE(load_run_config(yaml(kMinimal), {"cuda_graphs=off"}).cuda_graphs);
+  EXPECT_THAT(error_with("dtype: fp16\n"), HasSubstr(":3: dtype must be f32 or bf16, got 'fp16'"));
+  EXPECT_THAT(error_with("dtype: BF16\n"), HasSubstr(":3: dtype must be f32 or bf16, got 'BF16'"));
+  EXPECT_THAT(error_of(path(), {"dtype=f16"}),
+              HasSubstr("(from override): dtype must be f32 or bf16, got 'f16'"));
+  EXPECT_THAT(error_with("cuda_graphs: 2\n"), HasSubstr(":3: cuda_graphs must be"));
+}
+
+// A resume compares fingerprints: dtype changes the tokens (part of it), cuda_graphs does not.
+TEST_F(ConfigTest, FingerprintHasDtypeButNotCudaGraphs) {
+  const std::string base = run_fingerprint(load_run_config(yaml(kMinimal), {}));
+  EXPECT_EQ(run_fingerprint(load_run_config(path(), {"cuda_graphs=false"})), base);
+  const std::string bf16 = run_fingerprint(load_run_config(path(), {"dtype=bf16"}));
+  EXPECT_NE(bf16, base);
+  EXPECT_THAT(fingerprint_difference(base, bf16), HasSubstr("dtype (was not set, now bf16)"));
 }
 
 // The values seen to overflow later arithmetic (sizing, the memory plan, the finisher's reserve)

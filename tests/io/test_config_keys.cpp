@@ -422,7 +422,9 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
                                                                        "parallel",
                                                                        "backend",
                                                                        "threads",
-                                                                       "weights"}));
+                                                                       "weights",
+                                                                       "dtype",
+                                                                       "cuda_graphs"}));
   EXPECT_THAT(listed(keys_of("sampling")),
               ElementsAreArray<std::string_view>({"temperature", "top_k", "top_p", "min_p"}));
   EXPECT_THAT(
@@ -468,6 +470,7 @@ TEST(ConfigKeys, TextKeysTakeOverridesLiterally) {
     }
   }
   EXPECT_EQ(literal, (std::set<std::string>{"model",
+                                            "dtype",
                                             "layout",
                                             "method",
                                             "output",
