@@ -1,14 +1,14 @@
 // Backend::sample_tokens on the device: one block per logits row. The CPU reference
-// (kernels/cpu/sampling.cpp) sorts the eligible tokens by rank and takes prefix sums; here every
-// "first L tokens in rank order" is found as a threshold on the 32-bit rank key by binary search
-// (32 counting passes over the row), ties at the threshold taken in id order, which is the same
-// set. All masses are exact integer sums (kernels/sampling_rule.h), so the result is the CPU's
-// token bit for bit whatever order the block reduces in.
+// (kernels/cpu/sampling.cpp) sorts the eligible tokens by rank and takes prefix sums; here the
+// search of kernels/sampling_search.h finds the same sets by thresholds on the rank key. All masses
+// are exact integer sums (kernels/sampling_rule.h), so the result is the CPU's token bit for bit
+// whatever order the block reduces in.
 #include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/sampling_rule.h"
+#include "kernels/sampling_search.h"
 
 namespace hogwild::cuda {
 namespace {
@@ -82,113 +82,60 @@ struct Row {
   }
 };
 
-// Count (mass = false) or mass (true) of the eligible tokens with rank key >= threshold.
-__device__ uint64_t eligible_at_least(const Row& row, uint64_t threshold, bool mass,
-                                      uint64_t* scratch) {
-  uint64_t local = 0;
-  if (threshold <= 0xffffffffull)
-    for (int64_t i = threadIdx.x; i < row.vocab; i += kThreads) {
-      if (sampling::rank_key(row.logits[i]) < threshold) continue;
-      const uint64_t w = row.weight(i);
-      if (w > 0) local += mass ? w : 1;
-    }
-  return block_sum(local, scratch);
-}
+// The passes of sampling::search_sample as block-wide reductions over the row.
+struct BlockOps {
+  const Row& row;
+  uint64_t* scratch;
 
-// The first `keep` eligible tokens in rank order, as a threshold key, the count above it and
-// how many of the ties at it (in id order) belong.
-struct Prefix {
-  uint64_t key = 0;
-  uint64_t above = 0;
-  uint64_t ties = 0;
-};
-
-__device__ Prefix rank_prefix(const Row& row, uint64_t keep, uint64_t* scratch) {
-  // The largest key with at least `keep` eligible tokens at or above it.
-  uint64_t key = 0;
-  for (int bit = 31; bit >= 0; --bit) {
-    const uint64_t trial = key | (uint64_t{1} << bit);
-    if (eligible_at_least(row, trial, false, scratch) >= keep) key = trial;
+  __device__ uint64_t at_least(uint64_t threshold, bool mass) {
+    uint64_t local = 0;
+    if (threshold <= 0xffffffffull)
+      for (int64_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+        if (sampling::rank_key(row.logits[i]) < threshold) continue;
+        const uint64_t w = row.weight(i);
+        if (w > 0) local += mass ? w : 1;
+      }
+    return block_sum(local, scratch);
   }
-  Prefix prefix;
-  prefix.key = key;
-  prefix.above = eligible_at_least(row, key + 1, false, scratch);
-  prefix.ties = keep - prefix.above;
-  return prefix;
-}
 
-__device__ int32_t sample_row(const Row& row, const sampling::RowParams& p, uint64_t* scratch) {
-  const uint64_t eligible = eligible_at_least(row, 0, false, scratch);
-  uint64_t keep = p.top_k > 0 && static_cast<uint64_t>(p.top_k) < eligible
-                      ? static_cast<uint64_t>(p.top_k)
-                      : eligible;
-  if (p.top_p < 1.0f) {
-    uint64_t mass_k = 0;
-    if (keep == eligible) {
-      mass_k = eligible_at_least(row, 0, true, scratch);
-    } else {
-      const Prefix k = rank_prefix(row, keep, scratch);
-      mass_k = eligible_at_least(row, k.key + 1, true, scratch) +
-               k.ties * row.weight_of_key(static_cast<uint32_t>(k.key));
-    }
-    const uint64_t target = sampling::top_p_target(p.top_p, mass_k);
-    // The largest key whose tokens at or above it reach the target mass.
-    uint64_t key = 0;
-    for (int bit = 31; bit >= 0; --bit) {
-      const uint64_t trial = key | (uint64_t{1} << bit);
-      if (eligible_at_least(row, trial, true, scratch) >= target) key = trial;
-    }
-    const uint64_t above_mass = eligible_at_least(row, key + 1, true, scratch);
-    const uint64_t above = eligible_at_least(row, key + 1, false, scratch);
-    const uint64_t w = row.weight_of_key(static_cast<uint32_t>(key));
-    const uint64_t keep_p = above + (target - above_mass + w - 1) / w;
-    keep = keep_p < keep ? keep_p : keep;
-  }
-  if (p.min_p > 0.0f) {
-    const uint64_t least = sampling::min_p_weight(p.min_p);
+  __device__ uint64_t weight_at_least(uint64_t least) {
     uint64_t local = 0;
     for (int64_t i = threadIdx.x; i < row.vocab; i += kThreads)
       local += row.weight(i) >= least ? 1 : 0;
-    uint64_t keep_m = block_sum(local, scratch);
-    keep_m = keep_m < 1 ? 1 : keep_m;
-    keep = keep_m < keep ? keep_m : keep;
+    return block_sum(local, scratch);
   }
 
-  // The kept set: every eligible key above `prefix.key`, and the first `prefix.ties` at it.
-  Prefix prefix;  // keep == eligible: everything (no eligible token has key 0, a NaN's)
-  if (keep < eligible) prefix = rank_prefix(row, keep, scratch);
-  const uint64_t kept_mass =
-      eligible_at_least(row, prefix.key + 1, true, scratch) +
-      prefix.ties * (prefix.ties > 0 ? row.weight_of_key(static_cast<uint32_t>(prefix.key)) : 0);
-  const uint64_t target = sampling::draw_target(p.seed, p.counter, kept_mass);
+  __device__ uint64_t weight_of_key(uint32_t key) const { return row.weight_of_key(key); }
 
-  // The first kept token, in id order, whose cumulative weight exceeds the target.
-  __shared__ uint64_t found_scratch[kWarps];
-  uint64_t carry_mass = 0, carry_ties = 0;
-  for (int64_t base = 0; base < row.vocab; base += kThreads) {
-    const int64_t i = base + threadIdx.x;
-    uint64_t w = 0, tie = 0;
-    if (i < row.vocab) {
-      w = row.weight(i);
-      const uint32_t key = sampling::rank_key(row.logits[i]);
-      if (w > 0 && key == prefix.key) tie = 1;
-      if (w > 0 && key < prefix.key) w = 0;
+  // Chunks of kThreads ids in order: a scan ranks the ties, a second one accumulates the kept
+  // weights; the first thread past the target ends the search.
+  __device__ int32_t first_crossing(const sampling::SearchPrefix& prefix, uint64_t target) {
+    uint64_t carry_mass = 0, carry_ties = 0;
+    for (int64_t base = 0; base < row.vocab; base += kThreads) {
+      const int64_t i = base + threadIdx.x;
+      uint64_t w = 0, tie = 0;
+      if (i < row.vocab) {
+        w = row.weight(i);
+        const uint32_t key = sampling::rank_key(row.logits[i]);
+        if (w > 0 && key == prefix.key) tie = 1;
+        if (key < prefix.key) w = 0;
+      }
+      uint64_t tie_total = 0;
+      const uint64_t tie_rank = block_inclusive_scan(tie, scratch, tie_total) - tie + carry_ties;
+      if (tie == 1 && tie_rank >= prefix.ties) w = 0;
+      uint64_t mass_total = 0;
+      const uint64_t cumulative = block_inclusive_scan(w, scratch, mass_total) + carry_mass;
+      // The lowest id that crosses the target, as a maximum of (2^63 - id).
+      const uint64_t crossing =
+          w > 0 && cumulative > target ? (uint64_t{1} << 63) - static_cast<uint64_t>(i) : 0;
+      const uint64_t first = block_max(crossing, scratch);
+      if (first != 0) return static_cast<int32_t>((uint64_t{1} << 63) - first);
+      carry_mass += mass_total;
+      carry_ties += tie_total;
     }
-    uint64_t tie_total = 0;
-    const uint64_t tie_rank = block_inclusive_scan(tie, scratch, tie_total) - tie + carry_ties;
-    if (tie == 1 && tie_rank >= prefix.ties) w = 0;
-    uint64_t mass_total = 0;
-    const uint64_t cumulative = block_inclusive_scan(w, scratch, mass_total) + carry_mass;
-    // The lowest id that crosses the target, as a maximum of (2^63 - id).
-    const uint64_t crossing =
-        w > 0 && cumulative > target ? (uint64_t{1} << 63) - static_cast<uint64_t>(i) : 0;
-    const uint64_t first = block_max(crossing, found_scratch);
-    if (first != 0) return static_cast<int32_t>((uint64_t{1} << 63) - first);
-    carry_mass += mass_total;
-    carry_ties += tie_total;
+    return -1;  // unreachable: the target is below the kept mass
   }
-  return -1;  // unreachable: the target is below the kept mass
-}
+};
 
 __global__ void sample_kernel(const float* logits, int64_t logits_stride, int64_t vocab,
                               const int32_t* params, int64_t params_stride,
@@ -220,8 +167,10 @@ __global__ void sample_kernel(const float* logits, int64_t logits_stride, int64_
     token = static_cast<int32_t>(0xffffffffull - (best & 0xffffffffull));
     row.maximum = row.logits[token];
     row.temperature = p.temperature;
-    if (p.temperature >= sampling::kGreedyBelowTemperature && !isinf(row.maximum))
-      token = sample_row(row, p, scratch);
+    if (p.temperature >= sampling::kGreedyBelowTemperature && !isinf(row.maximum)) {
+      BlockOps ops{row, scratch};
+      token = sampling::search_sample(ops, p);
+    }
   }
   if (threadIdx.x == 0) tokens[r * tokens_stride] = token;
   if (logprobs == nullptr) return;

@@ -25,6 +25,7 @@
 #include "kernels/backend.h"
 #include "kernels/philox.h"
 #include "kernels/sampling_rule.h"
+#include "kernels/sampling_search.h"
 #ifdef HOGWILD_CUDA
 #include "kernels/cuda/device.h"
 #endif
@@ -376,6 +377,73 @@ TEST_F(CpuSampling, BadShapesAreOneClearError) {
         << e.what();
   }
   for (Tensor* t : {&logits, &params, &tokens}) cpu_->release(*t);
+}
+
+// ---- the CUDA kernel's search (kernels/sampling_search.h), run on the host with plain loops
+struct SerialOps {
+  const std::vector<float>& logits;
+  float maximum, temperature;
+
+  uint64_t weight(size_t i) const {
+    if (std::isnan(logits[i])) return 0;
+    return sampling::logit_weight(logits[i], maximum, temperature);
+  }
+  uint64_t at_least(uint64_t threshold, bool mass) const {
+    uint64_t total = 0;
+    if (threshold > 0xffffffffull) return 0;
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (sampling::rank_key(logits[i]) >= threshold && weight(i) > 0)
+        total += mass ? weight(i) : 1;
+    return total;
+  }
+  uint64_t weight_at_least(uint64_t least) const {
+    uint64_t count = 0;
+    for (size_t i = 0; i < logits.size(); ++i) count += weight(i) >= least ? 1 : 0;
+    return count;
+  }
+  uint64_t weight_of_key(uint32_t key) const {
+    return sampling::logit_weight(sampling::key_logit(key), maximum, temperature);
+  }
+  int32_t first_crossing(const sampling::SearchPrefix& prefix, uint64_t target) const {
+    uint64_t cumulative = 0, ties = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const uint64_t w = weight(i);
+      if (w == 0) continue;
+      const uint32_t key = sampling::rank_key(logits[i]);
+      if (key < prefix.key) continue;
+      if (key == prefix.key && ties++ >= prefix.ties) continue;
+      cumulative += w;
+      if (cumulative > target) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
+};
+
+// The threshold search the GPU runs finds the CPU reference's token, on rows with ties at every
+// boundary (few distinct logit values) and on spread ones, under every filter.
+TEST(SamplingSearch, FindsTheCpuReferencesToken) {
+  const auto cpu = make_cpu_backend(1);
+  std::mt19937 rng(21);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t vocab = 50 + trial * 7;
+    std::vector<float> row = random_logits(1, vocab, rng, trial % 3 == 0 ? 0.5f : 3.0f);
+    if (trial % 2 == 0)  // few distinct values: ties at the top-k, top-p and min-p boundaries
+      for (float& x : row) x = std::round(x * 2.0f) / 2.0f;
+    if (trial % 7 == 0) row[static_cast<size_t>(trial) % row.size()] = NAN;
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    const RowParams p = params_of(0.2f + 2.0f * uniform(rng), trial % 4 == 0 ? 0 : 1 + trial % 37,
+                                  trial % 3 == 1 ? 1.0f : 0.05f + 0.9f * uniform(rng),
+                                  trial % 5 == 2 ? 0.2f * uniform(rng) : 0.0f,
+                                  static_cast<uint64_t>(trial), static_cast<uint64_t>(trial) * 3);
+    float maximum = -INFINITY;
+    for (const float x : row)
+      if (!std::isnan(x)) maximum = std::max(maximum, x);
+    SerialOps ops{row, maximum, p.temperature};
+    const int32_t searched = sampling::search_sample(ops, p);
+    EXPECT_EQ(searched, run_sampling(*cpu, row, vocab, {p}).tokens[0])
+        << "trial " << trial << ": vocab " << vocab << ", T " << p.temperature << ", top_k "
+        << p.top_k << ", top_p " << p.top_p << ", min_p " << p.min_p;
+  }
 }
 
 // ---- every backend against the CPU reference
