@@ -2,12 +2,25 @@
 // (kernels/cpu/sampling.cpp) and the CUDA kernel (kernels/cuda/sampling.cu) so both compute the
 // same bits. Plain C++17, `__host__ __device__` under nvcc.
 //
+// The rule, for one row of logits l (suppressed tokens removed):
+//  1. Candidates: unsuppressed tokens whose logit is not NaN; none: the token is -1.
+//  2. Rank order: logit descending, id ascending at equal logits (rank_key). m = the first
+//     candidate's logit. Greedy (temperature < kGreedyBelowTemperature, or m = +-inf): that token.
+//  3. Weights W_i = token_weight((l_i - m) / T), integers, m's exactly 2^44. Eligible: candidates
+//     with W_i > 0, in rank order; E of them.
+//  4. Keep the first L eligible tokens, L = min(K, P, M): K = top_k (0: E; at most E); P = the
+//     fewest whose weight sum reaches top_p_target(top_p, sum of the first K) (top_p >= 1: E);
+//     M = max(1, count of eligible W_i >= min_p_weight(min_p)) (min_p <= 0: E).
+//  5. t = draw_target(seed, counter, sum of the kept weights): floor(u * mass) for the Philox
+//     draw u in [0, 1). The token is the lowest id whose cumulative kept weight, in id order,
+//     exceeds t.
 // Why fixed point: a draw must not depend on the order in which a backend sums probabilities.
-// Each token's weight is exp((logit - max) / T) as an unsigned integer with kWeightBits fraction
-// bits, computed by token_weight() below with IEEE-rounded +, -, * only (no FMA contraction: the
-// device uses __dmul_rn/__dadd_rn, the CPU file is compiled with -ffp-contract=off) and no libm,
-// so it is the same integer on every backend; sums of weights are exact integer sums, which any
-// reduction order gives alike. Every filter and the draw then work on those integers.
+// token_weight() uses IEEE-rounded +, -, * only (no FMA contraction: the device uses
+// __dmul_rn/__dadd_rn, the CPU file is compiled with -ffp-contract=off) and no libm, so a weight
+// is the same integer on every backend; every sum above is an exact integer sum, the same in any
+// reduction order; the few double products (the targets) are single IEEE operations. So given
+// the same logits and parameters every backend draws the same token: no tie of any measure can
+// flip it. (Sampling agrees exactly; only the logits themselves differ between backends.)
 #pragma once
 
 #include <cstdint>
@@ -129,9 +142,9 @@ HOGWILD_HOST_DEVICE inline uint64_t token_weight(double x) {
   // ln 2 split so that n * kLn2Hi is exact for |n| < 2^11.
   constexpr double kLn2Hi = 6.93147180369123816490e-01;
   constexpr double kLn2Lo = 1.90821492927058770002e-10;
-  const double n = static_cast<double>(static_cast<int>(add(mul(x, kLog2e), -0.5)));  // <= 0
-  // static_cast truncates toward zero: for negative arguments that is the ceiling, so n is
-  // round-half-down of x*log2e except that it is ceil(x*log2e - 0.5): |r| <= ln2/2 (+ rounding).
+  // n = ceil(x log2e - 1/2) (the cast truncates toward zero, and the argument is negative), so
+  // |x log2e - n| <= 1/2.
+  const double n = static_cast<double>(static_cast<int>(add(mul(x, kLog2e), -0.5)));
   const double r = add(add(x, -mul(n, kLn2Hi)), -mul(n, kLn2Lo));
   constexpr double kInverseFactorial[14] = {1.0,
                                             1.0,
