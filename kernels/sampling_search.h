@@ -42,19 +42,23 @@ HOGWILD_HOST_DEVICE SearchPrefix rank_prefix(Ops& ops, uint64_t keep) {
   return prefix;
 }
 
-// The sampled token of a row that is not greedy (some eligible token exists).
+// The sampled token of a row that is not greedy (some eligible token exists). The prefix of
+// the binding filter is kept, so the kept set costs no second search.
 template <class Ops>
 HOGWILD_HOST_DEVICE int32_t search_sample(Ops& ops, const RowParams& p) {
   const uint64_t eligible = ops.at_least(0, false);
   uint64_t keep = p.top_k > 0 && static_cast<uint64_t>(p.top_k) < eligible
                       ? static_cast<uint64_t>(p.top_k)
                       : eligible;
+  SearchPrefix prefix;  // of `keep` once `known`; keep == eligible: all (key 0 is a NaN's)
+  bool known = keep == eligible;
   if (p.top_p < 1.0f) {
     uint64_t mass_k = ops.at_least(0, true);
     if (keep < eligible) {
-      const SearchPrefix k = rank_prefix(ops, keep);
-      mass_k =
-          ops.at_least(k.key + 1, true) + k.ties * ops.weight_of_key(static_cast<uint32_t>(k.key));
+      prefix = rank_prefix(ops, keep);
+      known = true;
+      mass_k = ops.at_least(prefix.key + 1, true) +
+               prefix.ties * ops.weight_of_key(static_cast<uint32_t>(prefix.key));
     }
     const uint64_t target = top_p_target(p.top_p, mass_k);
     uint64_t key = 0;  // the largest key whose tokens at or above it reach the target mass
@@ -63,19 +67,27 @@ HOGWILD_HOST_DEVICE int32_t search_sample(Ops& ops, const RowParams& p) {
       if (ops.at_least(trial, true) >= target) key = trial;
     }
     // The tokens above the key fall short; the fewest ties at it (each of one weight) that reach.
+    SearchPrefix top_p;
+    top_p.key = key;
+    top_p.above = ops.at_least(key + 1, false);
     const uint64_t above_mass = ops.at_least(key + 1, true);
-    const uint64_t above = ops.at_least(key + 1, false);
     const uint64_t w = ops.weight_of_key(static_cast<uint32_t>(key));
-    const uint64_t keep_p = above + (target - above_mass + w - 1) / w;
-    keep = keep_p < keep ? keep_p : keep;
+    top_p.ties = (target - above_mass + w - 1) / w;
+    if (top_p.above + top_p.ties < keep) {
+      keep = top_p.above + top_p.ties;
+      prefix = top_p;
+      known = true;
+    }
   }
   if (p.min_p > 0.0f) {
     uint64_t keep_m = ops.weight_at_least(min_p_weight(p.min_p));
     keep_m = keep_m < 1 ? 1 : keep_m;
-    keep = keep_m < keep ? keep_m : keep;
+    if (keep_m < keep) {
+      keep = keep_m;
+      known = false;
+    }
   }
-  SearchPrefix prefix;  // keep == eligible: all (no eligible token has key 0, a NaN's)
-  if (keep < eligible) prefix = rank_prefix(ops, keep);
+  if (!known) prefix = rank_prefix(ops, keep);
   const uint64_t kept_mass =
       ops.at_least(prefix.key + 1, true) +
       (prefix.ties > 0 ? prefix.ties * ops.weight_of_key(static_cast<uint32_t>(prefix.key)) : 0);
