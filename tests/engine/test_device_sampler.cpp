@@ -6,6 +6,8 @@
 // path's; DeviceSampler's own checks.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
