@@ -163,7 +163,8 @@ HOGWILD_HOST_DEVICE inline uint64_t token_weight(double x) {
   double p = kInverseFactorial[13];
   for (int k = 12; k >= 0; --k) p = add(mul(p, r), kInverseFactorial[k]);
   // 2^(n + 44) from its exponent bits (n + 44 >= -1: a normal double).
-  const auto exponent = static_cast<uint64_t>(1023 + kWeightBits + static_cast<int>(n));
+  const int biased = 1023 + kWeightBits + static_cast<int>(n);  // in [1022, 1067]
+  const auto exponent = static_cast<uint64_t>(biased);
   double scale;
   const uint64_t scale_bits = exponent << 52;
 #if defined(__CUDA_ARCH__)
