@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "kernels/sampling_rule.h"
 
 namespace hogwild {
 namespace {
@@ -242,5 +243,40 @@ void Backend::block_attention(const Tensor& q, const Tensor& keys, const Tensor&
   do_block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries, inv_freq,
                      shape, out);
 }
+
+// ---- sampling (issue 13 item 4)
+void Backend::sample_tokens(const Tensor& logits, const Tensor& params, const Tensor& suppressed,
+                            const Tensor& tokens, const Tensor& logprobs) {
+  const char* op = "sample_tokens";
+  HOGWILD_CHECK(logits.dtype == DType::F32, op, ": the logits must be f32, not ", shape_of(logits));
+  HOGWILD_CHECK(logits.cols > 0 && logits.cols < sampling::kMaxVocab, op, ": the logits ",
+                shape_of(logits), " need a vocabulary in [1, ", sampling::kMaxVocab, ")");
+  check_indices(op, "the parameters", params);
+  HOGWILD_CHECK(params.rows == logits.rows && params.cols == sampling::kRowWords, op,
+                ": the parameters ", shape_of(params), " are not one row of ", sampling::kRowWords,
+                " words per logits row of ", shape_of(logits));
+  if (!suppressed.empty()) {
+    check_indices(op, "the suppressed mask", suppressed);
+    HOGWILD_CHECK(
+        (suppressed.rows == 1 || suppressed.rows == logits.rows) && suppressed.cols == logits.cols,
+        op, ": the suppressed mask ", shape_of(suppressed),
+        " is not one row (or one per row) of the logits ", shape_of(logits));
+  }
+  check_indices(op, "the tokens", tokens);
+  HOGWILD_CHECK(tokens.rows == logits.rows && tokens.cols == 1, op, ": the tokens ",
+                shape_of(tokens), " are not one per row of the logits ", shape_of(logits));
+  if (!logprobs.empty())
+    HOGWILD_CHECK(
+        logprobs.dtype == DType::F32 && logprobs.rows == logits.rows && logprobs.cols == 1, op,
+        ": the logprobs ", shape_of(logprobs), " are not one f32 per row of ", shape_of(logits));
+  if (logits.rows == 0) return;
+  do_sample_tokens(logits, params, suppressed, tokens, logprobs);
+}
+
+void Backend::download_i32(const Tensor& src, int32_t* host) {
+  check_indices("download_i32", "the source", src);
+  do_download_i32(src, host);
+}
+// ---- end of sampling
 
 }  // namespace hogwild

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/sampling_rule.h"  // sampling::pack_row, for sample_tokens
 #include "kernels/tensor.h"
 
 namespace hogwild {
@@ -141,6 +142,23 @@ class Backend {
                        const Tensor& view_entries, const Tensor& inv_freq,
                        const AttentionShape& shape, const Tensor& out);
 
+  // ---- sampling on the backend (issue 13 item 4; kernels/sampling_rule.h states the rule)
+  // One token per row of `logits` [rows, vocab] F32 (vocab < sampling::kMaxVocab):
+  //   params:     [rows, sampling::kRowWords] I32, row r packed by sampling::pack_row
+  //               (temperature, top_k, top_p, min_p, seed, counter)
+  //   suppressed: empty, or [1 or rows, vocab] I32; nonzero: never chosen (one row: every row)
+  //   tokens:     [rows, 1] I32, written; -1 where a row has no candidate (all suppressed or NaN)
+  //   logprobs:   empty, or [rows, 1] F32, written: log p(token) under log_softmax of the row with
+  //               the suppressed tokens at -inf (engine/logprobs.h's definition, before any
+  //               temperature or filter); NaN where that row has no distribution.
+  // The draw of row r is a function of (logits, params row r) only: same seed and counter, same
+  // token, on every backend.
+  void sample_tokens(const Tensor& logits, const Tensor& params, const Tensor& suppressed,
+                     const Tensor& tokens, const Tensor& logprobs);
+  // I32 tensor -> host int32 (dense), e.g. the sampled tokens.
+  void download_i32(const Tensor& src, int32_t* host);
+  // ---- end of sampling
+
  private:
   void check_weight(const char* op, const char* what, const Tensor& tensor) const;
   // The backend's implementations, called with arguments the public ops have checked.
@@ -167,6 +185,13 @@ class Backend {
                                   const Tensor& view_offsets, const Tensor& view_entries,
                                   const Tensor& inv_freq, const AttentionShape& shape,
                                   const Tensor& out) = 0;
+
+  // ---- sampling (see the public section)
+  virtual void do_sample_tokens(const Tensor& logits, const Tensor& params,
+                                const Tensor& suppressed, const Tensor& tokens,
+                                const Tensor& logprobs) = 0;
+  virtual void do_download_i32(const Tensor& src, int32_t* host) = 0;
+  // ---- end of sampling
 };
 
 // The CPU backend with `threads` threads in its pool (0: default_cpu_threads()); throws

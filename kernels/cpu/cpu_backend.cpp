@@ -16,6 +16,7 @@
 #include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/block_attention.h"
 #include "kernels/cpu/quant_matmul.h"
+#include "kernels/cpu/sampling.h"
 #include "kernels/cpu/small_gemm.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/stored_dtype.h"
@@ -271,6 +272,19 @@ class CpuBackend final : public Backend {
     cpu::block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
                          inv_freq, shape, out, pool_);
   }
+
+  // ---- sampling (kernels/cpu/sampling.cpp is the reference rule)
+  void do_sample_tokens(const Tensor& logits, const Tensor& params, const Tensor& suppressed,
+                        const Tensor& tokens, const Tensor& logprobs) override {
+    cpu::sample_tokens(logits, params, suppressed, tokens, logprobs);
+  }
+
+  void do_download_i32(const Tensor& src, int32_t* host) override {
+    for (int64_t r = 0; r < src.rows; ++r)
+      std::memcpy(host + r * src.cols, i32(src) + r * src.stride,
+                  static_cast<size_t>(src.cols) * 4);
+  }
+  // ---- end of sampling
 
   // A weight in its stored format: the activations converted once (8-bit blocks for the
   // quantized formats), then the weight rows split across the pool, each read once for all rows.

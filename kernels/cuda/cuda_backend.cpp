@@ -19,6 +19,7 @@
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/int_range.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/sampling.h"
 
 namespace hogwild {
 namespace {
@@ -251,6 +252,19 @@ class CudaBackend final : public Backend {
     attention_->run(q, keys, values, page_table, page_size, view_offsets, view_entries, inv_freq,
                     shape, out, inputs_version_, device_error_flags_, stream_);
   }
+
+  // ---- sampling (kernels/cuda/sampling.cu): only the tokens and logprobs come back, through
+  // download_i32 / download_f32.
+  void do_sample_tokens(const Tensor& logits, const Tensor& params, const Tensor& suppressed,
+                        const Tensor& tokens, const Tensor& logprobs) override {
+    cuda::sample_tokens(logits, params, suppressed, tokens, logprobs, stream_);
+  }
+
+  void do_download_i32(const Tensor& src, int32_t* host) override {
+    if (src.elements() == 0) return;
+    copy_to_host(src, host);
+  }
+  // ---- end of sampling
 
   // Dense host rows <-> strided device rows, on the backend's stream, waiting for the copy.
   void copy_to_device(const Tensor& dst, const void* host) {

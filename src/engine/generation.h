@@ -26,11 +26,18 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;
   int64_t max_tokens = 128;
   std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these
+  // Where tokens are sampled. automatic: on the backend (engine/device_sampler.h: the logits stay
+  // there, Philox draws seeded by the sampler's seed, counter = tokens generated so far) when its
+  // tensors are not host memory, else by the host Sampler (mt19937), as before. Greedy decoding
+  // gives the same tokens either way.
+  enum class Sampling { automatic, on_backend, on_host };
+  Sampling sampling = Sampling::automatic;
 };
 
 // Generates into a new block of `cache` (released at the end). Calls on_token for each generated
 // token (stop token included) as soon as it is sampled, with the logits it was sampled from (valid
-// during the call only).
+// during the call only; when sampling on the backend they are downloaded for the callback, which
+// the overload without logits avoids).
 GenerationStats generate(Transformer& model, KvCache& cache, Sampler& sampler,
                          const GenerationRequest& request,
                          const std::function<void(int32_t, std::span<const float>)>& on_token);
