@@ -105,6 +105,13 @@ class DeviceLikeBackend final : public Backend {
     inner_->block_attention(q, keys, values, page_table, page_size, view_offsets, view_entries,
                             inv_freq, shape, out);
   }
+  void do_sample_tokens(const Tensor& logits, const Tensor& params, const Tensor& suppressed,
+                        const Tensor& tokens, const Tensor& logprobs) override {
+    inner_->sample_tokens(logits, params, suppressed, tokens, logprobs);
+  }
+  void do_download_i32(const Tensor& src, int32_t* host) override {
+    inner_->download_i32(src, host);
+  }
 
   std::unique_ptr<Backend> inner_;
 };
