@@ -451,6 +451,7 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
                                                                               "finisher_mode",
                                                                               "finisher_tokens",
                                                                               "stop_rule",
+                                                                              "step_end",
                                                                               "chat_template",
                                                                               "collaborate",
                                                                               "parse_special"}));
