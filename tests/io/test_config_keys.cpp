@@ -493,6 +493,7 @@ TEST(ConfigKeys, TextKeysTakeOverridesLiterally) {
                                             "prompts.user_file",
                                             "prompts.lead_step_prefix",
                                             "prompts.stop_rule",
+                                            "prompts.step_end",
                                             "prompts.finisher_mode",
                                             "weights"}));
   EXPECT_FALSE(takes_literal_text("workers"));
