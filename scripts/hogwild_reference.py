@@ -101,7 +101,7 @@ def default_prompts(style):
          "first_step_prefix": "**{name} [{step}]:** Hi, I'm {name}.",
          "redundancy_check": "Quick check: am I doing redundant work? (yes/no): ",
          "finisher_tokens": 16, "chat_template": True, "collaborate": True, "system": "",
-         "user": None, "history_header": ""}
+         "user": None, "history_header": "", "step_end": "two_newlines"}
     if style == "paper":
         p.update(lead_step_prefix="**{name} [{step}]:** Hi, I'm {name}. Here's how we can",
                  incomplete_marker="<...>", redundancy_interval=256,
@@ -205,8 +205,8 @@ class StepEnd:
     the text before the last one (trailing whitespace stripped) ends with a sentence mark, and
     no fence is open there."""
 
-    def __init__(self, prefix=b""):
-        self.text = bytes(prefix)
+    def __init__(self, prefix=b"", one_token=False):
+        self.text, self.one_token = bytes(prefix), one_token  # one_token: the authors' rule
 
     def push(self, token_bytes):
         start = len(self.text)
@@ -214,10 +214,12 @@ class StepEnd:
         sep = self.text.rfind(b"\n\n")
         if not token_bytes or sep < 0 or sep + 2 <= start:
             return False
+        if self.one_token and b"\n\n" not in token_bytes:
+            return False
         before = self.text[:sep].rstrip(b" \t\n\r\f\v")
         if not any(before.endswith(m.encode()) for m in SENTENCE_MARKS):
             return False
-        return not fence_open(self.text[:sep].decode("utf-8", errors="replace"))
+        return self.one_token or not fence_open(self.text[:sep].decode("utf-8", errors="replace"))
 
 
 def boxed_number(text):
@@ -550,7 +552,7 @@ class Team:
         elif interval > 0 and self.generated // interval > self.checks_taken:
             prefix += self.p["redundancy_check"]
             self.checks_taken += 1
-        worker["det"] = StepEnd(prefix.encode())
+        worker["det"] = StepEnd(prefix.encode(), self.p["step_end"] == "one_token")
         ids = self.tok.encode(prefix) if prefix else []
         self.expect_forced(w, ids, f"step {worker['step']} prefix {prefix!r}")
         worker["pending"] = list(ids)

@@ -116,10 +116,20 @@ std::vector<AgreementEntry> run_fingerprint(const RunConfig& config) {
     // Sections hold no value; list items and the problems file's path are covered by the
     // problems themselves, the model's path by the model.
     if (row.kind == KeyKind::kSection || section_of(key).ends_with("[]") || key == "model" ||
-        key == "problems.file")
+        key == "problems.file" || key == "prompts.system_file" || key == "prompts.user_file")
       continue;
     AgreementEntry entry{std::string(key), {}, {}};
-    if (key == "names") {
+    const std::string* prompt_file = key == "prompts.system" ? &config.prompt_files.system
+                                     : key == "prompts.user" ? &config.prompt_files.user
+                                                             : nullptr;
+    if (prompt_file && !prompt_file->empty()) {
+      // A prompt read from a file counts by its text (read at load): nodes may hold the file
+      // under other paths, or other files under the same path; the message names the file.
+      entry.value = field_text(row, copy);
+      // (The hash first: messages cut long values, and a long path must not hide it.)
+      entry.shown = cat(entry.value.size(), " bytes, hash ", hex(fnv1a_64(entry.value)), " from ",
+                        key, "_file '", *prompt_file, "'");
+    } else if (key == "names") {
       for (const std::string& name : config.names) entry.value += name + "\n";
     } else if (key == "checkpoints") {
       for (int64_t pass : config.checkpoints) entry.value += cat(pass, " ");

@@ -14,7 +14,9 @@
 namespace hogwild {
 
 // One entry per configuration key after overrides (table order; sections are left out, and
-// the paths `model` and `problems.file` are replaced by what they hold), then the model:
+// the paths `model`, `problems.file` and `prompts.*_file` are replaced by what they hold: a
+// prompt read from a file is its `prompts.system` / `prompts.user` entry, shown by the file's
+// path, size and hash), then the model:
 // "model (architecture)" and "model (files)". Opens the model's header (not its weights).
 std::vector<AgreementEntry> run_fingerprint(const RunConfig& config);
 

@@ -34,6 +34,12 @@ enum class StopRule {
   AnyBoxed,         // any complete \boxed{} or \fbox{} in a worker's step, checked every token
 };
 
+// Which token ends a step (docs/design.md §2; README "Fidelity to the paper").
+enum class StepEndRule {
+  TwoNewlines,  // ours: "\n\n" in one token or split over two, after a sentence end, no fence open
+  OneToken,     // the authors': one token holding "\n\n", after a sentence end (no fence rule)
+};
+
 // How a run solves a problem (issue 12: the paper's baselines in the same harness).
 //  - Hogwild: workers collaborating over one shared cache (the prompts' layout and style);
 //  - Single: one worker, no collaboration prompts, the same stop rule and finisher;
@@ -70,6 +76,7 @@ struct PromptConfig {
   int64_t finisher_tokens = 16;       // greedy tokens allowed after the finisher
   FinisherMode finisher_mode = FinisherMode::Reencode;
   StopRule stop_rule = StopRule::NumberAtStepEnd;
+  StepEndRule step_end = StepEndRule::TwoNewlines;  // both styles: see the enum
   bool chat_template = true;   // wrap system prompt + problem in the model's chat template
   bool collaborate = true;     // false: no system prompt/headers/prefixes (plain decoding)
   bool parse_special = false;  // special-token text in a problem becomes control tokens (experts)

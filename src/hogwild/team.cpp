@@ -272,6 +272,7 @@ void Team::start_step(Worker& worker, bool first) {
       event(static_cast<int32_t>(w), "check");
     }
   }
+  worker.detector.require_one_token(settings_.prompts.step_end == StepEndRule::OneToken);
   worker.detector.reset(prefix);
   if (!prefix.empty()) {
     worker.pending = encode(prefix);

@@ -109,11 +109,12 @@ bool StepEndDetector::push(std::string_view token_text) {
   if (token_text.empty() || separator == std::string::npos ||
       separator + kStepSeparator.size() <= token_start)
     return false;
+  if (one_token_ && token_text.find(kStepSeparator) == std::string_view::npos) return false;
   const std::string_view before = trim_end(std::string_view(text_).substr(0, separator));
   const auto& marks = sentence_end_marks();
   const bool sentence_end = std::any_of(
       marks.begin(), marks.end(), [&](std::string_view mark) { return before.ends_with(mark); });
-  return sentence_end && !fence_open_before(text_, separator);
+  return sentence_end && (one_token_ || !fence_open_before(text_, separator));
 }
 
 void StepEndDetector::reset(std::string_view prefix) { text_.assign(prefix); }

@@ -49,8 +49,13 @@ class StepEndDetector {
 
   std::string_view text() const { return text_; }
 
+  // The authors' rule 1 instead: the token itself holds a "\n\n" (a pair split over two tokens
+  // ends nothing), and no fence rule 3. Rule 2 is the same. Kept across reset().
+  void require_one_token(bool one_token) { one_token_ = one_token; }
+
  private:
   std::string text_;
+  bool one_token_ = false;
 };
 
 // The separator and the sentence ends of the rule above, for prompts and tests.

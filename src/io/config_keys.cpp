@@ -41,6 +41,7 @@ constexpr std::array<std::string_view, 2> kWeightFormatNames = {"native", "f32"}
 constexpr std::array<std::string_view, 2> kDtypeNames = {"f32", "bf16"};
 constexpr std::array<std::string_view, 2> kPromptStyleNames = {"paper", "compact"};
 constexpr std::array<std::string_view, 2> kStopRuleNames = {"number_at_step_end", "any_boxed"};
+constexpr std::array<std::string_view, 2> kStepEndNames = {"two_newlines", "one_token"};
 constexpr std::array<std::string_view, 2> kFinisherModeNames = {"reencode", "in_cache"};
 constexpr std::array<std::string_view, 4> kMethodNames = {"hogwild", "single", "independent",
                                                           "self_consistency"};
@@ -477,6 +478,17 @@ constexpr ConfigKey kConfigKeys[] = {
         .field = &member<&RunConfig::prompts, &PromptConfig::stop_rule>,
     },
     {
+        .key = "prompts.step_end",
+        .kind = KeyKind::kChoice,
+        .choices = kStepEndNames,
+        .default_doc = "`two_newlines`",
+        .doc = "which token ends a step (after a sentence end): `two_newlines` (both styles) = "
+               "one holding `\"\\n\\n\"` or the second of two `\"\\n\"`, not inside a code "
+               "or math fence; `one_token` = the authors' rule, one token holding "
+               "`\"\\n\\n\"`, no fences (SmolLM2 then practically never ends a step)",
+        .field = &member<&RunConfig::prompts, &PromptConfig::step_end>,
+    },
+    {
         .key = "prompts.chat_template",
         .kind = KeyKind::kBoolean,
         .default_doc = "`true`",
@@ -629,7 +641,7 @@ constexpr bool field_fits_kind(const ConfigKey& row) {
       return (holds<std::string>(row.field) || holds<Layout>(row.field) ||
               holds<SyncMode>(row.field) || holds<PromptStyle>(row.field) ||
               holds<StopRule>(row.field) || holds<FinisherMode>(row.field) ||
-              holds<Method>(row.field)) &&
+              holds<Method>(row.field) || holds<StepEndRule>(row.field)) &&
              row.choices.size() >= 2;
     case KeyKind::kSection:
       return std::holds_alternative<std::monostate>(row.field) && !row.what.empty();

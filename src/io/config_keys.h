@@ -57,10 +57,10 @@ struct RealRange {
 // value is stored as its name (text) or as the enumerator at the same index as the name.
 template <typename T>
 using FieldOf = T& (*)(RunConfig& config);
-using Field =
-    std::variant<std::monostate, FieldOf<int64_t>, FieldOf<uint64_t>, FieldOf<double>,
-                 FieldOf<bool>, FieldOf<std::string>, FieldOf<Layout>, FieldOf<SyncMode>,
-                 FieldOf<PromptStyle>, FieldOf<StopRule>, FieldOf<FinisherMode>, FieldOf<Method>>;
+using Field = std::variant<std::monostate, FieldOf<int64_t>, FieldOf<uint64_t>, FieldOf<double>,
+                           FieldOf<bool>, FieldOf<std::string>, FieldOf<Layout>, FieldOf<SyncMode>,
+                           FieldOf<PromptStyle>, FieldOf<StopRule>, FieldOf<FinisherMode>,
+                           FieldOf<Method>, FieldOf<StepEndRule>>;
 
 // Reads the value of a kCustom key into `config`.
 using ReadHook = void (*)(const ConfigReader& reader, const YAML::Node& node, RunConfig& config);

@@ -63,6 +63,25 @@ ln -s "$model" "$tmp/same-model.gguf"
   -np 1 "$hogwild" run $config model="$tmp/same-model.gguf" parallel.worker_groups=2 budget=4 output="$tmp/samemodel.h5" --quiet >"$tmp/samemodel.log" 2>&1
 check "the same model under another path is accepted" '[[ $? -eq 0 ]]'
 
+# Prompt files count by content too: the same path holding another text on one node (here each
+# rank reads a relative path from its own working folder) is refused, naming the file and the
+# ranks; the same text is accepted.
+mkdir -p "$tmp/node0" "$tmp/node1"
+printf 'You are {names}; work together.' >"$tmp/node0/prompt.txt"
+printf 'You are {names}; work together!' >"$tmp/node1/prompt.txt"
+prompt_job() {
+  "${mpiexec[@]}" -np 1 -wdir "$tmp/node0" "$hogwild" run $config parallel.worker_groups=2 budget=4 \
+    prompts.user_file=prompt.txt output="$tmp/$1.h5" --quiet : \
+    -np 1 -wdir "$tmp/node1" "$hogwild" run $config parallel.worker_groups=2 budget=4 \
+    prompts.user_file=prompt.txt output="$tmp/$1.h5" --quiet >"$tmp/$1.log" 2>&1
+}
+prompt_job prompt_differs
+status=$?
+check "a prompt file with other content on one rank is refused, naming the file and the ranks" '[[ $status -ne 0 && $status -ne 124 ]] && grep -q "prompts.user=31 bytes, hash [0-9a-f]* from prompts.user_file .prompt.txt. on rank 0; prompts.user=31 bytes, hash [0-9a-f]* from prompts.user_file .prompt.txt. on rank 1" "$tmp/prompt_differs.log" && [[ ! -e $tmp/prompt_differs.h5 ]]'
+cp "$tmp/node0/prompt.txt" "$tmp/node1/prompt.txt"
+prompt_job prompt_same
+check "the same prompt text on every rank is accepted" '[[ $? -eq 0 && -e $tmp/prompt_same.h5 ]]'
+
 # sync: step (one all-gather per step; the other group's tokens arrive one token late): runs,
 # writes results, and is deterministic.
 for attempt in 1 2; do

@@ -51,7 +51,7 @@ TEST_F(RunFingerprintTest, HasOneEntryPerKeyInTableOrderThenTheModel) {
   for (const ConfigKey& row : config_keys()) {
     const std::string key(row.key);
     if (row.kind == KeyKind::kSection || key.find("[]") != std::string::npos || key == "model" ||
-        key == "problems.file")
+        key == "problems.file" || key == "prompts.system_file" || key == "prompts.user_file")
       continue;
     expected.push_back(key);
   }
@@ -127,6 +127,29 @@ TEST_F(RunFingerprintTest, TheModelAndProblemsCountByContentNotByPath) {
         "{\"question\": \"What is 7*8?\", \"answer\": \"56\"}\n");
   EXPECT_EQ(differing(base, fingerprint({"problems.file=other.jsonl"})),
             std::set<std::string>{"problems"});
+}
+
+TEST_F(RunFingerprintTest, PromptFilesCountByContentNotByPath) {
+  write(dir_ / "prompt.txt", "Work together, {names}.");
+  write(dir_ / "copy.txt", "Work together, {names}.");
+  write(dir_ / "other.txt", "Work together, {names}!");
+  const std::vector<AgreementEntry> base = fingerprint({"prompts.user_file=prompt.txt"});
+  // The same text under another path, or written in the config, is the same prompt.
+  EXPECT_TRUE(differing(base, fingerprint({"prompts.user_file=copy.txt"})).empty());
+  EXPECT_TRUE(differing(base, fingerprint({"prompts.user=Work together, {names}."})).empty());
+  // Another text (same path on another node, here another file) differs in prompts.user only,
+  // and the message shows the file's path, size and hash, not the whole prompt.
+  const std::vector<AgreementEntry> other = fingerprint({"prompts.user_file=other.txt"});
+  EXPECT_EQ(differing(base, other), std::set<std::string>{"prompts.user"});
+  for (const AgreementEntry& entry : other) {
+    if (entry.key != "prompts.user") continue;
+    EXPECT_EQ(entry.shown.find("23 bytes, hash "), 0u) << entry.shown;
+    EXPECT_TRUE(entry.shown.ends_with(" from prompts.user_file 'other.txt'")) << entry.shown;
+  }
+  write(dir_ / "system.txt", "Be brief.");
+  EXPECT_EQ(differing(base, fingerprint({"prompts.user_file=prompt.txt",
+                                         "prompts.system_file=system.txt"})),
+            std::set<std::string>{"prompts.system"});
 }
 
 }  // namespace

@@ -110,6 +110,26 @@ TEST(StepEndDetector, PrefixIsPartOfStepText) {
   EXPECT_EQ(first_step_end({"\n\n"}, "**Bob [3]:** "), -1);
 }
 
+TEST(StepEndDetector, OneTokenRuleIsTheAuthors) {
+  // prompts.step_end: one_token: only a token holding "\n\n" ends a step (eqimp/hogwild_llm
+  // MathFormatting.is_end_of_step); the sentence rule stays, fences do not count.
+  StepEndDetector detector;
+  detector.require_one_token(true);
+  detector.reset("**Bob [2]:** ");
+  EXPECT_FALSE(detector.push("Done."));
+  EXPECT_FALSE(detector.push("\n"));
+  EXPECT_FALSE(detector.push("\n"));  // a split pair: ends a step under two_newlines only
+  EXPECT_FALSE(detector.push("So"));
+  EXPECT_FALSE(detector.push("\n\n"));  // one token, but no sentence end before it
+  EXPECT_FALSE(detector.push("Yes."));
+  EXPECT_TRUE(detector.push("\n\n\n"));
+  detector.reset("```\nx = 1.");  // a fence open: still a step end, as in their code
+  EXPECT_TRUE(detector.push("\n\n"));
+  StepEndDetector ours;
+  ours.reset("```\nx = 1.");
+  EXPECT_FALSE(ours.push("\n\n"));
+}
+
 TEST(StepEndDetector, SeparatorInsideCodeFenceDoesNotEnd) {
   EXPECT_EQ(first_step_end({"Code:\n```python\n", "x = 1.", "\n\n", "y = 2.", "\n\n", "```\n",
                             "Done.", "\n\n"}),

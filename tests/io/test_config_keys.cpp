@@ -453,6 +453,7 @@ TEST(ConfigKeys, KnownKeysKeepTheirOrder) {
                                                                               "finisher_mode",
                                                                               "finisher_tokens",
                                                                               "stop_rule",
+                                                                              "step_end",
                                                                               "chat_template",
                                                                               "collaborate",
                                                                               "parse_special"}));
@@ -495,6 +496,7 @@ TEST(ConfigKeys, TextKeysTakeOverridesLiterally) {
                                             "prompts.user_file",
                                             "prompts.lead_step_prefix",
                                             "prompts.stop_rule",
+                                            "prompts.step_end",
                                             "prompts.finisher_mode",
                                             "weights"}));
   EXPECT_FALSE(takes_literal_text("workers"));
