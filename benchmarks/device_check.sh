@@ -91,7 +91,9 @@ if [[ ${1:-} == --standalone-build ]]; then
     case $file in comm/mpi_communicator.cpp | comm/nccl_communicator.cpp) ;; *) library+=("$file") ;; esac
   done
   mains=(tests/kernels/test_backend_ops.cpp tests/kernels/test_cuda_device.cpp
-    tests/engine/test_cuda_forward.cpp benchmarks/forward_check.cpp benchmarks/attention_check.cpp
+    tests/kernels/test_sampling.cpp tests/engine/test_cuda_forward.cpp
+    tests/engine/test_cuda_graphs.cpp tests/engine/test_cuda_dtype.cpp
+    benchmarks/forward_check.cpp benchmarks/attention_check.cpp
     benchmarks/bench_cuda_decode.cpp benchmarks/bench_cuda_attention.cpp)
   # One compile command per line, run $jobs at a time.
   commands=$out/compile_commands.txt
@@ -104,6 +106,9 @@ if [[ ${1:-} == --standalone-build ]]; then
       extra=""
       [[ $file == kernels/cpu/quant_matmul_avx2.cpp ]] && extra="-mavx2 -mfma -mf16c"
       [[ $file == kernels/cpu/quant_matmul.cpp ]] && extra="-DHOGWILD_QUANT_AVX2=1"
+      # The sampling rule's exp must round as on the device (kernels/sampling_rule.h).
+      [[ $file == kernels/cpu/sampling.cpp || $file == tests/kernels/test_sampling.cpp ]] &&
+        extra="-ffp-contract=off"
       printf '%s -std=c++20 %s %s %s -c %s -o %s\n' "$cxx" "$openmp" "$extra" \
         "$(printf '%q ' "${common_flags[@]}")" "$file" "$object" >>"$commands"
     fi
@@ -203,8 +208,8 @@ log "nvcc: $("$nvcc" --version 2>/dev/null | tail -1)"
 log "python: $("$python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1)"
 
 # ---- 1. build: the cuda preset, or the standalone fallback
-targets=(test_backend_ops test_cuda_device test_cuda_forward forward_check attention_check
-  bench_cuda_decode bench_cuda_attention)
+targets=(test_backend_ops test_cuda_device test_cuda_forward test_cuda_graphs test_cuda_dtype
+  test_sampling forward_check attention_check bench_cuda_decode bench_cuda_attention)
 bin=""
 build_log=$logs/build.log
 : >"$build_log"
@@ -235,6 +240,9 @@ if [[ -n $bin ]]; then
   gtest_step test_cuda_device 30 "$bin/test_cuda_device" 'CudaDevice.*'
   # The demo model (94 MB) cannot travel: the tiny models only.
   gtest_step test_cuda_forward 60 "$bin/test_cuda_forward" 'CudaForward.TinyModels*'
+  gtest_step test_cuda_graphs 45 "$bin/test_cuda_graphs" 'CudaGraphs.*'
+  gtest_step test_cuda_dtype 60 "$bin/test_cuda_dtype" 'CudaDtype.*'
+  gtest_step test_sampling 45 "$bin/test_sampling" '*cuda*'
 
   # ---- 3. vs transformers on the same GPU
   for dtype in bf16 f32; do
@@ -278,6 +286,10 @@ if [[ -n $bin ]]; then
     run_step "racecheck (shared memory)" 60 "$logs/racecheck.log" \
       "$sanitizer" --tool racecheck --error-exitcode 1 "$bin/test_backend_ops" \
       '--gtest_filter=*BlockAttentionMatchesDefinition/cuda:*BlockAttentionBf16Cache/cuda:*RmsNorm*/cuda'
+    : >"$logs/memcheck_sampling.log"
+    run_step "memcheck + racecheck (sampling)" 45 "$logs/memcheck_sampling.log" bash -c \
+      "'$sanitizer' --tool memcheck --error-exitcode 1 '$bin/test_sampling' '--gtest_filter=*cuda*' &&
+       '$sanitizer' --tool racecheck --error-exitcode 1 '$bin/test_sampling' '--gtest_filter=*cuda*'"
   else
     record "compute-sanitizer" SKIP 0 "not installed"
   fi

@@ -197,7 +197,9 @@ Transformer::Transformer(const WeightSource& source, Backend& backend,
     : config_(source.config()),
       shard_(shard_of(source.config(), options.tensor != nullptr ? options.tensor->size() : 1)),
       options_(options),
-      backend_(backend) {
+      backend_(backend),
+      sliced_for_{options.tensor != nullptr ? options.tensor->rank() : 0,
+                  options.tensor != nullptr ? options.tensor->size() : 1} {
   const ModelConfig& c = config_;
   HOGWILD_CHECK(options.max_batch_tokens > 0, "max_batch_tokens must be positive");
   HOGWILD_CHECK(options.max_view_entries > 0, "max_view_entries must be positive");
@@ -295,6 +297,17 @@ void Transformer::resize_workspace(int64_t max_batch_tokens, int64_t max_view_en
   options_.max_batch_tokens = max_batch_tokens;
   options_.max_view_entries = max_view_entries;
   allocate_workspace();
+}
+
+void Transformer::set_tensor_communicator(Communicator* tensor, bool device_communicator) {
+  // The old communicator may be gone: compare with the slice the weights were cut for.
+  const int size = tensor != nullptr ? tensor->size() : 1;
+  const int rank = tensor != nullptr ? tensor->rank() : 0;
+  HOGWILD_CHECK(size == sliced_for_.size && rank == sliced_for_.rank,
+                "the weights were sliced for tensor rank ", sliced_for_.rank, " of ",
+                sliced_for_.size, ", not ", rank, " of ", size);
+  options_.tensor = tensor;
+  options_.device_communicator = device_communicator;
 }
 
 Tensor Transformer::upload(const HostTensor& host) {
@@ -420,9 +433,9 @@ void Transformer::forward(const ForwardBatch& batch, KvCache& cache, std::vector
   if (on_backend.rows > 0) backend_.download_f32(on_backend, logits.data());
 }
 
-// Graphs need every op of the step on the backend's stream: a KV exchange between worker groups
-// or a tensor-parallel all-reduce through host memory (the MPI communicator, or a device
-// communicator that synchronises per call) cannot be captured, so those runs launch eagerly.
+// Graphs need every op of the step on the backend's stream. A KV exchange between worker groups
+// sizes its staging per step, and a tensor-parallel all-reduce through host memory (MPI) cannot be
+// captured; NCCL's stream-ordered calls could be, but that is untested: those runs launch eagerly.
 bool Transformer::step_graphs_allowed(const KvExchange* exchange) {
   if (!options_.graphs || !backend_.step_graphs()) return false;
   const bool tensor_parallel = options_.tensor != nullptr && options_.tensor->size() > 1;
@@ -430,8 +443,9 @@ bool Transformer::step_graphs_allowed(const KvExchange* exchange) {
   if (!graphs_off_said_) {
     graphs_off_said_ = true;
     std::fprintf(stderr, "note: CUDA graphs are off for this run: %s\n",
-                 tensor_parallel ? "the tensor-parallel all-reduces are not stream-ordered"
-                                 : "the KV exchange between worker groups is not stream-ordered");
+                 tensor_parallel
+                     ? "tensor-parallel steps are not captured yet"
+                     : "steps with a KV exchange between worker groups are not captured yet");
   }
   return false;
 }

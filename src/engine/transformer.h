@@ -122,6 +122,9 @@ class Transformer {
   size_t workspace_bytes() const { return workspace_bytes_; }
   // Another run of a sweep with the same weights: a workspace for its batch and view sizes.
   void resize_workspace(int64_t max_batch_tokens, int64_t max_view_entries);
+  // Another run of a sweep, over the same weights, has its own rank grid: the tensor axis to
+  // reduce over from now on (same rank and size as the one the weights were sliced for).
+  void set_tensor_communicator(Communicator* tensor, bool device_communicator);
 
   // Runs the batch over `cache`; `logits` receives config().vocab values per logit row.
   // Throws hogwild::Error for bad tokens or batch shapes.
@@ -161,6 +164,9 @@ class Transformer {
   const ModelConfig shard_;
   TransformerOptions options_;
   Backend& backend_;
+  struct TensorSlice {
+    int rank = 0, size = 1;
+  } sliced_for_;  // the tensor-parallel slice the weights hold
   void allocate_workspace();
 
   std::vector<Tensor> owned_;

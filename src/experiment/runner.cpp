@@ -265,6 +265,8 @@ class Experiment {
 
     if (slot().model) {
       slot().model->resize_workspace(options.max_batch_tokens, options.max_view_entries);
+      // The previous run's grid is gone: reduce over this run's tensor axis.
+      slot().model->set_tensor_communicator(options.tensor, options.device_communicator);
     } else {
       slot().model = std::make_unique<Transformer>(*weights_, *backend_, options);
     }

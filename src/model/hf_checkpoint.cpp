@@ -135,18 +135,27 @@ Architecture read_architecture(const ConfigReader& reader, const json& root) {
   fail(reader.path(), ": neither 'architectures' nor 'model_type' says which model this is");
 }
 
+// transformers 5 writes the RoPE settings, theta included, as one "rope_parameters" object;
+// earlier versions a top-level "rope_theta" and a "rope_scaling" object (or null).
 void read_rope_scaling(const ConfigReader& reader, const json& root, ModelConfig& config) {
-  const json* scaling = ConfigReader::find(root, "rope_scaling");
-  if (scaling == nullptr) return;
-  if (!scaling->is_object()) fail(reader.path(), ": 'rope_scaling' must be an object or null");
+  const char* key = "rope_scaling";
+  const json* scaling = ConfigReader::find(root, key);
+  if (scaling == nullptr) {  // absent or null
+    key = "rope_parameters";
+    scaling = ConfigReader::find(root, key);
+    if (scaling == nullptr) return;
+  }
+  if (!scaling->is_object()) fail(reader.path(), ": '", key, "' must be an object or null");
+  const std::string prefix = std::string(key) + ".";
+  if (std::string(key) == "rope_parameters" && ConfigReader::find(root, "rope_theta") == nullptr &&
+      ConfigReader::find(*scaling, "rope_theta") != nullptr)
+    config.rope.theta = reader.number_in(*scaling, "rope_theta", prefix);
   // Newer transformers write "rope_type"; older configs "type".
   const json* type_json = ConfigReader::find(*scaling, "rope_type");
   if (type_json == nullptr) type_json = ConfigReader::find(*scaling, "type");
-  if (type_json == nullptr)
-    fail(reader.path(), ": 'rope_scaling' has neither 'rope_type' nor 'type'");
-  if (!type_json->is_string()) fail(reader.path(), ": 'rope_scaling.rope_type' must be a string");
+  if (type_json == nullptr) fail(reader.path(), ": '", key, "' has neither 'rope_type' nor 'type'");
+  if (!type_json->is_string()) fail(reader.path(), ": '", prefix, "rope_type' must be a string");
   const auto type = type_json->get<std::string>();
-  const std::string prefix = "rope_scaling.";
   RopeConfig& rope = config.rope;
   if (type == "default") {
     rope.scaling = RopeScaling::None;
@@ -172,7 +181,7 @@ void read_rope_scaling(const ConfigReader& reader, const json& root, ModelConfig
     rope.attention_factor =
         reader.number_in_or(*scaling, "attention_factor", prefix, rope.attention_factor);
   } else {
-    fail(reader.path(), ": unsupported rope_scaling type '", type,
+    fail(reader.path(), ": unsupported ", key, " type '", type,
          "' (supported: default, linear, llama3, yarn)");
   }
 }

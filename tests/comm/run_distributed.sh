@@ -69,10 +69,13 @@ check "the same model under another path is accepted" '[[ $? -eq 0 ]]'
 mkdir -p "$tmp/node0" "$tmp/node1"
 printf 'You are {names}; work together.' >"$tmp/node0/prompt.txt"
 printf 'You are {names}; work together!' >"$tmp/node1/prompt.txt"
+# demo.yaml writes its user prompt inline, which a prompts.user_file may not override.
+grep -v '^  user:' "$root/configs/demo.yaml" >"$tmp/demo_no_user.yaml"
+file_config="$tmp/demo_no_user.yaml model=$model budget=4 workers=2 weights=f32"
 prompt_job() {
-  "${mpiexec[@]}" -np 1 -wdir "$tmp/node0" "$hogwild" run $config parallel.worker_groups=2 budget=4 \
+  "${mpiexec[@]}" -np 1 -wdir "$tmp/node0" "$hogwild" run $file_config parallel.worker_groups=2 \
     prompts.user_file=prompt.txt output="$tmp/$1.h5" --quiet : \
-    -np 1 -wdir "$tmp/node1" "$hogwild" run $config parallel.worker_groups=2 budget=4 \
+    -np 1 -wdir "$tmp/node1" "$hogwild" run $file_config parallel.worker_groups=2 \
     prompts.user_file=prompt.txt output="$tmp/$1.h5" --quiet >"$tmp/$1.log" 2>&1
 }
 prompt_job prompt_differs
@@ -99,6 +102,14 @@ printf 'base_config: %s\noutput: %s\ngrid:\n  parallel.worker_groups: [1, 2]\n' 
 check "a sweep under mpirun exits 0" '[[ $? -eq 0 ]]'
 check "the sweep skips the run whose grid does not match, naming it" 'grep -q "skipped parallel.worker_groups=1 (parallel grid 1x1 = 1 ranks, job has 2)" "$tmp/sweep.log" && [[ ! -e "$tmp/sweep/parallel.worker_groups=1.h5" ]]'
 check "the sweep's distributed run has the single process's tokens" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/sweep/parallel.worker_groups=2.h5")" ]]'
+# A tensor-parallel sweep: its second run reuses the loaded weights, which must reduce over the
+# second run's own tensor axis (the first run's grid is gone by then).
+printf 'base_config: %s\noutput: %s\ngrid:\n  budget: [16, 24]\n' \
+  "$root/configs/demo.yaml" "$tmp/tpsweep" >"$tmp/tpsweep.yaml"
+"${mpiexec[@]}" -np 3 "$hogwild" sweep "$tmp/tpsweep.yaml" model="$model" workers=2 weights=f32 \
+  parallel.tensor=3 --quiet >"$tmp/tpsweep.log" 2>&1
+check "a tensor-parallel sweep under mpirun exits 0" '[[ $? -eq 0 ]]'
+check "its second run (weights reused) has the single process's tokens" '[[ "$(summary "$tmp/single.h5")" == "$(summary "$tmp/tpsweep/budget=24.h5")" ]]'
 
 # A tiny random model with 4 KV heads (and the demo model's tokenizer) on the issue's grids.
 if "$python" "$root/scripts/make_tiny_model.py" --arch llama --heads 8 --kv-heads 4 --hidden 64 \

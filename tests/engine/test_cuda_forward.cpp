@@ -70,7 +70,9 @@ void expect_same(const std::string& path, const std::vector<int32_t>& prompt) {
 TEST(CudaForward, TinyModelsMatchTheCpuBackend) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   HOGWILD_REQUIRE_REFERENCE_PYTHON();
-  for (const char* flags : {"--arch llama", "--arch qwen2",
+  // Head dim 64: the smallest the CUDA attention kernel is built for (64, 128, 256).
+  for (const char* flags : {"--arch llama --head-dim 64 --heads 4 --kv-heads 2 --hidden 256",
+                            "--arch qwen2 --head-dim 64 --heads 4 --kv-heads 2 --hidden 256",
                             "--arch qwen3 --head-dim 64 --heads 4 --kv-heads 2 --hidden 256"}) {
     testing::TempDir dir;
     ASSERT_EQ(

@@ -222,6 +222,23 @@ TEST_F(HfCheckpoint, DefaultOrNullRopeScalingIsNone) {
   EXPECT_EQ(read(config).rope.scaling, RopeScaling::None);
 }
 
+// transformers 5 writes theta and the scaling as one "rope_parameters" object.
+TEST_F(HfCheckpoint, ReadsTransformers5RopeParameters) {
+  json config = llama_config();
+  config.erase("rope_theta");
+  config["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  RopeConfig rope = read(config).rope;
+  EXPECT_DOUBLE_EQ(rope.theta, 500000.0);
+  EXPECT_EQ(rope.scaling, RopeScaling::None);
+  config["rope_parameters"] = {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 1e6}};
+  rope = read(config).rope;
+  EXPECT_DOUBLE_EQ(rope.theta, 1e6);
+  EXPECT_EQ(rope.scaling, RopeScaling::Linear);
+  EXPECT_DOUBLE_EQ(rope.factor, 2.0);
+  config["rope_parameters"] = {{"rope_type", "dynamic"}, {"rope_theta", 1e6}};
+  expect_config_error(config, "unsupported rope_parameters type 'dynamic'");
+}
+
 TEST_F(HfCheckpoint, RejectsUnsupportedRopeScaling) {
   json config = llama_config();
   config["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
