@@ -218,7 +218,10 @@ def run_ours(args, problems, prompt_path):
         if args.step_end != "two_newlines":  # the default rule needs no key
             f.write(f"  step_end: {args.step_end}\n")
     cmd = [args.hogwild, "run", config, f"budget={args.passes}", "weights=f32",
-           "sampling.temperature=0", f"threads={args.threads}", f"output={output}", "--quiet"]
+           "sampling.temperature=0", f"threads={args.threads}", f"output={output}", "--quiet",
+           # always computed anew: a finished run of the same config would be resumed (nothing
+           # recomputed), hiding a change of the engine
+           "--overwrite"]
     start = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.time() - start

@@ -633,7 +633,9 @@ class Team:
                 text += (tok.decode(other["tokens"][other["first"]:]) + p["incomplete_marker"]
                          + SEPARATOR)
             text += p["finisher"]
-            pending = self.prompt + tok.encode(text)
+            # the whole text encoded at once, as the authors do: the transcript's first
+            # characters may merge with the prompt's last ones
+            pending = tok.encode(self.prompt_text + text)
             if len(pending) + int(p["finisher_tokens"]) <= self.s["max_tokens"]:
                 self.ref = Reference(self.ref.m)  # the team's blocks are released
                 self.run_finisher(pending, ["finisher"], answered_stops=False)

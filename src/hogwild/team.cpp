@@ -111,6 +111,7 @@ Team::Team(const TeamSettings& settings, const Problem& problem, int64_t problem
   if (prompts.collaborate && !prompts.history_header.empty())
     pieces.push_back({prompts.history_header, true});
   prompt_ = tokenizer_.encode(pieces, false);
+  prompt_pieces_ = std::move(pieces);
   if (prompt_.empty()) throw ProblemFailure(cat("problem ", problem_.id, ": the prompt is empty"));
 
   finisher_reserve_ = static_cast<int64_t>(encode(prompts.finisher).size()) +
@@ -522,8 +523,7 @@ void Team::record_checkpoint(const std::string& answer, const std::string& finis
 
 // The authors' compile_response: the prompt, the history (finished steps in the order they
 // finished), the others' header, every worker's live step closed by the marker, then the finisher
-// text, decoded and encoded again as one text (the prompt's tokens are kept as they are: the
-// problem stays data).
+// text, decoded and encoded again as one text with the prompt.
 std::vector<int32_t> Team::reencoded_transcript(const StopView& view) const {
   const PromptConfig& prompts = settings_.prompts;
   auto decode = [&](const Worker& worker, int32_t first, size_t end) {
@@ -539,9 +539,12 @@ std::vector<int32_t> Team::reencoded_transcript(const StopView& view) const {
     text += decode(workers_[w], view.live_first_token[w], workers_[w].tokens.size()) +
             prompts.incomplete_marker + std::string(kStepSeparator);
   text += prompts.finisher;
-  std::vector<int32_t> tokens(prompt_.begin(), prompt_.end());
-  for (int32_t id : encode(text)) tokens.push_back(id);
-  return tokens;
+  // Encoded together with the prompt's pieces, as the authors encode the whole decoded text: the
+  // transcript's first characters merge with the prompt's last ones ("\n" + "\n\n…" is one
+  // "\n\n" token and a "\n"), while the problem stays data (its piece does not parse specials).
+  std::vector<PromptPiece> pieces = prompt_pieces_;
+  pieces.push_back({std::move(text), true});
+  return tokenizer_.encode(pieces, false);
 }
 
 // The baselines: a worker that found its answer writes no more. The first answer ends the team;

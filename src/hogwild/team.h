@@ -184,7 +184,8 @@ class Team {
 
   Phase phase_ = Phase::Prompt;
   BlockId common_ = -1, others_header_ = -1, own_header_ = -1, marker_ = -1;
-  std::vector<int32_t> prompt_;  // common prompt tokens still to prefill
+  std::vector<int32_t> prompt_;             // common prompt tokens still to prefill
+  std::vector<PromptPiece> prompt_pieces_;  // the prompt as text, for the re-encoding finisher
   size_t prompt_fed_ = 0;
   int32_t prompt_logit_row_ = -1;
   std::vector<float> prompt_logits_;  // logits after the prompt (workers without a prefix)
