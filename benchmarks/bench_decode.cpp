@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
                    std::max<int64_t>(4 * last_level_cache_bytes(), int64_t{256} << 20) >> 20));
   auto* decode = benchmark::RegisterBenchmark("BM_Decode", BM_Decode);
   decode->ArgNames({"batch", "busy"})->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
-  for (const int64_t batch : {1, 2, 4, 8}) {
+  for (const int64_t batch : {1, 2, 4, 8, 16}) {
     decode->Args({batch, 0});
     if (busy) decode->Args({batch, 1});
   }

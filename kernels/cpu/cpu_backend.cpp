@@ -299,18 +299,14 @@ class CpuBackend final : public Backend {
                                 act + cpu::activation_bytes(type, begin, k));
     });
     const float* b = bias.empty() ? nullptr : f32(bias);
-    const size_t act_row = cpu::activation_bytes(type, 1, k);
     pool_.parallel_for(weight.rows, kStoredRowsPerChunk, [&](int64_t begin, int64_t end, int) {
-      // One input row at a time over the chunk's weight rows (a few KiB, read from memory once
-      // and from L1 for the other rows): a row's product is then the same bits whatever else is
-      // in the batch (the kernels' multi-row path rounds with the row count, and the 8-bit
-      // activations of the next layer can round such a difference up to a visible one).
-      for (int64_t r = 0; r < n; ++r) {
-        cpu::quant_matmul_rows(type, weight.data, k, act + static_cast<size_t>(r) * act_row, 1,
-                               begin, end, row(out, r), out.stride);
-        if (b != nullptr)
+      // All input rows at once: the kernels decode each weight block once for a tile of rows,
+      // and round every row the same whatever the batch (quant_matmul.h), so a row's product
+      // does not depend on what else is in the batch.
+      cpu::quant_matmul_rows(type, weight.data, k, act, n, begin, end, f32(out), out.stride);
+      if (b != nullptr)
+        for (int64_t r = 0; r < n; ++r)
           for (int64_t j = begin; j < end; ++j) row(out, r)[j] += b[j];
-      }
     });
   }
 

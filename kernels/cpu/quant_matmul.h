@@ -34,7 +34,8 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
 
 // out[i*out_stride + j] = dot(x_i, W_j) for i in [0,n), j in [row_begin,row_end). W: rows of
 // k elements of `weight` type in GGML block layout, dtype_row_bytes(weight,k) apart, starting at
-// `w`.
+// `w`. Batch-invariant: out[i][j] is the same bits for any n and any position of row i in the
+// batch (for one instruction set), so a batch's rows round as they would alone.
 void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, int64_t n,
                        int64_t row_begin, int64_t row_end, float* out, int64_t out_stride);
 

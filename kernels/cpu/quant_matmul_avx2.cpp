@@ -6,6 +6,12 @@
 // activations of up to four input rows held in registers: maddubs (unsigned x signed bytes) makes
 // 16-bit pair sums, madd widens them to 32 bits (times a sub-block scale for the K-quants), and one
 // fma per block applies the product of the weight and activation scales.
+//
+// Batch invariance: a row's result is the same bits whatever the row count n and wherever the row
+// falls in the tiles of 4, 2 and 1. Each row has its own accumulators, and every tile size runs the
+// same sequence of operations on them (the same number of accumulator sets, kSets, over the same
+// blocks, summed in the same order), so tiling only decides which rows share a decoded weight
+// block. The CPU backend relies on this to run a whole batch in one call (design §7).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -151,32 +157,30 @@ inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256
   }
 }
 
-// R input rows (x: their first blocks, `blocks` apart) against one weight row; U independent
-// accumulator sets over alternate blocks hide the fma latency when R is small.
-template <Format F, int R, int U>
+// Accumulator sets per row over alternate blocks (or groups of 8 floats): they hide the fma
+// latency at one row. The same for every tile size, so that a row rounds alike in any batch.
+constexpr int64_t kSets = 2;
+
+// R input rows (x: their first blocks, `blocks` apart) against one weight row. The minimum's
+// terms are one sum per row in block order.
+template <Format F, int R>
 void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
   using W = W32<F>;
-  __m256 acc[U][R];
-  __m128 mins[U][R];
-  for (int64_t u = 0; u < U; ++u) {
-    for (int64_t r = 0; r < R; ++r) {
-      acc[u][r] = _mm256_setzero_ps();
-      mins[u][r] = _mm_setzero_ps();
-    }
+  __m256 acc[kSets][R];
+  __m128 mins[R];
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t u = 0; u < kSets; ++u) acc[u][r] = _mm256_setzero_ps();
+    mins[r] = _mm_setzero_ps();
   }
   int64_t b = 0;
-  for (; b + U <= blocks; b += U)
-    for (int64_t u = 0; u < U; ++u)
-      block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins[u]);
-  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins[0]);
+  for (; b + kSets <= blocks; b += kSets)
+    for (int64_t u = 0; u < kSets; ++u)
+      block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins);
+  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins);
   for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
-    __m128 minimum = mins[0][r];
-    for (int64_t u = 1; u < U; ++u) {
-      total = _mm256_add_ps(total, acc[u][r]);
-      minimum = _mm_add_ps(minimum, mins[u][r]);
-    }
-    result[r] = hsum(total) + (W::has_min ? _mm_cvtss_f32(_mm_movehdup_ps(minimum)) : 0.0f);
+    for (int64_t u = 1; u < kSets; ++u) total = _mm256_add_ps(total, acc[u][r]);
+    result[r] = hsum(total) + (W::has_min ? _mm_cvtss_f32(_mm_movehdup_ps(mins[r])) : 0.0f);
   }
 }
 
@@ -343,16 +347,16 @@ struct WFloat<kBF16> {
   }
 };
 
-template <Format F, int R, int U>
+template <Format F, int R>
 void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   using W = WFloat<F>;
-  __m256 acc[U][R];
-  for (int64_t u = 0; u < U; ++u)
+  __m256 acc[kSets][R];
+  for (int64_t u = 0; u < kSets; ++u)
     for (int64_t r = 0; r < R; ++r) acc[u][r] = _mm256_setzero_ps();
-  constexpr int64_t step = int64_t{8} * U;
+  constexpr int64_t step = int64_t{8} * kSets;
   int64_t l = 0;
   for (; l + step <= k; l += step) {
-    for (int64_t u = 0; u < U; ++u) {
+    for (int64_t u = 0; u < kSets; ++u) {
       const __m256 wv = W::load8(row + (l + 8 * u) * W::element);
       for (int64_t r = 0; r < R; ++r)
         acc[u][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * k + l + 8 * u), acc[u][r]);
@@ -365,36 +369,43 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   }
   for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
-    for (int64_t u = 1; u < U; ++u) total = _mm256_add_ps(total, acc[u][r]);
+    for (int64_t u = 1; u < kSets; ++u) total = _mm256_add_ps(total, acc[u][r]);
     float sum = hsum(total);
     for (int64_t t = l; t < k; ++t) sum += W::load1(row + t * W::element) * x[r * k + t];
     result[r] = sum;
   }
 }
 
-// ---- Drivers: for each weight row, the input rows in tiles of 4 (then 2, 1), so that the row is
-// read from memory once and from L1 for the other tiles. ----
+// ---- Drivers: the input rows in groups of kGroupRows; for each weight row, a group's rows in tiles
+// of 4 (then 2, 1). A weight row is read from memory once per group and from L1 for its other
+// tiles, and a group's activations stay in L1/L2 while the caller's weight rows pass over them.
+// Tiling does not change any row's bits (see the top of the file). ----
+
+constexpr int64_t kGroupRows = 16;
 
 // tile.operator()<R>(row, i, result) computes rows i..i+R-1 against one weight row.
 template <typename Tile>
 void over_rows(const uint8_t* w, int64_t row_bytes, int64_t n, int64_t row_begin, int64_t row_end,
                float* out, int64_t out_stride, const Tile& tile) {
-  for (int64_t j = row_begin; j < row_end; ++j) {
-    const uint8_t* row = w + j * row_bytes;
-    int64_t i = 0;
-    float result[4];
-    for (; i + 4 <= n; i += 4) {
-      tile.template operator()<4>(row, i, result);
-      for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
-    }
-    if (n - i >= 2) {
-      tile.template operator()<2>(row, i, result);
-      for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
-      i += 2;
-    }
-    if (i < n) {
-      tile.template operator()<1>(row, i, result);
-      out[i * out_stride + j] = result[0];
+  for (int64_t i0 = 0; i0 < n; i0 += kGroupRows) {
+    const int64_t group_end = i0 + kGroupRows < n ? i0 + kGroupRows : n;
+    for (int64_t j = row_begin; j < row_end; ++j) {
+      const uint8_t* row = w + j * row_bytes;
+      int64_t i = i0;
+      float result[4];
+      for (; i + 4 <= group_end; i += 4) {
+        tile.template operator()<4>(row, i, result);
+        for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
+      }
+      if (group_end - i >= 2) {
+        tile.template operator()<2>(row, i, result);
+        for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
+        i += 2;
+      }
+      if (i < group_end) {
+        tile.template operator()<1>(row, i, result);
+        out[i * out_stride + j] = result[0];
+      }
     }
   }
 }
@@ -406,7 +417,7 @@ void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row
   const int64_t blocks = k / 32;
   over_rows(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
             [&]<int R>(const uint8_t* row, int64_t i, float* result) {
-              tile32<F, R, (R <= 2 ? 2 : 1)>(row, blocks, x + i * blocks, result);
+              tile32<F, R>(row, blocks, x + i * blocks, result);
             });
 }
 
@@ -431,7 +442,7 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
   const auto* x = static_cast<const float*>(act);
   over_rows(w, k * WFloat<F>::element, n, row_begin, row_end, out, out_stride,
             [&]<int R>(const uint8_t* row, int64_t i, float* result) {
-              tile_float<F, R, (R <= 2 ? 2 : 1)>(row, k, x + i * k, result);
+              tile_float<F, R>(row, k, x + i * k, result);
             });
 }
 

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -481,6 +482,70 @@ TEST_P(BackendOpsTest, BlockAttentionBf16Cache) {
     c.v = bf16_rounded(c.v);
     expect_close(run_attention(c, DType::BF16), attention_by_definition(c));
   }
+}
+
+// A weight in a stored block format (Q8_0: a half scale and 32 signed bytes per block, built here)
+// gives each row of a batch the same bits as that row alone, with its bias, for any batch size and
+// pool: the engine batches problems and workers together, and a problem's tokens must not depend
+// on its batch mates. Also within Q8_0's rounding of the exact product (8-bit activations: about
+// 1% of sum |w x|, see test_quant_matmul.cpp for the per-format bounds).
+TEST_P(BackendOpsTest, StoredWeightRowsRoundAsAlone) {
+  if (!backend_->reads_stored_weights()) GTEST_SKIP() << GetParam() << " reads no stored weights";
+  const int64_t m = 70, k = 96, blocks = k / 32, max_n = 19;
+  std::vector<uint8_t> bytes(static_cast<size_t>(m * blocks * 34));
+  std::vector<double> w(static_cast<size_t>(m * k));
+  std::uniform_int_distribution<int> quant(-127, 127);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* block = bytes.data() + (r * blocks + b) * 34;
+      const int exponent = -7 - static_cast<int>((r + b) % 3);
+      const float d = std::ldexp(1.0f, exponent);
+      const auto half = static_cast<uint16_t>((15 + exponent) << 10);  // 2^exponent, exactly
+      std::memcpy(block, &half, 2);
+      for (int64_t l = 0; l < 32; ++l) {
+        const int q = quant(rng_);
+        block[2 + l] = static_cast<uint8_t>(static_cast<int8_t>(q));
+        w[static_cast<size_t>(r * k + b * 32 + l)] = double{d} * q;
+      }
+    }
+  Tensor weight = backend_->allocate(m, k, DType::Q8_0);
+  tensors_.push_back(weight);
+  backend_->upload_stored(weight, bytes.data());
+  const HostMatrix x = random_matrix(max_n, k, rng_);
+  const HostMatrix bias = random_matrix(1, m, rng_);
+  const auto product = [&](int64_t first, int64_t n) {
+    HostMatrix rows{n, k, {x.data.begin() + first * k, x.data.begin() + (first + n) * k}};
+    const Tensor out = poisoned(n, m);
+    backend_->matmul(put(rows), weight, put(bias), out);
+    return get(out);
+  };
+  const auto float_bits = [](float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return bits;
+  };
+  std::vector<HostMatrix> alone;
+  for (int64_t i = 0; i < max_n; ++i) alone.push_back(product(i, 1));
+  for (int64_t i = 0; i < max_n; ++i)
+    for (int64_t c = 0; c < m; ++c) {
+      double exact = bias.at(0, c), scale = 0.0;
+      for (int64_t j = 0; j < k; ++j) {
+        exact += w[static_cast<size_t>(c * k + j)] * x.at(i, j);
+        scale += std::abs(w[static_cast<size_t>(c * k + j)] * x.at(i, j));
+      }
+      ASSERT_NEAR(alone[static_cast<size_t>(i)].at(0, c), exact, 1e-2 * scale)
+          << "row " << i << ", output " << c;
+    }
+  for (const int64_t n : {2, 3, 5, 8, 13, 19})
+    for (int64_t first = 0; first + n <= max_n; first += 3) {
+      const HostMatrix batch = product(first, n);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < m; ++c)
+          ASSERT_EQ(float_bits(batch.at(i, c)),
+                    float_bits(alone[static_cast<size_t>(first + i)].at(0, c)))
+              << "row " << first + i << " in a batch of " << n << " from row " << first
+              << ", output " << c;
+    }
 }
 
 // A bf16 weight (cublasGemmEx, fp32 accumulation); the f32 input is rounded to bf16 on the way.

@@ -377,6 +377,48 @@ TYPED_TEST(QuantMatmulTest, ScalarAndSimdAgree) {
   }
 }
 
+// Batch invariance (quant_matmul.h): each row of a batch of n rows gives the same bits as that row
+// alone, for every n (tiles of 4, 2 and 1, groups of 16, odd block counts) and instruction set.
+// The CPU backend runs whole batches through one call and relies on this for results that do not
+// depend on which problems shared a batch.
+TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
+  std::mt19937 rng(11);
+  const int64_t max_n = 37, rows = 5;
+  for (int64_t k : {this->one_block(), this->many_blocks()}) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(this->format_.dtype) << " k=" << k);
+    const std::vector<uint8_t> w = random_weights(this->format_, rows, k, rng);
+    const std::vector<float> x = random_activations(max_n, k, k, rng);
+    std::vector<uint8_t> act(cpu::activation_bytes(this->format_.dtype, max_n, k));
+    cpu::quantize_activations(this->format_.dtype, x.data(), max_n, k, k, act.data());
+    const size_t act_row = cpu::activation_bytes(this->format_.dtype, 1, k);
+    IsaGuard guard;
+    for (QuantIsa isa : available_isas()) {
+      SCOPED_TRACE(cpu::quant_isa_name(isa));
+      cpu::set_quant_isa(isa);
+      std::vector<float> alone(static_cast<size_t>(max_n * rows));
+      for (int64_t i = 0; i < max_n; ++i)
+        cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data() + i * act_row, 1, 0,
+                               rows, alone.data() + i * rows, rows);
+      // Batches starting at every offset, so that a row meets every tile position.
+      for (int64_t n : {2, 3, 4, 5, 7, 16, 17, 37}) {
+        for (int64_t first = 0; first + n <= max_n; first += (n > 8 ? max_n : 1)) {
+          std::vector<float> batch(static_cast<size_t>(n * rows));
+          cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data() + first * act_row,
+                                 n, 0, rows, batch.data(), rows);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < rows; ++j) {
+              const float a = alone[static_cast<size_t>((first + i) * rows + j)];
+              const float b = batch[static_cast<size_t>(i * rows + j)];
+              ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0)
+                  << "row " << first + i << " in a batch of " << n << " from " << first
+                  << ", output " << j << ": " << b << " vs " << a << " alone";
+            }
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantMatmul, RejectsBadShapesWithOneLine) {
   std::vector<float> x(64, 1.0f);
   std::vector<uint8_t> act(4096);
