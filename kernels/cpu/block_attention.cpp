@@ -2,7 +2,8 @@
 // with one softmax. Blocks read by few entries (decode) are split into tasks of (block, chunk of
 // pages, kv head); a task loads each key/value row once and applies it to every query row whose
 // view holds the block and to every query head of the GQA group, so the traffic grows with the
-// cache, not with the workers. Blocks read by many entries (prefill) are split into tasks of
+// cache, not with the workers (decode_attention.h computes a task with AVX2 where the CPU has it,
+// else the portable loops below). Blocks read by many entries (prefill) are split into tasks of
 // (block, kv head, tile of entries) that run tiled_attention.h's GEMM tiles over all the block's
 // keys. Either leaves a partial (max, sum, weighted values) per (entry, head) and piece of the
 // block; partials are merged with the log-sum-exp rule, which is associative, so the split
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/tiled_attention.h"
 #include "kernels/view_entry.h"
 
@@ -165,12 +167,17 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
   const int64_t chunk_tokens = kPagesPerTask * page_size;
   // Scratch per pool thread; chunks of tasks are taken as threads become free (sizes differ).
   struct Scratch {
-    std::vector<float> scores, queries, row_queries, accumulator;
+    std::vector<float> scores, queries, row_queries, accumulator, maxima, sums;
+    std::vector<int64_t> rows;
+    std::vector<int32_t> visible;
   };
+  const bool simd_chunks = decode_chunk_supported(d);
+  HOGWILD_ASSERT(keys.stride == values.stride);
   std::vector<Scratch> scratch(static_cast<size_t>(pool.size()));
   pool.parallel_for(
       static_cast<int64_t>(tasks.size()), 1, [&](int64_t first_task, int64_t end_task, int thread) {
-        auto& [scores, queries, row_queries, accumulator] = scratch[static_cast<size_t>(thread)];
+        auto& [scores, queries, row_queries, accumulator, maxima, sums, pool_rows, visible] =
+            scratch[static_cast<size_t>(thread)];
         for (auto t = static_cast<size_t>(first_task); t < static_cast<size_t>(end_task); ++t) {
           const Task& task = tasks[t];
           const auto& block_entries = entries_of_block[static_cast<size_t>(task.block)];
@@ -186,7 +193,8 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                   rotated.data() + (block_entries[i] * heads + task.kv_head * group + h) * d;
               const int64_t column = static_cast<int64_t>(i) * group + h;
               for (int64_t c = 0; c < d; ++c) {
-                queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
+                if (!simd_chunks)
+                  queries[static_cast<size_t>(c * width + column)] = query[c] * shape.scale;
                 row_queries[static_cast<size_t>(column * d + c)] = query[c] * shape.scale;
               }
             }
@@ -195,6 +203,32 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
             most_visible = std::max(most_visible, entries[static_cast<size_t>(e)].visible);
           const int64_t tokens =
               std::min<int64_t>(task.pages * page_size, most_visible - first_token);
+          if (simd_chunks) {  // decode_attention.h: the same partials, with AVX2
+            pool_rows.resize(static_cast<size_t>(tokens));
+            for (int64_t j = 0; j < tokens; ++j)
+              pool_rows[static_cast<size_t>(j)] =
+                  table[task.block * page_table.stride + task.first_page + j / page_size] *
+                      page_size +
+                  j % page_size;
+            visible.resize(static_cast<size_t>(width));
+            for (size_t i = 0; i < block_entries.size(); ++i)
+              for (int64_t h = 0; h < group; ++h)
+                visible[i * static_cast<size_t>(group) + static_cast<size_t>(h)] =
+                    entries[static_cast<size_t>(block_entries[i])].visible -
+                    static_cast<int32_t>(first_token);
+            maxima.resize(static_cast<size_t>(width));
+            sums.resize(static_cast<size_t>(width));
+            const DecodeChunk chunk{row_queries.data(), visible.data(), width,
+                                    d,                  pool_rows.data(), tokens,
+                                    k_data + task.kv_head * d, v_data + task.kv_head * d,
+                                    keys.stride};
+            attend_decode_chunk(chunk, scores, maxima.data(), sums.data(),
+                                partial_values.data() + task.partial_offset * d);
+            for (int64_t w = 0; w < width; ++w)
+              partials[static_cast<size_t>(task.partial_offset + w)] = {
+                  maxima[static_cast<size_t>(w)], sums[static_cast<size_t>(w)]};
+            continue;
+          }
           scores.assign(static_cast<size_t>(width * chunk_tokens), kNegativeInfinity);
           accumulator.resize(static_cast<size_t>(width));
           for (int64_t j = 0; j < tokens; ++j) {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/cpu/blas_threads.h"
+#include "kernels/cpu/exp_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -31,31 +32,6 @@ float max_scalar(const float* s, int64_t n) {
 }
 
 #ifdef HOGWILD_X86
-// e^x for x <= 0 (scores minus their maximum): e^x = 2^k · e^r with k = round(x / ln 2) and
-// |r| <= ln2 / 2, e^r by its Taylor series to degree 7 (truncation < 6e-9 relative, below fp32's
-// rounding). x below -87 is clamped there: e^-87 ~ 1.6e-38 is nothing beside the row's maximum
-// term (1), and 2^k stays a normal float.
-__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // ln 2 in two parts: k * high is exact for |k| < 2^11, so r keeps its low bits.
-  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.428606765330187e-06f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  // 2^k through the exponent bits (k in [-126, 0] here).
-  const __m256i bits =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* s, int64_t n, float maximum) {
   const __m256 m = _mm256_set1_ps(maximum);
   __m256 sum = _mm256_setzero_ps();
