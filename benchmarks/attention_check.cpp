@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "driver_flags.h"
 #include "common/error.h"
 #include "kernels/backend.h"
 #include "kernels/view_entry.h"
@@ -41,40 +42,29 @@ struct Flags {
   uint64_t seed = 7;
 };
 
-int64_t integer(const std::string& flag, const std::string& value, int64_t low, int64_t high) {
-  char* end = nullptr;
-  const long long parsed = std::strtoll(value.c_str(), &end, 10);
-  HOGWILD_CHECK(!value.empty() && *end == '\0' && parsed >= low && parsed <= high, flag, ": '",
-                value, "' is not a count in [", low, ", ", high, "]");
-  return parsed;
-}
-
 Flags parse(int argc, char** argv) {
+  using hogwild::bench::parse_count;
   Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    HOGWILD_CHECK(i + 1 < argc, flag, " needs a value");
-    const std::string value = argv[++i];
+  hogwild::bench::for_each_flag(argc, argv, [&](const std::string& flag, const std::string& value) {
     if (flag == "--out") {
       flags.out = value;
     } else if (flag == "--backend") {
       flags.backend = value;
     } else if (flag == "--kv") {
-      HOGWILD_CHECK(value == "f32" || value == "bf16", "--kv: '", value, "' (f32, bf16)");
-      flags.kv = value;
+      flags.kv = hogwild::bench::parse_choice(flag, value, {"f32", "bf16"});
     } else if (flag == "--keys") {
-      flags.keys = integer(flag, value, 1, 1 << 20);
+      flags.keys = parse_count(flag, value, 1, 1 << 20);
     } else if (flag == "--workers") {
-      flags.workers = integer(flag, value, 1, 64);
+      flags.workers = parse_count(flag, value, 1, 64);
     } else if (flag == "--rows") {
-      flags.rows = integer(flag, value, 1, 24);
+      flags.rows = parse_count(flag, value, 1, 24);
     } else if (flag == "--seed") {
-      flags.seed = static_cast<uint64_t>(integer(flag, value, 0, INT32_MAX));
+      flags.seed = static_cast<uint64_t>(parse_count(flag, value, 0, INT32_MAX));
     } else {
       hogwild::fail("unknown flag '", flag,
                     "' (--out --backend --kv --keys --workers --rows --seed)");
     }
-  }
+  });
   HOGWILD_CHECK(!flags.out.empty(), "--out is required");
   return flags;
 }

@@ -45,6 +45,7 @@
 
 #include "bench_support.h"
 #include "cache/kv_cache.h"
+#include "driver_flags.h"
 #include "common/error.h"
 #include "common/random.h"
 #include "engine/batch_builder.h"
@@ -141,50 +142,35 @@ class GeneratedWeights final : public hogwild::WeightSource {
   std::string path_ = "(generated weights)";
 };
 
-std::vector<int64_t> parse_list(const std::string& flag, const std::string& text) {
-  std::vector<int64_t> values;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    char* end = nullptr;
-    const long long value = std::strtoll(item.c_str(), &end, 10);
-    HOGWILD_CHECK(!item.empty() && *end == '\0' && value >= 1 && value <= (1 << 20), flag, ": '",
-                  item, "' is not a count in [1, 1048576]");
-    values.push_back(value);
-    start = comma + 1;
-  }
-  return values;
-}
-
 Flags parse(int argc, char** argv) {
+  using hogwild::bench::parse_choice;
+  constexpr int64_t kMost = int64_t{1} << 20;
+  const auto count = [](const std::string& flag, const std::string& value) {
+    return hogwild::bench::parse_count(flag, value, 1, kMost);
+  };
+  const auto counts = [](const std::string& flag, const std::string& value) {
+    return hogwild::bench::parse_count_list(flag, value, 1, kMost);
+  };
   Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    HOGWILD_CHECK(i + 1 < argc, flag, " needs a value");
-    const std::string value = argv[++i];
+  hogwild::bench::for_each_flag(argc, argv, [&](const std::string& flag, const std::string& value) {
     if (flag == "--backend") {
       flags.backend = value;
     } else if (flag == "--geometry") {
-      HOGWILD_CHECK(value == "qwen3-8b" || value == "tiny", "--geometry: '", value,
-                    "' (qwen3-8b, tiny)");
-      flags.geometry = value;
+      flags.geometry = parse_choice(flag, value, {"qwen3-8b", "tiny"});
     } else if (flag == "--layers") {
-      flags.layers = parse_list(flag, value).at(0);
+      flags.layers = count(flag, value);
     } else if (flag == "--dtype") {
-      HOGWILD_CHECK(value == "f32" || value == "bf16", "--dtype: '", value, "' (f32, bf16)");
-      flags.dtype = value;
+      flags.dtype = parse_choice(flag, value, {"f32", "bf16"});
     } else if (flag == "--graphs") {
-      HOGWILD_CHECK(value == "on" || value == "off", "--graphs: '", value, "' (on, off)");
-      flags.graphs = value == "on";
+      flags.graphs = parse_choice(flag, value, {"on", "off"}) == "on";
     } else if (flag == "--workers") {
-      flags.workers = parse_list(flag, value);
+      flags.workers = counts(flag, value);
     } else if (flag == "--contexts") {
-      flags.contexts = parse_list(flag, value);
+      flags.contexts = counts(flag, value);
     } else if (flag == "--steps") {
-      flags.steps = parse_list(flag, value).at(0);
+      flags.steps = count(flag, value);
     } else if (flag == "--warmup") {
-      flags.warmup = parse_list(flag, value).at(0);
+      flags.warmup = count(flag, value);
     } else if (flag == "--json") {
       flags.json = value;
     } else {
@@ -192,7 +178,7 @@ Flags parse(int argc, char** argv) {
                     "' (--backend --geometry --layers --dtype --graphs --workers --contexts "
                     "--steps --warmup --json)");
     }
-  }
+  });
   // Longest context first: the common block is filled once and then truncated.
   std::sort(flags.contexts.rbegin(), flags.contexts.rend());
   std::sort(flags.workers.begin(), flags.workers.end());

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cache/kv_cache.h"
+#include "driver_flags.h"
 #include "common/error.h"
 #include "engine/batch_builder.h"
 #include "engine/transformer.h"
@@ -38,57 +39,32 @@ struct Flags {
   bool graphs = false;
 };
 
-std::vector<int32_t> parse_tokens(const std::string& text) {
-  std::vector<int32_t> tokens;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    char* end = nullptr;
-    const long value = std::strtol(item.c_str(), &end, 10);
-    HOGWILD_CHECK(!item.empty() && *end == '\0' && value >= 0 && value <= INT32_MAX, "--tokens: '",
-                  item, "' is not a token id (comma-separated ids >= 0)");
-    tokens.push_back(static_cast<int32_t>(value));
-    start = comma + 1;
-  }
-  return tokens;
-}
-
 Flags parse(int argc, char** argv) {
+  using hogwild::bench::parse_choice;
+  using hogwild::bench::parse_count;
   Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    HOGWILD_CHECK(i + 1 < argc, flag, " needs a value");
-    const std::string value = argv[++i];
+  hogwild::bench::for_each_flag(argc, argv, [&](const std::string& flag, const std::string& value) {
     if (flag == "--model") {
       flags.model = value;
     } else if (flag == "--tokens") {
-      flags.tokens = parse_tokens(value);
+      for (int64_t id : hogwild::bench::parse_count_list(flag, value, 0, INT32_MAX))
+        flags.tokens.push_back(static_cast<int32_t>(id));
     } else if (flag == "--backend") {
       flags.backend = value;
     } else if (flag == "--device") {
-      char* end = nullptr;
-      const long device = std::strtol(value.c_str(), &end, 10);
-      HOGWILD_CHECK(!value.empty() && *end == '\0' && device >= 0 && device < 1024, "--device: '",
-                    value, "' is not a device index");
-      flags.device = static_cast<int>(device);
+      flags.device = static_cast<int>(parse_count(flag, value, 0, 1023));
     } else if (flag == "--greedy") {
-      char* end = nullptr;
-      flags.greedy = std::strtoll(value.c_str(), &end, 10);
-      HOGWILD_CHECK(*end == '\0' && flags.greedy >= 0 && flags.greedy <= 4096, "--greedy: '", value,
-                    "' is not a count in [0, 4096]");
+      flags.greedy = parse_count(flag, value, 0, 4096);
     } else if (flag == "--dtype") {
-      HOGWILD_CHECK(value == "f32" || value == "bf16", "--dtype: '", value, "' (f32, bf16)");
-      flags.dtype = value;
+      flags.dtype = parse_choice(flag, value, {"f32", "bf16"});
     } else if (flag == "--graphs") {
-      HOGWILD_CHECK(value == "on" || value == "off", "--graphs: '", value, "' (on, off)");
-      flags.graphs = value == "on";
+      flags.graphs = parse_choice(flag, value, {"on", "off"}) == "on";
     } else {
       hogwild::fail("unknown flag '", flag,
                     "' (--model --tokens --backend --device --greedy "
                     "--dtype --graphs)");
     }
-  }
+  });
   HOGWILD_CHECK(!flags.model.empty(), "--model is required");
   HOGWILD_CHECK(!flags.tokens.empty(), "--tokens is required");
   return flags;
