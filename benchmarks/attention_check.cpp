@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "bench_support.h"
-#include "driver_flags.h"
 #include "common/error.h"
+#include "driver_flags.h"
 #include "kernels/backend.h"
 #include "kernels/view_entry.h"
 

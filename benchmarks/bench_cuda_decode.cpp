@@ -45,9 +45,9 @@
 
 #include "bench_support.h"
 #include "cache/kv_cache.h"
-#include "driver_flags.h"
 #include "common/error.h"
 #include "common/random.h"
+#include "driver_flags.h"
 #include "engine/batch_builder.h"
 #include "engine/transformer.h"
 #include "model/model.h"

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "cache/kv_cache.h"
-#include "driver_flags.h"
 #include "common/error.h"
+#include "driver_flags.h"
 #include "engine/batch_builder.h"
 #include "engine/transformer.h"
 #include "model/model.h"

@@ -218,9 +218,14 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                     static_cast<int32_t>(first_token);
             maxima.resize(static_cast<size_t>(width));
             sums.resize(static_cast<size_t>(width));
-            const DecodeChunk chunk{row_queries.data(), visible.data(), width,
-                                    d,                  pool_rows.data(), tokens,
-                                    k_data + task.kv_head * d, v_data + task.kv_head * d,
+            const DecodeChunk chunk{row_queries.data(),
+                                    visible.data(),
+                                    width,
+                                    d,
+                                    pool_rows.data(),
+                                    tokens,
+                                    k_data + task.kv_head * d,
+                                    v_data + task.kv_head * d,
                                     keys.stride};
             attend_decode_chunk(chunk, scores, maxima.data(), sums.data(),
                                 partial_values.data() + task.partial_offset * d);

@@ -72,10 +72,17 @@ HOGWILD_AVX2 void weighted(const float* weights, int64_t stride, const DecodeChu
   int64_t c0 = 0;
   for (; c0 + 32 <= d; c0 += 32) weighted4<W, 4>(weights, stride, chunk, c0, out);
   switch ((d - c0) / 8) {
-    case 3: weighted4<W, 3>(weights, stride, chunk, c0, out); break;
-    case 2: weighted4<W, 2>(weights, stride, chunk, c0, out); break;
-    case 1: weighted4<W, 1>(weights, stride, chunk, c0, out); break;
-    default: break;
+    case 3:
+      weighted4<W, 3>(weights, stride, chunk, c0, out);
+      break;
+    case 2:
+      weighted4<W, 2>(weights, stride, chunk, c0, out);
+      break;
+    case 1:
+      weighted4<W, 1>(weights, stride, chunk, c0, out);
+      break;
+    default:
+      break;
   }
 }
 
@@ -101,8 +108,8 @@ HOGWILD_AVX2 float softmax_weights(float* row, int64_t n, int64_t seen, float& m
          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-HOGWILD_AVX2 void attend_avx2(const DecodeChunk& chunk, std::vector<float>& scratch,
-                              float* maxima, float* sums, float* out) {
+HOGWILD_AVX2 void attend_avx2(const DecodeChunk& chunk, std::vector<float>& scratch, float* maxima,
+                              float* sums, float* out) {
   const int64_t d = chunk.head_dim, n = chunk.tokens, width = chunk.width;
   // Rows of scores padded to a multiple of 8 keys (computed four at a time, a tail against the
   // last key again; masked below).

@@ -12,15 +12,15 @@
 namespace hogwild::cpu {
 
 struct DecodeChunk {
-  const float* queries;     // [width, head_dim] dense: rotated and multiplied by the scale
-  const int32_t* visible;   // [width]: query w sees the chunk's keys with index < visible[w]
+  const float* queries;    // [width, head_dim] dense: rotated and multiplied by the scale
+  const int32_t* visible;  // [width]: query w sees the chunk's keys with index < visible[w]
   int64_t width;
-  int64_t head_dim;         // a multiple of 8
-  const int64_t* rows;      // [tokens]: pool row of each key, in order
+  int64_t head_dim;     // a multiple of 8
+  const int64_t* rows;  // [tokens]: pool row of each key, in order
   int64_t tokens;
-  const float* keys;        // the page pool, already offset to the kv head's columns
-  const float* values;      // likewise
-  int64_t kv_stride;        // floats between consecutive pool rows
+  const float* keys;    // the page pool, already offset to the kv head's columns
+  const float* values;  // likewise
+  int64_t kv_stride;    // floats between consecutive pool rows
 };
 
 // Whether attend_decode_chunk runs here (AVX2+FMA on this CPU and head_dim % 8 == 0).

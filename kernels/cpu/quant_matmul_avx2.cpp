@@ -376,8 +376,8 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   }
 }
 
-// ---- Drivers: the input rows in groups of kGroupRows; for each weight row, a group's rows in tiles
-// of 4 (then 2, 1). A weight row is read from memory once per group and from L1 for its other
+// ---- Drivers: the input rows in groups of kGroupRows; for each weight row, a group's rows in
+// tiles of 4 (then 2, 1). A weight row is read from memory once per group and from L1 for its other
 // tiles, and a group's activations stay in L1/L2 while the caller's weight rows pass over them.
 // Tiling does not change any row's bits (see the top of the file). ----
 

@@ -22,8 +22,8 @@ struct Case {
 };
 
 void check(const Case& c, std::mt19937& rng) {
-  SCOPED_TRACE(::testing::Message() << "width " << c.width << ", tokens " << c.tokens
-                                    << ", head_dim " << c.head_dim);
+  SCOPED_TRACE(::testing::Message()
+               << "width " << c.width << ", tokens " << c.tokens << ", head_dim " << c.head_dim);
   const int64_t d = c.head_dim, stride = d * 3 + 5, pool_rows = c.tokens * 2 + 3;
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   std::vector<float> queries(static_cast<size_t>(c.width * d));
@@ -42,8 +42,9 @@ void check(const Case& c, std::mt19937& rng) {
   for (int32_t& v : visible) v = seen(rng);
   if (c.width > 1) visible[1] = static_cast<int32_t>(c.tokens);  // one query sees every key
   const int64_t column = d;  // the kv head's columns start inside the row
-  const DecodeChunk chunk{queries.data(), visible.data(), c.width, d, rows.data(), c.tokens,
-                          pool_k.data() + column, pool_v.data() + column, stride};
+  const DecodeChunk chunk{
+      queries.data(),         visible.data(),         c.width, d, rows.data(), c.tokens,
+      pool_k.data() + column, pool_v.data() + column, stride};
   std::vector<float> scratch, maxima(static_cast<size_t>(c.width)),
       sums(static_cast<size_t>(c.width)),
       out(static_cast<size_t>(c.width * d), std::numeric_limits<float>::quiet_NaN());

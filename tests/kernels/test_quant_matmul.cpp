@@ -403,8 +403,8 @@ TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
       for (int64_t n : {2, 3, 4, 5, 7, 16, 17, 37}) {
         for (int64_t first = 0; first + n <= max_n; first += (n > 8 ? max_n : 1)) {
           std::vector<float> batch(static_cast<size_t>(n * rows));
-          cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data() + first * act_row,
-                                 n, 0, rows, batch.data(), rows);
+          cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data() + first * act_row, n,
+                                 0, rows, batch.data(), rows);
           for (int64_t i = 0; i < n; ++i)
             for (int64_t j = 0; j < rows; ++j) {
               const float a = alone[static_cast<size_t>((first + i) * rows + j)];
