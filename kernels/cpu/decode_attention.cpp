@@ -51,18 +51,19 @@ HOGWILD_AVX2 void weighted4(const float* weights, int64_t stride, const DecodeCh
                             int64_t c0, float* out) {
   __m256 acc[W][V];
   for (int w = 0; w < W; ++w)
-    for (int v = 0; v < V; ++v) acc[w][v] = _mm256_setzero_ps();
+    for (int64_t v = 0; v < V; ++v) acc[w][v] = _mm256_setzero_ps();
   for (int64_t j = 0; j < chunk.tokens; ++j) {
     const float* value = chunk.values + chunk.rows[j] * chunk.kv_stride + c0;
     __m256 s[W];  // with the W x V accumulators: 16 registers at W = 3, V = 4
     for (int w = 0; w < W; ++w) s[w] = _mm256_broadcast_ss(weights + w * stride + j);
-    for (int v = 0; v < V; ++v) {
+    for (int64_t v = 0; v < V; ++v) {
       const __m256 vv = _mm256_loadu_ps(value + 8 * v);
       for (int w = 0; w < W; ++w) acc[w][v] = _mm256_fmadd_ps(s[w], vv, acc[w][v]);
     }
   }
   for (int w = 0; w < W; ++w)
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(out + w * chunk.head_dim + c0 + 8 * v, acc[w][v]);
+    for (int64_t v = 0; v < V; ++v)
+      _mm256_storeu_ps(out + w * chunk.head_dim + c0 + 8 * v, acc[w][v]);
 }
 
 template <int W>
