@@ -140,22 +140,20 @@ run_llama() {
   "$python" "$root/benchmarks/peers_table.py" llama "$records" "$out" "$round" "$mode" "$(load)"
 }
 
+# One round of a mode at each batch of a comma list: each engine in turn.
+run_batches() {
+  local round=$1 mode=$2 list=$3 batch
+  for batch in ${list//,/ }; do
+    run_hogwild "$round" "$mode" "$batch" native
+    run_hogwild "$round" "$mode" "$batch" f32
+    run_llama "$round" "$mode" "$batch"
+  done
+}
+
 if ((measure_decode || measure_busy)); then
   for round in $(seq "$rounds"); do
-    if ((measure_decode)); then
-      for batch in ${batches//,/ }; do
-        run_hogwild "$round" decode "$batch" native
-        run_hogwild "$round" decode "$batch" f32
-        run_llama "$round" decode "$batch"
-      done
-    fi
-    if ((measure_busy)); then
-      for batch in ${busy_batches//,/ }; do
-        run_hogwild "$round" busy "$batch" native
-        run_hogwild "$round" busy "$batch" f32
-        run_llama "$round" busy "$batch"
-      done
-    fi
+    if ((measure_decode)); then run_batches "$round" decode "$batches"; fi
+    if ((measure_busy)); then run_batches "$round" busy "$busy_batches"; fi
   done
 fi
 
