@@ -160,21 +160,25 @@ void matmul_args(benchmark::internal::Benchmark* b) {
                           DType::F16,  DType::BF16, DType::Q5_0, DType::Q5_1,
                           DType::Q4_K, DType::Q5_K, DType::Q6_K};
   const int64_t shapes[][2] = {{576, 1536}, {1536, 576}};
-  const auto avx2 = static_cast<int64_t>(cpu::QuantIsa::Avx2),
+  const auto avx512 = static_cast<int64_t>(cpu::QuantIsa::Avx512),
+             avx2 = static_cast<int64_t>(cpu::QuantIsa::Avx2),
              scalar = static_cast<int64_t>(cpu::QuantIsa::Scalar);
   for (const auto& shape : shapes) {
     for (DType dtype : dtypes) {
-      // K-quants need k % 256 == 0: 576 is not; they run on 1536 only.
-      if (hogwild::dtype_block_elements(dtype) == 256 && shape[1] % 256 != 0) continue;
+      // K-quants need k % 256 == 0: 576 is not; they run on 1536 only (and have no AVX-512
+      // kernels: the avx512 rows would be the AVX2 ones again).
+      const bool k_quant = hogwild::dtype_block_elements(dtype) == 256;
+      if (k_quant && shape[1] % 256 != 0) continue;
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
-      for (int64_t n : {1, 4, 16}) {
-        if (!main && n != 1) continue;
-        b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], n, avx2, 1});
+      for (int64_t isa : {avx512, avx2}) {
+        if (isa == avx512 && k_quant) continue;
+        for (int64_t n : {1, 4, 16}) {
+          if (!main && n != 1) continue;
+          b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], n, isa, 1});
+        }
+        if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, isa, 0});
       }
-      if (main) {
-        b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, avx2, 0});
-        b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, scalar, 1});
-      }
+      if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, scalar, 1});
     }
   }
 }

@@ -1,8 +1,9 @@
 // Internal to the quantized matmul (quant_matmul.cpp): the activation block layouts and the
 // per-instruction-set kernel tables. Includes no standard library header beyond <cstdint> (and
 // model/quant_blocks.h's <cstring>, for memcpy, a compiler builtin), because
-// quant_matmul_avx2.cpp is compiled with -mavx2 and must not instantiate inline library code that
-// the linker could pick for callers on CPUs without AVX2.
+// the kernel units (quant_matmul_avx2.cpp, _avx512.cpp) are compiled with -mavx2 / -mavx512* and
+// must not instantiate inline library code that the linker could pick for callers on CPUs without
+// AVX2.
 #pragma once
 
 #include <cstddef>
@@ -12,14 +13,21 @@
 
 namespace hogwild::cpu::quant {
 
-// Activations for the 32-element formats: q = round(x / d), |q| <= 127, and sum = d * sum(q) (the
-// term that a weight block's minimum or offset multiplies).
-struct Act32 {
-  float d;
-  float sum;
-  int8_t q[32];
+// Activations for the 32-element formats, per input row of B blocks: B pairs [d, sum], then B
+// blocks of 32 quants. q = round(x / d), |q| <= 127, and sum = d * sum(q) (the term that a weight
+// block's minimum or offset multiplies). Pairs and quants are each contiguous, so that a SIMD
+// kernel loads several blocks' scales, or two blocks' quants, at once.
+constexpr int64_t kAct32BlockBytes = 40;
+
+struct Act32Row {
+  const float* scales;  // [d, sum] of block b at scales + 2 b
+  const int8_t* q;      // block b at q + 32 b
 };
-static_assert(sizeof(Act32) == 40);
+
+inline Act32Row act32_row(const void* act, int64_t blocks, int64_t row) {
+  const auto* base = static_cast<const uint8_t*>(act) + row * blocks * kAct32BlockBytes;
+  return {reinterpret_cast<const float*>(base), reinterpret_cast<const int8_t*>(base + 8 * blocks)};
+}
 
 // Activations for the 256-element K-quants: one scale, and the sums of q over each 16 elements.
 struct Act256 {
@@ -52,6 +60,7 @@ enum Format : int {
 // Kernels by Format; nullptr where an instruction set has none.
 extern const RowsKernel kScalarKernels[kFormats];
 extern const RowsKernel kAvx2Kernels[kFormats];
+extern const RowsKernel kAvx512Kernels[kFormats];
 
 using ggml_blocks::k_scale_min;  // Q4_K / Q5_K sub-block scales (model/quant_blocks.h)
 

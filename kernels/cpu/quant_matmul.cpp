@@ -1,6 +1,6 @@
 // Dispatch, activation quantization and the portable scalar kernels of quant_matmul.h. The
-// AVX2 kernels are in quant_matmul_avx2.cpp. Block layouts: the GGUF specification, as decoded by
-// model/quant.cpp's dequantize() (the tests' reference).
+// AVX2 and AVX-512 kernels are in quant_matmul_avx2.cpp and quant_matmul_avx512.cpp. Block layouts:
+// the GGUF specification, as decoded by model/quant.cpp's dequantize() (the tests' reference).
 #include "kernels/cpu/quant_matmul.h"
 
 #include <algorithm>
@@ -105,7 +105,6 @@ template <Format F>
 void rows32_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
                    int64_t row_end, float* out, int64_t out_stride) {
   const int64_t blocks = k / 32;
-  const auto* a = static_cast<const Act32*>(act);
   for (int64_t j = row_begin; j < row_end; ++j) {
     const uint8_t* row = w + j * blocks * Block32<F>::bytes;
     for (int64_t i0 = 0; i0 < n; i0 += kScalarRows) {
@@ -116,10 +115,11 @@ void rows32_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int6
         float d, m;
         Block32<F>::decode(row + b * Block32<F>::bytes, q, d, m);
         for (int64_t r = 0; r < count; ++r) {
-          const Act32& x = a[(i0 + r) * blocks + b];
+          const Act32Row x = act32_row(act, blocks, i0 + r);
+          const int8_t* xq = x.q + 32 * b;
           int dot = 0;
-          for (int64_t l = 0; l < 32; ++l) dot += q[l] * x.q[l];
-          sums[r] += d * x.d * static_cast<float>(dot) + m * x.sum;
+          for (int64_t l = 0; l < 32; ++l) dot += q[l] * xq[l];
+          sums[r] += d * x.scales[2 * b] * static_cast<float>(dot) + m * x.scales[2 * b + 1];
         }
       }
       for (int64_t r = 0; r < count; ++r) out[(i0 + r) * out_stride + j] = sums[r];
@@ -276,13 +276,15 @@ const RowsKernel kScalarKernels[kFormats] = {
 #if !HOGWILD_QUANT_AVX2
 const RowsKernel kAvx2Kernels[kFormats] = {};
 #endif
+#if !HOGWILD_QUANT_AVX512
+const RowsKernel kAvx512Kernels[kFormats] = {};
+#endif
 
 }  // namespace quant
 
 namespace {
 
 using quant::Act256;
-using quant::Act32;
 using quant::Format;
 
 // The kernel table index of a weight type; fails for types without a kernel.
@@ -345,16 +347,21 @@ float block_scale(const float* x, int64_t count, float& inverse) {
   return d;
 }
 
-void quantize_row32(const float* x, int64_t k, Act32* out) {
-  for (int64_t b = 0; b < k / 32; ++b, x += 32, ++out) {
+// One row in the layout of quant_kernels.h's Act32Row.
+void quantize_row32(const float* x, int64_t k, uint8_t* out) {
+  const int64_t blocks = k / 32;
+  auto* scales = reinterpret_cast<float*>(out);
+  auto* q = reinterpret_cast<int8_t*>(out + 8 * blocks);
+  for (int64_t b = 0; b < blocks; ++b, x += 32, q += 32) {
     float inverse;
-    out->d = block_scale(x, 32, inverse);
+    const float d = block_scale(x, 32, inverse);
     int sum = 0;
     for (int64_t l = 0; l < 32; ++l) {
-      out->q[l] = quantize_value(x[l], inverse);
-      sum += out->q[l];
+      q[l] = quantize_value(x[l], inverse);
+      sum += q[l];
     }
-    out->sum = out->d * static_cast<float>(sum);
+    scales[2 * b] = d;
+    scales[2 * b + 1] = d * static_cast<float>(sum);
   }
 }
 
@@ -378,35 +385,56 @@ std::atomic<int> chosen_isa{-1};
 
 }  // namespace
 
-const char* quant_isa_name(QuantIsa isa) { return isa == QuantIsa::Avx2 ? "avx2" : "scalar"; }
+const char* quant_isa_name(QuantIsa isa) {
+  switch (isa) {
+    case QuantIsa::Scalar:
+      return "scalar";
+    case QuantIsa::Avx2:
+      return "avx2";
+    case QuantIsa::Avx512:
+      return "avx512";
+  }
+  return "unknown";
+}
 
 bool quant_isa_available(QuantIsa isa) {
   if (isa == QuantIsa::Scalar) return true;
 #if HOGWILD_QUANT_AVX2
   // F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows it.
+  // __builtin_cpu_supports checks that the OS saves the AVX / AVX-512 registers too.
   static const bool avx2 = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
     return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
-  return avx2;
-#else
-  return false;
+  if (isa == QuantIsa::Avx2) return avx2;
+#if HOGWILD_QUANT_AVX512
+  static const bool avx512 =
+      avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vnni");
+  if (isa == QuantIsa::Avx512) return avx512;
 #endif
+#endif
+  return false;
 }
 
 QuantIsa quant_isa_for(const char* features) {
+  constexpr QuantIsa kAll[] = {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512};
   if (features == nullptr || *features == '\0') {
-    return quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2 : QuantIsa::Scalar;
+    QuantIsa best = QuantIsa::Scalar;
+    for (QuantIsa isa : kAll)
+      if (quant_isa_available(isa)) best = isa;
+    return best;
   }
   const std::string name = features;
-  for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2}) {
+  for (QuantIsa isa : kAll) {
     if (name != quant_isa_name(isa)) continue;
     HOGWILD_CHECK(quant_isa_available(isa), "HOGWILD_CPU_FEATURES=", name,
                   ": this CPU or build has no ", name);
     return isa;
   }
-  fail("HOGWILD_CPU_FEATURES=", name, ": unknown instruction set (known: scalar, avx2)");
+  fail("HOGWILD_CPU_FEATURES=", name, ": unknown instruction set (known: scalar, avx2, avx512)");
 }
 
 QuantIsa quant_isa() {
@@ -432,7 +460,7 @@ size_t activation_bytes(DType weight, int64_t n, int64_t k) {
   HOGWILD_CHECK(n >= 0, "quantized matmul: negative row count ", n);
   const int64_t block = activation_block(weight);
   const size_t per_block = block == 1    ? sizeof(float)
-                           : block == 32 ? sizeof(Act32)
+                           : block == 32 ? static_cast<size_t>(quant::kAct32BlockBytes)
                                          : sizeof(Act256);
   return static_cast<size_t>(n) * static_cast<size_t>(k / block) * per_block;
 }
@@ -449,7 +477,7 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
     if (block == 1) {
       std::memcpy(static_cast<float*>(act) + i * k, row, static_cast<size_t>(k) * sizeof(float));
     } else if (block == 32) {
-      quantize_row32(row, k, static_cast<Act32*>(act) + i * (k / 32));
+      quantize_row32(row, k, static_cast<uint8_t*>(act) + i * (k / 32) * quant::kAct32BlockBytes);
     } else {
       quantize_row256(row, k, static_cast<Act256*>(act) + i * (k / 256));
     }
@@ -466,8 +494,11 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
   if (n == 0 || row_begin == row_end) return;
   HOGWILD_CHECK(n == 1 || out_stride >= row_end, "quantized matmul: out_stride ", out_stride,
                 " is less than the ", row_end, " output columns");
+  // The best kernel the chosen instruction set has for this format (AVX-512 has no K-quants).
   quant::RowsKernel kernel = nullptr;
-  if (quant_isa() == QuantIsa::Avx2) kernel = quant::kAvx2Kernels[format];
+  const QuantIsa isa = quant_isa();
+  if (isa == QuantIsa::Avx512) kernel = quant::kAvx512Kernels[format];
+  if (kernel == nullptr && isa != QuantIsa::Scalar) kernel = quant::kAvx2Kernels[format];
   if (kernel == nullptr) kernel = quant::kScalarKernels[format];
   kernel(static_cast<const uint8_t*>(w), k, act, n, row_begin, row_end, out, out_stride);
 }

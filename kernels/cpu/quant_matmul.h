@@ -7,9 +7,10 @@
 // batch of decode rows costs about one pass over the weights. Accumulation is fp32. The kernels are
 // single-threaded: the caller's thread pool splits the weight rows into ranges.
 //
-// The instruction set is chosen once at run time (one binary for any x86-64): AVX2+FMA+F16C when
-// the CPU has them, else portable scalar code. HOGWILD_CPU_FEATURES=scalar (or avx2) in the
-// environment, or set_quant_isa, forces one.
+// The instruction set is chosen once at run time (one binary for any x86-64): AVX-512 (F, BW, VL,
+// DQ and VNNI) when the CPU has it, else AVX2+FMA+F16C, else portable scalar code; the K-quants
+// have no AVX-512 kernels and use the AVX2 ones there. HOGWILD_CPU_FEATURES=scalar (or avx2,
+// avx512) in the environment, or set_quant_isa, forces one.
 #pragma once
 
 #include <cstddef>
@@ -40,14 +41,14 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
                        int64_t row_begin, int64_t row_end, float* out, int64_t out_stride);
 
 // The instruction set of the kernels.
-enum class QuantIsa { Scalar, Avx2 };
+enum class QuantIsa { Scalar, Avx2, Avx512 };
 const char* quant_isa_name(QuantIsa isa);
 bool quant_isa_available(QuantIsa isa);
 // The one in use: chosen at the first call (see above). Throws on a bad HOGWILD_CPU_FEATURES
 // value: call it once on the main thread (at model load) before the kernels run on a pool.
 QuantIsa quant_isa();
-// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2"; nullptr or "": the best this
-// CPU has); throws naming the value when it is unknown or this CPU lacks it.
+// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2", "avx512"; nullptr or "": the
+// best this CPU has); throws naming the value when it is unknown or this CPU lacks it.
 QuantIsa quant_isa_for(const char* features);
 // Forces one (tests, benchmarks); throws when this CPU lacks it.
 void set_quant_isa(QuantIsa isa);

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_tiles.h"
 
 namespace hogwild::cpu::quant {
 namespace {
@@ -141,16 +142,15 @@ struct W32<kQ8_0> {
 // One block of R input rows: [d, m] * [a.d, a.sum] gives in one multiply the scale of the integer
 // dot product (lane 0) and the minimum's term (lane 1, summed in `mins`).
 template <Format F, int R>
-inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256* acc,
-                    __m128* mins) {
+inline void block32(const uint8_t* block, const Act32Row* x, int64_t b, __m256* acc, __m128* mins) {
   using W = W32<F>;
   const __m256i wq = W::quants(block);
   const __m128 ws = W::scales(block);
   for (int64_t r = 0; r < R; ++r) {
-    const Act32& a = x[r * blocks];
-    const __m256i aq = load32(a.q);
+    const __m256i aq = load32(x[r].q + 32 * b);
     const __m256i p = W::has_min ? dot_unsigned(wq, aq) : dot_signed(wq, aq);
-    const __m128 as = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(&a.d)));
+    const __m128 as =
+        _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x[r].scales + 2 * b)));
     const __m128 product = _mm_mul_ps(ws, as);
     acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(product), acc[r]);
     if (W::has_min) mins[r] = _mm_add_ps(mins[r], product);
@@ -161,10 +161,9 @@ inline void block32(const uint8_t* block, const Act32* x, int64_t blocks, __m256
 // latency at one row. The same for every tile size, so that a row rounds alike in any batch.
 constexpr int64_t kSets = 2;
 
-// R input rows (x: their first blocks, `blocks` apart) against one weight row. The minimum's
-// terms are one sum per row in block order.
+// R input rows (x) against one weight row. The minimum's terms are one sum per row in block order.
 template <Format F, int R>
-void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
+void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result) {
   using W = W32<F>;
   __m256 acc[kSets][R];
   __m128 mins[R];
@@ -175,8 +174,8 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32* x, float* result) {
   int64_t b = 0;
   for (; b + kSets <= blocks; b += kSets)
     for (int64_t u = 0; u < kSets; ++u)
-      block32<F, R>(row + (b + u) * W::bytes, x + b + u, blocks, acc[u], mins);
-  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x + b, blocks, acc[0], mins);
+      block32<F, R>(row + (b + u) * W::bytes, x, b + u, acc[u], mins);
+  for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x, b, acc[0], mins);
   for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
     for (int64_t u = 1; u < kSets; ++u) total = _mm256_add_ps(total, acc[u][r]);
@@ -376,48 +375,17 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   }
 }
 
-// ---- Drivers: the input rows in groups of kGroupRows; for each weight row, a group's rows in
-// tiles of 4 (then 2, 1). A weight row is read from memory once per group and from L1 for its other
-// tiles, and a group's activations stay in L1/L2 while the caller's weight rows pass over them.
-// Tiling does not change any row's bits (see the top of the file). ----
-
-constexpr int64_t kGroupRows = 16;
-
-// tile.operator()<R>(row, i, result) computes rows i..i+R-1 against one weight row.
-template <typename Tile>
-void over_rows(const uint8_t* w, int64_t row_bytes, int64_t n, int64_t row_begin, int64_t row_end,
-               float* out, int64_t out_stride, const Tile& tile) {
-  for (int64_t i0 = 0; i0 < n; i0 += kGroupRows) {
-    const int64_t group_end = i0 + kGroupRows < n ? i0 + kGroupRows : n;
-    for (int64_t j = row_begin; j < row_end; ++j) {
-      const uint8_t* row = w + j * row_bytes;
-      int64_t i = i0;
-      float result[4];
-      for (; i + 4 <= group_end; i += 4) {
-        tile.template operator()<4>(row, i, result);
-        for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
-      }
-      if (group_end - i >= 2) {
-        tile.template operator()<2>(row, i, result);
-        for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
-        i += 2;
-      }
-      if (i < group_end) {
-        tile.template operator()<1>(row, i, result);
-        out[i * out_stride + j] = result[0];
-      }
-    }
-  }
-}
+// ---- Drivers (quant_tiles.h). ----
 
 template <Format F>
 void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
             int64_t row_end, float* out, int64_t out_stride) {
-  const auto* x = static_cast<const Act32*>(act);
   const int64_t blocks = k / 32;
   over_rows(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
             [&]<int R>(const uint8_t* row, int64_t i, float* result) {
-              tile32<F, R>(row, blocks, x + i * blocks, result);
+              Act32Row x[R];
+              for (int64_t r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
+              tile32<F, R>(row, blocks, x, result);
             });
 }
 

@@ -1,6 +1,6 @@
 // The quantized matmul kernels (kernels/cpu/quant_matmul.h) against model/quant.cpp's
-// dequantize() and a double-precision dot product, for every weight format and both instruction
-// sets (the AVX2 cases skip on CPUs without AVX2).
+// dequantize() and a double-precision dot product, for every weight format and every instruction
+// set (the AVX2 and AVX-512 cases skip on CPUs without them).
 //
 // Weights are random *blocks* (random scale/minimum halves in a sane range, random quant bits, so
 // every bit pattern of the format occurs), not quantized floats: the kernels must read any block.
@@ -123,7 +123,7 @@ struct Q6_KFormat {
 
 std::vector<QuantIsa> available_isas() {
   std::vector<QuantIsa> isas;
-  for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2})
+  for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512})
     if (cpu::quant_isa_available(isa)) isas.push_back(isa);
   return isas;
 }
@@ -199,12 +199,12 @@ DecodedActivations decode_activations(DType weight, const std::vector<uint8_t>& 
       float d;
       const int8_t* q;
       if (block == 32) {
-        const auto* a = reinterpret_cast<const cpu::quant::Act32*>(act.data()) + i * (k / 32) + b;
-        d = a->d;
-        q = a->q;
+        const cpu::quant::Act32Row a = cpu::quant::act32_row(act.data(), k / 32, i);
+        d = a.scales[2 * b];
+        q = a.q + 32 * b;
         int sum = 0;
         for (int l = 0; l < 32; ++l) sum += q[l];
-        EXPECT_FLOAT_EQ(a->sum, d * static_cast<float>(sum));
+        EXPECT_FLOAT_EQ(a.scales[2 * b + 1], d * static_cast<float>(sum));
       } else {
         const auto* a = reinterpret_cast<const cpu::quant::Act256*>(act.data()) + i * (k / 256) + b;
         d = a->d;
@@ -313,6 +313,14 @@ class QuantMatmulTest : public ::testing::Test {
   int64_t one_block() const {
     return dtype_is_block(format_.dtype) ? dtype_block_elements(format_.dtype) : 13;
   }
+  // Block counts and lengths that take each path of the SIMD kernels: 1 block (a lone one), 6
+  // (whole pairs of pairs and one pair), 23 (all three); fp32 lengths 13, 53, 1007 (masked tails
+  // after no, one and many full vectors).
+  int64_t few_blocks() const {
+    return dtype_is_block(format_.dtype) ? dtype_block_elements(format_.dtype) *
+                                               (dtype_block_elements(format_.dtype) == 256 ? 2 : 6)
+                                         : 53;
+  }
   int64_t many_blocks() const {
     return dtype_is_block(format_.dtype) ? dtype_block_elements(format_.dtype) *
                                                (dtype_block_elements(format_.dtype) == 256 ? 5 : 23)
@@ -333,6 +341,7 @@ TYPED_TEST(QuantMatmulTest, OneBlockRows) {
 TYPED_TEST(QuantMatmulTest, ManyBlockRows) {
   uint32_t seed = 100;
   for (int64_t n : {1, 3, 8, 17}) this->check({n, this->many_blocks(), 9, 0, 9, 9}, seed++);
+  for (int64_t n : {1, 5}) this->check({n, this->few_blocks(), 9, 0, 9, 9}, seed++);
 }
 
 // A range that starts inside the matrix, written into a wider, odd-strided output (a thread's
@@ -362,7 +371,7 @@ TYPED_TEST(QuantMatmulTest, ScalarAndSimdAgree) {
     cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data(), n, 0, rows,
                            outs.back().data(), rows);
   }
-  // Both are within kTolerance * sum |w x| of the exact value (up to the 16-weight group maxima
+  // Each is within kTolerance * sum |w x| of the exact value (up to the 16-weight group maxima
   // of the check above): so within twice that of each other.
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < rows; ++j) {
@@ -371,8 +380,9 @@ TYPED_TEST(QuantMatmulTest, ScalarAndSimdAgree) {
         scale += std::fabs(static_cast<double>(wf[static_cast<size_t>(j * k + l)]) *
                            x[static_cast<size_t>(i * k + l)]);
       const size_t at = static_cast<size_t>(i * rows + j);
-      EXPECT_NEAR(outs[0][at], outs[1][at], 2 * kTolerance * scale)
-          << "out[" << i << "][" << j << "]";
+      for (size_t s = 1; s < outs.size(); ++s)
+        EXPECT_NEAR(outs[0][at], outs[s][at], 2 * kTolerance * scale)
+            << cpu::quant_isa_name(isas[s]) << " out[" << i << "][" << j << "]";
     }
   }
 }
@@ -384,7 +394,7 @@ TYPED_TEST(QuantMatmulTest, ScalarAndSimdAgree) {
 TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
   std::mt19937 rng(11);
   const int64_t max_n = 37, rows = 5;
-  for (int64_t k : {this->one_block(), this->many_blocks()}) {
+  for (int64_t k : {this->one_block(), this->few_blocks(), this->many_blocks()}) {
     SCOPED_TRACE(::testing::Message() << dtype_name(this->format_.dtype) << " k=" << k);
     const std::vector<uint8_t> w = random_weights(this->format_, rows, k, rng);
     const std::vector<float> x = random_activations(max_n, k, k, rng);
@@ -444,8 +454,9 @@ TEST(QuantMatmul, RejectsBadShapesWithOneLine) {
 
 TEST(QuantMatmul, FeaturesNameTheInstructionSet) {
   EXPECT_EQ(cpu::quant_isa_for("scalar"), QuantIsa::Scalar);
-  const QuantIsa best =
-      cpu::quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2 : QuantIsa::Scalar;
+  const QuantIsa best = cpu::quant_isa_available(QuantIsa::Avx512) ? QuantIsa::Avx512
+                        : cpu::quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2
+                                                                   : QuantIsa::Scalar;
   EXPECT_EQ(cpu::quant_isa_for(nullptr), best);
   EXPECT_EQ(cpu::quant_isa_for(""), best);
   try {

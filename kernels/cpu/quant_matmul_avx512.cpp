@@ -1,0 +1,343 @@
+// AVX-512 kernels of quant_matmul.h (F, BW, VL, DQ and VNNI: Ice Lake, Sapphire Rapids, Zen 4 and
+// later), compiled with those flags and called only when the CPU has them (quant_matmul.cpp
+// checks). No standard library headers beyond <cstdint> and <cstring>: see quant_kernels.h.
+// Formats without a kernel here (the K-quants) use the AVX2 ones.
+//
+// The 32-element formats go four blocks at a time, two per 512-bit register: VNNI's vpdpbusd
+// (unsigned x signed bytes, summed in fours into 32-bit lanes) does what AVX2's maddubs + madd pair
+// does, in one instruction for two blocks; the activations' quants are contiguous
+// (quant_kernels.h), so one load takes two blocks of them, and their [d, sum] pairs, so one
+// multiply makes the scale products of four blocks, which one permute spreads over the lanes of
+// each pair. Signed weights (Q4_0, Q5_0, Q8_0) give vpdpbusd their magnitudes and move their signs
+// onto the activations
+// (|a| <= 127, so the negation cannot overflow). Accumulation is fp32, as in the AVX2 kernels.
+//
+// Batch invariance, as in quant_matmul_avx2.cpp: every tile size runs the same operations on a
+// row's own accumulators (the same chains over the same blocks, summed in one fixed order), so a
+// row's bits do not depend on its batch.
+
+// GCC 12's AVX-512 casts (_mm512_castsi512_si256, ...) read an "undefined" register that
+// -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_tiles.h"
+
+namespace hogwild::cpu::quant {
+namespace {
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The sum of 16 lanes in one fixed order.
+inline float hsum(__m512 v) {
+  const __m256 eight = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(eight), _mm256_extractf128_ps(eight, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 32 bytes of two blocks (or one, the high half zero) as one register.
+inline __m512i join(__m256i low, __m256i high) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+}
+
+// The Q4 / Q5 element order of two blocks' 16 nibble bytes (at p and q): per block, the low
+// nibbles (elements 0..15), then the high nibbles (16..31).
+inline __m512i nibbles(const uint8_t* p, const uint8_t* q) {
+  const __m512i both =
+      join(_mm256_broadcastsi128_si256(load16(p)), _mm256_broadcastsi128_si256(load16(q)));
+  const __m512i shifted = _mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0f));
+}
+
+// Plus 16 in the bytes whose bit is set in the two blocks' 32-bit fifth-bit words (element i of a
+// block is byte i of its half, and bit i of its word).
+inline __m512i add_fifth_bits(__m512i q, uint32_t low, uint32_t high) {
+  const __mmask64 bits = static_cast<__mmask64>(low) | (static_cast<__mmask64>(high) << 32);
+  return _mm512_mask_add_epi8(q, bits, q, _mm512_set1_epi8(0x10));
+}
+
+// ---- 32-element formats, in groups of four blocks (a quad; the row's last one may hold 1-3).
+// W32<F>::quants(b, next) gives two blocks' integers (next = b for a lone block, whose high half
+// the caller clears) and scale_bits the halves of a block's scale (and minimum) in 32 bits. ----
+
+template <Format F>
+struct W32;
+
+template <>
+struct W32<kQ4_0> {
+  static constexpr int64_t bytes = 18;
+  static constexpr bool has_min = false;
+  static __m512i quants(const uint8_t* b, const uint8_t* next) {
+    return _mm512_sub_epi8(nibbles(b + 2, next + 2), _mm512_set1_epi8(8));
+  }
+};
+
+template <>
+struct W32<kQ4_1> {
+  static constexpr int64_t bytes = 20;
+  static constexpr bool has_min = true;
+  static __m512i quants(const uint8_t* b, const uint8_t* next) { return nibbles(b + 4, next + 4); }
+};
+
+template <>
+struct W32<kQ5_0> {
+  static constexpr int64_t bytes = 22;
+  static constexpr bool has_min = false;
+  static __m512i quants(const uint8_t* b, const uint8_t* next) {
+    return _mm512_sub_epi8(
+        add_fifth_bits(nibbles(b + 6, next + 6), load_u32(b + 2), load_u32(next + 2)),
+        _mm512_set1_epi8(16));
+  }
+};
+
+template <>
+struct W32<kQ5_1> {
+  static constexpr int64_t bytes = 24;
+  static constexpr bool has_min = true;
+  static __m512i quants(const uint8_t* b, const uint8_t* next) {
+    return add_fifth_bits(nibbles(b + 8, next + 8), load_u32(b + 4), load_u32(next + 4));
+  }
+};
+
+template <>
+struct W32<kQ8_0> {
+  static constexpr int64_t bytes = 34;
+  static constexpr bool has_min = false;
+  static __m512i quants(const uint8_t* b, const uint8_t* next) {
+    return join(load32(b + 2), load32(next + 2));
+  }
+};
+
+// The scale (and minimum) halves of a block in 32 bits: [d, m], or [d, 0] without a minimum.
+template <bool HasMin>
+inline int scale_bits(const uint8_t* b) {
+  return HasMin ? static_cast<int>(load_u32(b)) : static_cast<int>(load_u16(b));
+}
+
+// Two blocks' integers as vpdpbusd's unsigned operand: the magnitudes of signed weights, whose
+// signs (`negative`) the activations take instead.
+struct Operand {
+  __m512i magnitude;
+  __mmask64 negative;
+};
+
+template <bool HasMin>
+inline Operand operand(__m512i q) {
+  if (HasMin) return {q, 0};
+  return {_mm512_abs_epi8(q), _mm512_movepi8_mask(q)};
+}
+
+// Two blocks' integer dot products with one row's quants (8 partial sums per block).
+template <bool HasMin>
+inline __m512i dot_pair(const Operand& w, __m512i aq) {
+  if (!HasMin) aq = _mm512_mask_sub_epi8(aq, w.negative, _mm512_setzero_si512(), aq);
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.magnitude, aq);
+}
+
+// Two blocks' activation quants, or one (the high half zero, nothing past it read).
+template <bool Two>
+inline __m512i load_quants(const int8_t* q) {
+  if (Two) return _mm512_loadu_si512(q);
+  return _mm512_zextsi256_si512(load32(q));
+}
+
+// One quad of Count blocks against R input rows. product = ws * [a.d, a.sum] per block gives
+// [d*a.d, m*a.sum] in lanes 2c, 2c+1: the even lanes scale the blocks' integer sums (spread to 8
+// lanes each), the odd ones are the minimum's terms (summed in `mins`). acc[0] takes the first
+// pair of blocks, acc[1] the second: two independent fma chains per row.
+template <Format F, int R, int Count>
+inline void quad32(const uint8_t* block, const Act32Row* x, int64_t b, __m512* acc0, __m512* acc1,
+                   __m256* mins) {
+  using W = W32<F>;
+  constexpr int64_t bytes = W::bytes;
+  __m512i low = W::quants(block, block + (Count >= 2 ? bytes : 0));
+  if (Count == 1) low = _mm512_zextsi256_si512(_mm512_castsi512_si256(low));
+  __m512i high = _mm512_setzero_si512();
+  if (Count == 4) high = W::quants(block + 2 * bytes, block + 3 * bytes);
+  if (Count == 3) {
+    high = W::quants(block + 2 * bytes, block + 2 * bytes);
+    high = _mm512_zextsi256_si512(_mm512_castsi512_si256(high));
+  }
+  const Operand w_low = operand<W::has_min>(low), w_high = operand<W::has_min>(high);
+  const __m256 ws = _mm256_cvtph_ps(_mm_setr_epi32(
+      scale_bits<W::has_min>(block), Count >= 2 ? scale_bits<W::has_min>(block + bytes) : 0,
+      Count >= 3 ? scale_bits<W::has_min>(block + 2 * bytes) : 0,
+      Count >= 4 ? scale_bits<W::has_min>(block + 3 * bytes) : 0));
+  const __m512i spread_low = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+  const __m512i spread_high = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
+  constexpr __mmask8 present = static_cast<__mmask8>((1u << (2 * Count)) - 1u);
+  for (int64_t r = 0; r < R; ++r) {
+    const int8_t* q = x[r].q + 32 * b;
+    const __m256 as = Count == 4 ? _mm256_loadu_ps(x[r].scales + 2 * b)
+                                 : _mm256_maskz_loadu_ps(present, x[r].scales + 2 * b);
+    const __m256 product = _mm256_mul_ps(ws, as);
+    const __m512 wide = _mm512_castps256_ps512(product);
+    const __m512i p_low = dot_pair<W::has_min>(w_low, load_quants<Count >= 2>(q));
+    acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p_low), _mm512_permutexvar_ps(spread_low, wide),
+                              acc0[r]);
+    if (Count >= 3) {
+      const __m512i p_high = dot_pair<W::has_min>(w_high, load_quants<Count == 4>(q + 64));
+      acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p_high),
+                                _mm512_permutexvar_ps(spread_high, wide), acc1[r]);
+    }
+    if (W::has_min) mins[r] = _mm256_add_ps(mins[r], product);
+  }
+}
+
+template <Format F, int R>
+void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result) {
+  using W = W32<F>;
+  __m512 acc0[R], acc1[R];
+  __m256 mins[R];
+  for (int64_t r = 0; r < R; ++r) {
+    acc0[r] = acc1[r] = _mm512_setzero_ps();
+    mins[r] = _mm256_setzero_ps();
+  }
+  int64_t b = 0;
+  for (; b + 4 <= blocks; b += 4) quad32<F, R, 4>(row + b * W::bytes, x, b, acc0, acc1, mins);
+  const uint8_t* last = row + b * W::bytes;
+  switch (blocks - b) {
+    case 3:
+      quad32<F, R, 3>(last, x, b, acc0, acc1, mins);
+      break;
+    case 2:
+      quad32<F, R, 2>(last, x, b, acc0, acc1, mins);
+      break;
+    case 1:
+      quad32<F, R, 1>(last, x, b, acc0, acc1, mins);
+      break;
+    default:
+      break;
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    float sum = hsum(_mm512_add_ps(acc0[r], acc1[r]));
+    if (W::has_min) {  // the odd lanes: 1 + 5, 3 + 7, then those two
+      const __m128 m =
+          _mm_add_ps(_mm256_castps256_ps128(mins[r]), _mm256_extractf128_ps(mins[r], 1));
+      const __m128 odd = _mm_movehdup_ps(m);
+      sum += _mm_cvtss_f32(_mm_add_ss(odd, _mm_movehl_ps(odd, odd)));
+    }
+    result[r] = sum;
+  }
+}
+
+// Accumulator sets per row of the float kernels, over alternate groups of 16 floats: they hide
+// the fma latency at one row. The same for every tile size, so that a row rounds alike in any
+// batch.
+constexpr int64_t kSets = 2;
+
+// ---- F32 / F16 / BF16 weights against fp32 activations, 16 at a time; the last k % 16 through
+// masked loads (the masked-off lanes are zero and add nothing). ----
+
+template <Format F>
+struct WFloat;
+
+template <>
+struct WFloat<kF32> {
+  static constexpr int64_t element = 4;
+  static __m512 load16(const uint8_t* p, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(p));
+  }
+};
+
+template <>
+struct WFloat<kF16> {
+  static constexpr int64_t element = 2;
+  static __m512 load16(const uint8_t* p, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  }
+};
+
+template <>
+struct WFloat<kBF16> {
+  static constexpr int64_t element = 2;
+  static __m512 load16(const uint8_t* p, __mmask16 m) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+};
+
+template <Format F, int R>
+void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
+  using W = WFloat<F>;
+  constexpr __mmask16 all = 0xffff;
+  __m512 acc[kSets][R];
+  for (int64_t u = 0; u < kSets; ++u)
+    for (int64_t r = 0; r < R; ++r) acc[u][r] = _mm512_setzero_ps();
+  constexpr int64_t step = int64_t{16} * kSets;
+  int64_t l = 0;
+  for (; l + step <= k; l += step) {
+    for (int64_t u = 0; u < kSets; ++u) {
+      const __m512 wv = W::load16(row + (l + 16 * u) * W::element, all);
+      for (int64_t r = 0; r < R; ++r)
+        acc[u][r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + r * k + l + 16 * u), acc[u][r]);
+    }
+  }
+  for (; l < k; l += 16) {
+    const __mmask16 m = k - l >= 16 ? all : static_cast<__mmask16>((1u << (k - l)) - 1u);
+    const __m512 wv = W::load16(row + l * W::element, m);
+    for (int64_t r = 0; r < R; ++r)
+      acc[0][r] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + r * k + l), acc[0][r]);
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    __m512 total = acc[0][r];
+    for (int64_t u = 1; u < kSets; ++u) total = _mm512_add_ps(total, acc[u][r]);
+    result[r] = hsum(total);
+  }
+}
+
+// ---- Drivers (quant_tiles.h). ----
+
+template <Format F>
+void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+            int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32;
+  over_rows(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              Act32Row x[R];
+              for (int64_t r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
+              tile32<F, R>(row, blocks, x, result);
+            });
+}
+
+template <Format F>
+void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+                int64_t row_end, float* out, int64_t out_stride) {
+  const auto* x = static_cast<const float*>(act);
+  over_rows(w, k * WFloat<F>::element, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              tile_float<F, R>(row, k, x + i * k, result);
+            });
+}
+
+}  // namespace
+
+const RowsKernel kAvx512Kernels[kFormats] = {rows_float<kF32>, rows_float<kF16>, rows_float<kBF16>,
+                                             rows32<kQ4_0>,    rows32<kQ4_1>,    rows32<kQ5_0>,
+                                             rows32<kQ5_1>,    rows32<kQ8_0>,    nullptr,
+                                             nullptr,          nullptr};
+
+}  // namespace hogwild::cpu::quant
+
+#pragma GCC diagnostic pop

@@ -1,0 +1,45 @@
+// Internal to the SIMD quantized-matmul kernels (quant_matmul_avx2.cpp, quant_matmul_avx512.cpp):
+// the driver that walks a batch of input rows over a range of weight rows. No intrinsics and no
+// library headers (see quant_kernels.h): each kernel unit instantiates it with a lambda of its
+// own, so every instantiation has internal linkage and is compiled with that unit's flags.
+#pragma once
+
+#include <cstdint>
+
+namespace hogwild::cpu::quant {
+
+// Input rows in groups of kGroupRows; for each weight row, a group's rows in tiles of 4 (then 2,
+// 1). A weight row is read from memory once per group and from L1 for its other tiles, and a
+// group's activations stay in L1/L2 while the caller's weight rows pass over them. A tile kernel
+// must give each row the same bits in every tile size (batch invariance, quant_matmul.h), so that
+// tiling only decides which rows share a decoded weight block.
+constexpr int64_t kGroupRows = 16;
+
+// tile.operator()<R>(row, i, result) computes input rows i..i+R-1 against one weight row.
+template <typename Tile>
+void over_rows(const uint8_t* w, int64_t row_bytes, int64_t n, int64_t row_begin, int64_t row_end,
+               float* out, int64_t out_stride, const Tile& tile) {
+  for (int64_t i0 = 0; i0 < n; i0 += kGroupRows) {
+    const int64_t group_end = i0 + kGroupRows < n ? i0 + kGroupRows : n;
+    for (int64_t j = row_begin; j < row_end; ++j) {
+      const uint8_t* row = w + j * row_bytes;
+      int64_t i = i0;
+      float result[4];
+      for (; i + 4 <= group_end; i += 4) {
+        tile.template operator()<4>(row, i, result);
+        for (int64_t r = 0; r < 4; ++r) out[(i + r) * out_stride + j] = result[r];
+      }
+      if (group_end - i >= 2) {
+        tile.template operator()<2>(row, i, result);
+        for (int64_t r = 0; r < 2; ++r) out[(i + r) * out_stride + j] = result[r];
+        i += 2;
+      }
+      if (i < group_end) {
+        tile.template operator()<1>(row, i, result);
+        out[i * out_stride + j] = result[0];
+      }
+    }
+  }
+}
+
+}  // namespace hogwild::cpu::quant
