@@ -165,13 +165,10 @@ void matmul_args(benchmark::internal::Benchmark* b) {
              scalar = static_cast<int64_t>(cpu::QuantIsa::Scalar);
   for (const auto& shape : shapes) {
     for (DType dtype : dtypes) {
-      // K-quants need k % 256 == 0: 576 is not; they run on 1536 only (and have no AVX-512
-      // kernels: the avx512 rows would be the AVX2 ones again).
-      const bool k_quant = hogwild::dtype_block_elements(dtype) == 256;
-      if (k_quant && shape[1] % 256 != 0) continue;
+      // K-quants need k % 256 == 0: 576 is not; they run on 1536 only.
+      if (hogwild::dtype_block_elements(dtype) == 256 && shape[1] % 256 != 0) continue;
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
       for (int64_t isa : {avx512, avx2}) {
-        if (isa == avx512 && k_quant) continue;
         for (int64_t n : {1, 4, 16}) {
           if (!main && n != 1) continue;
           b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], n, isa, 1});

@@ -78,13 +78,28 @@ bench=$root/build/cpu/bin/bench_decode
 [[ -x $python ]] || die "no $python (scripts/setup.sh makes the venv)"
 measure_decode=0
 measure_busy=0
+
+# llama.cpp's instruction sets: everything this CPU has (as GGML_NATIVE would choose) except AMX,
+# whose matmul (ggml_backend_amx_mul_mat) crashed with a segfault at every batch of two or more
+# tokens in llama-cpp-python 0.3.36 on a Sapphire Rapids VM (2026-12-02); without AMX, llama.cpp
+# uses its AVX-512 VNNI kernels, the same instruction sets as hogwild's.
+llama_isa_flags() {
+  local cpu_flags flags="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  local pair
+  for pair in sse4_2:SSE42 f16c:F16C fma:FMA bmi2:BMI2 avx:AVX avx2:AVX2 avx_vnni:AVX_VNNI \
+    avx512bw:AVX512 avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    if [[ $cpu_flags == *" ${pair%%:*} "* ]]; then flags+=" -DGGML_${pair#*:}=ON"; else flags+=" -DGGML_${pair#*:}=OFF"; fi
+  done
+  echo "$flags"
+}
 [[ $mode == decode || $mode == all ]] && measure_decode=1
 [[ $mode == busy || $mode == all ]] && measure_busy=1
 if ((measure_decode || measure_busy)); then
   [[ -x $bench ]] || die "no $bench: build first (cmake --preset cpu && cmake --build build/cpu)"
   if ! "$python" -c 'import llama_cpp' 2>/dev/null; then
     echo "compare_peers: installing llama-cpp-python (CPU-only source build, minutes)"
-    CMAKE_ARGS="-DGGML_CUDA=OFF -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+    CMAKE_ARGS="-DGGML_CUDA=OFF $(llama_isa_flags) -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
       "$python" -m pip install llama-cpp-python
   fi
 fi

@@ -494,7 +494,7 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
   if (n == 0 || row_begin == row_end) return;
   HOGWILD_CHECK(n == 1 || out_stride >= row_end, "quantized matmul: out_stride ", out_stride,
                 " is less than the ", row_end, " output columns");
-  // The best kernel the chosen instruction set has for this format (AVX-512 has no K-quants).
+  // The chosen instruction set's kernel, or the next one down where it has none.
   quant::RowsKernel kernel = nullptr;
   const QuantIsa isa = quant_isa();
   if (isa == QuantIsa::Avx512) kernel = quant::kAvx512Kernels[format];

@@ -8,9 +8,8 @@
 // single-threaded: the caller's thread pool splits the weight rows into ranges.
 //
 // The instruction set is chosen once at run time (one binary for any x86-64): AVX-512 (F, BW, VL,
-// DQ and VNNI) when the CPU has it, else AVX2+FMA+F16C, else portable scalar code; the K-quants
-// have no AVX-512 kernels and use the AVX2 ones there. HOGWILD_CPU_FEATURES=scalar (or avx2,
-// avx512) in the environment, or set_quant_isa, forces one.
+// DQ and VNNI) when the CPU has it, else AVX2+FMA+F16C, else portable scalar code.
+// HOGWILD_CPU_FEATURES=scalar (or avx2, avx512) in the environment, or set_quant_isa, forces one.
 #pragma once
 
 #include <cstddef>

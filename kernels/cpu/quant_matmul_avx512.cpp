@@ -1,7 +1,6 @@
 // AVX-512 kernels of quant_matmul.h (F, BW, VL, DQ and VNNI: Ice Lake, Sapphire Rapids, Zen 4 and
 // later), compiled with those flags and called only when the CPU has them (quant_matmul.cpp
 // checks). No standard library headers beyond <cstdint> and <cstring>: see quant_kernels.h.
-// Formats without a kernel here (the K-quants) use the AVX2 ones.
 //
 // The 32-element formats go four blocks at a time, two per 512-bit register: VNNI's vpdpbusd
 // (unsigned x signed bytes, summed in fours into 32-bit lanes) does what AVX2's maddubs + madd pair
@@ -242,6 +241,134 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result
   }
 }
 
+// ---- K-quants: 256-element super-blocks, 64 elements (two sub-blocks of 32, or four groups of
+// 16) per register, as in the AVX2 kernels otherwise: maddubs makes 16-bit pair sums (< 2^15 for
+// these weights' 4-6 bits), madd multiplies them by the sub-block scales and widens them. ----
+
+// A 256-bit value in both halves.
+inline __m512i both_halves(__m256i v) { return _mm512_broadcast_i64x4(v); }
+
+// Q4_K / Q5_K: chunk c (32 bytes) holds sub-block 2c in its low nibbles and 2c+1 in its high
+// nibbles, elements 64c..64c+63: [low | high] is that range in order. Q5_K's fifth bits: bits 2c
+// and 2c+1 of the 32 bytes after the scales.
+template <bool Five, int R>
+void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* result) {
+  constexpr int64_t bytes = Five ? 176 : 144;
+  __m512 acc[R];
+  float mins[R];
+  for (int64_t r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    mins[r] = 0.0f;
+  }
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = row + b * bytes;
+    uint16_t halves[2];
+    std::memcpy(halves, block, 4);
+    const __m128 d_dmin =
+        _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(halves[0] | (halves[1] << 16))));
+    const float d = _mm_cvtss_f32(d_dmin);
+    const float dmin = _mm_cvtss_f32(_mm_movehdup_ps(d_dmin));
+    int scale[8], minimum[8];
+    for (int64_t j = 0; j < 8; ++j) k_scale_min(j, block + 4, scale[j], minimum[j]);
+    const uint8_t* q = block + (Five ? 48 : 16);
+    __m512i high = _mm512_setzero_si512();
+    if (Five) high = both_halves(load32(block + 16));
+    __m512i isum[R];
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+    for (int64_t c = 0; c < 4; ++c) {
+      __m512i w = _mm512_and_si512(_mm512_srlv_epi64(both_halves(load32(q + 32 * c)), nibble_shift),
+                                   low_mask);
+      if (Five) {
+        const __m512i bit = join(_mm256_set1_epi8(static_cast<char>(1 << (2 * c))),
+                                 _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))));
+        w = _mm512_mask_add_epi8(w, _mm512_test_epi8_mask(high, bit), w, _mm512_set1_epi8(0x10));
+      }
+      const __m512i sc = join(_mm256_set1_epi16(static_cast<short>(scale[2 * c])),
+                              _mm256_set1_epi16(static_cast<short>(scale[2 * c + 1])));
+      for (int64_t r = 0; r < R; ++r) {
+        const __m512i a = _mm512_loadu_si512(x[r * blocks + b].q + 64 * c);
+        isum[r] = _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_maddubs_epi16(w, a), sc));
+      }
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const Act256& a = x[r * blocks + b];
+      int min_dot = 0;
+      for (int64_t j = 0; j < 8; ++j) min_dot += minimum[j] * (a.sums[2 * j] + a.sums[2 * j + 1]);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(d * a.d), acc[r]);
+      mins[r] -= dmin * a.d * static_cast<float>(min_dot);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + mins[r];
+}
+
+// Q6_K: per half of 128 elements, 64 bytes of nibbles ql = [l0 | l1] and 32 bytes of 2-bit highs h.
+// Elements 0..63 of the half are the low nibbles of [l0 | l1] with bits (h << 4, h << 2) & 0x30,
+// elements 64..127 the high nibbles with bits (h, h >> 2) & 0x30. Values are q - 32 with a signed
+// scale per 16 elements (8 lanes of 16-bit pair sums); the -32 goes through the activations' sums.
+template <int R>
+void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* result) {
+  constexpr int64_t bytes = 210;
+  __m512 acc[R];
+  float offsets[R];
+  for (int64_t r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    offsets[r] = 0.0f;
+  }
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  const __m512i high_mask = _mm512_set1_epi8(0x30);
+  const __m512i first_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);   // left
+  const __m512i second_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);  // right
+  // Lane l of a 64-element register's pair sums belongs to group l / 8 of its four.
+  const __m512i group_of_lane =
+      _mm512_cvtepu8_epi16(_mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = row + b * bytes;
+    const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
+    uint16_t half_d;
+    std::memcpy(&half_d, block + 208, 2);
+    const float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(half_d)));
+    const __m512i scales16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load16(scales)));
+    __m512i isum[R];
+    for (int64_t r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+    for (int64_t half = 0; half < 2; ++half) {
+      const __m512i ql = _mm512_loadu_si512(block + 64 * half);
+      const __m512i h = both_halves(load32(block + 128 + 32 * half));
+      const __m512i first =
+          _mm512_or_si512(_mm512_and_si512(ql, low_mask),
+                          _mm512_and_si512(_mm512_sllv_epi64(h, first_shift), high_mask));
+      const __m512i second =
+          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
+                          _mm512_and_si512(_mm512_srlv_epi64(h, second_shift), high_mask));
+      const __m512i first_scale = _mm512_permutexvar_epi16(
+          _mm512_add_epi16(group_of_lane, _mm512_set1_epi16(static_cast<short>(8 * half))),
+          scales16);
+      const __m512i second_scale = _mm512_permutexvar_epi16(
+          _mm512_add_epi16(group_of_lane, _mm512_set1_epi16(static_cast<short>(8 * half + 4))),
+          scales16);
+      for (int64_t r = 0; r < R; ++r) {
+        const int8_t* a = x[r * blocks + b].q + 128 * half;
+        const __m512i p_first =
+            _mm512_madd_epi16(_mm512_maddubs_epi16(first, _mm512_loadu_si512(a)), first_scale);
+        const __m512i p_second = _mm512_madd_epi16(
+            _mm512_maddubs_epi16(second, _mm512_loadu_si512(a + 64)), second_scale);
+        isum[r] = _mm512_add_epi32(isum[r], _mm512_add_epi32(p_first, p_second));
+      }
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const Act256& a = x[r * blocks + b];
+      int offset = 0;
+      for (int64_t g = 0; g < 16; ++g) offset += scales[g] * a.sums[g];
+      const float da = d * a.d;
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(da), acc[r]);
+      offsets[r] -= 32.0f * da * static_cast<float>(offset);
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) result[r] = hsum(acc[r]) + offsets[r];
+}
+
 // Accumulator sets per row of the float kernels, over alternate groups of 16 floats: they hide
 // the fma latency at one row. The same for every tile size, so that a row rounds alike in any
 // batch.
@@ -322,6 +449,21 @@ void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row
 }
 
 template <Format F>
+void rows256(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+             int64_t row_end, float* out, int64_t out_stride) {
+  const auto* x = static_cast<const Act256*>(act);
+  const int64_t blocks = k / 256;
+  constexpr int64_t bytes = F == kQ4_K ? 144 : F == kQ5_K ? 176 : 210;
+  over_rows(w, blocks * bytes, n, row_begin, row_end, out, out_stride,
+            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+              if constexpr (F == kQ6_K)
+                tile_q6_k<R>(row, blocks, x + i * blocks, result);
+              else
+                tile_k4_k5<F == kQ5_K, R>(row, blocks, x + i * blocks, result);
+            });
+}
+
+template <Format F>
 void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
                 int64_t row_end, float* out, int64_t out_stride) {
   const auto* x = static_cast<const float*>(act);
@@ -335,8 +477,8 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
 
 const RowsKernel kAvx512Kernels[kFormats] = {rows_float<kF32>, rows_float<kF16>, rows_float<kBF16>,
                                              rows32<kQ4_0>,    rows32<kQ4_1>,    rows32<kQ5_0>,
-                                             rows32<kQ5_1>,    rows32<kQ8_0>,    nullptr,
-                                             nullptr,          nullptr};
+                                             rows32<kQ5_1>,    rows32<kQ8_0>,    rows256<kQ4_K>,
+                                             rows256<kQ5_K>,   rows256<kQ6_K>};
 
 }  // namespace hogwild::cpu::quant
 
