@@ -172,9 +172,11 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result
     mins[r] = _mm_setzero_ps();
   }
   int64_t b = 0;
-  for (; b + kSets <= blocks; b += kSets)
+  for (; b + kSets <= blocks; b += kSets) {
+    prefetch_ahead<kSets * W::bytes>(row + b * W::bytes);
     for (int64_t u = 0; u < kSets; ++u)
       block32<F, R>(row + (b + u) * W::bytes, x, b + u, acc[u], mins);
+  }
   for (; b < blocks; ++b) block32<F, R>(row + b * W::bytes, x, b, acc[0], mins);
   for (int64_t r = 0; r < R; ++r) {
     __m256 total = acc[0][r];
@@ -200,6 +202,7 @@ void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* resu
   const __m256i low_mask = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * bytes;
+    prefetch_ahead<bytes>(block);
     const float d = load_half(block);
     const float dmin = load_half(block + 2);
     int scale[8], minimum[8];
@@ -261,6 +264,7 @@ void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* resul
   const __m256i high_mask = _mm256_set1_epi8(0x30);
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * bytes;
+    prefetch_ahead<bytes>(block);
     const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
     const float d = load_half(block + 208);
     __m256i isum[R];
@@ -355,6 +359,7 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   constexpr int64_t step = int64_t{8} * kSets;
   int64_t l = 0;
   for (; l + step <= k; l += step) {
+    prefetch_ahead<step * W::element>(row + l * W::element);
     for (int64_t u = 0; u < kSets; ++u) {
       const __m256 wv = W::load8(row + (l + 8 * u) * W::element);
       for (int64_t r = 0; r < R; ++r)

@@ -214,7 +214,10 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result
     mins[r] = _mm256_setzero_ps();
   }
   int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) quad32<F, R, 4>(row + b * W::bytes, x, b, acc0, acc1, mins);
+  for (; b + 4 <= blocks; b += 4) {
+    prefetch_ahead<4 * W::bytes>(row + b * W::bytes);
+    quad32<F, R, 4>(row + b * W::bytes, x, b, acc0, acc1, mins);
+  }
   const uint8_t* last = row + b * W::bytes;
   switch (blocks - b) {
     case 3:
@@ -264,6 +267,7 @@ void tile_k4_k5(const uint8_t* row, int64_t blocks, const Act256* x, float* resu
   const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * bytes;
+    prefetch_ahead<bytes>(block);
     uint16_t halves[2];
     std::memcpy(halves, block, 4);
     const __m128 d_dmin =
@@ -326,6 +330,7 @@ void tile_q6_k(const uint8_t* row, int64_t blocks, const Act256* x, float* resul
                                             2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * bytes;
+    prefetch_ahead<bytes>(block);
     const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
     uint16_t half_d;
     std::memcpy(&half_d, block + 208, 2);
@@ -415,6 +420,7 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   constexpr int64_t step = int64_t{16} * kSets;
   int64_t l = 0;
   for (; l + step <= k; l += step) {
+    prefetch_ahead<step * W::element>(row + l * W::element);
     for (int64_t u = 0; u < kSets; ++u) {
       const __m512 wv = W::load16(row + (l + 16 * u) * W::element, all);
       for (int64_t r = 0; r < R; ++r)
