@@ -10,6 +10,9 @@
 // The instruction set is chosen once at run time (one binary for any x86-64): AVX-512 (F, BW, VL,
 // DQ and VNNI) when the CPU has it, else AVX2+FMA+F16C, else portable scalar code.
 // HOGWILD_CPU_FEATURES=scalar (or avx2, avx512) in the environment, or set_quant_isa, forces one.
+// AVX-512-BF16's dot products are not used: they would round the activations to bf16 (3 digits),
+// while F16/BF16 weights here meet fp32 activations, and at decode batches these kernels are
+// bound by reading the weights, not by the multiplies.
 #pragma once
 
 #include <cstddef>
