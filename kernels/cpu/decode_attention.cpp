@@ -67,7 +67,7 @@ HOGWILD_AVX2 void weighted4(const float* weights, int64_t stride, const DecodeCh
     prefetch_row(chunk.values +
                      chunk.rows[std::min(j + kPrefetchKeys, chunk.tokens - 1)] * chunk.kv_stride +
                      c0,
-                 8 * V);
+                 int64_t{8} * V);
     __m256 s[W];  // with the W x V accumulators: 16 registers at W = 3, V = 4
     for (int w = 0; w < W; ++w) s[w] = _mm256_broadcast_ss(weights + w * stride + j);
     for (int64_t v = 0; v < V; ++v) {
