@@ -163,8 +163,8 @@ inline __m512i load_quants(const int8_t* q) {
 
 // One quad of Count blocks against R input rows. product = ws * [a.d, a.sum] per block gives
 // [d*a.d, m*a.sum] in lanes 2c, 2c+1: the even lanes scale the blocks' integer sums (spread to 8
-// lanes each), the odd ones are the minimum's terms (summed in `mins`). acc[0] takes the first
-// pair of blocks, acc[1] the second: two independent fma chains per row.
+// lanes each), the odd ones are the minimum's terms (summed in `mins`). acc0 takes the first
+// pair of blocks, acc1 the second: two independent fma chains per row.
 template <Format F, int R, int Count>
 inline void quad32(const uint8_t* block, const Act32Row* x, int64_t b, __m512* acc0, __m512* acc1,
                    __m256* mins) {
