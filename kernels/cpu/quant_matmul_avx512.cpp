@@ -446,12 +446,13 @@ template <Format F>
 void rows32(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
             int64_t row_end, float* out, int64_t out_stride) {
   const int64_t blocks = k / 32;
-  over_rows(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
-            [&]<int R>(const uint8_t* row, int64_t i, float* result) {
-              Act32Row x[R];
-              for (int64_t r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
-              tile32<F, R>(row, blocks, x, result);
-            });
+  // Tiles of 8 rows: a decoded quad of weight blocks serves twice the rows (32 zmm registers).
+  over_rows<8>(w, blocks * W32<F>::bytes, n, row_begin, row_end, out, out_stride,
+               [&]<int R>(const uint8_t* row, int64_t i, float* result) {
+                 Act32Row x[R];
+                 for (int64_t r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
+                 tile32<F, R>(row, blocks, x, result);
+               });
 }
 
 template <Format F>
