@@ -57,6 +57,11 @@ enum Format : int {
   kFormats
 };
 
+// Bytes of a Q4_K, Q5_K or Q6_K super-block of 256 elements.
+constexpr int64_t k_quant_block_bytes(Format f) {
+  return f == kQ4_K ? 144 : f == kQ5_K ? 176 : 210;
+}
+
 // Kernels by Format; nullptr where an instruction set has none.
 extern const RowsKernel kScalarKernels[kFormats];
 extern const RowsKernel kAvx2Kernels[kFormats];

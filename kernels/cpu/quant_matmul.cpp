@@ -109,13 +109,15 @@ void rows32_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int6
     const uint8_t* row = w + j * blocks * Block32<F>::bytes;
     for (int64_t i0 = 0; i0 < n; i0 += kScalarRows) {
       const int64_t count = std::min(kScalarRows, n - i0);
+      Act32Row rows[kScalarRows];
+      for (int64_t r = 0; r < count; ++r) rows[r] = act32_row(act, blocks, i0 + r);
       float sums[kScalarRows] = {};
       for (int64_t b = 0; b < blocks; ++b) {
         int q[32];
         float d, m;
         Block32<F>::decode(row + b * Block32<F>::bytes, q, d, m);
         for (int64_t r = 0; r < count; ++r) {
-          const Act32Row x = act32_row(act, blocks, i0 + r);
+          const Act32Row& x = rows[r];
           const int8_t* xq = x.q + 32 * b;
           int dot = 0;
           for (int64_t l = 0; l < 32; ++l) dot += q[l] * xq[l];
@@ -192,7 +194,7 @@ void decode_q6_k(const uint8_t* b, SuperBlock& s) {
 template <Format F>
 void rows256_scalar(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
                     int64_t row_end, float* out, int64_t out_stride) {
-  constexpr int64_t bytes = F == kQ4_K ? 144 : F == kQ5_K ? 176 : 210;
+  constexpr int64_t bytes = k_quant_block_bytes(F);
   const int64_t blocks = k / 256;
   const auto* a = static_cast<const Act256*>(act);
   for (int64_t j = row_begin; j < row_end; ++j) {

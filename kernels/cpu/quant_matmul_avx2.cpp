@@ -399,7 +399,7 @@ void rows256(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t ro
              int64_t row_end, float* out, int64_t out_stride) {
   const auto* x = static_cast<const Act256*>(act);
   const int64_t blocks = k / 256;
-  constexpr int64_t bytes = F == kQ4_K ? 144 : F == kQ5_K ? 176 : 210;
+  constexpr int64_t bytes = k_quant_block_bytes(F);
   over_rows(w, blocks * bytes, n, row_begin, row_end, out, out_stride,
             [&]<int R>(const uint8_t* row, int64_t i, float* result) {
               if constexpr (F == kQ6_K)
