@@ -167,9 +167,11 @@ class Experiment {
       if (finished[p] == 0) todo_.push_back(p);
   }
 
-  // Every problem was finished before: a packed file stays untouched; parts are packed.
+  // Every problem was finished before: a packed file stays untouched (a parts folder a killed run
+  // left beside it goes); parts are packed.
   void finish_without_model() {
     summary_.already_done = true;
+    if (writes_results_ && resume_.complete) remove_leftover_parts(config_.output);
     if (writes_results_ && !resume_.complete) {
       ResultsWriter writer(config_.output, config_.transcript, run_info(), false, &resume_);
       writer.close(0.0);

@@ -691,6 +691,20 @@ std::string parts_folder(const std::string& hdf5_path) {
   return (path.parent_path() / ("." + path.filename().string() + ".parts")).string();
 }
 
+bool remove_leftover_parts(const std::string& hdf5_path) {
+  std::error_code error;
+  const std::string parts = parts_folder(hdf5_path);
+  if (!std::filesystem::is_directory(parts, error)) return false;
+  const int fd = ::open(parts.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  // The lock a writer holds for its whole life (lock_parts): held means the folder is in use.
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  bool removed = false;
+  if (free) removed = std::filesystem::remove_all(parts, error) > 0 && !error;
+  ::close(fd);
+  return removed;
+}
+
 ExistingResults read_existing_results(const std::string& hdf5_path) {
   configure_hdf5();
   ExistingResults existing;
@@ -951,6 +965,8 @@ ResultsWriter::ResultsWriter(const std::string& hdf5_path, const std::string& tr
   run.open = true;
   if (!run.resumed) return;
   if (resume->complete) {
+    // Parts left by a cut-short removal were all packed: they are written anew from the file.
+    for (const std::string& part : part_files(run.parts)) std::remove(part.c_str());
     run.unpack(*resume);
   } else {
     for (const FinishedProblem& problem : resume->problems) run.count(problem);

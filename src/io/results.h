@@ -117,6 +117,11 @@ ExistingResults read_existing_results(const std::string& hdf5_path);
 // The parts folder of a results file: ".NAME.h5.parts" beside it.
 std::string parts_folder(const std::string& hdf5_path);
 
+// Removes the parts folder left beside a complete (packed) results file by a run killed between
+// the packed file's rename and the folder's removal. A folder a live run holds locked stays, and
+// so does the packed file, always. Returns whether a folder was removed.
+bool remove_leftover_parts(const std::string& hdf5_path);
+
 class ResultsWriter {
  public:
   // Nothing is written until the first problem (or close()): a run that fails earlier leaves no

@@ -1,7 +1,9 @@
 // ResultsWriter checked from the outside: every attribute and dataset is read back with h5py (an
 // independent reader) and the layout with h5dump; a run killed after write() keeps its problems;
 // bad paths and duplicate ids are one-line hogwild::Errors.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -338,6 +340,43 @@ TEST(Results, DestructorClosesWithoutSummary) {
   const json stored = read_with_h5py(dir, dir / "r.h5");
   EXPECT_TRUE(stored["problems"].contains("math_algebra_3")) << stored.dump();
   EXPECT_FALSE(stored["root"].contains("accuracy"));
+}
+
+// A run killed between the packed file's rename and the parts folder's removal leaves the folder
+// beside a complete file: it goes, the packed file stays byte for byte; a locked one stays.
+TEST(Results, LeftoverPartsBesideAPackedFileAreRemovedUnlessLocked) {
+  TempDir dir;
+  const std::string hdf5_path = dir / "r.h5";
+  {
+    RunInfo info = sample_run();
+    info.fingerprint = "a resumable run";
+    ResultsWriter writer(hdf5_path, dir / "t.txt", info);
+    for (const ProblemResult& problem : sample_problems()) writer.write(problem);
+    writer.close(2.0);
+  }
+  const std::string parts = parts_folder(hdf5_path);
+  ASSERT_FALSE(std::filesystem::exists(parts)) << "close() removes the parts";
+  ASSERT_TRUE(read_existing_results(hdf5_path).complete);
+  const std::string packed = testing::read_file(hdf5_path);
+
+  EXPECT_FALSE(remove_leftover_parts(hdf5_path)) << "nothing to remove";
+  std::filesystem::create_directories(parts);
+  std::ofstream(parts + "/000001.h5") << "half-removed part";
+  {
+    // A live writer holds this lock for its whole life.
+    const int fd = ::open(parts.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    EXPECT_FALSE(remove_leftover_parts(hdf5_path));
+    EXPECT_TRUE(std::filesystem::exists(parts + "/000001.h5")) << "a locked folder stays";
+    ::close(fd);
+  }
+  const ExistingResults existing = read_existing_results(hdf5_path);
+  EXPECT_TRUE(existing.complete) << "the packed file is the whole run";
+  EXPECT_EQ(existing.problems.size(), sample_problems().size());
+  EXPECT_TRUE(remove_leftover_parts(hdf5_path));
+  EXPECT_FALSE(std::filesystem::exists(parts));
+  EXPECT_EQ(testing::read_file(hdf5_path), packed) << "the packed file is never touched";
 }
 
 TEST(Results, UnwritablePathsAreErrorsNamingThePath) {
