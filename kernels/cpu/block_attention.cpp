@@ -314,6 +314,7 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
     };
     std::vector<TiledScratch> tiled_scratch(static_cast<size_t>(pool.size()));
     const SimdLevel level = best_simd_level();
+    const bool wide_tiles = tile_avx512_available(d);
     pool.parallel_for(
         static_cast<int64_t>(tiled_tasks.size()), 1,
         [&](int64_t first_task, int64_t end_task, int thread) {
@@ -347,7 +348,10 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                                      keys.stride,
                                      table + task.block * page_table.stride,
                                      page_size};
-            attend_tile(tile, ts.tile, level, ts.partials.data(), ts.values.data());
+            if (wide_tiles)
+              attend_tile_avx512(tile, ts.tile, ts.partials.data(), ts.values.data());
+            else
+              attend_tile(tile, ts.tile, level, ts.partials.data(), ts.values.data());
             for (int64_t i = 0; i < task.count; ++i) {
               const int64_t e = block_entries[static_cast<size_t>(task.first + i)];
               const int64_t index = e * heads + task.kv_head * group;

@@ -5,8 +5,10 @@
 #include <cstring>
 #include <limits>
 
+#include "common/error.h"
 #include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/exp_avx2.h"
+#include "kernels/cpu/quant_matmul.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -145,5 +147,20 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
     sgemm(false, m, d, n, 1.0f, scores, kTileKeys, v_rows, kv_stride, 1.0f, values, d);
   }
 }
+
+bool tile_avx512_available(int64_t head_dim) {
+#if HOGWILD_TILE_AVX512
+  return head_dim > 0 && head_dim % 16 == 0 && quant_isa() == QuantIsa::Avx512;
+#else
+  (void)head_dim;
+  return false;
+#endif
+}
+
+#if !HOGWILD_TILE_AVX512
+void attend_tile_avx512(const AttentionTile&, TileScratch&, SoftmaxPartial*, float*) {
+  fail("attend_tile_avx512: this build has no AVX-512 tile kernel");
+}
+#endif
 
 }  // namespace hogwild::cpu

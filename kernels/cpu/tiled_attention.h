@@ -1,7 +1,8 @@
 // Flash-attention style tile of block_attention for prefill (kernels/cpu/block_attention.cpp): many
 // (entry, query head) queries of one block and one kv head at once, over the block's visible keys
 // in tiles, with an online softmax. Scores and weighted values are small GEMMs (OpenBLAS, run
-// inline on the calling pool thread); the softmax uses an AVX2 exp where the CPU has it.
+// inline on the calling pool thread); the softmax uses an AVX2 exp where the CPU has it. On
+// AVX-512 CPUs attend_tile_avx512 does the same with its own microkernels.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +38,7 @@ struct AttentionTile {
 // Per pool thread: buffers that grow to the largest tile and are reused.
 struct TileScratch {
   std::vector<float> scores, keys, values;
+  std::vector<int32_t> visible;
 };
 
 // Partials of the tile's queries over all their visible keys: partials[i] and
@@ -44,5 +46,15 @@ struct TileScratch {
 // The same merge rule as the per-row kernel's partials (docs/design.md §4) then combines them.
 void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel level,
                  SoftmaxPartial* partials, float* values);
+
+// Whether attend_tile_avx512 runs here for this head size: built for x86-64, the CPU has the
+// AVX-512 the quantized kernels use (quant_isa(), so HOGWILD_CPU_FEATURES=avx2 turns it off too),
+// and head_dim is a multiple of 16.
+bool tile_avx512_available(int64_t head_dim);
+
+// attend_tile's result from AVX-512 microkernels that read K and V in place (no BLAS, no packing
+// copies): the same partials within fp32 reordering (tiled_attention_avx512.cpp).
+void attend_tile_avx512(const AttentionTile& tile, TileScratch& scratch, SoftmaxPartial* partials,
+                        float* values);
 
 }  // namespace hogwild::cpu

@@ -3,22 +3,26 @@
 // double: prefill rows of one view (causal in their own block, every key of the earlier blocks),
 // rows of other views over the same blocks with other offsets, decode-like rows, GQA ratios 1, 3
 // and 8, head dims 32/64/128, block lengths that are not multiples of the page, the key tile
-// (128) or the query tile, pools of 1 and 3 threads.
+// (128) or the query tile, pools of 1 and 3 threads; the tiles on BLAS and on the AVX-512
+// microkernels (where the CPU has them).
 //
 // Tolerance 1e-5 relative (to max(1, |x|)): both kernels are fp32, but the tiled one sums the
-// scores in BLAS's order, rescales its running sums once per key tile (online softmax) instead of
-// once per 8-page chunk, and uses a polynomial exp (relative error ~1e-7), so the bits differ;
-// outputs are convex combinations of values in [-1, 1], so each reordering costs ~1e-7.
+// scores in BLAS's (or its microkernels') order, rescales its running sums once per key tile
+// (online softmax) instead of once per 8-page chunk, and uses a polynomial exp (relative error
+// ~1e-7), so the bits differ; outputs are convex combinations of values in [-1, 1], so each
+// reordering costs ~1e-7.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/block_attention.h"
+#include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/tiled_attention.h"
 #include "kernels/view_entry.h"
@@ -179,18 +183,27 @@ class TiledAttention : public ::testing::TestWithParam<Geometry> {
   }
 
   // The tiled kernel, the per-row kernel and auto, at 1 and 3 threads, against the definition
-  // and against each other.
+  // and against each other; the tiles both on BLAS and, where the CPU has it, on AVX-512.
   void expect_kernels_agree(Problem& p) {
     const std::vector<double> expected = by_definition(p);
-    for (int threads : {1, 3}) {
-      const std::vector<float> per_row = run(p, AttentionKernel::kPerRow, threads);
-      const std::vector<float> tiled = run(p, AttentionKernel::kTiled, threads);
-      const std::vector<float> automatic = run(p, AttentionKernel::kAuto, threads);
-      EXPECT_LE(worst_error(per_row, expected), kTolerance) << "per-row, threads " << threads;
-      EXPECT_LE(worst_error(tiled, expected), kTolerance) << "tiled, threads " << threads;
-      EXPECT_LE(worst_error(tiled, per_row), kTolerance) << "tiled vs per-row, threads " << threads;
-      EXPECT_LE(worst_error(automatic, expected), kTolerance) << "auto, threads " << threads;
+    const QuantIsa chosen = quant_isa();
+    std::vector<QuantIsa> isas = {QuantIsa::Scalar};
+    if (quant_isa_available(QuantIsa::Avx512)) isas.push_back(QuantIsa::Avx512);
+    for (QuantIsa isa : isas) {
+      set_quant_isa(isa);
+      const std::string tiles = tile_avx512_available(p.shape.head_dim) ? "avx512" : "blas";
+      for (int threads : {1, 3}) {
+        const std::string where = tiles + " tiles, threads " + std::to_string(threads);
+        const std::vector<float> per_row = run(p, AttentionKernel::kPerRow, threads);
+        const std::vector<float> tiled = run(p, AttentionKernel::kTiled, threads);
+        const std::vector<float> automatic = run(p, AttentionKernel::kAuto, threads);
+        EXPECT_LE(worst_error(per_row, expected), kTolerance) << "per-row, " << where;
+        EXPECT_LE(worst_error(tiled, expected), kTolerance) << "tiled, " << where;
+        EXPECT_LE(worst_error(tiled, per_row), kTolerance) << "tiled vs per-row, " << where;
+        EXPECT_LE(worst_error(automatic, expected), kTolerance) << "auto, " << where;
+      }
     }
+    set_quant_isa(chosen);
   }
 
   std::mt19937 rng_{7};
@@ -289,13 +302,20 @@ TEST(TiledAttentionTile, ScalarAndAvx2PathsAgree) {
       expected.push_back(o / total);
     }
   }
-  std::vector<SimdLevel> levels = {SimdLevel::kScalar};
-  if (best_simd_level() == SimdLevel::kAvx2) levels.push_back(SimdLevel::kAvx2);
-  for (SimdLevel level : levels) {
+  // "scalar" and "avx2": attend_tile at that level; "avx512": attend_tile_avx512.
+  std::vector<std::string> paths = {"scalar"};
+  if (best_simd_level() == SimdLevel::kAvx2) paths.emplace_back("avx2");
+  if (quant_isa_available(QuantIsa::Avx512)) paths.emplace_back("avx512");
+  std::vector<SoftmaxPartial> first_partials;
+  for (const std::string& path : paths) {
     TileScratch scratch;
     std::vector<SoftmaxPartial> partials(kQueries);
     std::vector<float> values(kQueries * kDim);
-    attend_tile(tile, scratch, level, partials.data(), values.data());
+    if (path == "avx512")
+      attend_tile_avx512(tile, scratch, partials.data(), values.data());
+    else
+      attend_tile(tile, scratch, path == "avx2" ? SimdLevel::kAvx2 : SimdLevel::kScalar,
+                  partials.data(), values.data());
     double worst = 0;
     for (int64_t i = 0; i < kQueries; ++i)
       for (int64_t c = 0; c < kDim; ++c) {
@@ -304,8 +324,76 @@ TEST(TiledAttentionTile, ScalarAndAvx2PathsAgree) {
         const double want = expected[static_cast<size_t>(i * kDim + c)];
         worst = std::max(worst, std::abs(got - want) / std::max(1.0, std::abs(want)));
       }
-    EXPECT_LE(worst, kTolerance) << (level == SimdLevel::kAvx2 ? "avx2" : "scalar");
+    EXPECT_LE(worst, kTolerance) << path;
+    // The partials themselves (what the merge combines) agree too: the same maximum, the sum
+    // within the tolerance.
+    if (first_partials.empty()) first_partials = partials;
+    for (int64_t i = 0; i < kQueries; ++i) {
+      const SoftmaxPartial& a = first_partials[static_cast<size_t>(i)];
+      const SoftmaxPartial& b = partials[static_cast<size_t>(i)];
+      EXPECT_NEAR(a.maximum, b.maximum, kTolerance * std::max(1.0f, std::abs(a.maximum)))
+          << path << " query " << i;
+      EXPECT_NEAR(a.sum, b.sum, kTolerance * a.sum) << path << " query " << i;
+    }
   }
+}
+
+// The AVX-512 tile on shapes its microkernels split unevenly: query counts around the chunk of
+// 32 and the 6-row value blocks, key counts around the 8-key score blocks and the 128-key tile,
+// queries that see nothing, head dims 16 to 144 (one to nine vectors), pages out of order.
+TEST(TiledAttentionTile, Avx512TileMatchesTheBlasTileOnUnevenShapes) {
+  if (!quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  constexpr int64_t kPage = 16;
+  for (int64_t d : {16, 48, 64, 80, 128, 144})
+    for (int64_t queries : {1, 5, 16, 17, 31, 32, 33, 70})
+      for (int64_t keys : {1, 7, 9, 128, 129, 263}) {
+        std::vector<float> q(static_cast<size_t>(queries * d));
+        const int64_t kv_stride = d + 16;  // another head's columns between rows
+        const int64_t pages = (keys + kPage - 1) / kPage;
+        std::vector<float> k(static_cast<size_t>(pages * kPage * kv_stride)), v(k.size());
+        for (auto* data : {&q, &k, &v})
+          for (float& x : *data) x = dist(rng);
+        std::vector<int32_t> visible(static_cast<size_t>(queries)),
+            order(static_cast<size_t>(pages));
+        for (int64_t i = 0; i < queries; ++i)
+          visible[static_cast<size_t>(i)] =
+              static_cast<int32_t>(i % 7 == 3 ? 0 : std::max<int64_t>(1, keys - 3 * i));
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), rng);
+        const AttentionTile tile{q.data(), visible.data(), queries,      d,    k.data(),
+                                 v.data(), kv_stride,      order.data(), kPage};
+        TileScratch blas_scratch, wide_scratch;
+        std::vector<SoftmaxPartial> blas_partials(static_cast<size_t>(queries)),
+            wide_partials(static_cast<size_t>(queries));
+        std::vector<float> blas_values(static_cast<size_t>(queries * d)),
+            wide_values(static_cast<size_t>(queries * d), std::nanf(""));
+        attend_tile(tile, blas_scratch, SimdLevel::kScalar, blas_partials.data(),
+                    blas_values.data());
+        attend_tile_avx512(tile, wide_scratch, wide_partials.data(), wide_values.data());
+        const std::string where = "d " + std::to_string(d) + ", queries " +
+                                  std::to_string(queries) + ", keys " + std::to_string(keys);
+        for (int64_t i = 0; i < queries; ++i) {
+          const SoftmaxPartial& a = blas_partials[static_cast<size_t>(i)];
+          const SoftmaxPartial& b = wide_partials[static_cast<size_t>(i)];
+          if (visible[static_cast<size_t>(i)] == 0) {
+            EXPECT_EQ(b.sum, 0.0f) << where;
+            EXPECT_EQ(b.maximum, -INFINITY) << where;
+            for (int64_t c = 0; c < d; ++c)
+              EXPECT_EQ(wide_values[static_cast<size_t>(i * d + c)], 0.0f) << where;
+            continue;
+          }
+          ASSERT_NEAR(a.maximum, b.maximum, kTolerance * std::max(1.0f, std::abs(a.maximum)))
+              << where << ", query " << i;
+          ASSERT_NEAR(a.sum, b.sum, kTolerance * std::max(1.0f, a.sum)) << where << ", query " << i;
+          for (int64_t c = 0; c < d; ++c) {
+            const float x = blas_values[static_cast<size_t>(i * d + c)];
+            const float y = wide_values[static_cast<size_t>(i * d + c)];
+            ASSERT_NEAR(x, y, kTolerance * std::max(1.0f, a.sum)) << where << ", query " << i;
+          }
+        }
+      }
 }
 
 }  // namespace

@@ -1,0 +1,242 @@
+// attend_tile_avx512 (tiled_attention.h): the prefill tile as register-tiled AVX-512 microkernels
+// that read the K and V rows where they lie in the page pool. The BLAS tile packs each K/V tile
+// (12% of a 6k prefill) and hands OpenBLAS GEMMs too small for its blocking; here the queries are
+// transposed once per call and every key tile is used as it is:
+//   scoresᵀ[j][i] = Σ_c k_j[c] · qᵀ[c][i]   8 keys (broadcast) × 32 queries (two vectors)
+//   softmax down each column (one query per lane), masked by the query's visible count
+//   outᵀ[c][i] += Σ_j v_j[c] · p[j][i]         8 columns (broadcast) × 32 queries (two vectors)
+// Compiled for AVX-512 alone (kernels/cpu/CMakeLists.txt); chosen at run time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "common/error.h"
+#include "kernels/cpu/tiled_attention.h"
+
+namespace hogwild::cpu {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kChunk = 32;        // queries per pass over a key tile: two vectors
+constexpr int kScoreKeys = 8;     // keys per scores microkernel
+constexpr int kValueColumns = 8;  // value columns per values microkernel
+
+// e^x for x <= 0, the polynomial of exp_avx2.h on sixteen lanes: the tiled and per-row kernels
+// weight keys alike (2^k is applied by scalef, the same exact product).
+inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, k);
+}
+
+// scores[j][0 .. 16·W) for R keys: their rows `keys[j]` against the transposed queries
+// (qt[c * qt_stride + lane]).
+template <int R, int W>
+void score_block(const float* const* keys, const float* qt, int64_t qt_stride, int64_t d,
+                 float* scores) {
+  __m512 acc[R][W];
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) acc[r][w] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < d; ++c) {
+    __m512 q[W];
+    for (int w = 0; w < W; ++w) q[w] = _mm512_loadu_ps(qt + c * qt_stride + w * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const __m512 k = _mm512_set1_ps(keys[r][c]);
+      for (int w = 0; w < W; ++w) acc[r][w] = _mm512_fmadd_ps(k, q[w], acc[r][w]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) _mm512_storeu_ps(scores + r * kChunk + w * kLanes, acc[r][w]);
+}
+
+template <int W>
+void score_keys(const float* const* keys, int64_t n, const float* qt, int64_t qt_stride, int64_t d,
+                float* scores) {
+  int64_t j = 0;
+  for (; j + kScoreKeys <= n; j += kScoreKeys)
+    score_block<kScoreKeys, W>(keys + j, qt, qt_stride, d, scores + j * kChunk);
+  float* s = scores + j * kChunk;
+  switch (n - j) {
+    case 7:
+      score_block<7, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 6:
+      score_block<6, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 5:
+      score_block<5, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 4:
+      score_block<4, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 3:
+      score_block<3, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 2:
+      score_block<2, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    case 1:
+      score_block<1, W>(keys + j, qt, qt_stride, d, s);
+      break;
+    default:
+      break;
+  }
+}
+
+// The values, transposed like the queries: outᵀ[c][lane] for C columns from `column` and 16·W
+// queries, := outᵀ · scale[lane] + Σ_j weights[j][lane] · values[j][c]. Each value is broadcast
+// once per chunk, so a key tile's V rows are read once for all its 32 queries.
+template <int W>
+void value_columns(const float* weights, const float* const* values, int64_t n, int64_t column,
+                   float* out_t, int64_t out_stride, const float* scale) {
+  constexpr int C = kValueColumns;
+  __m512 acc[C][W];
+  for (int w = 0; w < W; ++w) {
+    const __m512 s = _mm512_loadu_ps(scale + w * kLanes);
+    for (int c = 0; c < C; ++c)
+      acc[c][w] = _mm512_mul_ps(_mm512_loadu_ps(out_t + c * out_stride + w * kLanes), s);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 p[W];
+    for (int w = 0; w < W; ++w) p[w] = _mm512_loadu_ps(weights + j * kChunk + w * kLanes);
+    const float* value = values[j] + column;
+    for (int c = 0; c < C; ++c) {
+      const __m512 x = _mm512_set1_ps(value[c]);
+      for (int w = 0; w < W; ++w) acc[c][w] = _mm512_fmadd_ps(x, p[w], acc[c][w]);
+    }
+  }
+  for (int c = 0; c < C; ++c)
+    for (int w = 0; w < W; ++w) _mm512_storeu_ps(out_t + c * out_stride + w * kLanes, acc[c][w]);
+}
+
+template <int W>
+void value_all_columns(const float* weights, const float* const* values, int64_t n, int64_t d,
+                       float* out_t, int64_t out_stride, const float* scale) {
+  for (int64_t c = 0; c < d; c += kValueColumns)
+    value_columns<W>(weights, values, n, c, out_t + c * out_stride, out_stride, scale);
+}
+
+// Online softmax of 16 queries over keys [first, first + n) of the block: scores (column `lane0`
+// of the chunk) become weights exp(score - new maximum), zero where the query does not see the
+// key; the running maximum and sum move on, and `scale` gets exp(old - new maximum), by which
+// the values so far are multiplied.
+void softmax_lanes(float* scores, int64_t n, int64_t first, const int32_t* visible, float* maximum,
+                   float* sum, float* scale) {
+  const __m512i seen = _mm512_loadu_si512(visible);
+  const __m512 negative_infinity = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 tile_max = negative_infinity;
+  for (int64_t j = 0; j < n; ++j) {
+    const __mmask16 sees =
+        _mm512_cmplt_epi32_mask(_mm512_set1_epi32(static_cast<int32_t>(first + j)), seen);
+    tile_max = _mm512_mask_max_ps(tile_max, sees, tile_max, _mm512_loadu_ps(scores + j * kChunk));
+  }
+  const __m512 old_max = _mm512_loadu_ps(maximum);
+  const __m512 new_max = _mm512_max_ps(old_max, tile_max);
+  // A query that has seen no key yet keeps -inf; its shift is 0 so no lane computes inf - inf.
+  const __mmask16 empty = _mm512_cmp_ps_mask(new_max, negative_infinity, _CMP_EQ_OQ);
+  const __m512 shift = _mm512_mask_mov_ps(new_max, empty, _mm512_setzero_ps());
+  const __m512 rescale = exp512(_mm512_sub_ps(old_max, shift));
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const __mmask16 sees =
+        _mm512_cmplt_epi32_mask(_mm512_set1_epi32(static_cast<int32_t>(first + j)), seen);
+    const __m512 e = _mm512_maskz_mov_ps(
+        sees, exp512(_mm512_sub_ps(_mm512_loadu_ps(scores + j * kChunk), shift)));
+    _mm512_storeu_ps(scores + j * kChunk, e);
+    total = _mm512_add_ps(total, e);
+  }
+  _mm512_storeu_ps(sum, _mm512_fmadd_ps(_mm512_loadu_ps(sum), rescale, total));
+  _mm512_storeu_ps(maximum, new_max);
+  _mm512_storeu_ps(scale, rescale);
+}
+
+// A float buffer of `size` from `storage`, its start on a 64-byte line.
+float* aligned(std::vector<float>& storage, int64_t size) {
+  storage.resize(static_cast<size_t>(size + kLanes));
+  const auto address = reinterpret_cast<uintptr_t>(storage.data());
+  return storage.data() + ((64 - address % 64) % 64) / sizeof(float);
+}
+
+}  // namespace
+
+void attend_tile_avx512(const AttentionTile& tile, TileScratch& scratch, SoftmaxPartial* partials,
+                        float* values) {
+  const int64_t m = tile.count, d = tile.head_dim;
+  HOGWILD_ASSERT(d % kLanes == 0 && d > 0);
+  int32_t most_visible = 0;
+  for (int64_t i = 0; i < m; ++i) most_visible = std::max(most_visible, tile.visible[i]);
+  for (int64_t i = 0; i < m; ++i) partials[i] = {-std::numeric_limits<float>::infinity(), 0.0f};
+  std::fill(values, values + m * d, 0.0f);
+  if (m == 0 || most_visible == 0) return;
+
+  // Queries in chunks of 32 columns of qt; the padding columns see no key.
+  const int64_t padded = (m + kChunk - 1) / kChunk * kChunk;
+  float* qt = aligned(scratch.keys, d * padded);
+  float* out_t = aligned(scratch.values, d * padded);
+  float* scores = aligned(scratch.scores, kTileKeys * kChunk + 3 * padded);
+  float* maximum = scores + kTileKeys * kChunk;
+  float* sum = maximum + padded;
+  float* scale = sum + padded;
+  scratch.visible.assign(static_cast<size_t>(padded), 0);
+  int32_t* visible = scratch.visible.data();
+  for (int64_t i = 0; i < m; ++i) visible[i] = tile.visible[i];
+  std::fill(qt, qt + d * padded, 0.0f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < d; ++c) qt[c * padded + i] = tile.queries[i * d + c];
+  std::fill(out_t, out_t + d * padded, 0.0f);
+  std::fill(maximum, maximum + padded, -std::numeric_limits<float>::infinity());
+  std::fill(sum, sum + padded, 0.0f);
+
+  const float* key_rows[kTileKeys];
+  const float* value_rows_of[kTileKeys];
+  for (int64_t first = 0; first < most_visible; first += kTileKeys) {
+    const int64_t n = std::min<int64_t>(kTileKeys, most_visible - first);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t key = first + j;
+      const int64_t row = static_cast<int64_t>(tile.pages[key / tile.page_size]) * tile.page_size +
+                          key % tile.page_size;
+      key_rows[j] = tile.keys + row * tile.kv_stride;
+      value_rows_of[j] = tile.values + row * tile.kv_stride;
+    }
+    for (int64_t q0 = 0; q0 < m; q0 += kChunk) {
+      const int64_t rows = std::min<int64_t>(kChunk, m - q0);
+      int32_t chunk_visible = 0;
+      for (int64_t i = q0; i < q0 + rows; ++i) chunk_visible = std::max(chunk_visible, visible[i]);
+      if (chunk_visible <= first) continue;  // no query here sees this tile: nothing changes
+      // Keys past the chunk's last visible one are skipped (the causal diagonal).
+      const int64_t keys = std::min<int64_t>(n, chunk_visible - first);
+      const int vectors = rows > kLanes ? 2 : 1;
+      if (vectors == 2)
+        score_keys<2>(key_rows, keys, qt + q0, padded, d, scores);
+      else
+        score_keys<1>(key_rows, keys, qt + q0, padded, d, scores);
+      for (int v = 0; v < vectors; ++v)
+        softmax_lanes(scores + v * kLanes, keys, first, visible + q0 + v * kLanes,
+                      maximum + q0 + v * kLanes, sum + q0 + v * kLanes, scale + q0 + v * kLanes);
+      if (vectors == 2)
+        value_all_columns<2>(scores, value_rows_of, keys, d, out_t + q0, padded, scale + q0);
+      else
+        value_all_columns<1>(scores, value_rows_of, keys, d, out_t + q0, padded, scale + q0);
+    }
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    if (sum[i] == 0.0f) continue;  // saw nothing: {-inf, 0} and zeros
+    partials[i] = {maximum[i], sum[i]};
+    for (int64_t c = 0; c < d; ++c) values[i * d + c] = out_t[c * padded + i];
+  }
+}
+
+}  // namespace hogwild::cpu
