@@ -185,6 +185,8 @@ void matmul_args(benchmark::internal::Benchmark* b) {
           b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], n, isa, 1});
         }
         if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, isa, 0});
+        // A prefill chunk's rows, weights from cache: the compute-bound side.
+        if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 64, isa, 0});
       }
       if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, scalar, 1});
     }

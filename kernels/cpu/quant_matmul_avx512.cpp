@@ -2,7 +2,8 @@
 // later), compiled with those flags and called only when the CPU has them (quant_matmul.cpp
 // checks). No standard library headers beyond <cstdint> and <cstring>: see quant_kernels.h.
 //
-// The 32-element formats go four blocks at a time, two per 512-bit register: VNNI's vpdpbusd
+// Q4_0 and Q4_1 put 16 weight rows in the lanes (gathered; see "weight rows in the lanes"
+// below). The other 32-element formats go four blocks at a time, two per 512-bit register: VNNI's vpdpbusd
 // (unsigned x signed bytes, summed in fours into 32-bit lanes) does what AVX2's maddubs + madd pair
 // does, in one instruction for two blocks; the activations' quants are contiguous
 // (quant_kernels.h), so one load takes two blocks of them, and their [d, sum] pairs, so one
@@ -436,6 +437,101 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   }
 }
 
+// ---- Q4_0 / Q4_1 with weight rows in the lanes: 16 weight rows at a time, lane l holding row
+// l's four consecutive elements (gathered), so that one vpdpbusd serves 16 rows and a block's
+// integer dot stays in its lane until its one scale product. Against the quad kernel's two
+// conversions, permute and fma per row and pair of blocks, a block costs 8 vpdpbusd and three
+// float ops for all 16 weight rows of one input row: the prefill (large batch) side is
+// compute-bound, and these are about a third of the vector operations. The gathered weight block
+// is decoded once for up to kLaneRows input rows. Q4_0's value d·(q - 8) is Q4_1's d·q + m with
+// m = -8d (exact), so one kernel does both. Every output lane runs the same chain whatever its
+// row range or batch: batch-invariant, as the other kernels. ----
+
+constexpr int kLaneRows = 8;  // input rows per decoded block: 2 accumulators each (28 zmm in all)
+
+template <Format F>
+struct Lanes32;
+template <>
+struct Lanes32<kQ4_0> {
+  static constexpr int64_t bytes = 18, quants = 2;  // d, then 16 nibble bytes
+};
+template <>
+struct Lanes32<kQ4_1> {
+  static constexpr int64_t bytes = 20, quants = 4;  // d, m, then 16 nibble bytes
+};
+
+// `ahead`: the next 16 rows, prefetched a block's share per block while these are computed (the
+// gathers' sixteen interleaved streams defeat the hardware prefetcher); nullptr when another
+// tile of input rows already did.
+template <Format F, int R>
+void lanes32_tile(const uint8_t* rows, __m512i offsets, __mmask16 lanes, int64_t blocks,
+                  const void* act, int64_t i, float* out, int64_t out_stride,
+                  const uint8_t* ahead) {
+  using L = Lanes32<F>;
+  Act32Row x[R];
+  for (int r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = rows + b * L::bytes;
+    if (ahead != nullptr)
+      for (int64_t at = 0; at < 16 * L::bytes; at += 64)
+        __builtin_prefetch(ahead + 16 * L::bytes * b + at, 0, 3);
+    // [d | m] halves of each lane's block (Q4_0: d and two quant bytes), then its 16 nibble
+    // bytes as four dwords.
+    const __m512i dm =
+        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets, block, 1);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 m = F == kQ4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                                : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+    __m512i low[4], high[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets,
+                                                    block + L::quants + 4 * j, 1);
+      low[j] = _mm512_and_si512(q, low_mask);                         // elements 4j .. 4j+3
+      high[j] = _mm512_and_si512(_mm512_srli_epi32(q, 4), low_mask);  // 16+4j .. 16+4j+3
+    }
+    for (int r = 0; r < R; ++r) {
+      const auto* q = reinterpret_cast<const uint8_t*>(x[r].q + 32 * b);
+      __m512i dot = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j)
+        dot = _mm512_dpbusd_epi32(dot, low[j],
+                                  _mm512_set1_epi32(static_cast<int>(load_u32(q + 4 * j))));
+      for (int j = 0; j < 4; ++j)
+        dot = _mm512_dpbusd_epi32(dot, high[j],
+                                  _mm512_set1_epi32(static_cast<int>(load_u32(q + 16 + 4 * j))));
+      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(x[r].scales[2 * b]));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + (i + r) * out_stride, lanes, acc[r]);
+}
+
+template <Format F>
+void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+                  int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32, row_bytes = blocks * Lanes32<F>::bytes;
+  const __m512i offsets =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(row_bytes)));
+  for (int64_t j = row_begin; j < row_end; j += 16) {
+    const int64_t count = row_end - j < 16 ? row_end - j : 16;
+    const auto lanes = static_cast<__mmask16>((1u << count) - 1u);
+    const uint8_t* rows = w + j * row_bytes;
+    float* o = out + j;
+    const uint8_t* ahead = rows + 16 * row_bytes;
+    int64_t i = 0;
+    for (; i + kLaneRows <= n; i += kLaneRows, ahead = nullptr)
+      lanes32_tile<F, kLaneRows>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
+    for (; i + 4 <= n; i += 4, ahead = nullptr)
+      lanes32_tile<F, 4>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
+    for (; i < n; ++i, ahead = nullptr)
+      lanes32_tile<F, 1>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
+  }
+}
+
 // ---- Drivers (quant_tiles.h). ----
 
 template <Format F>
@@ -478,10 +574,10 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
 
 }  // namespace
 
-const RowsKernel kAvx512Kernels[kFormats] = {rows_float<kF32>, rows_float<kF16>, rows_float<kBF16>,
-                                             rows32<kQ4_0>,    rows32<kQ4_1>,    rows32<kQ5_0>,
-                                             rows32<kQ5_1>,    rows32<kQ8_0>,    rows256<kQ4_K>,
-                                             rows256<kQ5_K>,   rows256<kQ6_K>};
+const RowsKernel kAvx512Kernels[kFormats] = {
+    rows_float<kF32>,    rows_float<kF16>, rows_float<kBF16>, rows32_lanes<kQ4_0>,
+    rows32_lanes<kQ4_1>, rows32<kQ5_0>,    rows32<kQ5_1>,     rows32<kQ8_0>,
+    rows256<kQ4_K>,      rows256<kQ5_K>,   rows256<kQ6_K>};
 
 }  // namespace hogwild::cpu::quant
 

@@ -24,6 +24,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -351,6 +352,39 @@ TYPED_TEST(QuantMatmulTest, RowRangeIntoStridedOutput) {
   for (int64_t n : {1, 3, 8, 17}) this->check({n, this->many_blocks(), 11, 3, 10, 11 + 6}, seed++);
   this->check({5, this->one_block(), 11, 4, 5, 11}, seed++);  // a single row
   this->check({5, this->one_block(), 11, 6, 6, 11}, seed++);  // an empty range
+}
+
+// More weight rows than one 16-row group of the lane kernels (Q4_0 / Q4_1 on AVX-512), in ranges
+// that start and end inside a group; and a row's bits do not depend on how the pool splits the
+// rows (its lane in a group), as they do not depend on the batch.
+TYPED_TEST(QuantMatmulTest, RowsAcrossLaneGroupsAndSplits) {
+  uint32_t seed = 300;
+  for (int64_t n : {1, 9, 17}) {
+    this->check({n, this->many_blocks(), 37, 0, 37, 37}, seed++);
+    this->check({n, this->few_blocks(), 37, 5, 35, 40}, seed++);
+  }
+  std::mt19937 rng(13);
+  const int64_t n = 9, k = this->many_blocks(), rows = 37;
+  const std::vector<uint8_t> w = random_weights(this->format_, rows, k, rng);
+  const std::vector<float> x = random_activations(n, k, k, rng);
+  std::vector<uint8_t> act(cpu::activation_bytes(this->format_.dtype, n, k));
+  cpu::quantize_activations(this->format_.dtype, x.data(), n, k, k, act.data());
+  IsaGuard guard;
+  for (QuantIsa isa : available_isas()) {
+    SCOPED_TRACE(cpu::quant_isa_name(isa));
+    cpu::set_quant_isa(isa);
+    std::vector<float> whole(static_cast<size_t>(n * rows)), split(whole.size());
+    cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data(), n, 0, rows, whole.data(),
+                           rows);
+    for (const auto& [begin, end] :
+         std::vector<std::pair<int64_t, int64_t>>{{0, 7}, {7, 23}, {23, 37}})
+      cpu::quant_matmul_rows(this->format_.dtype, w.data(), k, act.data(), n, begin, end,
+                             split.data(), rows);
+    for (size_t at = 0; at < whole.size(); ++at)
+      ASSERT_EQ(std::memcmp(&whole[at], &split[at], sizeof(float)), 0)
+          << "out[" << at / rows << "][" << at % rows << "]: " << split[at] << " split vs "
+          << whole[at] << " whole";
+  }
 }
 
 TYPED_TEST(QuantMatmulTest, ScalarAndSimdAgree) {
