@@ -19,9 +19,10 @@ namespace hogwild::cpu {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kChunk = 32;        // queries per pass over a key tile: two vectors
-constexpr int kScoreKeys = 8;     // keys per scores microkernel
-constexpr int kValueColumns = 8;  // value columns per values microkernel
+constexpr int kChunk = 32;          // queries per pass over a key tile: two vectors
+constexpr int kScoreKeys = 8;       // keys per scores microkernel
+constexpr int kValueColumns = 8;    // value columns per values microkernel
+constexpr int64_t kValueKeys = 32;  // keys per pass of the column blocks
 
 // e^x for x <= 0, the polynomial of exp_avx2.h on sixteen lanes: the tiled and per-row kernels
 // weight keys alike (2^k is applied by scalef, the same exact product).
@@ -105,9 +106,11 @@ void value_columns(const float* weights, const float* const* values, int64_t n, 
   constexpr int C = kValueColumns;
   __m512 acc[C][W];
   for (int w = 0; w < W; ++w) {
-    const __m512 s = _mm512_loadu_ps(scale + w * kLanes);
-    for (int c = 0; c < C; ++c)
-      acc[c][w] = _mm512_mul_ps(_mm512_loadu_ps(out_t + c * out_stride + w * kLanes), s);
+    const __m512 s = scale != nullptr ? _mm512_loadu_ps(scale + w * kLanes) : _mm512_set1_ps(1.0f);
+    for (int c = 0; c < C; ++c) {
+      const __m512 o = _mm512_loadu_ps(out_t + c * out_stride + w * kLanes);
+      acc[c][w] = scale != nullptr ? _mm512_mul_ps(o, s) : o;
+    }
   }
   for (int64_t j = 0; j < n; ++j) {
     __m512 p[W];
@@ -122,11 +125,18 @@ void value_columns(const float* weights, const float* const* values, int64_t n, 
     for (int w = 0; w < W; ++w) _mm512_storeu_ps(out_t + c * out_stride + w * kLanes, acc[c][w]);
 }
 
+// The keys in groups of kValueKeys, whose V rows (8 KiB at head_dim 64) stay in L1 while every
+// column block passes over them; the rescale comes with the first group. Each accumulator still
+// sums its keys in order, so the grouping does not change a bit.
 template <int W>
 void value_all_columns(const float* weights, const float* const* values, int64_t n, int64_t d,
                        float* out_t, int64_t out_stride, const float* scale) {
-  for (int64_t c = 0; c < d; c += kValueColumns)
-    value_columns<W>(weights, values, n, c, out_t + c * out_stride, out_stride, scale);
+  for (int64_t j = 0; j < n; j += kValueKeys) {
+    const int64_t count = std::min<int64_t>(kValueKeys, n - j);
+    for (int64_t c = 0; c < d; c += kValueColumns)
+      value_columns<W>(weights + j * kChunk, values + j, count, c, out_t + c * out_stride,
+                       out_stride, j == 0 ? scale : nullptr);
+  }
 }
 
 // Online softmax of 16 queries over keys [first, first + n) of the block: scores (column `lane0`
