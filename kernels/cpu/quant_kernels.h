@@ -62,6 +62,11 @@ constexpr int64_t k_quant_block_bytes(Format f) {
   return f == kQ4_K ? 144 : f == kQ5_K ? 176 : 210;
 }
 
+// One row of k fp32 values into the Act32Row layout (quant_matmul.cpp's quantize_row32, the
+// same bits), with AVX-512; nullptr where the build has none.
+using Row32Quantizer = void (*)(const float* x, int64_t k, uint8_t* out);
+extern const Row32Quantizer kAvx512QuantizeRow32;
+
 // Kernels by Format; nullptr where an instruction set has none.
 extern const RowsKernel kScalarKernels[kFormats];
 extern const RowsKernel kAvx2Kernels[kFormats];

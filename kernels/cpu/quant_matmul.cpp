@@ -280,6 +280,7 @@ const RowsKernel kAvx2Kernels[kFormats] = {};
 #endif
 #if !HOGWILD_QUANT_AVX512
 const RowsKernel kAvx512Kernels[kFormats] = {};
+const Row32Quantizer kAvx512QuantizeRow32 = nullptr;
 #endif
 
 }  // namespace quant
@@ -474,12 +475,15 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
   HOGWILD_CHECK(n >= 0 && x_stride >= k, "quantized matmul: activations of ", n, " rows of ", k,
                 " need a row stride >= ", k, ", got ", x_stride);
   const int64_t block = activation_block(weight);
+  const quant::Row32Quantizer row32 = quant_isa() == QuantIsa::Avx512 && quant::kAvx512QuantizeRow32
+                                          ? quant::kAvx512QuantizeRow32
+                                          : quantize_row32;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * x_stride;
     if (block == 1) {
       std::memcpy(static_cast<float*>(act) + i * k, row, static_cast<size_t>(k) * sizeof(float));
     } else if (block == 32) {
-      quantize_row32(row, k, static_cast<uint8_t*>(act) + i * (k / 32) * quant::kAct32BlockBytes);
+      row32(row, k, static_cast<uint8_t*>(act) + i * (k / 32) * quant::kAct32BlockBytes);
     } else {
       quantize_row256(row, k, static_cast<Act256*>(act) + i * (k / 256));
     }

@@ -463,6 +463,33 @@ TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
   }
 }
 
+// The 32-element formats' activation blocks are the same bytes from every instruction set: the
+// AVX-512 quantizer against the scalar one, on blocks of every magnitude, an all-zero block, and
+// values that fall exactly halfway between two steps (rounded to even).
+TEST(QuantMatmul, ActivationBlocksAreTheSameBytesOnEveryInstructionSet) {
+  if (!cpu::quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
+  std::mt19937 rng(17);
+  const int64_t n = 5, k = 32 * 24;
+  std::vector<float> x = random_activations(n, k, k, rng);
+  for (int64_t l = 0; l < 32; ++l) x[static_cast<size_t>(32 + l)] = 0.0f;  // row 0, block 1
+  for (int64_t b = 2; b < 24; b += 3)
+    for (int64_t l = 0; l < 32; ++l)  // magnitudes from 2^-20 to 2^15
+      x[static_cast<size_t>(b * 32 + l)] *= std::ldexp(1.0f, static_cast<int>(b) - 20);
+  // Block 0 of row 1: amax 127 gives inverse 1, so k + 0.5 lies halfway.
+  for (int64_t l = 0; l < 32; ++l)
+    x[static_cast<size_t>(k + l)] = l == 0 ? 127.0f : static_cast<float>(l % 9) - 4.5f;
+  IsaGuard guard;
+  for (DType dtype : {DType::Q4_1, DType::Q4_0, DType::Q8_0}) {
+    std::vector<std::vector<uint8_t>> acts;
+    for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx512}) {
+      cpu::set_quant_isa(isa);
+      acts.emplace_back(cpu::activation_bytes(dtype, n, k));
+      cpu::quantize_activations(dtype, x.data(), n, k, k, acts.back().data());
+    }
+    EXPECT_EQ(acts[0], acts[1]) << dtype_name(dtype);
+  }
+}
+
 TEST(QuantMatmul, RejectsBadShapesWithOneLine) {
   std::vector<float> x(64, 1.0f);
   std::vector<uint8_t> act(4096);
