@@ -8,7 +8,7 @@
 // madd pair does, in one instruction for two blocks; the activations' quants are contiguous
 // (quant_kernels.h), so one load takes two blocks of them, and their [d, sum] pairs, so one
 // multiply makes the scale products of four blocks, which one permute spreads over the lanes of
-// each pair. Signed weights (Q4_0, Q5_0, Q8_0) give vpdpbusd their magnitudes and move their signs
+// each pair. Signed weights (Q5_0, Q8_0) give vpdpbusd their magnitudes and move their signs
 // onto the activations
 // (|a| <= 127, so the negation cannot overflow). Accumulation is fp32, as in the AVX2 kernels.
 //
@@ -79,22 +79,6 @@ inline __m512i add_fifth_bits(__m512i q, uint32_t low, uint32_t high) {
 
 template <Format F>
 struct W32;
-
-template <>
-struct W32<kQ4_0> {
-  static constexpr int64_t bytes = 18;
-  static constexpr bool has_min = false;
-  static __m512i quants(const uint8_t* b, const uint8_t* next) {
-    return _mm512_sub_epi8(nibbles(b + 2, next + 2), _mm512_set1_epi8(8));
-  }
-};
-
-template <>
-struct W32<kQ4_1> {
-  static constexpr int64_t bytes = 20;
-  static constexpr bool has_min = true;
-  static __m512i quants(const uint8_t* b, const uint8_t* next) { return nibbles(b + 4, next + 4); }
-};
 
 template <>
 struct W32<kQ5_0> {
