@@ -479,10 +479,10 @@ void lanes32_tile(const uint8_t* rows, __m512i offsets, __mmask16 lanes, int64_t
     for (int r = 0; r < R; ++r) {
       const auto* q = reinterpret_cast<const uint8_t*>(x[r].q + 32 * b);
       __m512i dot = _mm512_setzero_si512();
-      for (int j = 0; j < 4; ++j)
+      for (int64_t j = 0; j < 4; ++j)
         dot = _mm512_dpbusd_epi32(dot, low[j],
                                   _mm512_set1_epi32(static_cast<int>(load_u32(q + 4 * j))));
-      for (int j = 0; j < 4; ++j)
+      for (int64_t j = 0; j < 4; ++j)
         dot = _mm512_dpbusd_epi32(dot, high[j],
                                   _mm512_set1_epi32(static_cast<int>(load_u32(q + 16 + 4 * j))));
       const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(x[r].scales[2 * b]));

@@ -18,11 +18,11 @@
 namespace hogwild::cpu {
 namespace {
 
-constexpr int kLanes = 16;
-constexpr int kChunk = 32;          // queries per pass over a key tile: two vectors
-constexpr int kScoreKeys = 8;       // keys per scores microkernel
-constexpr int kValueColumns = 8;    // value columns per values microkernel
-constexpr int64_t kValueKeys = 32;  // keys per pass of the column blocks
+constexpr int64_t kLanes = 16;
+constexpr int64_t kChunk = 32;        // queries per pass over a key tile: two vectors
+constexpr int64_t kScoreKeys = 8;     // keys per scores microkernel
+constexpr int64_t kValueColumns = 8;  // value columns per values microkernel
+constexpr int64_t kValueKeys = 32;    // keys per pass of the column blocks
 
 // e^x for x <= 0, the polynomial of exp_avx2.h on sixteen lanes: the tiled and per-row kernels
 // weight keys alike (2^k is applied by scalef, the same exact product).
