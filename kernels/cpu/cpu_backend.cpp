@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -92,11 +94,17 @@ class CpuBackend final : public Backend {
     HOGWILD_CHECK(block != nullptr, "out of host memory allocating ", bytes, " bytes");
     std::memset(block, 0, bytes);
     blocks_.insert(block);
+    // Q4_0 / Q4_1 weights in the lane layout, for the AVX-512 kernel (quant_matmul.h).
+    if (cpu::quant_isa() == cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
+      lane_matrices_.emplace(static_cast<const uint8_t*>(block),
+                             LaneMatrix{static_cast<uint8_t*>(block), rows,
+                                        static_cast<int64_t>(dtype_row_bytes(dtype, cols))});
     return Tensor{block, dtype, rows, cols, cols};
   }
 
   void do_release(const Tensor& tensor) override {
     HOGWILD_ASSERT(blocks_.erase(tensor.data) == 1);
+    lane_matrices_.erase(static_cast<const uint8_t*>(tensor.data));
     std::free(tensor.data);
   }
 
@@ -131,6 +139,10 @@ class CpuBackend final : public Backend {
   }
 
   void do_upload_stored(const Tensor& dst, const void* host) override {
+    if (const auto lanes = lane_view(dst)) {
+      cpu::to_lane_layout(dst.dtype, host, dst.cols, dst.rows, lanes->base, lanes->first);
+      return;
+    }
     std::memcpy(dst.data, host,
                 static_cast<size_t>(dst.rows) * dtype_row_bytes(dst.dtype, dst.cols));
   }
@@ -143,6 +155,11 @@ class CpuBackend final : public Backend {
                     table.rows);
       if (table.dtype == DType::F32) {
         std::memcpy(row(out, i), row(table, id), static_cast<size_t>(table.cols) * 4);
+      } else if (const auto lanes = lane_view(table)) {
+        embedding_row_.resize(row_bytes);
+        cpu::from_lane_layout(table.dtype, lanes->base, table.cols, lanes->first + id,
+                              embedding_row_.data());
+        dequantize(ggml_type_of(table.dtype), embedding_row_.data(), row(out, i), table.cols);
       } else {
         // A stored table (contiguous rows): the row as the matmul kernels would read it.
         dequantize(ggml_type_of(table.dtype),
@@ -299,11 +316,16 @@ class CpuBackend final : public Backend {
                                 act + cpu::activation_bytes(type, begin, k));
     });
     const float* b = bias.empty() ? nullptr : f32(bias);
+    const auto lanes = lane_view(weight);
     pool_.parallel_for(weight.rows, kStoredRowsPerChunk, [&](int64_t begin, int64_t end, int) {
       // All input rows at once: the kernels decode each weight block once for a tile of rows,
       // and round every row the same whatever the batch (quant_matmul.h), so a row's product
       // does not depend on what else is in the batch.
-      cpu::quant_matmul_rows(type, weight.data, k, act, n, begin, end, f32(out), out.stride);
+      if (lanes)
+        cpu::quant_matmul_lane_rows(type, lanes->base, lanes->first, k, act, n, begin, end,
+                                    f32(out), out.stride);
+      else
+        cpu::quant_matmul_rows(type, weight.data, k, act, n, begin, end, f32(out), out.stride);
       if (b != nullptr)
         for (int64_t r = 0; r < n; ++r)
           for (int64_t j = begin; j < end; ++j) row(out, r)[j] += b[j];
@@ -320,8 +342,31 @@ class CpuBackend final : public Backend {
   // Weight rows per BLAS call: slices narrower than this lose BLAS's blocking.
   static constexpr int64_t kBlasRowsPerChunk = 64;
 
+  // A lane-layout allocation, and where a view of it starts.
+  struct LaneMatrix {
+    uint8_t* base;
+    int64_t rows, row_bytes;
+  };
+  struct LaneView {
+    uint8_t* base;
+    int64_t first;  // the view's first row in the allocation
+  };
+  std::optional<LaneView> lane_view(const Tensor& t) const {
+    if (lane_matrices_.empty()) return std::nullopt;
+    const auto* data = static_cast<const uint8_t*>(t.data);
+    auto at = lane_matrices_.upper_bound(data);
+    if (at == lane_matrices_.begin()) return std::nullopt;
+    --at;
+    const int64_t offset = data - at->first;
+    if (offset >= at->second.rows * at->second.row_bytes) return std::nullopt;
+    HOGWILD_ASSERT(offset % at->second.row_bytes == 0);
+    return LaneView{at->second.base, offset / at->second.row_bytes};
+  }
+
   std::unordered_set<void*> blocks_;
-  std::vector<float> activations_;  // stored_matmul's converted input rows
+  std::map<const uint8_t*, LaneMatrix> lane_matrices_;  // by allocation
+  std::vector<uint8_t> embedding_row_;                  // a lane-layout table's row, plain
+  std::vector<float> activations_;                      // stored_matmul's converted input rows
   cpu::ThreadPool pool_;
 };
 

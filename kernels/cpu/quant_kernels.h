@@ -67,6 +67,17 @@ constexpr int64_t k_quant_block_bytes(Format f) {
 using Row32Quantizer = void (*)(const float* x, int64_t k, uint8_t* out);
 extern const Row32Quantizer kAvx512QuantizeRow32;
 
+// The lane layout of Q4_0 / Q4_1 (quant_matmul.h): per group of 16 rows and block, the 16 rows'
+// fp16 d, Q4_1's 16 fp16 m, then at this offset the rows' 16 nibble bytes as four dwords, dword j
+// of row l at 64 j + 4 l: 16 blocks' bytes, so a group of 16 rows takes 16 rows' bytes.
+constexpr int64_t lane_group_quants(bool has_min) { return has_min ? 64 : 32; }
+
+// quant_matmul_lane_rows for Q4_0 ([0]) and Q4_1 ([1]), after its checks.
+using LaneGroupsKernel = void (*)(const uint8_t* base, int64_t first, int64_t k, const void* act,
+                                  int64_t n, int64_t row_begin, int64_t row_end, float* out,
+                                  int64_t out_stride);
+extern const LaneGroupsKernel kAvx512LaneGroups[2];
+
 // Kernels by Format; nullptr where an instruction set has none.
 extern const RowsKernel kScalarKernels[kFormats];
 extern const RowsKernel kAvx2Kernels[kFormats];

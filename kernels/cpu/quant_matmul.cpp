@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "common/float16.h"
@@ -280,6 +281,7 @@ const RowsKernel kAvx2Kernels[kFormats] = {};
 #endif
 #if !HOGWILD_QUANT_AVX512
 const RowsKernel kAvx512Kernels[kFormats] = {};
+const LaneGroupsKernel kAvx512LaneGroups[2] = {};
 const Row32Quantizer kAvx512QuantizeRow32 = nullptr;
 #endif
 
@@ -507,6 +509,95 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
   if (kernel == nullptr && isa != QuantIsa::Scalar) kernel = quant::kAvx2Kernels[format];
   if (kernel == nullptr) kernel = quant::kScalarKernels[format];
   kernel(static_cast<const uint8_t*>(w), k, act, n, row_begin, row_end, out, out_stride);
+}
+
+// ---- The lane layout (quant_kernels.h has the byte map).
+
+namespace {
+
+struct LaneShape {
+  int64_t block_bytes, quants, blocks;  // per block of one row; the nibbles' offset in a group
+  int64_t group_bytes() const { return kLaneGroupRows * block_bytes * blocks; }
+};
+
+LaneShape lane_shape(DType weight, int64_t k) {
+  HOGWILD_CHECK(weight == DType::Q4_0 || weight == DType::Q4_1,
+                "the lane layout holds Q4_0 and "
+                "Q4_1 weights, not ",
+                dtype_name(weight));
+  check_k(weight, k);
+  const bool has_min = weight == DType::Q4_1;
+  return {has_min ? 20 : 18, quant::lane_group_quants(has_min), k / 32};
+}
+
+// Calls visit(row_offset, group_offset, bytes) for each piece of row `row`'s block b: its fp16
+// scale (and minimum) and its four nibble dwords.
+template <class Visit>
+void lane_pieces(const LaneShape& s, int64_t row, int64_t b, Visit visit) {
+  const int64_t lane = row % kLaneGroupRows;
+  const int64_t block =
+      (row / kLaneGroupRows) * s.group_bytes() + b * kLaneGroupRows * s.block_bytes;
+  const int64_t at = b * s.block_bytes;
+  visit(at, block + 2 * lane, 2);                               // d
+  if (s.quants == 64) visit(at + 2, block + 32 + 2 * lane, 2);  // Q4_1's m
+  const int64_t nibbles = at + s.block_bytes - 16;
+  for (int64_t j = 0; j < 4; ++j) visit(nibbles + 4 * j, block + s.quants + 64 * j + 4 * lane, 4);
+}
+
+}  // namespace
+
+bool lane_layout_fits(DType weight, int64_t rows) {
+  return (weight == DType::Q4_0 || weight == DType::Q4_1) && rows > 0 && rows % kLaneGroupRows == 0;
+}
+
+void to_lane_layout(DType weight, const void* plain, int64_t k, int64_t rows, void* base,
+                    int64_t first) {
+  const LaneShape s = lane_shape(weight, k);
+  const auto* in = static_cast<const uint8_t*>(plain);
+  auto* out = static_cast<uint8_t*>(base);
+  for (int64_t r = 0; r < rows; ++r, in += s.blocks * s.block_bytes)
+    for (int64_t b = 0; b < s.blocks; ++b)
+      lane_pieces(s, first + r, b, [&](int64_t from, int64_t to, int64_t bytes) {
+        std::memcpy(out + to, in + from, static_cast<size_t>(bytes));
+      });
+}
+
+void from_lane_layout(DType weight, const void* base, int64_t k, int64_t row, void* plain) {
+  const LaneShape s = lane_shape(weight, k);
+  const auto* in = static_cast<const uint8_t*>(base);
+  auto* out = static_cast<uint8_t*>(plain);
+  for (int64_t b = 0; b < s.blocks; ++b)
+    lane_pieces(s, row, b, [&](int64_t to, int64_t from, int64_t bytes) {
+      std::memcpy(out + to, in + from, static_cast<size_t>(bytes));
+    });
+}
+
+void quant_matmul_lane_rows(DType weight, const void* base, int64_t first, int64_t k,
+                            const void* act, int64_t n, int64_t row_begin, int64_t row_end,
+                            float* out, int64_t out_stride) {
+  const LaneShape s = lane_shape(weight, k);
+  HOGWILD_CHECK(n >= 0 && first >= 0 && row_begin >= 0 && row_begin <= row_end,
+                "quantized matmul: bad rows: n=", n, ", weight rows ", first, " + [", row_begin,
+                ", ", row_end, ")");
+  if (n == 0 || row_begin == row_end) return;
+  HOGWILD_CHECK(n == 1 || out_stride >= row_end, "quantized matmul: out_stride ", out_stride,
+                " is less than the ", row_end, " output columns");
+  if (quant_isa() == QuantIsa::Avx512) {
+    quant::kAvx512LaneGroups[weight == DType::Q4_1 ? 1 : 0](
+        static_cast<const uint8_t*>(base), first, k, act, n, row_begin, row_end, out, out_stride);
+    return;
+  }
+  // Other instruction sets: the rows back in plain form, a group at a time, through their own
+  // kernels (the layout pays off with the AVX-512 kernel only, which the CPU backend expects).
+  thread_local std::vector<uint8_t> plain;
+  const int64_t row_bytes = s.blocks * s.block_bytes;
+  plain.resize(static_cast<size_t>(kLaneGroupRows * row_bytes));
+  for (int64_t j = row_begin; j < row_end; j += kLaneGroupRows) {
+    const int64_t count = std::min(kLaneGroupRows, row_end - j);
+    for (int64_t r = 0; r < count; ++r)
+      from_lane_layout(weight, base, k, first + j + r, plain.data() + r * row_bytes);
+    quant_matmul_rows(weight, plain.data(), k, act, n, 0, count, out + j, out_stride);
+  }
 }
 
 }  // namespace hogwild::cpu

@@ -42,6 +42,29 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
 void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, int64_t n,
                        int64_t row_begin, int64_t row_end, float* out, int64_t out_stride);
 
+// ---- The lane layout: Q4_0 / Q4_1 matrices of whole groups of 16 rows, each group's blocks
+// interleaved so that block b of its 16 rows is one contiguous run (the rows' scales, then their
+// nibbles, 4 bytes of each row in turn). The AVX-512 kernel then reads 16 rows with plain loads,
+// in one sequential stream, instead of 16 gathered streams; the bytes and their number are the
+// same, and so is every result bit (the same operations on the same values). The CPU backend
+// keeps Q4_0 / Q4_1 weights this way; rows are addressed by their index in the whole matrix.
+bool lane_layout_fits(DType weight, int64_t rows);  // Q4_0 / Q4_1 and rows a multiple of 16
+constexpr int64_t kLaneGroupRows = 16;
+
+// Writes `rows` plain GGML rows of k elements (dtype_row_bytes apart) as rows [first, first +
+// rows) of the lane-layout matrix at `base`.
+void to_lane_layout(DType weight, const void* plain, int64_t k, int64_t rows, void* base,
+                    int64_t first);
+// Row `row` of the lane-layout matrix at `base`, as one plain GGML row.
+void from_lane_layout(DType weight, const void* base, int64_t k, int64_t row, void* plain);
+
+// quant_matmul_rows for rows [first + row_begin, first + row_end) of a lane-layout matrix:
+// out[i*out_stride + j] = dot(x_i, W_{first + j}). The same bits as quant_matmul_rows on the
+// plain rows, with the same instruction set.
+void quant_matmul_lane_rows(DType weight, const void* base, int64_t first, int64_t k,
+                            const void* act, int64_t n, int64_t row_begin, int64_t row_end,
+                            float* out, int64_t out_stride);
+
 // The instruction set of the kernels.
 enum class QuantIsa { Scalar, Avx2, Avx512 };
 const char* quant_isa_name(QuantIsa isa);

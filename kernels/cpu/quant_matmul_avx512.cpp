@@ -444,37 +444,85 @@ struct Lanes32<kQ4_1> {
   static constexpr int64_t bytes = 20, quants = 4;  // d, m, then 16 nibble bytes
 };
 
-// `ahead`: the next 16 rows, prefetched a block's share per block while these are computed (the
-// gathers' sixteen interleaved streams defeat the hardware prefetcher); nullptr when another
-// tile of input rows already did.
-template <Format F, int R>
-void lanes32_tile(const uint8_t* rows, __m512i offsets, __mmask16 lanes, int64_t blocks,
-                  const void* act, int64_t i, float* out, int64_t out_stride,
-                  const uint8_t* ahead) {
+// Where a tile's 16 weight rows come from, block by block: d (and Q4_1's m) of each lane's row
+// as floats, and its 16 nibble bytes as four dwords (elements 4j..4j+3 and 16+4j..16+4j+3 in
+// dword j's low and high nibbles).
+struct LaneBlock {
+  __m512 d, m;
+  __m512i quants[4];
+};
+
+// Plain GGML rows, row_bytes apart, gathered. `ahead`: the next 16 rows, prefetched a block's
+// share per block while these are computed (the gathers' sixteen interleaved streams defeat the
+// hardware prefetcher); nullptr when another tile of input rows already did.
+template <Format F>
+struct GatheredRows {
   using L = Lanes32<F>;
+  const uint8_t* rows;
+  __m512i offsets;
+  __mmask16 lanes;
+  const uint8_t* ahead;
+
+  LaneBlock load(int64_t b) const {
+    const uint8_t* block = rows + b * L::bytes;
+    if (ahead != nullptr)
+      for (int64_t at = 0; at < 16 * L::bytes; at += 64)
+        __builtin_prefetch(ahead + 16 * L::bytes * b + at, 0, 3);
+    LaneBlock out;
+    // [d | m] halves of each lane's block (Q4_0: d and two quant bytes).
+    const __m512i dm =
+        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets, block, 1);
+    out.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    out.m = F == kQ4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
+                       : _mm512_mul_ps(out.d, _mm512_set1_ps(-8.0f));
+    for (int64_t j = 0; j < 4; ++j)
+      out.quants[j] = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets,
+                                                  block + L::quants + 4 * j, 1);
+    return out;
+  }
+};
+
+// A group of the lane layout (quant_matmul.h): each block's 16 rows already in the lanes, so
+// five plain loads replace the five gathers and the group is one sequential stream. `ahead`
+// as above: the prefetch distance for the first tile, nullptr for the others.
+template <Format F>
+struct LaneGroup {
+  using L = Lanes32<F>;
+  const uint8_t* group;
+  const uint8_t* ahead;
+
+  LaneBlock load(int64_t b) const {
+    const uint8_t* block = group + 16 * L::bytes * b;
+    if (ahead != nullptr)
+      for (int64_t at = 0; at < 16 * L::bytes; at += 64)
+        __builtin_prefetch(ahead + 16 * L::bytes * b + at, 0, 3);
+    LaneBlock out;
+    out.d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
+    out.m = F == kQ4_1
+                ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32)))
+                : _mm512_mul_ps(out.d, _mm512_set1_ps(-8.0f));
+    const uint8_t* quants = block + lane_group_quants(F == kQ4_1);
+    for (int64_t j = 0; j < 4; ++j) out.quants[j] = _mm512_loadu_si512(quants + 64 * j);
+    return out;
+  }
+};
+
+// R input rows against one tile of 16 weight rows. `lanes`: the rows of the tile wanted, stored
+// in order from `out` (compressed: a tile may start or end inside the wanted range).
+template <int R, class Source>
+void lanes32_tile(const Source& source, int64_t blocks, const void* act, int64_t i, __mmask16 lanes,
+                  float* out, int64_t out_stride) {
   Act32Row x[R];
   for (int r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   const __m512i low_mask = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* block = rows + b * L::bytes;
-    if (ahead != nullptr)
-      for (int64_t at = 0; at < 16 * L::bytes; at += 64)
-        __builtin_prefetch(ahead + 16 * L::bytes * b + at, 0, 3);
-    // [d | m] halves of each lane's block (Q4_0: d and two quant bytes), then its 16 nibble
-    // bytes as four dwords.
-    const __m512i dm =
-        _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets, block, 1);
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-    const __m512 m = F == kQ4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)))
-                                : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+    const LaneBlock w = source.load(b);
     __m512i low[4], high[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, offsets,
-                                                    block + L::quants + 4 * j, 1);
-      low[j] = _mm512_and_si512(q, low_mask);                         // elements 4j .. 4j+3
-      high[j] = _mm512_and_si512(_mm512_srli_epi32(q, 4), low_mask);  // 16+4j .. 16+4j+3
+    for (int64_t j = 0; j < 4; ++j) {
+      low[j] = _mm512_and_si512(w.quants[j], low_mask);                         // 4j .. 4j+3
+      high[j] = _mm512_and_si512(_mm512_srli_epi32(w.quants[j], 4), low_mask);  // 16+4j ..
     }
     for (int r = 0; r < R; ++r) {
       const auto* q = reinterpret_cast<const uint8_t*>(x[r].q + 32 * b);
@@ -485,12 +533,30 @@ void lanes32_tile(const uint8_t* rows, __m512i offsets, __mmask16 lanes, int64_t
       for (int64_t j = 0; j < 4; ++j)
         dot = _mm512_dpbusd_epi32(dot, high[j],
                                   _mm512_set1_epi32(static_cast<int>(load_u32(q + 16 + 4 * j))));
-      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(x[r].scales[2 * b]));
+      const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x[r].scales[2 * b]));
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
-      acc[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
+      acc[r] = _mm512_fmadd_ps(w.m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(out + (i + r) * out_stride, lanes, acc[r]);
+  const auto count = static_cast<unsigned>(__builtin_popcount(lanes));
+  const auto first = static_cast<__mmask16>((1u << count) - 1u);
+  for (int r = 0; r < R; ++r)
+    _mm512_mask_storeu_ps(out + (i + r) * out_stride, first,
+                          _mm512_maskz_compress_ps(lanes, acc[r]));
+}
+
+// Every input row against one tile, kLaneRows rows per pass (then 4, then 1); the tile's
+// prefetch runs with the first pass only.
+template <class Source>
+void lanes32_all_rows(Source source, int64_t blocks, const void* act, int64_t n, __mmask16 lanes,
+                      float* out, int64_t out_stride) {
+  int64_t i = 0;
+  for (; i + kLaneRows <= n; i += kLaneRows, source.ahead = nullptr)
+    lanes32_tile<kLaneRows>(source, blocks, act, i, lanes, out, out_stride);
+  for (; i + 4 <= n; i += 4, source.ahead = nullptr)
+    lanes32_tile<4>(source, blocks, act, i, lanes, out, out_stride);
+  for (; i < n; ++i, source.ahead = nullptr)
+    lanes32_tile<1>(source, blocks, act, i, lanes, out, out_stride);
 }
 
 template <Format F>
@@ -504,15 +570,26 @@ void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64
     const int64_t count = row_end - j < 16 ? row_end - j : 16;
     const auto lanes = static_cast<__mmask16>((1u << count) - 1u);
     const uint8_t* rows = w + j * row_bytes;
-    float* o = out + j;
-    const uint8_t* ahead = rows + 16 * row_bytes;
-    int64_t i = 0;
-    for (; i + kLaneRows <= n; i += kLaneRows, ahead = nullptr)
-      lanes32_tile<F, kLaneRows>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
-    for (; i + 4 <= n; i += 4, ahead = nullptr)
-      lanes32_tile<F, 4>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
-    for (; i < n; ++i, ahead = nullptr)
-      lanes32_tile<F, 1>(rows, offsets, lanes, blocks, act, i, o, out_stride, ahead);
+    lanes32_all_rows(GatheredRows<F>{rows, offsets, lanes, rows + 16 * row_bytes}, blocks, act, n,
+                     lanes, out + j, out_stride);
+  }
+}
+
+// The lane layout's groups over rows [first + row_begin, first + row_end) of `base`; output
+// column j is row first + j.
+template <Format F>
+void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n,
+                 int64_t row_begin, int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Lanes32<F>::bytes;
+  const int64_t begin = first + row_begin, end = first + row_end;
+  for (int64_t g = begin / 16; g * 16 < end; ++g) {
+    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
+    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+    const auto lanes = static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
+    const uint8_t* group = base + g * group_bytes;
+    // 2 KiB ahead in the stream: the hardware prefetcher alone falls behind at batch 1.
+    lanes32_all_rows(LaneGroup<F>{group, group + 2048}, blocks, act, n, lanes,
+                     out + (16 * g + low - first), out_stride);
   }
 }
 
@@ -592,6 +669,8 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
 }  // namespace
 
 const Row32Quantizer kAvx512QuantizeRow32 = quantize_row32_avx512;
+
+const LaneGroupsKernel kAvx512LaneGroups[2] = {lane_groups<kQ4_0>, lane_groups<kQ4_1>};
 
 const RowsKernel kAvx512Kernels[kFormats] = {
     rows_float<kF32>,    rows_float<kF16>, rows_float<kBF16>, rows32_lanes<kQ4_0>,

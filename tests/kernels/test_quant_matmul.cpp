@@ -24,6 +24,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -466,6 +467,58 @@ TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
 // The 32-element formats' activation blocks are the same bytes from every instruction set: the
 // AVX-512 quantizer against the scalar one, on blocks of every magnitude, an all-zero block, and
 // values that fall exactly halfway between two steps (rounded to even).
+// The lane layout (Q4_0 / Q4_1 as the CPU backend keeps them): each row comes back as the same
+// bytes, and a product over any rows of it, from any first row (a view of a fused matrix, which
+// may start or end inside a 16-row group), has the plain kernel's bits on every instruction set.
+TEST(QuantMatmul, LaneLayoutKeepsEveryRowAndEveryProductBit) {
+  IsaGuard guard;
+  uint32_t seed = 500;
+  for (const Format& format : {Q4_0Format::get(), Q4_1Format::get()}) {
+    SCOPED_TRACE(dtype_name(format.dtype));
+    const int64_t rows = 64, k = 96;
+    ASSERT_TRUE(cpu::lane_layout_fits(format.dtype, rows));
+    ASSERT_FALSE(cpu::lane_layout_fits(format.dtype, 40));
+    ASSERT_FALSE(cpu::lane_layout_fits(DType::Q8_0, rows));
+    std::mt19937 rng(seed++);
+    const std::vector<uint8_t> w = random_weights(format, rows, k, rng);
+    const size_t row_bytes = dtype_row_bytes(format.dtype, k);
+    // Written in two uneven pieces (rows 0..20, then 21..63), as views of a fused matrix are.
+    std::vector<uint8_t> lanes(w.size(), 0xee);
+    cpu::to_lane_layout(format.dtype, w.data(), k, 21, lanes.data(), 0);
+    cpu::to_lane_layout(format.dtype, w.data() + 21 * row_bytes, k, rows - 21, lanes.data(), 21);
+    ASSERT_NE(lanes, w);  // interleaved: not the plain bytes
+    std::vector<uint8_t> back(row_bytes);
+    for (int64_t r = 0; r < rows; ++r) {
+      cpu::from_lane_layout(format.dtype, lanes.data(), k, r, back.data());
+      ASSERT_EQ(0, std::memcmp(back.data(), w.data() + r * row_bytes, row_bytes)) << "row " << r;
+    }
+    for (QuantIsa isa : available_isas()) {
+      SCOPED_TRACE(cpu::quant_isa_name(isa));
+      cpu::set_quant_isa(isa);
+      for (const int64_t n : {1, 3, 9, 17}) {
+        const std::vector<float> x = random_activations(n, k, k, rng);
+        std::vector<uint8_t> act(cpu::activation_bytes(format.dtype, n, k));
+        cpu::quantize_activations(format.dtype, x.data(), n, k, k, act.data());
+        // (first, begin, end): whole groups, a view from row 5, ranges that cut groups.
+        for (const auto& [first, begin, end] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+                 {0, 0, 64}, {16, 0, 48}, {5, 0, 59}, {5, 3, 30}, {40, 1, 2}, {0, 17, 47}}) {
+          const int64_t width = end;
+          std::vector<float> plain(static_cast<size_t>(n * width), -1.0f), got = plain;
+          cpu::quant_matmul_rows(format.dtype, w.data() + first * row_bytes, k, act.data(), n,
+                                 begin, end, plain.data(), width);
+          cpu::quant_matmul_lane_rows(format.dtype, lanes.data(), first, k, act.data(), n, begin,
+                                      end, got.data(), width);
+          for (size_t at = 0; at < got.size(); ++at)
+            ASSERT_EQ(0, std::memcmp(&got[at], &plain[at], sizeof(float)))
+                << "n=" << n << " first=" << first << " [" << begin << ", " << end << ") out["
+                << at / width << "][" << at % width << "]: " << got[at] << " vs " << plain[at];
+        }
+      }
+    }
+  }
+  EXPECT_THROW(cpu::to_lane_layout(DType::Q8_0, nullptr, 32, 0, nullptr, 0), Error);
+}
+
 TEST(QuantMatmul, ActivationBlocksAreTheSameBytesOnEveryInstructionSet) {
   if (!cpu::quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
   std::mt19937 rng(17);

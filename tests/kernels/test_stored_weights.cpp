@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -45,9 +47,15 @@ class StoredWeights : public ::testing::TestWithParam<int> {};
 TEST_P(StoredWeights, MatmulEqualsTheKernelsOnTheWholeBatchAndTheDequantizedProduct) {
   const auto backend = make_cpu_backend(GetParam());
   ASSERT_TRUE(backend->reads_stored_weights());
-  for (const Format f :
-       {Format{DType::Q4_1, GgmlType::Q4_1}, Format{DType::Q8_0, GgmlType::Q8_0}}) {
-    const int64_t m = 203, k = 576;  // odd weight rows: uneven chunks
+  // 203 rows: uneven chunks; 208 (13 groups of 16): Q4_1 in the lane layout (quant_matmul.h)
+  // where the kernels are AVX-512's.
+  for (const auto& [f, m] :
+       std::vector<std::pair<Format, int64_t>>{{{DType::Q4_1, GgmlType::Q4_1}, 203},
+                                               {{DType::Q4_1, GgmlType::Q4_1}, 208},
+                                               {{DType::Q4_0, GgmlType::Q4_0}, 208},
+                                               {{DType::Q8_0, GgmlType::Q8_0}, 203}}) {
+    SCOPED_TRACE(std::string(dtype_name(f.dtype)) + " x " + std::to_string(m) + " rows");
+    const int64_t k = 576;
     const std::vector<uint8_t> w = random_weights(f, m, k, 7);
     std::vector<float> dequantized(static_cast<size_t>(m * k));
     dequantize(f.ggml, w.data(), dequantized.data(), m * k);
@@ -116,6 +124,45 @@ TEST_P(StoredWeights, MatmulEqualsTheKernelsOnTheWholeBatchAndTheDequantizedProd
     backend->release(rows);
     backend->release(weight);
     backend->release(bias);
+  }
+}
+
+// Views of one stored matrix, as the engine fuses projections (q|k|v in one allocation): uploaded
+// piece by piece and multiplied piece by piece, with pieces that start and end inside 16-row
+// groups, the numbers are those of the kernels on the plain rows.
+TEST_P(StoredWeights, ViewsOfOneMatrixUploadAndMultiplyAsTheirRows) {
+  const auto backend = make_cpu_backend(GetParam());
+  for (const Format f :
+       {Format{DType::Q4_1, GgmlType::Q4_1}, Format{DType::Q4_0, GgmlType::Q4_0}}) {
+    SCOPED_TRACE(dtype_name(f.dtype));
+    const int64_t m = 96, k = 64, n = 5;
+    const std::vector<uint8_t> w = random_weights(f, m, k, 11);
+    const size_t row_bytes = dtype_row_bytes(f.dtype, k);
+    Tensor weight = backend->allocate(m, k, f.dtype);
+    for (const auto& [first, rows] : std::vector<std::pair<int64_t, int64_t>>{{0, 21}, {21, 75}})
+      backend->upload_stored(weight.rows_view(first, rows), w.data() + first * row_bytes);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal;
+    std::vector<float> x(static_cast<size_t>(n * k));
+    for (float& v : x) v = normal(rng);
+    std::vector<float> act((cpu::activation_bytes(f.dtype, n, k) + 3) / 4);
+    cpu::quantize_activations(f.dtype, x.data(), n, k, k, act.data());
+    Tensor xt = backend->allocate(n, k, DType::F32);
+    backend->upload_f32(xt, x.data());
+    for (const auto& [first, rows] :
+         std::vector<std::pair<int64_t, int64_t>>{{0, 96}, {16, 48}, {5, 70}, {90, 6}}) {
+      SCOPED_TRACE("rows " + std::to_string(first) + " + " + std::to_string(rows));
+      Tensor out = backend->allocate(n, rows, DType::F32);
+      backend->matmul(xt, weight.rows_view(first, rows), Tensor{}, out);
+      std::vector<float> got(static_cast<size_t>(n * rows)), want(got.size());
+      backend->download_f32(out, got.data());
+      cpu::quant_matmul_rows(f.dtype, w.data() + first * row_bytes, k, act.data(), n, 0, rows,
+                             want.data(), rows);
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+      backend->release(out);
+    }
+    backend->release(xt);
+    backend->release(weight);
   }
 }
 
