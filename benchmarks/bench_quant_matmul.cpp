@@ -108,19 +108,25 @@ void set_counters(benchmark::State& state, size_t bytes_per_iteration, const std
 }
 
 // Args: dtype, rows, k, n, isa, memory (0: one copy of the weights, read from cache: the kernel's
-// compute speed).
+// compute speed), lanes (1: Q4_0 / Q4_1 in the lane layout, as the CPU backend keeps them with
+// the AVX-512 kernels; quant_matmul.h).
 void BM_QuantMatmul(benchmark::State& state) {
   const auto dtype = static_cast<DType>(state.range(0));
   const int64_t rows = state.range(1), k = state.range(2), n = state.range(3);
   const auto isa = static_cast<cpu::QuantIsa>(state.range(4));
-  const bool from_memory = state.range(5) != 0;
+  const bool from_memory = state.range(5) != 0, lanes = state.range(6) != 0;
   if (!cpu::quant_isa_available(isa)) {
     state.SkipWithError("this CPU lacks the instruction set");
     return;
   }
   cpu::set_quant_isa(isa);
   hogwild::bench::Random random{42};
-  const Pool pool = make_pool(random_weights(dtype, rows, k, random), from_memory);
+  std::vector<uint8_t> weights = random_weights(dtype, rows, k, random);
+  if (lanes) {
+    std::vector<uint8_t> plain = weights;
+    cpu::to_lane_layout(dtype, plain.data(), k, rows, weights.data(), 0);
+  }
+  const Pool pool = make_pool(weights, from_memory);
   std::vector<float> x(static_cast<size_t>(n * k));
   for (float& v : x) v = random.next();
   std::vector<uint8_t> act(cpu::activation_bytes(dtype, n, k));
@@ -128,8 +134,11 @@ void BM_QuantMatmul(benchmark::State& state) {
   std::vector<float> out(static_cast<size_t>(n * rows));
   size_t copy = 0;
   for (auto _ : state) {
-    cpu::quant_matmul_rows(dtype, pool.bytes.data() + copy * pool.matrix_bytes, k, act.data(), n, 0,
-                           rows, out.data(), rows);
+    const uint8_t* w = pool.bytes.data() + copy * pool.matrix_bytes;
+    if (lanes)
+      cpu::quant_matmul_lane_rows(dtype, w, 0, k, act.data(), n, 0, rows, out.data(), rows);
+    else
+      cpu::quant_matmul_rows(dtype, w, k, act.data(), n, 0, rows, out.data(), rows);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
     copy = copy + 1 == pool.copies ? 0 : copy + 1;
@@ -137,7 +146,7 @@ void BM_QuantMatmul(benchmark::State& state) {
   set_counters(state, pool.matrix_bytes,
                std::string(hogwild::dtype_name(dtype)) + " " + cpu::quant_isa_name(isa) + " " +
                    std::to_string(rows) + "x" + std::to_string(k) + " n=" + std::to_string(n) +
-                   (from_memory ? "" : " cached"));
+                   (from_memory ? "" : " cached") + (lanes ? " lanes" : ""));
 }
 
 // The bandwidth reference: a sum over the same number of bytes, from the same kind of pool.
@@ -179,16 +188,22 @@ void matmul_args(benchmark::internal::Benchmark* b) {
       // K-quants need k % 256 == 0: 576 is not; they run on 1536 only.
       if (hogwild::dtype_block_elements(dtype) == 256 && shape[1] % 256 != 0) continue;
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
+      const int64_t d = static_cast<int64_t>(dtype);
+      // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX-512.
+      const bool lane_format = dtype == DType::Q4_0 || dtype == DType::Q4_1;
       for (int64_t isa : {avx512, avx2}) {
-        for (int64_t n : {1, 4, 16}) {
-          if (!main && n != 1) continue;
-          b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], n, isa, 1});
+        for (int64_t lanes : {int64_t{0}, int64_t{1}}) {
+          if (lanes == 1 && (!lane_format || isa != avx512)) continue;
+          for (int64_t n : {1, 4, 16}) {
+            if (!main && n != 1) continue;
+            b->Args({d, shape[0], shape[1], n, isa, 1, lanes});
+          }
+          if (main) b->Args({d, shape[0], shape[1], 1, isa, 0, lanes});
+          // A prefill chunk's rows, weights from cache: the compute-bound side.
+          if (main) b->Args({d, shape[0], shape[1], 64, isa, 0, lanes});
         }
-        if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, isa, 0});
-        // A prefill chunk's rows, weights from cache: the compute-bound side.
-        if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 64, isa, 0});
       }
-      if (main) b->Args({static_cast<int64_t>(dtype), shape[0], shape[1], 1, scalar, 1});
+      if (main) b->Args({d, shape[0], shape[1], 1, scalar, 1, 0});
     }
   }
 }
@@ -200,7 +215,7 @@ void read_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_QuantMatmul)
     ->Apply(matmul_args)
-    ->ArgNames({"dtype", "rows", "k", "n", "isa", "memory"})
+    ->ArgNames({"dtype", "rows", "k", "n", "isa", "memory", "lanes"})
     ->MinTime(0.2);
 BENCHMARK(BM_StreamingRead)->Apply(read_args)->ArgNames({"bytes"})->MinTime(0.2);
 

@@ -587,8 +587,10 @@ void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act,
     const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
     const auto lanes = static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
     const uint8_t* group = base + g * group_bytes;
-    // 2 KiB ahead in the stream: the hardware prefetcher alone falls behind at batch 1.
-    lanes32_all_rows(LaneGroup<F>{group, group + 2048}, blocks, act, n, lanes,
+    // A group (at most 16 KiB) ahead in the stream: the hardware prefetcher alone reads 1.2x
+    // slower at batch 1 (bench_quant_matmul, lanes:1; 2 KiB ahead is within noise of this).
+    const int64_t distance = group_bytes < 16384 ? group_bytes : 16384;
+    lanes32_all_rows(LaneGroup<F>{group, group + distance}, blocks, act, n, lanes,
                      out + (16 * g + low - first), out_stride);
   }
 }
