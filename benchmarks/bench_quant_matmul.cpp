@@ -180,7 +180,8 @@ void matmul_args(benchmark::internal::Benchmark* b) {
                           DType::F16,  DType::BF16, DType::Q5_0, DType::Q5_1,
                           DType::Q4_K, DType::Q5_K, DType::Q6_K};
   const int64_t shapes[][2] = {{576, 1536}, {1536, 576}};
-  const auto avx512 = static_cast<int64_t>(cpu::QuantIsa::Avx512),
+  const auto amx = static_cast<int64_t>(cpu::QuantIsa::Amx),
+             avx512 = static_cast<int64_t>(cpu::QuantIsa::Avx512),
              avx2 = static_cast<int64_t>(cpu::QuantIsa::Avx2),
              scalar = static_cast<int64_t>(cpu::QuantIsa::Scalar);
   for (const auto& shape : shapes) {
@@ -189,11 +190,12 @@ void matmul_args(benchmark::internal::Benchmark* b) {
       if (hogwild::dtype_block_elements(dtype) == 256 && shape[1] % 256 != 0) continue;
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
       const int64_t d = static_cast<int64_t>(dtype);
-      // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX-512.
+      // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX-512 (and AMX).
       const bool lane_format = dtype == DType::Q4_0 || dtype == DType::Q4_1;
-      for (int64_t isa : {avx512, avx2}) {
+      for (int64_t isa : {amx, avx512, avx2}) {
         for (int64_t lanes : {int64_t{0}, int64_t{1}}) {
-          if (lanes == 1 && (!lane_format || isa != avx512)) continue;
+          if (lanes == 1 && (!lane_format || isa < avx512)) continue;
+          if (isa == amx && lanes == 0) continue;  // AMX changes the lane layout's kernel only
           for (int64_t n : {1, 4, 16}) {
             if (!main && n != 1) continue;
             b->Args({d, shape[0], shape[1], n, isa, 1, lanes});

@@ -95,7 +95,7 @@ class CpuBackend final : public Backend {
     std::memset(block, 0, bytes);
     blocks_.insert(block);
     // Q4_0 / Q4_1 weights in the lane layout, for the AVX-512 kernel (quant_matmul.h).
-    if (cpu::quant_isa() == cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
+    if (cpu::quant_isa() >= cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
       lane_matrices_.emplace(static_cast<const uint8_t*>(block),
                              LaneMatrix{static_cast<uint8_t*>(block), rows,
                                         static_cast<int64_t>(dtype_row_bytes(dtype, cols))});

@@ -18,6 +18,10 @@
 #if HOGWILD_QUANT_AVX2
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace hogwild::cpu {
 namespace quant {
@@ -282,6 +286,7 @@ const RowsKernel kAvx2Kernels[kFormats] = {};
 #if !HOGWILD_QUANT_AVX512
 const RowsKernel kAvx512Kernels[kFormats] = {};
 const LaneGroupsKernel kAvx512LaneGroups[2] = {};
+const LaneGroupsKernel kAmxLaneGroups[2] = {};
 const Row32Quantizer kAvx512QuantizeRow32 = nullptr;
 #endif
 
@@ -398,6 +403,8 @@ const char* quant_isa_name(QuantIsa isa) {
       return "avx2";
     case QuantIsa::Avx512:
       return "avx512";
+    case QuantIsa::Amx:
+      return "amx";
   }
   return "unknown";
 }
@@ -419,13 +426,27 @@ bool quant_isa_available(QuantIsa isa) {
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vnni");
   if (isa == QuantIsa::Avx512) return avx512;
+  // AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), and Linux's leave to use the tile
+  // data (asked once, for the whole process, before any pool thread runs a kernel).
+  static const bool amx = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!avx512 || __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    if ((edx & (1u << 24)) == 0 || (edx & (1u << 25)) == 0) return false;
+#if defined(__linux__)
+    constexpr long kRequestPermission = 0x1023, kTileData = 18;  // ARCH_REQ_XCOMP_PERM
+    return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+#else
+    return false;
+#endif
+  }();
+  if (isa == QuantIsa::Amx) return amx;
 #endif
 #endif
   return false;
 }
 
 QuantIsa quant_isa_for(const char* features) {
-  constexpr QuantIsa kAll[] = {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512};
+  constexpr QuantIsa kAll[] = {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512, QuantIsa::Amx};
   if (features == nullptr || *features == '\0') {
     QuantIsa best = QuantIsa::Scalar;
     for (QuantIsa isa : kAll)
@@ -439,7 +460,8 @@ QuantIsa quant_isa_for(const char* features) {
                   ": this CPU or build has no ", name);
     return isa;
   }
-  fail("HOGWILD_CPU_FEATURES=", name, ": unknown instruction set (known: scalar, avx2, avx512)");
+  fail("HOGWILD_CPU_FEATURES=", name,
+       ": unknown instruction set (known: scalar, avx2, avx512, amx)");
 }
 
 QuantIsa quant_isa() {
@@ -477,7 +499,7 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
   HOGWILD_CHECK(n >= 0 && x_stride >= k, "quantized matmul: activations of ", n, " rows of ", k,
                 " need a row stride >= ", k, ", got ", x_stride);
   const int64_t block = activation_block(weight);
-  const quant::Row32Quantizer row32 = quant_isa() == QuantIsa::Avx512 && quant::kAvx512QuantizeRow32
+  const quant::Row32Quantizer row32 = quant_isa() >= QuantIsa::Avx512 && quant::kAvx512QuantizeRow32
                                           ? quant::kAvx512QuantizeRow32
                                           : quantize_row32;
   for (int64_t i = 0; i < n; ++i) {
@@ -505,7 +527,7 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
   // The chosen instruction set's kernel, or the next one down where it has none.
   quant::RowsKernel kernel = nullptr;
   const QuantIsa isa = quant_isa();
-  if (isa == QuantIsa::Avx512) kernel = quant::kAvx512Kernels[format];
+  if (isa >= QuantIsa::Avx512) kernel = quant::kAvx512Kernels[format];
   if (kernel == nullptr && isa != QuantIsa::Scalar) kernel = quant::kAvx2Kernels[format];
   if (kernel == nullptr) kernel = quant::kScalarKernels[format];
   kernel(static_cast<const uint8_t*>(w), k, act, n, row_begin, row_end, out, out_stride);
@@ -582,9 +604,19 @@ void quant_matmul_lane_rows(DType weight, const void* base, int64_t first, int64
   if (n == 0 || row_begin == row_end) return;
   HOGWILD_CHECK(n == 1 || out_stride >= row_end, "quantized matmul: out_stride ", out_stride,
                 " is less than the ", row_end, " output columns");
-  if (quant_isa() == QuantIsa::Avx512) {
-    quant::kAvx512LaneGroups[weight == DType::Q4_1 ? 1 : 0](
-        static_cast<const uint8_t*>(base), first, k, act, n, row_begin, row_end, out, out_stride);
+  const QuantIsa isa = quant_isa();
+  if (isa >= QuantIsa::Avx512) {
+    const int index = weight == DType::Q4_1 ? 1 : 0;
+    // Tiles of 16 input rows through AMX, the rest of a batch through AVX-512 (the same bits).
+    const int64_t tiled = isa == QuantIsa::Amx ? n / 16 * 16 : 0;
+    const auto* w = static_cast<const uint8_t*>(base);
+    if (tiled > 0)
+      quant::kAmxLaneGroups[index](w, first, k, act, tiled, row_begin, row_end, out, out_stride);
+    if (tiled < n)
+      quant::kAvx512LaneGroups[index](
+          w, first, k,
+          static_cast<const uint8_t*>(act) + tiled * s.blocks * quant::kAct32BlockBytes, n - tiled,
+          row_begin, row_end, out + tiled * out_stride, out_stride);
     return;
   }
   // Other instruction sets: the rows back in plain form, a group at a time, through their own

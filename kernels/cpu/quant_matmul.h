@@ -7,9 +7,11 @@
 // batch of decode rows costs about one pass over the weights. Accumulation is fp32. The kernels are
 // single-threaded: the caller's thread pool splits the weight rows into ranges.
 //
-// The instruction set is chosen once at run time (one binary for any x86-64): AVX-512 (F, BW, VL,
-// DQ and VNNI) when the CPU has it, else AVX2+FMA+F16C, else portable scalar code.
-// HOGWILD_CPU_FEATURES=scalar (or avx2, avx512) in the environment, or set_quant_isa, forces one.
+// The instruction set is chosen once at run time (one binary for any x86-64): AMX-INT8 with
+// AVX-512 when the CPU and the OS allow the tiles, else AVX-512 (F, BW, VL, DQ and VNNI), else
+// AVX2+FMA+F16C, else portable scalar code. HOGWILD_CPU_FEATURES=scalar (or avx2, avx512, amx) in
+// the environment, or set_quant_isa, forces one. AMX only changes the lane layout's kernel at 16
+// or more input rows (prefill), and gives its bits: the tiles make the same integer block dots.
 // AVX-512-BF16's dot products are not used: they would round the activations to bf16 (3 digits),
 // while F16/BF16 weights here meet fp32 activations, and at decode batches these kernels are
 // bound by reading the weights, not by the multiplies.
@@ -65,15 +67,15 @@ void quant_matmul_lane_rows(DType weight, const void* base, int64_t first, int64
                             const void* act, int64_t n, int64_t row_begin, int64_t row_end,
                             float* out, int64_t out_stride);
 
-// The instruction set of the kernels.
-enum class QuantIsa { Scalar, Avx2, Avx512 };
+// The instruction set of the kernels, each a superset of the one before (Amx: Avx512 plus tiles).
+enum class QuantIsa { Scalar, Avx2, Avx512, Amx };
 const char* quant_isa_name(QuantIsa isa);
 bool quant_isa_available(QuantIsa isa);
 // The one in use: chosen at the first call (see above). Throws on a bad HOGWILD_CPU_FEATURES
 // value: call it once on the main thread (at model load) before the kernels run on a pool.
 QuantIsa quant_isa();
-// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2", "avx512"; nullptr or "": the
-// best this CPU has); throws naming the value when it is unknown or this CPU lacks it.
+// The one a HOGWILD_CPU_FEATURES value asks for ("scalar", "avx2", "avx512", "amx"; nullptr or "":
+// the best this CPU has); throws naming the value when it is unknown or this CPU lacks it.
 QuantIsa quant_isa_for(const char* features);
 // Forces one (tests, benchmarks); throws when this CPU lacks it.
 void set_quant_isa(QuantIsa isa);

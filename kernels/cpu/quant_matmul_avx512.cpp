@@ -2,8 +2,10 @@
 // later), compiled with those flags and called only when the CPU has them (quant_matmul.cpp
 // checks). No standard library headers beyond <cstdint> and <cstring>: see quant_kernels.h.
 //
-// Q4_0 and Q4_1 put 16 weight rows in the lanes (gathered; see "weight rows in the lanes"
-// below). The other 32-element formats go four blocks at a time, two per 512-bit register: VNNI's
+// Q4_0 and Q4_1 put 16 weight rows in the lanes (gathered from plain rows, or loaded from the
+// lane layout; see "weight rows in the lanes" below), and with AMX-INT8, 16 input rows against a
+// group's 16 weight rows per tile multiply (functions marked target("amx-tile,amx-int8"), called
+// only where quant_isa() is Amx). The other 32-element formats go four blocks at a time, two per 512-bit register: VNNI's
 // vpdpbusd (unsigned x signed bytes, summed in fours into 32-bit lanes) does what AVX2's maddubs +
 // madd pair does, in one instruction for two blocks; the activations' quants are contiguous
 // (quant_kernels.h), so one load takes two blocks of them, and their [d, sum] pairs, so one
@@ -595,6 +597,137 @@ void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act,
   }
 }
 
+// ---- AMX-INT8: the lane layout's groups against 16 input rows per tile multiply. Tile C (16
+// input rows x 16 weight rows, int32) += A (16 input rows x one block's 32 activation quants, read
+// in place) . B (the block's weight nibbles as 8 rows of 16 weights x 4 elements: exactly the
+// lane kernel's low[0..3] and high[0..3] registers). tdpbssd (signed x signed: the nibbles 0..15
+// fit) gives the same integer dots as the lane kernel's vpdpbusd, row i of C the lane kernel's
+// `dot` for input row i, and the same float steps follow: the same bits, 4x fewer vector
+// operations per block. ----
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};  // bytes per row of each tile
+  uint8_t rows[16] = {};
+};
+
+// Two blocks in flight: tiles 0, 1, 2 (C, A, B) for the first and 3, 4, 5 for the second, so
+// that one block's multiply overlaps the other's store and float steps. (GCC's _tile_* macros
+// paste the tile number into the instruction: the calls spell them out.)
+__attribute__((target("amx-tile,amx-int8"))) inline void load_tile_config() {
+  TileConfig config;
+  for (int pair = 0; pair < 2; ++pair) {
+    const int c = 3 * pair;
+    config.colsb[c] = 64;  // C: 16 x 16 int32
+    config.rows[c] = 16;
+    config.colsb[c + 1] = 32;  // A: 16 input rows x one block of quants
+    config.rows[c + 1] = 16;
+    config.colsb[c + 2] = 64;  // B: 8 rows of 16 weights x 4 elements
+    config.rows[c + 2] = 8;
+  }
+  _tile_loadconfig(&config);
+}
+
+constexpr int64_t kWeightTileBytes = int64_t{8} * 64;
+// Blocks per row the AMX kernel takes (its B tiles for one group, 256 KiB, are on the stack);
+// longer rows go through the AVX-512 kernel (the same bits).
+constexpr int64_t kAmxMaxBlocks = 512;
+
+// The block's weight nibbles as tile B: low[0..3], then high[0..3].
+inline void store_weight_tile(const LaneBlock& w, uint8_t* tile) {
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  for (int64_t j = 0; j < 4; ++j) {
+    _mm512_store_si512(tile + 64 * j, _mm512_and_si512(w.quants[j], low_mask));
+    _mm512_store_si512(tile + 64 * (4 + j),
+                       _mm512_and_si512(_mm512_srli_epi32(w.quants[j], 4), low_mask));
+  }
+}
+
+// The lane kernel's float steps for one block, from its 16 x 16 integer dots.
+inline void scale_block(const LaneBlock& w, const int32_t* dots, const Act32Row* x, int64_t b,
+                        __m512* acc) {
+  for (int64_t r = 0; r < 16; ++r) {
+    const __m512i dot = _mm512_load_si512(dots + 16 * r);
+    const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x[r].scales[2 * b]));
+    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
+    acc[r] = _mm512_fmadd_ps(w.m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
+  }
+}
+
+// 16 input rows from i against one group, whose B tiles (`tiles`, kWeightTileBytes a block)
+// were written beforehand: a tile load right after the vector stores that wrote it waits for them.
+template <Format F>
+__attribute__((target("amx-tile,amx-int8"))) void amx_group_tile(const LaneGroup<F>& source,
+                                                                 const uint8_t* tiles,
+                                                                 int64_t blocks, const void* act,
+                                                                 int64_t i, __mmask16 lanes,
+                                                                 float* out, int64_t out_stride) {
+  Act32Row x[16];
+  for (int r = 0; r < 16; ++r) x[r] = act32_row(act, blocks, i + r);
+  const int64_t act_stride = blocks * kAct32BlockBytes;
+  __m512 acc[16];
+  for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+  alignas(64) int32_t dots[2][16 * 16];
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const LaneBlock w0 = source.load(b), w1 = source.load(b + 1);
+    _tile_zero(0);
+    _tile_zero(3);
+    _tile_loadd(1, x[0].q + 32 * b, act_stride);
+    _tile_loadd(2, tiles + kWeightTileBytes * b, 64);
+    _tile_loadd(4, x[0].q + 32 * (b + 1), act_stride);
+    _tile_loadd(5, tiles + kWeightTileBytes * (b + 1), 64);
+    _tile_dpbssd(0, 1, 2);
+    _tile_dpbssd(3, 4, 5);
+    _tile_stored(0, dots[0], 64);
+    _tile_stored(3, dots[1], 64);
+    scale_block(w0, dots[0], x, b, acc);
+    scale_block(w1, dots[1], x, b + 1, acc);
+  }
+  if (b < blocks) {
+    const LaneBlock w = source.load(b);
+    _tile_zero(0);
+    _tile_loadd(1, x[0].q + 32 * b, act_stride);
+    _tile_loadd(2, tiles + kWeightTileBytes * b, 64);
+    _tile_dpbssd(0, 1, 2);
+    _tile_stored(0, dots[0], 64);
+    scale_block(w, dots[0], x, b, acc);
+  }
+  const auto count = static_cast<unsigned>(__builtin_popcount(lanes));
+  const auto first = static_cast<__mmask16>((1u << count) - 1u);
+  for (int r = 0; r < 16; ++r)
+    _mm512_mask_storeu_ps(out + (i + r) * out_stride, first,
+                          _mm512_maskz_compress_ps(lanes, acc[r]));
+}
+
+// lane_groups for n a multiple of 16.
+template <Format F>
+__attribute__((target("amx-tile,amx-int8"))) void lane_groups_amx(
+    const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n, int64_t row_begin,
+    int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Lanes32<F>::bytes;
+  const int64_t begin = first + row_begin, end = first + row_end;
+  if (blocks > kAmxMaxBlocks) {
+    lane_groups<F>(base, first, k, act, n, row_begin, row_end, out, out_stride);
+    return;
+  }
+  alignas(64) uint8_t tiles[kAmxMaxBlocks * kWeightTileBytes];
+  load_tile_config();
+  for (int64_t g = begin / 16; g * 16 < end; ++g) {
+    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
+    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+    const auto lanes = static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
+    const LaneGroup<F> source{base + g * group_bytes, nullptr};
+    for (int64_t b = 0; b < blocks; ++b)
+      store_weight_tile(source.load(b), tiles + kWeightTileBytes * b);
+    for (int64_t i = 0; i + 16 <= n; i += 16)
+      amx_group_tile(source, tiles, blocks, act, i, lanes, out + (16 * g + low - first),
+                     out_stride);
+  }
+  _tile_release();
+}
+
 // ---- Activations: quantize_row32 (quant_matmul.cpp) 32 values at a time, the same operations
 // in the same order per value: |x| maxima (exact in any order; a NaN is skipped as std::max skips
 // it), the scalar d = amax / 127 and 127 / amax, x * inverse rounded to nearest-even and clamped
@@ -673,6 +806,7 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
 const Row32Quantizer kAvx512QuantizeRow32 = quantize_row32_avx512;
 
 const LaneGroupsKernel kAvx512LaneGroups[2] = {lane_groups<kQ4_0>, lane_groups<kQ4_1>};
+const LaneGroupsKernel kAmxLaneGroups[2] = {lane_groups_amx<kQ4_0>, lane_groups_amx<kQ4_1>};
 
 const RowsKernel kAvx512Kernels[kFormats] = {
     rows_float<kF32>,    rows_float<kF16>, rows_float<kBF16>, rows32_lanes<kQ4_0>,

@@ -150,7 +150,7 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
 
 bool tile_avx512_available(int64_t head_dim) {
 #if HOGWILD_TILE_AVX512
-  return head_dim > 0 && head_dim % 16 == 0 && quant_isa() == QuantIsa::Avx512;
+  return head_dim > 0 && head_dim % 16 == 0 && quant_isa() >= QuantIsa::Avx512;
 #else
   (void)head_dim;
   return false;

@@ -125,7 +125,7 @@ struct Q6_KFormat {
 
 std::vector<QuantIsa> available_isas() {
   std::vector<QuantIsa> isas;
-  for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512})
+  for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx2, QuantIsa::Avx512, QuantIsa::Amx})
     if (cpu::quant_isa_available(isa)) isas.push_back(isa);
   return isas;
 }
@@ -495,7 +495,8 @@ TEST(QuantMatmul, LaneLayoutKeepsEveryRowAndEveryProductBit) {
     for (QuantIsa isa : available_isas()) {
       SCOPED_TRACE(cpu::quant_isa_name(isa));
       cpu::set_quant_isa(isa);
-      for (const int64_t n : {1, 3, 9, 17}) {
+      // 16, 17 and 33 rows: AMX tiles of 16 rows, and the rest through AVX-512.
+      for (const int64_t n : {1, 3, 9, 16, 17, 33}) {
         const std::vector<float> x = random_activations(n, k, k, rng);
         std::vector<uint8_t> act(cpu::activation_bytes(format.dtype, n, k));
         cpu::quantize_activations(format.dtype, x.data(), n, k, k, act.data());
@@ -568,9 +569,10 @@ TEST(QuantMatmul, RejectsBadShapesWithOneLine) {
 
 TEST(QuantMatmul, FeaturesNameTheInstructionSet) {
   EXPECT_EQ(cpu::quant_isa_for("scalar"), QuantIsa::Scalar);
-  const QuantIsa best = cpu::quant_isa_available(QuantIsa::Avx512) ? QuantIsa::Avx512
-                        : cpu::quant_isa_available(QuantIsa::Avx2) ? QuantIsa::Avx2
-                                                                   : QuantIsa::Scalar;
+  const QuantIsa best = cpu::quant_isa_available(QuantIsa::Amx)      ? QuantIsa::Amx
+                        : cpu::quant_isa_available(QuantIsa::Avx512) ? QuantIsa::Avx512
+                        : cpu::quant_isa_available(QuantIsa::Avx2)   ? QuantIsa::Avx2
+                                                                     : QuantIsa::Scalar;
   EXPECT_EQ(cpu::quant_isa_for(nullptr), best);
   EXPECT_EQ(cpu::quant_isa_for(""), best);
   try {
