@@ -5,13 +5,13 @@
 // Q4_0 and Q4_1 put 16 weight rows in the lanes (gathered from plain rows, or loaded from the
 // lane layout; see "weight rows in the lanes" below), and with AMX-INT8, 16 input rows against a
 // group's 16 weight rows per tile multiply (functions marked target("amx-tile,amx-int8"), called
-// only where quant_isa() is Amx). The other 32-element formats go four blocks at a time, two per 512-bit register: VNNI's
-// vpdpbusd (unsigned x signed bytes, summed in fours into 32-bit lanes) does what AVX2's maddubs +
-// madd pair does, in one instruction for two blocks; the activations' quants are contiguous
-// (quant_kernels.h), so one load takes two blocks of them, and their [d, sum] pairs, so one
-// multiply makes the scale products of four blocks, which one permute spreads over the lanes of
-// each pair. Signed weights (Q5_0, Q8_0) give vpdpbusd their magnitudes and move their signs
-// onto the activations
+// only where quant_isa() is Amx). The other 32-element formats go four blocks at a time, two per
+// 512-bit register: VNNI's vpdpbusd (unsigned x signed bytes, summed in fours into 32-bit lanes)
+// does what AVX2's maddubs + madd pair does, in one instruction for two blocks; the activations'
+// quants are contiguous (quant_kernels.h), so one load takes two blocks of them, and their [d, sum]
+// pairs, so one multiply makes the scale products of four blocks, which one permute spreads over
+// the lanes of each pair. Signed weights (Q5_0, Q8_0) give vpdpbusd their magnitudes and move their
+// signs onto the activations
 // (|a| <= 127, so the negation cannot overflow). Accumulation is fp32, as in the AVX2 kernels.
 //
 // Batch invariance, as in quant_matmul_avx2.cpp: every tile size runs the same operations on a
