@@ -544,9 +544,7 @@ struct LaneShape {
 
 LaneShape lane_shape(DType weight, int64_t k) {
   HOGWILD_CHECK(weight == DType::Q4_0 || weight == DType::Q4_1,
-                "the lane layout holds Q4_0 and "
-                "Q4_1 weights, not ",
-                dtype_name(weight));
+                "the lane layout holds Q4_0 and Q4_1 weights, not ", dtype_name(weight));
   check_k(weight, k);
   const bool has_min = weight == DType::Q4_1;
   return {has_min ? 20 : 18, quant::lane_group_quants(has_min), k / 32};
