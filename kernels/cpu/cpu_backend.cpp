@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -96,15 +97,14 @@ class CpuBackend final : public Backend {
     blocks_.insert(block);
     // Q4_0 / Q4_1 weights in the lane layout, for the AVX-512 kernel (quant_matmul.h).
     if (cpu::quant_isa() >= cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
-      lane_matrices_.emplace(static_cast<const uint8_t*>(block),
-                             LaneMatrix{static_cast<uint8_t*>(block), rows,
-                                        static_cast<int64_t>(dtype_row_bytes(dtype, cols))});
+      lane_matrices_.emplace(static_cast<uint8_t*>(block),
+                             LaneMatrix{rows, static_cast<int64_t>(dtype_row_bytes(dtype, cols))});
     return Tensor{block, dtype, rows, cols, cols};
   }
 
   void do_release(const Tensor& tensor) override {
     HOGWILD_ASSERT(blocks_.erase(tensor.data) == 1);
-    lane_matrices_.erase(static_cast<const uint8_t*>(tensor.data));
+    lane_matrices_.erase(static_cast<uint8_t*>(tensor.data));
     std::free(tensor.data);
   }
 
@@ -344,7 +344,6 @@ class CpuBackend final : public Backend {
 
   // A lane-layout allocation, and where a view of it starts.
   struct LaneMatrix {
-    uint8_t* base;
     int64_t rows, row_bytes;
   };
   struct LaneView {
@@ -360,13 +359,14 @@ class CpuBackend final : public Backend {
     const int64_t offset = data - at->first;
     if (offset >= at->second.rows * at->second.row_bytes) return std::nullopt;
     HOGWILD_ASSERT(offset % at->second.row_bytes == 0);
-    return LaneView{at->second.base, offset / at->second.row_bytes};
+    return LaneView{at->first, offset / at->second.row_bytes};
   }
 
   std::unordered_set<void*> blocks_;
-  std::map<const uint8_t*, LaneMatrix> lane_matrices_;  // by allocation
-  std::vector<uint8_t> embedding_row_;                  // a lane-layout table's row, plain
-  std::vector<float> activations_;                      // stored_matmul's converted input rows
+  // By allocation; std::less<> so a view's const pointer finds its allocation.
+  std::map<uint8_t*, LaneMatrix, std::less<>> lane_matrices_;
+  std::vector<uint8_t> embedding_row_;  // a lane-layout table's row, plain
+  std::vector<float> activations_;      // stored_matmul's converted input rows
   cpu::ThreadPool pool_;
 };
 

@@ -542,9 +542,11 @@ struct LaneShape {
   int64_t group_bytes() const { return kLaneGroupRows * block_bytes * blocks; }
 };
 
+bool lane_format(DType weight) { return weight == DType::Q4_0 || weight == DType::Q4_1; }
+
 LaneShape lane_shape(DType weight, int64_t k) {
-  HOGWILD_CHECK(weight == DType::Q4_0 || weight == DType::Q4_1,
-                "the lane layout holds Q4_0 and Q4_1 weights, not ", dtype_name(weight));
+  HOGWILD_CHECK(lane_format(weight), "the lane layout holds Q4_0 and Q4_1 weights, not ",
+                dtype_name(weight));
   check_k(weight, k);
   const bool has_min = weight == DType::Q4_1;
   return {has_min ? 20 : 18, quant::lane_group_quants(has_min), k / 32};
@@ -567,7 +569,7 @@ void lane_pieces(const LaneShape& s, int64_t row, int64_t b, Visit visit) {
 }  // namespace
 
 bool lane_layout_fits(DType weight, int64_t rows) {
-  return (weight == DType::Q4_0 || weight == DType::Q4_1) && rows > 0 && rows % kLaneGroupRows == 0;
+  return lane_format(weight) && rows > 0 && rows % kLaneGroupRows == 0;
 }
 
 void to_lane_layout(DType weight, const void* plain, int64_t k, int64_t rows, void* base,

@@ -509,8 +509,45 @@ struct LaneGroup {
   }
 };
 
+// A block's nibbles as vpdpbusd / tdpbssd operands: low[j] elements 4j..4j+3 of each lane's row,
+// high[j] elements 16+4j..16+4j+3.
+inline void split_nibbles(const LaneBlock& w, __m512i* low, __m512i* high) {
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  for (int64_t j = 0; j < 4; ++j) {
+    low[j] = _mm512_and_si512(w.quants[j], low_mask);
+    high[j] = _mm512_and_si512(_mm512_srli_epi32(w.quants[j], 4), low_mask);
+  }
+}
+
+// The float steps of one block for one input row x, from its 16 lanes' integer dots: the one
+// sequence both the VNNI and the AMX kernels run, so their bits agree.
+inline __m512 add_block(__m512 acc, __m512i dot, const LaneBlock& w, const Act32Row& x, int64_t b) {
+  const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x.scales[2 * b]));
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+  return _mm512_fmadd_ps(w.m, _mm512_set1_ps(x.scales[2 * b + 1]), acc);
+}
+
+// Stores the wanted lanes of R rows' accumulators in order from out + i * out_stride
+// (compressed: a tile may start or end inside the wanted range).
+template <int R>
+inline void store_lanes(const __m512* acc, __mmask16 lanes, float* out, int64_t i,
+                        int64_t out_stride) {
+  const auto count = static_cast<unsigned>(__builtin_popcount(lanes));
+  const auto first = static_cast<__mmask16>((1u << count) - 1u);
+  for (int r = 0; r < R; ++r)
+    _mm512_mask_storeu_ps(out + (i + r) * out_stride, first,
+                          _mm512_maskz_compress_ps(lanes, acc[r]));
+}
+
+// The lanes of group g (rows 16g..16g+15) inside rows [begin, end); `low`: the first of them.
+inline __mmask16 group_lanes(int64_t g, int64_t begin, int64_t end, int64_t& low) {
+  low = begin > 16 * g ? begin - 16 * g : 0;
+  const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+  return static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
+}
+
 // R input rows against one tile of 16 weight rows. `lanes`: the rows of the tile wanted, stored
-// in order from `out` (compressed: a tile may start or end inside the wanted range).
+// in order from `out`.
 template <int R, class Source>
 void lanes32_tile(const Source& source, int64_t blocks, const void* act, int64_t i, __mmask16 lanes,
                   float* out, int64_t out_stride) {
@@ -518,14 +555,10 @@ void lanes32_tile(const Source& source, int64_t blocks, const void* act, int64_t
   for (int r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  const __m512i low_mask = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < blocks; ++b) {
     const LaneBlock w = source.load(b);
     __m512i low[4], high[4];
-    for (int64_t j = 0; j < 4; ++j) {
-      low[j] = _mm512_and_si512(w.quants[j], low_mask);                         // 4j .. 4j+3
-      high[j] = _mm512_and_si512(_mm512_srli_epi32(w.quants[j], 4), low_mask);  // 16+4j ..
-    }
+    split_nibbles(w, low, high);
     for (int r = 0; r < R; ++r) {
       const auto* q = reinterpret_cast<const uint8_t*>(x[r].q + 32 * b);
       __m512i dot = _mm512_setzero_si512();
@@ -535,16 +568,10 @@ void lanes32_tile(const Source& source, int64_t blocks, const void* act, int64_t
       for (int64_t j = 0; j < 4; ++j)
         dot = _mm512_dpbusd_epi32(dot, high[j],
                                   _mm512_set1_epi32(static_cast<int>(load_u32(q + 16 + 4 * j))));
-      const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x[r].scales[2 * b]));
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
-      acc[r] = _mm512_fmadd_ps(w.m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
+      acc[r] = add_block(acc[r], dot, w, x[r], b);
     }
   }
-  const auto count = static_cast<unsigned>(__builtin_popcount(lanes));
-  const auto first = static_cast<__mmask16>((1u << count) - 1u);
-  for (int r = 0; r < R; ++r)
-    _mm512_mask_storeu_ps(out + (i + r) * out_stride, first,
-                          _mm512_maskz_compress_ps(lanes, acc[r]));
+  store_lanes<R>(acc, lanes, out, i, out_stride);
 }
 
 // Every input row against one tile, kLaneRows rows per pass (then 4, then 1); the tile's
@@ -585,9 +612,8 @@ void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act,
   const int64_t blocks = k / 32, group_bytes = 16 * blocks * Lanes32<F>::bytes;
   const int64_t begin = first + row_begin, end = first + row_end;
   for (int64_t g = begin / 16; g * 16 < end; ++g) {
-    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
-    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
-    const auto lanes = static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
+    int64_t low = 0;
+    const __mmask16 lanes = group_lanes(g, begin, end, low);
     const uint8_t* group = base + g * group_bytes;
     // A group (at most 16 KiB) ahead in the stream: the hardware prefetcher alone reads 1.2x
     // slower at batch 1 (bench_quant_matmul, lanes:1; 2 KiB ahead is within noise of this).
@@ -636,23 +662,19 @@ constexpr int64_t kAmxMaxBlocks = 512;
 
 // The block's weight nibbles as tile B: low[0..3], then high[0..3].
 inline void store_weight_tile(const LaneBlock& w, uint8_t* tile) {
-  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  __m512i low[4], high[4];
+  split_nibbles(w, low, high);
   for (int64_t j = 0; j < 4; ++j) {
-    _mm512_store_si512(tile + 64 * j, _mm512_and_si512(w.quants[j], low_mask));
-    _mm512_store_si512(tile + 64 * (4 + j),
-                       _mm512_and_si512(_mm512_srli_epi32(w.quants[j], 4), low_mask));
+    _mm512_store_si512(tile + 64 * j, low[j]);
+    _mm512_store_si512(tile + 64 * (4 + j), high[j]);
   }
 }
 
 // The lane kernel's float steps for one block, from its 16 x 16 integer dots.
 inline void scale_block(const LaneBlock& w, const int32_t* dots, const Act32Row* x, int64_t b,
                         __m512* acc) {
-  for (int64_t r = 0; r < 16; ++r) {
-    const __m512i dot = _mm512_load_si512(dots + 16 * r);
-    const __m512 scale = _mm512_mul_ps(w.d, _mm512_set1_ps(x[r].scales[2 * b]));
-    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r]);
-    acc[r] = _mm512_fmadd_ps(w.m, _mm512_set1_ps(x[r].scales[2 * b + 1]), acc[r]);
-  }
+  for (int64_t r = 0; r < 16; ++r)
+    acc[r] = add_block(acc[r], _mm512_load_si512(dots + 16 * r), w, x[r], b);
 }
 
 // 16 input rows from i against one group, whose B tiles (`tiles`, kWeightTileBytes a block)
@@ -694,11 +716,7 @@ __attribute__((target("amx-tile,amx-int8"))) void amx_group_tile(const LaneGroup
     _tile_stored(0, dots[0], 64);
     scale_block(w, dots[0], x, b, acc);
   }
-  const auto count = static_cast<unsigned>(__builtin_popcount(lanes));
-  const auto first = static_cast<__mmask16>((1u << count) - 1u);
-  for (int r = 0; r < 16; ++r)
-    _mm512_mask_storeu_ps(out + (i + r) * out_stride, first,
-                          _mm512_maskz_compress_ps(lanes, acc[r]));
+  store_lanes<16>(acc, lanes, out, i, out_stride);
 }
 
 // lane_groups for n a multiple of 16.
@@ -715,9 +733,8 @@ __attribute__((target("amx-tile,amx-int8"))) void lane_groups_amx(
   alignas(64) uint8_t tiles[kAmxMaxBlocks * kWeightTileBytes];
   load_tile_config();
   for (int64_t g = begin / 16; g * 16 < end; ++g) {
-    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
-    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
-    const auto lanes = static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
+    int64_t low = 0;
+    const __mmask16 lanes = group_lanes(g, begin, end, low);
     const LaneGroup<F> source{base + g * group_bytes, nullptr};
     for (int64_t b = 0; b < blocks; ++b)
       store_weight_tile(source.load(b), tiles + kWeightTileBytes * b);
@@ -731,7 +748,7 @@ __attribute__((target("amx-tile,amx-int8"))) void lane_groups_amx(
 // ---- Activations: quantize_row32 (quant_matmul.cpp) 32 values at a time, the same operations
 // in the same order per value: |x| maxima (exact in any order; a NaN is skipped as std::max skips
 // it), the scalar d = amax / 127 and 127 / amax, x * inverse rounded to nearest-even and clamped
-// to +-127, the integer sum. A prefill spends ~4% of its time here in scalar code. ----
+// to +-127, the integer sum (the scalar code took ~4% of a prefill). ----
 
 void quantize_row32_avx512(const float* x, int64_t k, uint8_t* out) {
   const int64_t blocks = k / 32;
