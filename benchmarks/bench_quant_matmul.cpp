@@ -191,7 +191,7 @@ void matmul_args(benchmark::internal::Benchmark* b) {
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
       const int64_t d = static_cast<int64_t>(dtype);
       // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX-512 (and AMX).
-      const bool lane_format = dtype == DType::Q4_0 || dtype == DType::Q4_1;
+      const bool lane_format = cpu::lane_layout_fits(dtype, shape[0]);
       for (int64_t isa : {amx, avx512, avx2}) {
         for (int64_t lanes : {int64_t{0}, int64_t{1}}) {
           if (lanes == 1 && (!lane_format || isa < avx512)) continue;
