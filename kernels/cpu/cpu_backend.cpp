@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/float16.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/block_attention.h"
 #include "kernels/cpu/quant_matmul.h"
@@ -249,9 +250,7 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(out.rows, rows_grain(n), [&](int64_t begin, int64_t end, int) {
       for (int64_t r = begin; r < end; ++r) {
         const float* g = row(gate_up, r);
-        const float* u = g + n;
-        float* o = row(out, r);
-        for (int64_t j = 0; j < n; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+        cpu::swiglu_row(g, g + n, row(out, r), n);
       }
     });
   }
