@@ -94,6 +94,7 @@ int physical_cores() {
 ThreadPool::ThreadPool(int threads) : threads_(threads) {
   HOGWILD_CHECK(threads >= 1 && threads <= 1024,
                 "the CPU backend's threads must be in [1, 1024], not ", threads);
+  runs_ = std::vector<Run>(static_cast<size_t>(threads));
   workers_.reserve(static_cast<size_t>(threads - 1));
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { worker_main(t); });
 }
@@ -111,9 +112,10 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::parallel_for(int64_t count, int64_t grain, const Body& fn) {
   if (count <= 0) return;
   const int64_t per_thread_chunks = 4;
-  const int64_t chunk =
-      std::max<int64_t>(std::max<int64_t>(grain, 1), (count + threads_ * per_thread_chunks - 1) /
-                                                         (threads_ * per_thread_chunks));
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t wanted =
+      (count + threads_ * per_thread_chunks - 1) / (threads_ * per_thread_chunks);
+  const int64_t chunk = (std::max(grain, wanted) + grain - 1) / grain * grain;
   const int64_t chunks = (count + chunk - 1) / chunk;
   if (threads_ == 1 || chunks <= 1 || tls_thread >= 0) {
     fn(0, count, tls_thread >= 0 ? tls_thread : 0);
@@ -127,7 +129,11 @@ void ThreadPool::parallel_for(int64_t count, int64_t grain, const Body& fn) {
   count_ = count;
   chunk_ = chunk;
   chunks_ = chunks;
-  next_chunk_.store(0, std::memory_order_relaxed);
+  for (int t = 0; t < threads_; ++t) {
+    const auto first = static_cast<uint64_t>(chunks * t / threads_);
+    const auto end = static_cast<uint64_t>(chunks * (t + 1) / threads_);
+    runs_[static_cast<size_t>(t)].bounds.store(first | end << 32, std::memory_order_relaxed);
+  }
   done_chunks_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
   generation_.fetch_add(1);  // open (even)
@@ -140,19 +146,43 @@ void ThreadPool::parallel_for(int64_t count, int64_t grain, const Body& fn) {
   if (error_) std::rethrow_exception(error_);
 }
 
+namespace {
+
+// Takes one chunk of a run: its front (the owner) or its back (a thief); -1 when it is empty.
+int64_t take_chunk(std::atomic<uint64_t>& bounds, bool front) {
+  uint64_t seen = bounds.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t next = seen & 0xffffffffu, end = seen >> 32;
+    if (next >= end) return -1;
+    const uint64_t taken = front ? next : end - 1;
+    const uint64_t left = front ? (next + 1) | end << 32 : next | (end - 1) << 32;
+    if (bounds.compare_exchange_weak(seen, left, std::memory_order_relaxed))
+      return static_cast<int64_t>(taken);
+  }
+}
+
+}  // namespace
+
+void ThreadPool::run_chunk(int64_t index, int thread) {
+  const int64_t begin = index * chunk_;
+  try {
+    (*body_)(begin, std::min(count_, begin + chunk_), thread);
+  } catch (...) {
+    const std::lock_guard<std::mutex> lock(error_mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
+  done_chunks_.fetch_add(1, std::memory_order_release);
+}
+
 void ThreadPool::run_chunks(int thread) {
   tls_thread = thread;
-  for (;;) {
-    const int64_t index = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-    if (index >= chunks_) break;
-    const int64_t begin = index * chunk_;
-    try {
-      (*body_)(begin, std::min(count_, begin + chunk_), thread);
-    } catch (...) {
-      const std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
-    }
-    done_chunks_.fetch_add(1, std::memory_order_release);
+  for (int64_t index; (index = take_chunk(runs_[static_cast<size_t>(thread)].bounds, true)) >= 0;)
+    run_chunk(index, thread);
+  // Then the others' tails, the next thread's first (the likeliest to be behind, as it started
+  // last), round the pool until every run is empty.
+  for (int step = 1; step < threads_; ++step) {
+    auto& bounds = runs_[static_cast<size_t>((thread + step) % threads_)].bounds;
+    for (int64_t index; (index = take_chunk(bounds, false)) >= 0;) run_chunk(index, thread);
   }
   tls_thread = -1;
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -25,22 +26,25 @@ namespace {
 constexpr int kThreadCounts[] = {1, 2, 3, 7};
 
 // Runs one parallel_for and checks that each index of [0, count) ran once, on a thread of the
-// pool, and never on two threads at once with the same id.
+// pool, never on two threads at once with the same id, and in chunks that start and end on
+// multiples of the grain (but the range's end).
 void expect_each_index_once(ThreadPool& pool, int64_t count, int64_t grain) {
   std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
   std::vector<std::atomic<int>> busy(static_cast<size_t>(pool.size()));
-  std::atomic<bool> bad_thread{false}, overlap{false};
+  std::atomic<bool> bad_thread{false}, overlap{false}, off_grain{false};
   pool.parallel_for(count, grain, [&](int64_t begin, int64_t end, int thread) {
     if (thread < 0 || thread >= pool.size() || begin < 0 || end > count || begin >= end) {
       bad_thread = true;
       return;
     }
+    if (begin % grain != 0 || (end % grain != 0 && end != count)) off_grain = true;
     if (busy[static_cast<size_t>(thread)].fetch_add(1) != 0) overlap = true;
     for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
     busy[static_cast<size_t>(thread)].fetch_sub(1);
   });
   EXPECT_FALSE(bad_thread) << "a chunk outside the range or on a thread outside the pool";
   EXPECT_FALSE(overlap) << "two chunks ran at once under one thread id";
+  EXPECT_FALSE(off_grain) << "a chunk boundary off the grain";
   for (int64_t i = 0; i < count; ++i)
     ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i << " of " << count;
 }
@@ -85,6 +89,45 @@ TEST(ThreadPool, WorkersTakePartWhenThereIsEnoughWork) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   });
   EXPECT_EQ(used[0] + used[1] + used[2], 3) << "some pool thread never ran a chunk";
+}
+
+// Each thread takes its own run of chunks front to back and then the others' tails: a thread held
+// up inside a chunk (as one the OS has descheduled) delays only that chunk while the others run
+// the rest, and each thread's own chunks come in order.
+TEST(ThreadPool, AStalledThreadHoldsUpOnlyTheChunkItTook) {
+  for (const int threads : {2, 3}) {
+    SCOPED_TRACE(cat("threads=", threads));
+    ThreadPool pool(threads);
+    const int64_t chunks = 4 * threads;  // thread t's run: [4t, 4t + 4)
+    std::vector<std::vector<int64_t>> taken(static_cast<size_t>(threads));
+    std::atomic<int> stalled{-1};
+    pool.parallel_for(chunks, 1, [&](int64_t begin, int64_t, int thread) {
+      taken[static_cast<size_t>(thread)].push_back(begin);  // one chunk at a time per thread
+      int none = -1;
+      if (thread != 0 && stalled.compare_exchange_strong(none, thread))
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      else  // slow enough that the workers wake before the caller has run everything
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    });
+    int64_t all = 0;
+    for (int t = 0; t < threads; ++t) {
+      const auto& list = taken[static_cast<size_t>(t)];
+      all += static_cast<int64_t>(list.size());
+      std::vector<int64_t> own;
+      for (int64_t c : list)
+        if (c / 4 == t) own.push_back(c);
+      EXPECT_TRUE(std::is_sorted(own.begin(), own.end())) << "thread " << t << "'s own run";
+    }
+    EXPECT_EQ(all, chunks);
+    EXPECT_GE(stalled.load(), 1) << "no worker took part";
+    if (stalled >= 0) {
+      EXPECT_EQ(taken[static_cast<size_t>(stalled.load())].size(), 1u)
+          << "the stalled thread ran more than the chunk it held";
+    }
+    if (threads == 2) {
+      EXPECT_GE(taken[0].size(), static_cast<size_t>(chunks - 1));
+    }
+  }
 }
 
 TEST(ThreadPool, NestedCallRunsInlineOnTheSameThread) {
