@@ -14,9 +14,13 @@
 // over the workers of their visible keys: the arithmetic); bytes_per_second (keys_read rows of K
 // and V, fp32, per second).
 //
-//   build/cpu/bin/bench_attention [--max-keys=N] [benchmark flags]
-//   (--max-keys drops the shapes with more common keys than N; the default runs 1024..16384)
+//   build/cpu/bin/bench_attention [--max-keys=N] [--cold] [benchmark flags]
+//   (--max-keys drops the shapes with more common keys than N; the default runs 1024..16384.
+//   --cold: each call reads the next of enough layers' caches to fill twice the last-level cache
+//   (at least 256 MiB), so the keys come from memory, as in a decode step whose weights have
+//   pushed the cache out of L3; bytes_per_second is then against the memory's read bandwidth.)
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -37,6 +41,12 @@ namespace {
 constexpr int64_t kStepTokens = 64;
 constexpr int64_t kPageSize = 32;
 int64_t g_max_keys = 16384;
+bool g_cold = false;
+
+int64_t last_level_cache_bytes() {
+  const long bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return bytes > 0 ? bytes : int64_t{32} << 20;
+}
 
 struct Geometry {
   const char* name;
@@ -61,6 +71,7 @@ struct Setup {
   hogwild::Tensor q, out, view_offsets, view_entries, inv_freq;
   hogwild::AttentionShape shape;
   int64_t keys_read = 0, keys_attended = 0;
+  int64_t layers = 1;  // caches cycled through (--cold), one per call
 
   ~Setup() {
     for (hogwild::Tensor* t : {&q, &out, &view_offsets, &view_entries, &inv_freq})
@@ -76,11 +87,18 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
   hogwild::Backend& backend = *setup->backend;
 
   hogwild::ModelConfig config;
-  config.layers = 1;
+  const int64_t commons = layout == Layout::Hogwild ? 1 : workers;
+  const int64_t layer_bytes = (commons * common_keys + workers * kStepTokens) * 2 *
+                              geometry.kv_heads * geometry.head_dim * 4;
+  setup->layers =
+      g_cold ? std::clamp<int64_t>(
+                   std::max(2 * last_level_cache_bytes(), int64_t{256} << 20) / layer_bytes + 1, 1,
+                   4096)
+             : 1;
+  config.layers = setup->layers;
   config.heads = geometry.heads;
   config.kv_heads = geometry.kv_heads;
   config.head_dim = geometry.head_dim;
-  const int64_t commons = layout == Layout::Hogwild ? 1 : workers;
   const int64_t common_pages = (common_keys + kPageSize - 1) / kPageSize;
   const int64_t step_pages = (kStepTokens + kPageSize - 1) / kPageSize;
   hogwild::CacheOptions options;
@@ -102,8 +120,10 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
     cache.extend(steps.back(), kStepTokens, rows);
   }
   Random random{0x5EED0000ull + static_cast<uint64_t>(workers * 131 + common_keys)};
-  fill_random(backend, cache.keys(0), random);
-  fill_random(backend, cache.values(0), random);
+  for (int64_t l = 0; l < setup->layers; ++l) {
+    fill_random(backend, cache.keys(l), random);
+    fill_random(backend, cache.values(l), random);
+  }
 
   // Views and their entries, as BatchBuilder::build computes them for one query per worker: the
   // last token of the worker's own step block (its K/V already appended, docs/design.md §4 instant
@@ -179,10 +199,13 @@ void run_attention(benchmark::State& state, Layout layout) {
   hogwild::KvCache& cache = *s.cache;
   const hogwild::Tensor& page_table = cache.page_table();
 
+  int64_t layer = 0;
   for (auto _ : state) {
-    s.backend->block_attention(s.q, cache.keys(0), cache.values(0), page_table, cache.page_size(),
-                               s.view_offsets, s.view_entries, s.inv_freq, s.shape, s.out);
+    s.backend->block_attention(s.q, cache.keys(layer), cache.values(layer), page_table,
+                               cache.page_size(), s.view_offsets, s.view_entries, s.inv_freq,
+                               s.shape, s.out);
     s.backend->synchronize();
+    layer = (layer + 1) % s.layers;
   }
 
   if (const char* problem = hogwild::bench::output_problem(*s.backend, s.out)) {
@@ -229,6 +252,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--max-keys=", 11) == 0) {
       g_max_keys = std::stoll(argv[i] + 11);
+    } else if (std::strcmp(argv[i], "--cold") == 0) {
+      g_cold = true;
     } else {
       rest.push_back(argv[i]);
     }
