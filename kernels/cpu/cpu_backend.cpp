@@ -10,7 +10,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <unordered_set>
 #include <vector>
 
 #include "common/error.h"
@@ -19,6 +18,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/blas_threads.h"
 #include "kernels/cpu/block_attention.h"
+#include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/sampling.h"
 #include "kernels/cpu/small_gemm.h"
@@ -73,9 +73,6 @@ class CpuBackend final : public Backend {
     // HOGWILD_CPU_FEATURES is one error now, not an exception inside the pool.
     static_cast<void>(cpu::quant_isa());
   }
-  ~CpuBackend() override {
-    for (void* block : blocks_) std::free(block);
-  }
 
   std::string name() const override { return "cpu"; }
   bool host_memory() const override { return true; }
@@ -91,11 +88,8 @@ class CpuBackend final : public Backend {
                       cpu::quant_matmul_supports(dtype),
                   "the CPU backend cannot hold ", dtype_name(dtype), " tensors");
     const size_t bytes = static_cast<size_t>(rows) * dtype_row_bytes(dtype, cols);
-    // 64-byte alignment for vector loads; round the size up as aligned_alloc requires.
-    void* block = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
+    void* block = memory_.allocate(bytes);  // zeroed, 64-byte aligned (host_memory.h)
     HOGWILD_CHECK(block != nullptr, "out of host memory allocating ", bytes, " bytes");
-    std::memset(block, 0, bytes);
-    blocks_.insert(block);
     // Q4_0 / Q4_1 weights in the lane layout, for the AVX-512 kernel (quant_matmul.h).
     if (cpu::quant_isa() >= cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
       lane_matrices_.emplace(static_cast<uint8_t*>(block),
@@ -104,9 +98,8 @@ class CpuBackend final : public Backend {
   }
 
   void do_release(const Tensor& tensor) override {
-    HOGWILD_ASSERT(blocks_.erase(tensor.data) == 1);
+    HOGWILD_ASSERT(memory_.release(tensor.data));
     lane_matrices_.erase(static_cast<uint8_t*>(tensor.data));
-    std::free(tensor.data);
   }
 
   void do_upload_f32(const Tensor& dst, const float* host) override {
@@ -361,7 +354,7 @@ class CpuBackend final : public Backend {
     return LaneView{at->first, offset / at->second.row_bytes};
   }
 
-  std::unordered_set<void*> blocks_;
+  cpu::HostMemory memory_;
   // By allocation; std::less<> so a view's const pointer finds its allocation.
   std::map<uint8_t*, LaneMatrix, std::less<>> lane_matrices_;
   std::vector<uint8_t> embedding_row_;  // a lane-layout table's row, plain
