@@ -20,7 +20,6 @@
 //   (at least 256 MiB), so the keys come from memory, as in a decode step whose weights have
 //   pushed the cache out of L3; bytes_per_second is then against the memory's read bandwidth.)
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -42,11 +41,6 @@ constexpr int64_t kStepTokens = 64;
 constexpr int64_t kPageSize = 32;
 int64_t g_max_keys = 16384;
 bool g_cold = false;
-
-int64_t last_level_cache_bytes() {
-  const long bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  return bytes > 0 ? bytes : int64_t{32} << 20;
-}
 
 struct Geometry {
   const char* name;
@@ -92,8 +86,7 @@ std::unique_ptr<Setup> make_setup(Layout layout, int64_t workers, int64_t common
                               geometry.kv_heads * geometry.head_dim * 4;
   setup->layers =
       g_cold ? std::clamp<int64_t>(
-                   std::max(2 * last_level_cache_bytes(), int64_t{256} << 20) / layer_bytes + 1, 1,
-                   4096)
+                   hogwild::bench::uncached_bytes(int64_t{256} << 20) / layer_bytes + 1, 1, 4096)
              : 1;
   config.layers = setup->layers;
   config.heads = geometry.heads;

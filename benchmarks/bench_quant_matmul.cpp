@@ -14,7 +14,6 @@
 //       --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //   (interleaved repetitions, so that the machine's load shifts hit every row alike)
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -31,15 +30,9 @@ namespace {
 using hogwild::DType;
 namespace cpu = hogwild::cpu;
 
-// Bytes of the pool: 128 MiB, or twice the L3 where that is larger (a Sapphire Rapids-class VM
-// reported 480 MiB, in which a 128 MiB pool would be read from L3, not memory).
+// Bytes of the pool: 128 MiB, or twice the L3 where that is larger.
 size_t pool_bytes() {
-  size_t bytes = size_t{128} << 20;
-#ifdef _SC_LEVEL3_CACHE_SIZE
-  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  if (l3 > 0) bytes = std::max(bytes, 2 * static_cast<size_t>(l3));
-#endif
-  return bytes;
+  return static_cast<size_t>(hogwild::bench::uncached_bytes(int64_t{128} << 20));
 }
 
 // Random weights of `dtype`: random quant bits, with every half-precision scale / minimum field set

@@ -1,6 +1,8 @@
 // Helpers shared by the benchmarks: deterministic random data that is never all zeros.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -27,6 +29,18 @@ inline void fill_random(Backend& backend, const Tensor& tensor, Random& random) 
     const int64_t count = std::min(chunk, tensor.rows - first);
     backend.upload_f32(tensor.rows_view(first, count), host.data());
   }
+}
+
+// Bytes a buffer needs so that the last-level cache cannot hold it: twice the L3, and at least
+// `minimum` (where sysconf does not know the L3). Benchmarks that cycle through such a pool read
+// from memory, as a decode step does (a Sapphire Rapids-class VM reported an L3 of 480 MiB).
+inline int64_t uncached_bytes(int64_t minimum) {
+  int64_t bytes = minimum;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (l3 > 0) bytes = std::max<int64_t>(bytes, 2 * static_cast<int64_t>(l3));
+#endif
+  return bytes;
 }
 
 // Sanity check of a benchmark's output: nullptr when every value is finite and not all are zero

@@ -9,7 +9,7 @@
 namespace hogwild::cpu {
 
 HostMemory::~HostMemory() {
-  for (auto& [block, bytes] : small_) std::free(block);
+  for (void* block : small_) std::free(block);
   for (auto& [base, slab] : slabs_) std::free(base);
 }
 
@@ -19,7 +19,7 @@ void* HostMemory::allocate(size_t bytes) {
   void* block = std::aligned_alloc(kAlignment, bytes);
   if (block == nullptr) return nullptr;
   std::memset(block, 0, bytes);
-  small_.emplace(block, bytes);
+  small_.insert(block);
   return block;
 }
 

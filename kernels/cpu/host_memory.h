@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace hogwild::cpu {
 
@@ -42,7 +43,7 @@ class HostMemory {
   };
   void* from_slab(size_t bytes);
 
-  std::unordered_map<void*, size_t> small_;   // aligned_alloc blocks
+  std::unordered_set<void*> small_;           // aligned_alloc blocks
   std::map<char*, Slab> slabs_;               // by base address
   std::unordered_map<void*, char*> in_slab_;  // slab block -> its slab's base
   char* current_ = nullptr;                   // the slab new blocks come from

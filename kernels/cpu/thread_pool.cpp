@@ -128,7 +128,6 @@ void ThreadPool::parallel_for(int64_t count, int64_t grain, const Body& fn) {
   body_ = &fn;
   count_ = count;
   chunk_ = chunk;
-  chunks_ = chunks;
   for (int t = 0; t < threads_; ++t) {
     const auto first = static_cast<uint64_t>(chunks * t / threads_);
     const auto end = static_cast<uint64_t>(chunks * (t + 1) / threads_);

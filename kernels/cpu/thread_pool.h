@@ -62,7 +62,6 @@ class ThreadPool {
   const Body* body_ = nullptr;
   int64_t count_ = 0;
   int64_t chunk_ = 1;
-  int64_t chunks_ = 0;
   // Even: a job is open for workers; odd: closed. Also the futex word sleeping workers wait on.
   std::atomic<uint32_t> generation_{1};  // kFirstGeneration
   // Per thread, the chunks of its run not yet taken: {next (low 32 bits), end (high 32 bits)}, in
