@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "kernels/cpu/exp_avx2.h"
+#include "kernels/cpu/quant_matmul.h"
 #include "kernels/cpu/small_gemm.h"
 
 namespace hogwild::cpu {
@@ -164,23 +165,56 @@ HOGWILD_AVX2 void attend_avx2(const DecodeChunk& chunk, std::vector<float>& scra
 
 }  // namespace
 
-bool decode_chunk_supported(int64_t head_dim) {
+bool decode_isa_available(DecodeIsa isa, int64_t head_dim) {
+  if (head_dim <= 0) return false;
+  switch (isa) {
+    case DecodeIsa::kAvx2:
 #if defined(__x86_64__)
-  return head_dim % 8 == 0 && best_simd_level() == SimdLevel::kAvx2;
+      return head_dim % 8 == 0 && best_simd_level() == SimdLevel::kAvx2;
 #else
-  (void)head_dim;
-  return false;
+      return false;
 #endif
+    case DecodeIsa::kAvx512:
+#if HOGWILD_DECODE_AVX512
+      return head_dim % 16 == 0 && quant_isa() >= QuantIsa::Avx512;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+bool decode_chunk_supported(int64_t head_dim) {
+  return decode_isa_available(DecodeIsa::kAvx2, head_dim) ||
+         decode_isa_available(DecodeIsa::kAvx512, head_dim);
 }
 
 void attend_decode_chunk(const DecodeChunk& chunk, std::vector<float>& scores, float* maxima,
                          float* sums, float* out) {
-  HOGWILD_ASSERT(decode_chunk_supported(chunk.head_dim) && chunk.tokens > 0);
+  const DecodeIsa isa = decode_isa_available(DecodeIsa::kAvx512, chunk.head_dim)
+                            ? DecodeIsa::kAvx512
+                            : DecodeIsa::kAvx2;
+  attend_decode_chunk(chunk, scores, maxima, sums, out, isa);
+}
+
+void attend_decode_chunk(const DecodeChunk& chunk, std::vector<float>& scores, float* maxima,
+                         float* sums, float* out, DecodeIsa isa) {
+  HOGWILD_ASSERT(decode_isa_available(isa, chunk.head_dim) && chunk.tokens > 0);
+  if (isa == DecodeIsa::kAvx512) {
+    attend_decode_chunk_avx512(chunk, scores, maxima, sums, out);
+    return;
+  }
 #if defined(__x86_64__)
   attend_avx2(chunk, scores, maxima, sums, out);
 #else
   (void)scores, (void)maxima, (void)sums, (void)out;
 #endif
 }
+
+#if !HOGWILD_DECODE_AVX512
+void attend_decode_chunk_avx512(const DecodeChunk&, std::vector<float>&, float*, float*, float*) {
+  fail("attend_decode_chunk_avx512: this build has no AVX-512 decode kernel");
+}
+#endif
 
 }  // namespace hogwild::cpu

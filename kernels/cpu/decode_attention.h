@@ -1,9 +1,10 @@
-// The decode kernel of block_attention (kernels/cpu/block_attention.cpp) with AVX2+FMA: the few
-// (entry, query head) queries that read one chunk of a block's keys for one kv head. Scores for
+// The decode kernel of block_attention (kernels/cpu/block_attention.cpp): the few (entry, query
+// head) queries that read one chunk of a block's keys for one kv head. With AVX2+FMA: scores for
 // four keys and up to three queries at a time (twelve independent FMA chains, one horizontal sum
 // per four keys), the same exponential as the tiled kernel (exp_avx2.h), then the weighted values
-// with the output rows held in registers. The portable loop in block_attention.cpp does the same
-// where the CPU lacks AVX2 or head_dim is not a multiple of 8.
+// with the output rows held in registers. With AVX-512 (decode_attention_avx512.cpp): the same on
+// sixteen lanes, scores reduced sixteen at a time. The portable loop in block_attention.cpp does
+// the same where the CPU has neither or head_dim is not a multiple of 8.
 #pragma once
 
 #include <cstdint>
@@ -23,13 +24,26 @@ struct DecodeChunk {
   int64_t kv_stride;    // floats between consecutive pool rows
 };
 
-// Whether attend_decode_chunk runs here (AVX2+FMA on this CPU and head_dim % 8 == 0).
+enum class DecodeIsa { kAvx2, kAvx512 };
+
+// Whether that kernel runs here: built for x86-64, the CPU has the instructions, and head_dim is a
+// multiple of its vector (8 floats for AVX2, 16 for AVX-512).
+bool decode_isa_available(DecodeIsa isa, int64_t head_dim);
+
+// Whether attend_decode_chunk runs here (either kernel).
 bool decode_chunk_supported(int64_t head_dim);
 
 // Per query w: maxima[w] and sums[w] of its softmax over the visible keys of the chunk and the
 // unnormalised weighted values out[w * head_dim ..]; a query that sees none of them gets
-// {-inf, 0} and zeros. `scores` is scratch (grown as needed).
+// {-inf, 0} and zeros. `scores` is scratch (grown as needed). The widest kernel available, or the
+// one named (it must be available).
 void attend_decode_chunk(const DecodeChunk& chunk, std::vector<float>& scores, float* maxima,
                          float* sums, float* out);
+void attend_decode_chunk(const DecodeChunk& chunk, std::vector<float>& scores, float* maxima,
+                         float* sums, float* out, DecodeIsa isa);
+
+// The AVX-512 kernel itself (decode_attention_avx512.cpp); fails where the build has none.
+void attend_decode_chunk_avx512(const DecodeChunk& chunk, std::vector<float>& scores,
+                                float* maxima, float* sums, float* out);
 
 }  // namespace hogwild::cpu

@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "kernels/cpu/exp_avx512.h"
 #include "kernels/cpu/tiled_attention.h"
 
 namespace hogwild::cpu {
@@ -23,25 +24,6 @@ constexpr int64_t kChunk = 32;        // queries per pass over a key tile: two v
 constexpr int64_t kScoreKeys = 8;     // keys per scores microkernel
 constexpr int64_t kValueColumns = 8;  // value columns per values microkernel
 constexpr int64_t kValueKeys = 32;    // keys per pass of the column blocks
-
-// e^x for x <= 0, the polynomial of exp_avx2.h on sixteen lanes: the tiled and per-row kernels
-// weight keys alike (2^k is applied by scalef, the same exact product).
-inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, k);
-}
 
 // scores[j][0 .. 16·W) for R keys: their rows `keys[j]` against the transposed queries
 // (qt[c * qt_stride + lane]).
