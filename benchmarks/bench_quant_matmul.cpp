@@ -102,7 +102,7 @@ void set_counters(benchmark::State& state, size_t bytes_per_iteration, const std
 
 // Args: dtype, rows, k, n, isa, memory (0: one copy of the weights, read from cache: the kernel's
 // compute speed), lanes (1: Q4_0 / Q4_1 in the lane layout, as the CPU backend keeps them with
-// the AVX-512 kernels; quant_matmul.h).
+// the AVX2 and AVX-512 kernels; quant_matmul.h).
 void BM_QuantMatmul(benchmark::State& state) {
   const auto dtype = static_cast<DType>(state.range(0));
   const int64_t rows = state.range(1), k = state.range(2), n = state.range(3);
@@ -183,11 +183,11 @@ void matmul_args(benchmark::internal::Benchmark* b) {
       if (hogwild::dtype_block_elements(dtype) == 256 && shape[1] % 256 != 0) continue;
       const bool main = dtype == DType::Q4_1 || dtype == DType::Q8_0 || dtype == DType::F32;
       const int64_t d = static_cast<int64_t>(dtype);
-      // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX-512 (and AMX).
+      // The layouts the CPU backend uses: the lane layout for Q4_0 / Q4_1 with AVX2, AVX-512, AMX.
       const bool lane_format = cpu::lane_layout_fits(dtype, shape[0]);
       for (int64_t isa : {amx, avx512, avx2}) {
         for (int64_t lanes : {int64_t{0}, int64_t{1}}) {
-          if (lanes == 1 && (!lane_format || isa < avx512)) continue;
+          if (lanes == 1 && !lane_format) continue;
           if (isa == amx && lanes == 0) continue;  // AMX changes the lane layout's kernel only
           for (int64_t n : {1, 4, 16}) {
             if (!main && n != 1) continue;

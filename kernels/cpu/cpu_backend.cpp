@@ -90,8 +90,8 @@ class CpuBackend final : public Backend {
     const size_t bytes = static_cast<size_t>(rows) * dtype_row_bytes(dtype, cols);
     void* block = memory_.allocate(bytes);  // zeroed, 64-byte aligned (host_memory.h)
     HOGWILD_CHECK(block != nullptr, "out of host memory allocating ", bytes, " bytes");
-    // Q4_0 / Q4_1 weights in the lane layout, for the AVX-512 kernel (quant_matmul.h).
-    if (cpu::quant_isa() >= cpu::QuantIsa::Avx512 && cpu::lane_layout_fits(dtype, rows))
+    // Q4_0 / Q4_1 weights in the lane layout, for the AVX2 and AVX-512 kernels (quant_matmul.h).
+    if (cpu::quant_isa() >= cpu::QuantIsa::Avx2 && cpu::lane_layout_fits(dtype, rows))
       lane_matrices_.emplace(static_cast<uint8_t*>(block),
                              LaneMatrix{rows, static_cast<int64_t>(dtype_row_bytes(dtype, cols))});
     return Tensor{block, dtype, rows, cols, cols};

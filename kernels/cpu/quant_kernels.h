@@ -77,6 +77,8 @@ using LaneGroupsKernel = void (*)(const uint8_t* base, int64_t first, int64_t k,
                                   int64_t n, int64_t row_begin, int64_t row_end, float* out,
                                   int64_t out_stride);
 extern const LaneGroupsKernel kAvx512LaneGroups[2];
+// The same on 8-lane AVX2 (the same bits as the AVX-512 one).
+extern const LaneGroupsKernel kAvx2LaneGroups[2];
 // The same with AMX-INT8 tiles, for a multiple of 16 input rows.
 extern const LaneGroupsKernel kAmxLaneGroups[2];
 

@@ -282,6 +282,7 @@ const RowsKernel kScalarKernels[kFormats] = {
 
 #if !HOGWILD_QUANT_AVX2
 const RowsKernel kAvx2Kernels[kFormats] = {};
+const LaneGroupsKernel kAvx2LaneGroups[2] = {};
 #endif
 #if !HOGWILD_QUANT_AVX512
 const RowsKernel kAvx512Kernels[kFormats] = {};
@@ -619,8 +620,13 @@ void quant_matmul_lane_rows(DType weight, const void* base, int64_t first, int64
           row_begin, row_end, out + tiled * out_stride, out_stride);
     return;
   }
-  // Other instruction sets: the rows back in plain form, a group at a time, through their own
-  // kernels (the layout pays off with the AVX-512 kernel only, which the CPU backend expects).
+  if (isa == QuantIsa::Avx2 && quant::kAvx2LaneGroups[0] != nullptr) {
+    quant::kAvx2LaneGroups[weight == DType::Q4_1 ? 1 : 0](
+        static_cast<const uint8_t*>(base), first, k, act, n, row_begin, row_end, out, out_stride);
+    return;
+  }
+  // The scalar kernels: the rows back in plain form, a group at a time (the CPU backend keeps
+  // the layout only where a SIMD kernel reads it).
   thread_local std::vector<uint8_t> plain;
   const int64_t row_bytes = s.blocks * s.block_bytes;
   plain.resize(static_cast<size_t>(kLaneGroupRows * row_bytes));

@@ -46,9 +46,9 @@ void quant_matmul_rows(DType weight, const void* w, int64_t k, const void* act, 
 
 // ---- The lane layout: Q4_0 / Q4_1 matrices of whole groups of 16 rows, each group's blocks
 // interleaved so that block b of its 16 rows is one contiguous run (the rows' scales, then their
-// nibbles, 4 bytes of each row in turn). The AVX-512 kernel then reads 16 rows with plain loads,
-// in one sequential stream, instead of 16 gathered streams; the bytes and their number are the
-// same, and so is every result bit (the same operations on the same values). The CPU backend
+// nibbles, 4 bytes of each row in turn). The AVX-512 and AVX2 kernels then read 16 rows with plain
+// loads, in one sequential stream, instead of 16 gathered streams; the bytes and their number are
+// the same, and so is every result bit (the same operations on the same values). The CPU backend
 // keeps Q4_0 / Q4_1 weights this way; rows are addressed by their index in the whole matrix.
 bool lane_layout_fits(DType weight, int64_t rows);  // Q4_0 / Q4_1 and rows a multiple of 16
 constexpr int64_t kLaneGroupRows = 16;

@@ -72,8 +72,9 @@ inline __m256i fifth_bits(const uint8_t* p) {
   return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-// ---- 32-element formats. Q4_1 / Q5_1: value = d * q + m with q unsigned; Q4_0 / Q5_0 / Q8_0:
-// value = d * q with q signed (the Q4_0 / Q5_0 offsets subtracted from the bytes). ----
+// ---- 32-element formats (Q4_0 / Q4_1 have the lane kernels below). Q5_1: value = d * q + m with
+// q unsigned; Q5_0 / Q8_0: value = d * q with q signed (Q5_0's offset subtracted from the
+// bytes). ----
 
 // The block's half-precision scale (and minimum, when it follows) as floats in lanes 0 (and 1);
 // the other lanes are 0.
@@ -91,24 +92,6 @@ inline __m128 scale_only(const uint8_t* b) {
 
 template <Format F>
 struct W32;
-
-template <>
-struct W32<kQ4_0> {
-  static constexpr int64_t bytes = 18;
-  static constexpr bool has_min = false;
-  static __m256i quants(const uint8_t* b) {
-    return _mm256_sub_epi8(nibbles(b + 2), _mm256_set1_epi8(8));
-  }
-  static __m128 scales(const uint8_t* b) { return scale_only(b); }
-};
-
-template <>
-struct W32<kQ4_1> {
-  static constexpr int64_t bytes = 20;
-  static constexpr bool has_min = true;
-  static __m256i quants(const uint8_t* b) { return nibbles(b + 4); }
-  static __m128 scales(const uint8_t* b) { return scale_pair(b); }
-};
 
 template <>
 struct W32<kQ5_0> {
@@ -182,6 +165,225 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result
     __m256 total = acc[0][r];
     for (int64_t u = 1; u < kSets; ++u) total = _mm256_add_ps(total, acc[u][r]);
     result[r] = hsum(total) + (W::has_min ? _mm_cvtss_f32(_mm_movehdup_ps(mins[r])) : 0.0f);
+  }
+}
+
+// ---- Q4_0 / Q4_1 with weight rows in the lanes: the AVX-512 lane kernel's arithmetic
+// (quant_matmul_avx512.cpp) on two halves of 8 lanes. A block of a 16-row group is read in the
+// lane layout (quant_kernels.h): lane l of nibble dword j holds row l's elements 4j..4j+3 (low
+// nibbles) and 16+4j..16+4j+3 (high), so a maddubs against the activation dword broadcast to
+// every lane serves 8 weight rows, where the row kernel decodes, multiplies and reduces each row
+// on its own (a Zen 3 core: 4.2 cycles per row and block at batch 1, the matmul compute-bound
+// below the memory's rate). AVX2 has no vpdpbusd: maddubs makes the pair sums, 8 of them are added
+// as int16 (|sum| <= 8 * 2 * 15 * 127 = 30480, no saturation) and one madd widens them, the same
+// integer dot; the float steps are add_block's, so a row gets the AVX-512 kernel's bits. Plain
+// rows are transposed into that layout a block at a time. ----
+
+template <Format F>
+struct LaneFormat;
+template <>
+struct LaneFormat<kQ4_0> {
+  static constexpr int64_t bytes = 18, plain_quants = 2;  // plain block: d, 16 nibble bytes
+  static constexpr bool has_min = false;
+};
+template <>
+struct LaneFormat<kQ4_1> {
+  static constexpr int64_t bytes = 20, plain_quants = 4;  // plain block: d, m, 16 nibble bytes
+  static constexpr bool has_min = true;
+};
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// One block of a 16-row tile as the kernel reads it: the rows' d and m as floats, lanes 0..7 and
+// 8..15, and their nibble dwords in the lane layout at `quants` (dword j of lane l at 64 j + 4 l).
+struct LaneBlock {
+  __m256 d[2], m[2];
+  const uint8_t* quants;
+};
+
+// Q4_0's value d (q - 8) is d q + m with m = -8 d (exact), so one kernel does both formats.
+template <Format F>
+inline __m256 minimum(__m256 d, const uint8_t* m) {
+  if constexpr (LaneFormat<F>::has_min)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m)));
+  else
+    return _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+}
+
+// A group of the lane layout: block b of its 16 rows is one contiguous run. `ahead`: where to
+// prefetch this block's share of the stream (the first tile of input rows only; nullptr after).
+template <Format F>
+struct LaneGroupSource {
+  static constexpr int64_t kBlockBytes = 16 * LaneFormat<F>::bytes;
+  const uint8_t* group;
+  const uint8_t* ahead;
+
+  LaneBlock block(int64_t b, uint8_t* /*scratch*/) const {
+    if (ahead != nullptr)
+      for (int64_t at = 0; at < kBlockBytes; at += 64)
+        __builtin_prefetch(ahead + kBlockBytes * b + at, 0, 3);
+    const uint8_t* at = group + kBlockBytes * b;
+    LaneBlock out;
+    for (int64_t h = 0; h < 2; ++h) {
+      out.d[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16 * h)));
+      out.m[h] = minimum<F>(out.d[h], at + 32 + 16 * h);
+    }
+    out.quants = at + lane_group_quants(LaneFormat<F>::has_min);
+    return out;
+  }
+};
+
+// Up to 16 plain GGML rows, row_bytes apart, whose block b is transposed into `scratch` (its
+// nibble dwords; the scales go straight to registers: a 16-byte load of eight 2-byte stores
+// would wait for them) in the lane layout; lanes from `count` on read a zero block. `ahead`: the
+// next 16 rows, prefetched a block's share per block (nullptr once another tile of input rows
+// did).
+template <Format F>
+struct PlainRowsSource {
+  using L = LaneFormat<F>;
+  const uint8_t* rows;
+  int64_t row_bytes;
+  int64_t count;
+  const uint8_t* ahead;
+
+  LaneBlock block(int64_t b, uint8_t* scratch) const {
+    static constexpr uint8_t kZeroBlock[L::bytes] = {};
+    if (ahead != nullptr)
+      for (int64_t at = 0; at < 16 * L::bytes; at += 64)
+        __builtin_prefetch(ahead + 16 * L::bytes * b + at, 0, 3);
+    const uint8_t* src[16];
+    for (int64_t l = 0; l < 16; ++l)
+      src[l] = l < count ? rows + l * row_bytes + b * L::bytes : kZeroBlock;
+    LaneBlock out;
+    for (int64_t h = 0; h < 2; ++h) {
+      const uint8_t* const* r = src + 8 * h;
+      // [d | m] of each row (Q4_0: d and two nibble bytes) in its 32-bit lane, then the d and
+      // the m halves packed into 8 halves each for the conversion.
+      const __m256i dm =
+          _mm256_setr_epi32(static_cast<int>(load_u32(r[0])), static_cast<int>(load_u32(r[1])),
+                            static_cast<int>(load_u32(r[2])), static_cast<int>(load_u32(r[3])),
+                            static_cast<int>(load_u32(r[4])), static_cast<int>(load_u32(r[5])),
+                            static_cast<int>(load_u32(r[6])), static_cast<int>(load_u32(r[7])));
+      const __m256i packed = _mm256_permute4x64_epi64(
+          _mm256_packus_epi32(_mm256_and_si256(dm, _mm256_set1_epi32(0xffff)),
+                              _mm256_srli_epi32(dm, 16)),
+          0xd8);  // [d of rows 0..7 | m of rows 0..7]
+      out.d[h] = _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+      out.m[h] = L::has_min ? _mm256_cvtph_ps(_mm256_extracti128_si256(packed, 1))
+                            : _mm256_mul_ps(out.d[h], _mm256_set1_ps(-8.0f));
+      // Rows 8h..8h+7 as four dwords each: a 4x4 dword transpose in each 128-bit half.
+      __m256i t[4];
+      for (int64_t i = 0; i < 4; ++i)
+        t[i] = _mm256_set_m128i(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i + 4] + L::plain_quants)),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i] + L::plain_quants)));
+      const __m256i u0 = _mm256_unpacklo_epi32(t[0], t[1]), u1 = _mm256_unpackhi_epi32(t[0], t[1]);
+      const __m256i u2 = _mm256_unpacklo_epi32(t[2], t[3]), u3 = _mm256_unpackhi_epi32(t[2], t[3]);
+      const __m256i dwords[4] = {_mm256_unpacklo_epi64(u0, u2), _mm256_unpackhi_epi64(u0, u2),
+                                 _mm256_unpacklo_epi64(u1, u3), _mm256_unpackhi_epi64(u1, u3)};
+      for (int64_t j = 0; j < 4; ++j)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(scratch + 64 * j + 32 * h), dwords[j]);
+    }
+    out.quants = scratch;
+    return out;
+  }
+};
+
+// The AVX-512 kernel's float steps for one block of one input row (its add_block, on 8 lanes).
+inline __m256 add_block(__m256 acc, __m256i dot, __m256 d, __m256 m, const Act32Row& x, int64_t b) {
+  const __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(x.scales[2 * b]));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
+  return _mm256_fmadd_ps(m, _mm256_set1_ps(x.scales[2 * b + 1]), acc);
+}
+
+// R input rows from i against one tile of 16 weight rows; lanes [low, high) are stored in order
+// from `out`.
+template <int R, class Source>
+void lane_tile(const Source& source, int64_t blocks, const void* act, int64_t i, int64_t low,
+               int64_t high, float* out, int64_t out_stride) {
+  Act32Row x[R];
+  for (int r = 0; r < R; ++r) x[r] = act32_row(act, blocks, i + r);
+  __m256 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  alignas(32) uint8_t scratch[4 * 64];
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const LaneBlock w = source.block(b, scratch);
+    __m256i pairs[R][2];
+    for (int r = 0; r < R; ++r) pairs[r][0] = pairs[r][1] = _mm256_setzero_si256();
+    for (int64_t j = 0; j < 4; ++j) {
+      // Each activation dword broadcast once, for both halves.
+      __m256i a_lo[R], a_hi[R];
+      for (int r = 0; r < R; ++r) {
+        const int8_t* a = x[r].q + 32 * b;
+        a_lo[r] = _mm256_set1_epi32(static_cast<int>(load_u32(a + 4 * j)));
+        a_hi[r] = _mm256_set1_epi32(static_cast<int>(load_u32(a + 16 + 4 * j)));
+      }
+      for (int64_t h = 0; h < 2; ++h) {
+        const __m256i q = load32(w.quants + 64 * j + 32 * h);
+        const __m256i lo = _mm256_and_si256(q, low_mask);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low_mask);
+        for (int r = 0; r < R; ++r) {
+          pairs[r][h] = _mm256_add_epi16(pairs[r][h], _mm256_maddubs_epi16(lo, a_lo[r]));
+          pairs[r][h] = _mm256_add_epi16(pairs[r][h], _mm256_maddubs_epi16(hi, a_hi[r]));
+        }
+      }
+    }
+    for (int64_t h = 0; h < 2; ++h)
+      for (int r = 0; r < R; ++r)
+        acc[r][h] =
+            add_block(acc[r][h], _mm256_madd_epi16(pairs[r][h], ones), w.d[h], w.m[h], x[r], b);
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float lanes[16];
+    _mm256_store_ps(lanes, acc[r][0]);
+    _mm256_store_ps(lanes + 8, acc[r][1]);
+    for (int64_t l = low; l < high; ++l) out[(i + r) * out_stride + (l - low)] = lanes[l];
+  }
+}
+
+// Every input row against one tile, two rows per pass (they share the decoded nibbles), then one.
+template <class Source>
+void lane_all_rows(Source source, int64_t blocks, const void* act, int64_t n, int64_t low,
+                   int64_t high, float* out, int64_t out_stride) {
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2, source.ahead = nullptr)
+    lane_tile<2>(source, blocks, act, i, low, high, out, out_stride);
+  for (; i < n; ++i, source.ahead = nullptr)
+    lane_tile<1>(source, blocks, act, i, low, high, out, out_stride);
+}
+
+template <Format F>
+void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
+                  int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32, row_bytes = blocks * LaneFormat<F>::bytes;
+  for (int64_t j = row_begin; j < row_end; j += 16) {
+    const int64_t count = row_end - j < 16 ? row_end - j : 16;
+    const uint8_t* rows = w + j * row_bytes;
+    lane_all_rows(PlainRowsSource<F>{rows, row_bytes, count, rows + 16 * row_bytes}, blocks, act, n,
+                  0, count, out + j, out_stride);
+  }
+}
+
+// The lane layout's groups over rows [first + row_begin, first + row_end) of `base`; output
+// column j is row first + j.
+template <Format F>
+void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n,
+                 int64_t row_begin, int64_t row_end, float* out, int64_t out_stride) {
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * LaneFormat<F>::bytes;
+  const int64_t begin = first + row_begin, end = first + row_end;
+  for (int64_t g = begin / 16; g * 16 < end; ++g) {
+    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
+    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+    const uint8_t* group = base + g * group_bytes;
+    // A group (at most 16 KiB) ahead in the stream, as the AVX-512 kernel.
+    const int64_t distance = group_bytes < 16384 ? group_bytes : 16384;
+    lane_all_rows(LaneGroupSource<F>{group, group + distance}, blocks, act, n, low, high,
+                  out + (16 * g + low - first), out_stride);
   }
 }
 
@@ -421,9 +623,10 @@ void rows_float(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t
 
 }  // namespace
 
-const RowsKernel kAvx2Kernels[kFormats] = {rows_float<kF32>, rows_float<kF16>, rows_float<kBF16>,
-                                           rows32<kQ4_0>,    rows32<kQ4_1>,    rows32<kQ5_0>,
-                                           rows32<kQ5_1>,    rows32<kQ8_0>,    rows256<kQ4_K>,
-                                           rows256<kQ5_K>,   rows256<kQ6_K>};
+const RowsKernel kAvx2Kernels[kFormats] = {
+    rows_float<kF32>,    rows_float<kF16>, rows_float<kBF16>, rows32_lanes<kQ4_0>,
+    rows32_lanes<kQ4_1>, rows32<kQ5_0>,    rows32<kQ5_1>,     rows32<kQ8_0>,
+    rows256<kQ4_K>,      rows256<kQ5_K>,   rows256<kQ6_K>};
+const LaneGroupsKernel kAvx2LaneGroups[2] = {lane_groups<kQ4_0>, lane_groups<kQ4_1>};
 
 }  // namespace hogwild::cpu::quant

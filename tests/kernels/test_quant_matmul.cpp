@@ -464,6 +464,40 @@ TYPED_TEST(QuantMatmulTest, EachRowRoundsAsItWouldAlone) {
   }
 }
 
+// The AVX2 lane kernels run the AVX-512 ones' integer dots and float steps on 8 lanes: a Q4_0 /
+// Q4_1 product in the lane layout has the same bits with either (and with AMX at 16 rows), so
+// a model's Q4 logits do not depend on which of these CPUs ran it.
+TEST(QuantMatmul, LaneKernelsGiveTheSameBitsOnAvx2AndAvx512) {
+  if (!cpu::quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
+  IsaGuard guard;
+  std::mt19937 rng(77);
+  for (const Format& format : {Q4_0Format::get(), Q4_1Format::get()}) {
+    SCOPED_TRACE(dtype_name(format.dtype));
+    const int64_t rows = 48, k = 320;
+    const std::vector<uint8_t> w = random_weights(format, rows, k, rng);
+    std::vector<uint8_t> lanes(w.size());
+    cpu::to_lane_layout(format.dtype, w.data(), k, rows, lanes.data(), 0);
+    for (const int64_t n : {1, 2, 5, 16, 19}) {
+      const std::vector<float> x = random_activations(n, k, k, rng);
+      std::vector<uint8_t> act(cpu::activation_bytes(format.dtype, n, k));
+      cpu::quantize_activations(format.dtype, x.data(), n, k, k, act.data());
+      std::vector<std::vector<float>> outs;
+      for (QuantIsa isa : available_isas()) {
+        if (isa == QuantIsa::Scalar) continue;
+        cpu::set_quant_isa(isa);
+        outs.emplace_back(static_cast<size_t>(n * rows));
+        cpu::quant_matmul_lane_rows(format.dtype, lanes.data(), 0, k, act.data(), n, 3, rows,
+                                    outs.back().data(), rows);
+      }
+      for (size_t s = 1; s < outs.size(); ++s)
+        for (size_t at = 0; at < outs[0].size(); ++at)
+          ASSERT_EQ(0, std::memcmp(&outs[0][at], &outs[s][at], sizeof(float)))
+              << "n=" << n << " out[" << at / rows << "][" << at % rows << "]: " << outs[s][at]
+              << " vs AVX2 " << outs[0][at];
+    }
+  }
+}
+
 // The 32-element formats' activation blocks are the same bytes from every instruction set: the
 // AVX-512 quantizer against the scalar one, on blocks of every magnitude, an all-zero block, and
 // values that fall exactly halfway between two steps (rounded to even).
