@@ -63,9 +63,10 @@ constexpr int64_t k_quant_block_bytes(Format f) {
 }
 
 // One row of k fp32 values into the Act32Row layout (quant_matmul.cpp's quantize_row32, the
-// same bits), with AVX-512; nullptr where the build has none.
+// same bits), with AVX-512 or AVX2; nullptr where the build has none.
 using Row32Quantizer = void (*)(const float* x, int64_t k, uint8_t* out);
 extern const Row32Quantizer kAvx512QuantizeRow32;
+extern const Row32Quantizer kAvx2QuantizeRow32;
 
 // The lane layout of Q4_0 / Q4_1 (quant_matmul.h): per group of 16 rows and block, the 16 rows'
 // fp16 d, Q4_1's 16 fp16 m, then at this offset the rows' 16 nibble bytes as four dwords, dword j

@@ -283,6 +283,7 @@ const RowsKernel kScalarKernels[kFormats] = {
 #if !HOGWILD_QUANT_AVX2
 const RowsKernel kAvx2Kernels[kFormats] = {};
 const LaneGroupsKernel kAvx2LaneGroups[2] = {};
+const Row32Quantizer kAvx2QuantizeRow32 = nullptr;
 #endif
 #if !HOGWILD_QUANT_AVX512
 const RowsKernel kAvx512Kernels[kFormats] = {};
@@ -500,9 +501,13 @@ void quantize_activations(DType weight, const float* x, int64_t n, int64_t k, in
   HOGWILD_CHECK(n >= 0 && x_stride >= k, "quantized matmul: activations of ", n, " rows of ", k,
                 " need a row stride >= ", k, ", got ", x_stride);
   const int64_t block = activation_block(weight);
-  const quant::Row32Quantizer row32 = quant_isa() >= QuantIsa::Avx512 && quant::kAvx512QuantizeRow32
-                                          ? quant::kAvx512QuantizeRow32
-                                          : quantize_row32;
+  // The same bytes from each (tested): the widest this CPU runs.
+  const QuantIsa isa = quant_isa();
+  quant::Row32Quantizer row32 = quantize_row32;
+  if (isa >= QuantIsa::Avx512 && quant::kAvx512QuantizeRow32 != nullptr)
+    row32 = quant::kAvx512QuantizeRow32;
+  else if (isa >= QuantIsa::Avx2 && quant::kAvx2QuantizeRow32 != nullptr)
+    row32 = quant::kAvx2QuantizeRow32;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = x + i * x_stride;
     if (block == 1) {

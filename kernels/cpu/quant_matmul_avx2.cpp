@@ -582,6 +582,55 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
   }
 }
 
+// ---- Activations: quantize_row32 (quant_matmul.cpp) 8 values at a time, the same operations in
+// the same order per value, as the AVX-512 quantizer: |x| maxima (exact in any order; max_ps
+// keeps the running maximum when |x| is NaN, as std::max does), the scalar d = amax / 127 and
+// 127 / amax, x * inverse rounded to nearest-even and clamped to +-127, the integer sum. A decode
+// step quantizes each matmul's one input row on the calling thread while the others wait. ----
+
+void quantize_row32_avx2(const float* x, int64_t k, uint8_t* out) {
+  const int64_t blocks = k / 32;
+  auto* scales = reinterpret_cast<float*>(out);
+  auto* q = reinterpret_cast<int8_t*>(out + 8 * blocks);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 limit = _mm256_set1_ps(127.0f), negative_limit = _mm256_set1_ps(-127.0f);
+  for (int64_t b = 0; b < blocks; ++b, x += 32, q += 32) {
+    __m256 v[4];
+    __m256 amax8 = _mm256_setzero_ps();
+    for (int64_t j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      amax8 = _mm256_max_ps(_mm256_andnot_ps(sign, v[j]), amax8);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const float inverse = d > 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 scale = _mm256_set1_ps(inverse);
+    __m256i ints[4];
+    __m256i sum8 = _mm256_setzero_si256();
+    for (int64_t j = 0; j < 4; ++j) {
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(v[j], scale),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      ints[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, negative_limit), limit));
+      sum8 = _mm256_add_epi32(sum8, ints[j]);
+    }
+    // int32 -> int8 (no saturation: |q| <= 127); packs work per 128-bit half, the permute puts
+    // the values back in order.
+    const __m256i words = _mm256_packs_epi32(ints[0], ints[1]);
+    const __m256i words2 = _mm256_packs_epi32(ints[2], ints[3]);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words2),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), bytes);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    scales[2 * b] = d;
+    scales[2 * b + 1] = d * static_cast<float>(_mm_cvtsi128_si32(s4));
+  }
+}
+
 // ---- Drivers (quant_tiles.h). ----
 
 template <Format F>
@@ -628,5 +677,6 @@ const RowsKernel kAvx2Kernels[kFormats] = {
     rows32_lanes<kQ4_1>, rows32<kQ5_0>,    rows32<kQ5_1>,     rows32<kQ8_0>,
     rows256<kQ4_K>,      rows256<kQ5_K>,   rows256<kQ6_K>};
 const LaneGroupsKernel kAvx2LaneGroups[2] = {lane_groups<kQ4_0>, lane_groups<kQ4_1>};
+const Row32Quantizer kAvx2QuantizeRow32 = quantize_row32_avx2;
 
 }  // namespace hogwild::cpu::quant

@@ -498,9 +498,6 @@ TEST(QuantMatmul, LaneKernelsGiveTheSameBitsOnAvx2AndAvx512) {
   }
 }
 
-// The 32-element formats' activation blocks are the same bytes from every instruction set: the
-// AVX-512 quantizer against the scalar one, on blocks of every magnitude, an all-zero block, and
-// values that fall exactly halfway between two steps (rounded to even).
 // The lane layout (Q4_0 / Q4_1 as the CPU backend keeps them): each row comes back as the same
 // bytes, and a product over any rows of it, from any first row (a view of a fused matrix, which
 // may start or end inside a 16-row group), has the plain kernel's bits on every instruction set.
@@ -554,8 +551,11 @@ TEST(QuantMatmul, LaneLayoutKeepsEveryRowAndEveryProductBit) {
   EXPECT_THROW(cpu::to_lane_layout(DType::Q8_0, nullptr, 32, 0, nullptr, 0), Error);
 }
 
+// The 32-element formats' activation blocks are the same bytes from every instruction set: the
+// AVX2 and AVX-512 quantizers against the scalar one, on blocks of every magnitude, an all-zero
+// block, and values that fall exactly halfway between two steps (rounded to even).
 TEST(QuantMatmul, ActivationBlocksAreTheSameBytesOnEveryInstructionSet) {
-  if (!cpu::quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
+  if (available_isas().size() < 2) GTEST_SKIP() << "this CPU has only the scalar kernels";
   std::mt19937 rng(17);
   const int64_t n = 5, k = 32 * 24;
   std::vector<float> x = random_activations(n, k, k, rng);
@@ -569,12 +569,14 @@ TEST(QuantMatmul, ActivationBlocksAreTheSameBytesOnEveryInstructionSet) {
   IsaGuard guard;
   for (DType dtype : {DType::Q4_1, DType::Q4_0, DType::Q8_0}) {
     std::vector<std::vector<uint8_t>> acts;
-    for (QuantIsa isa : {QuantIsa::Scalar, QuantIsa::Avx512}) {
+    for (QuantIsa isa : available_isas()) {
       cpu::set_quant_isa(isa);
       acts.emplace_back(cpu::activation_bytes(dtype, n, k));
       cpu::quantize_activations(dtype, x.data(), n, k, k, acts.back().data());
     }
-    EXPECT_EQ(acts[0], acts[1]) << dtype_name(dtype);
+    for (size_t s = 1; s < acts.size(); ++s)
+      EXPECT_EQ(acts[0], acts[s]) << dtype_name(dtype) << " "
+                                  << cpu::quant_isa_name(available_isas()[s]);
   }
 }
 
