@@ -43,7 +43,7 @@ void attend_decode_chunk(const DecodeChunk& chunk, std::vector<float>& scores, f
                          float* sums, float* out, DecodeIsa isa);
 
 // The AVX-512 kernel itself (decode_attention_avx512.cpp); fails where the build has none.
-void attend_decode_chunk_avx512(const DecodeChunk& chunk, std::vector<float>& scores,
-                                float* maxima, float* sums, float* out);
+void attend_decode_chunk_avx512(const DecodeChunk& chunk, std::vector<float>& scores, float* maxima,
+                                float* sums, float* out);
 
 }  // namespace hogwild::cpu

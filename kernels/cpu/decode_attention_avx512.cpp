@@ -131,8 +131,8 @@ float softmax_weights(float* row, int64_t n, int64_t seen, float& maximum) {
     const __mmask16 seen_lanes =
         j + kLanes <= seen ? __mmask16{0xFFFF}
                            : static_cast<__mmask16>((1u << std::max<int64_t>(seen - j, 0)) - 1);
-    const __m512 weight = _mm512_maskz_mov_ps(
-        seen_lanes, exp512(_mm512_sub_ps(_mm512_loadu_ps(row + j), shift)));
+    const __m512 weight =
+        _mm512_maskz_mov_ps(seen_lanes, exp512(_mm512_sub_ps(_mm512_loadu_ps(row + j), shift)));
     _mm512_storeu_ps(row + j, weight);
     sum = _mm512_add_ps(sum, weight);
   }
