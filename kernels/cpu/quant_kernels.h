@@ -73,6 +73,28 @@ extern const Row32Quantizer kAvx2QuantizeRow32;
 // of row l at 64 j + 4 l: 16 blocks' bytes, so a group of 16 rows takes 16 rows' bytes.
 constexpr int64_t lane_group_quants(bool has_min) { return has_min ? 64 : 32; }
 
+// A plain Q4_0 / Q4_1 block as the lane kernels read it: its bytes, and where its 16 nibble bytes
+// start (after d, and Q4_1's m).
+template <Format F>
+struct Q4Block;
+template <>
+struct Q4Block<kQ4_0> {
+  static constexpr int64_t bytes = 18, quants = 2;
+  static constexpr bool has_min = false;
+};
+template <>
+struct Q4Block<kQ4_1> {
+  static constexpr int64_t bytes = 20, quants = 4;
+  static constexpr bool has_min = true;
+};
+
+// The lanes [low, high) of group g (rows 16g..16g+15) inside rows [begin, end).
+static inline void group_lane_range(int64_t g, int64_t begin, int64_t end, int64_t& low,
+                                    int64_t& high) {
+  low = begin > 16 * g ? begin - 16 * g : 0;
+  high = end < 16 * g + 16 ? end - 16 * g : 16;
+}
+
 // quant_matmul_lane_rows for Q4_0 ([0]) and Q4_1 ([1]), after its checks.
 using LaneGroupsKernel = void (*)(const uint8_t* base, int64_t first, int64_t k, const void* act,
                                   int64_t n, int64_t row_begin, int64_t row_end, float* out,
@@ -89,5 +111,6 @@ extern const RowsKernel kAvx2Kernels[kFormats];
 extern const RowsKernel kAvx512Kernels[kFormats];
 
 using ggml_blocks::k_scale_min;  // Q4_K / Q5_K sub-block scales (model/quant_blocks.h)
+using ggml_blocks::load_u32;
 
 }  // namespace hogwild::cpu::quant

@@ -179,25 +179,6 @@ void tile32(const uint8_t* row, int64_t blocks, const Act32Row* x, float* result
 // integer dot; the float steps are add_block's, so a row gets the AVX-512 kernel's bits. Plain
 // rows are transposed into that layout a block at a time. ----
 
-template <Format F>
-struct LaneFormat;
-template <>
-struct LaneFormat<kQ4_0> {
-  static constexpr int64_t bytes = 18, plain_quants = 2;  // plain block: d, 16 nibble bytes
-  static constexpr bool has_min = false;
-};
-template <>
-struct LaneFormat<kQ4_1> {
-  static constexpr int64_t bytes = 20, plain_quants = 4;  // plain block: d, m, 16 nibble bytes
-  static constexpr bool has_min = true;
-};
-
-inline uint32_t load_u32(const void* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 // One block of a 16-row tile as the kernel reads it: the rows' d and m as floats, lanes 0..7 and
 // 8..15, and their nibble dwords in the lane layout at `quants` (dword j of lane l at 64 j + 4 l).
 struct LaneBlock {
@@ -208,7 +189,7 @@ struct LaneBlock {
 // Q4_0's value d (q - 8) is d q + m with m = -8 d (exact), so one kernel does both formats.
 template <Format F>
 inline __m256 minimum(__m256 d, const uint8_t* m) {
-  if constexpr (LaneFormat<F>::has_min)
+  if constexpr (Q4Block<F>::has_min)
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m)));
   else
     return _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
@@ -218,7 +199,7 @@ inline __m256 minimum(__m256 d, const uint8_t* m) {
 // prefetch this block's share of the stream (the first tile of input rows only; nullptr after).
 template <Format F>
 struct LaneGroupSource {
-  static constexpr int64_t kBlockBytes = 16 * LaneFormat<F>::bytes;
+  static constexpr int64_t kBlockBytes = 16 * Q4Block<F>::bytes;
   const uint8_t* group;
   const uint8_t* ahead;
 
@@ -232,7 +213,7 @@ struct LaneGroupSource {
       out.d[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16 * h)));
       out.m[h] = minimum<F>(out.d[h], at + 32 + 16 * h);
     }
-    out.quants = at + lane_group_quants(LaneFormat<F>::has_min);
+    out.quants = at + lane_group_quants(Q4Block<F>::has_min);
     return out;
   }
 };
@@ -244,7 +225,7 @@ struct LaneGroupSource {
 // did).
 template <Format F>
 struct PlainRowsSource {
-  using L = LaneFormat<F>;
+  using L = Q4Block<F>;
   const uint8_t* rows;
   int64_t row_bytes;
   int64_t count;
@@ -279,8 +260,8 @@ struct PlainRowsSource {
       __m256i t[4];
       for (int64_t i = 0; i < 4; ++i)
         t[i] = _mm256_set_m128i(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i + 4] + L::plain_quants)),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i] + L::plain_quants)));
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i + 4] + L::quants)),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i] + L::quants)));
       const __m256i u0 = _mm256_unpacklo_epi32(t[0], t[1]), u1 = _mm256_unpackhi_epi32(t[0], t[1]);
       const __m256i u2 = _mm256_unpacklo_epi32(t[2], t[3]), u3 = _mm256_unpackhi_epi32(t[2], t[3]);
       const __m256i dwords[4] = {_mm256_unpacklo_epi64(u0, u2), _mm256_unpackhi_epi64(u0, u2),
@@ -319,7 +300,7 @@ void lane_tile(const Source& source, int64_t blocks, const void* act, int64_t i,
       // Each activation dword broadcast once, for both halves.
       __m256i a_lo[R], a_hi[R];
       for (int r = 0; r < R; ++r) {
-        const int8_t* a = x[r].q + 32 * b;
+        const auto* a = reinterpret_cast<const uint8_t*>(x[r].q + 32 * b);
         a_lo[r] = _mm256_set1_epi32(static_cast<int>(load_u32(a + 4 * j)));
         a_hi[r] = _mm256_set1_epi32(static_cast<int>(load_u32(a + 16 + 4 * j)));
       }
@@ -360,7 +341,7 @@ void lane_all_rows(Source source, int64_t blocks, const void* act, int64_t n, in
 template <Format F>
 void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
                   int64_t row_end, float* out, int64_t out_stride) {
-  const int64_t blocks = k / 32, row_bytes = blocks * LaneFormat<F>::bytes;
+  const int64_t blocks = k / 32, row_bytes = blocks * Q4Block<F>::bytes;
   for (int64_t j = row_begin; j < row_end; j += 16) {
     const int64_t count = row_end - j < 16 ? row_end - j : 16;
     const uint8_t* rows = w + j * row_bytes;
@@ -374,11 +355,11 @@ void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64
 template <Format F>
 void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n,
                  int64_t row_begin, int64_t row_end, float* out, int64_t out_stride) {
-  const int64_t blocks = k / 32, group_bytes = 16 * blocks * LaneFormat<F>::bytes;
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Q4Block<F>::bytes;
   const int64_t begin = first + row_begin, end = first + row_end;
   for (int64_t g = begin / 16; g * 16 < end; ++g) {
-    const int64_t low = begin > 16 * g ? begin - 16 * g : 0;
-    const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+    int64_t low = 0, high = 0;
+    group_lane_range(g, begin, end, low, high);
     const uint8_t* group = base + g * group_bytes;
     // A group (at most 16 KiB) ahead in the stream, as the AVX-512 kernel.
     const int64_t distance = group_bytes < 16384 ? group_bytes : 16384;

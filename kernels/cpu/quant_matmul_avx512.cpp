@@ -37,12 +37,6 @@ namespace {
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 using ggml_blocks::load_u16;  // model/quant_blocks.h (internal linkage: safe under -mavx512*)
 
 // The sum of 16 lanes in one fixed order.
@@ -435,17 +429,6 @@ void tile_float(const uint8_t* row, int64_t k, const float* x, float* result) {
 
 constexpr int kLaneRows = 8;  // input rows per decoded block: 2 accumulators each (28 zmm in all)
 
-template <Format F>
-struct Lanes32;
-template <>
-struct Lanes32<kQ4_0> {
-  static constexpr int64_t bytes = 18, quants = 2;  // d, then 16 nibble bytes
-};
-template <>
-struct Lanes32<kQ4_1> {
-  static constexpr int64_t bytes = 20, quants = 4;  // d, m, then 16 nibble bytes
-};
-
 // Where a tile's 16 weight rows come from, block by block: d (and Q4_1's m) of each lane's row
 // as floats, and its 16 nibble bytes as four dwords (elements 4j..4j+3 and 16+4j..16+4j+3 in
 // dword j's low and high nibbles).
@@ -459,7 +442,7 @@ struct LaneBlock {
 // hardware prefetcher); nullptr when another tile of input rows already did.
 template <Format F>
 struct GatheredRows {
-  using L = Lanes32<F>;
+  using L = Q4Block<F>;
   const uint8_t* rows;
   __m512i offsets;
   __mmask16 lanes;
@@ -489,7 +472,7 @@ struct GatheredRows {
 // as above: the prefetch distance for the first tile, nullptr for the others.
 template <Format F>
 struct LaneGroup {
-  using L = Lanes32<F>;
+  using L = Q4Block<F>;
   const uint8_t* group;
   const uint8_t* ahead;
 
@@ -541,8 +524,8 @@ inline void store_lanes(const __m512* acc, __mmask16 lanes, float* out, int64_t 
 
 // The lanes of group g (rows 16g..16g+15) inside rows [begin, end); `low`: the first of them.
 inline __mmask16 group_lanes(int64_t g, int64_t begin, int64_t end, int64_t& low) {
-  low = begin > 16 * g ? begin - 16 * g : 0;
-  const int64_t high = end < 16 * g + 16 ? end - 16 * g : 16;
+  int64_t high = 0;
+  group_lane_range(g, begin, end, low, high);
   return static_cast<__mmask16>(((1u << high) - 1u) & ~((1u << low) - 1u));
 }
 
@@ -591,7 +574,7 @@ void lanes32_all_rows(Source source, int64_t blocks, const void* act, int64_t n,
 template <Format F>
 void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64_t row_begin,
                   int64_t row_end, float* out, int64_t out_stride) {
-  const int64_t blocks = k / 32, row_bytes = blocks * Lanes32<F>::bytes;
+  const int64_t blocks = k / 32, row_bytes = blocks * Q4Block<F>::bytes;
   const __m512i offsets =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                          _mm512_set1_epi32(static_cast<int>(row_bytes)));
@@ -609,7 +592,7 @@ void rows32_lanes(const uint8_t* w, int64_t k, const void* act, int64_t n, int64
 template <Format F>
 void lane_groups(const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n,
                  int64_t row_begin, int64_t row_end, float* out, int64_t out_stride) {
-  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Lanes32<F>::bytes;
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Q4Block<F>::bytes;
   const int64_t begin = first + row_begin, end = first + row_end;
   for (int64_t g = begin / 16; g * 16 < end; ++g) {
     int64_t low = 0;
@@ -724,7 +707,7 @@ template <Format F>
 __attribute__((target("amx-tile,amx-int8"))) void lane_groups_amx(
     const uint8_t* base, int64_t first, int64_t k, const void* act, int64_t n, int64_t row_begin,
     int64_t row_end, float* out, int64_t out_stride) {
-  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Lanes32<F>::bytes;
+  const int64_t blocks = k / 32, group_bytes = 16 * blocks * Q4Block<F>::bytes;
   const int64_t begin = first + row_begin, end = first + row_end;
   if (blocks > kAmxMaxBlocks) {
     lane_groups<F>(base, first, k, act, n, row_begin, row_end, out, out_stride);

@@ -16,6 +16,13 @@ static inline uint16_t load_u16(const uint8_t* p) {
   return v;
 }
 
+// A little-endian 32-bit field at an unaligned address.
+static inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // The 6-bit scale and minimum of sub-block j (of 32 elements) in the 12 packed bytes of Q4_K /
 // Q5_K: the low 6 bits of bytes j and j+4 for j < 4; else a nibble of byte j+4 and the top 2 bits
 // of bytes j-4 and j.
