@@ -1,8 +1,8 @@
 // One layer's CPU block_attention for a prefill chunk: R query rows, the last R tokens of one
 // block of K keys (causal in it), SmolLM2-135M's heads (9 query, 3 kv, dim 64), with the per-row
 // and the tiled kernel (kernels/cpu/block_attention.h), its tiles on OpenBLAS and, where the CPU
-// has AVX-512, on the AVX-512 microkernels (attend_tile_avx512), interleaved. Prints ms per call
-// (median of the repeats) and the ratios; R small is the decode-like side of kTiledEntries.
+// has them, on the AVX2 and AVX-512 microkernels (attend_tile_simd), interleaved. Prints ms per
+// call (median of the repeats) and the ratios; R small is the decode-like side of kTiledEntries.
 //
 //   build/cpu/bin/bench_prefill_attention [THREADS] [REPEATS]
 #include <algorithm>
@@ -83,24 +83,30 @@ int main(int argc, char** argv) {
   std::printf("threads %d, heads 9/3, dim 64, page %lld, median of %d\n", threads,
               static_cast<long long>(kPage), repeats);
   using hogwild::cpu::QuantIsa;
+  const bool avx2 = hogwild::cpu::quant_isa_available(QuantIsa::Avx2);
   const bool wide = hogwild::cpu::quant_isa_available(QuantIsa::Avx512);
-  std::printf("%8s %6s %12s %12s %12s %10s %10s\n", "keys", "rows", "per-row ms", "blas-tile ms",
-              "avx512 ms", "row/blas", "blas/avx512");
+  std::printf("%8s %6s %12s %12s %12s %12s %10s %10s %10s\n", "keys", "rows", "per-row ms",
+              "blas-tile ms", "avx2 ms", "avx512 ms", "row/blas", "blas/avx2", "blas/avx512");
   const int64_t shapes[][2] = {{512, 512}, {3072, 256}, {6046, 256}, {6046, 64}, {6046, 32},
                                {6046, 16}, {6046, 8},   {6046, 4},   {6046, 2},  {6046, 1},
                                {1024, 16}, {1024, 4},   {256, 16},   {256, 4}};
   for (const auto& [keys, rows] : shapes) {
     const double per_row = median_ms(keys, rows, AttentionKernel::kPerRow, pool, repeats);
-    hogwild::cpu::set_quant_isa(QuantIsa::Avx2);  // the tiles on OpenBLAS
+    hogwild::cpu::set_quant_isa(QuantIsa::Scalar);  // the tiles on OpenBLAS
     const double blas = median_ms(keys, rows, AttentionKernel::kTiled, pool, repeats);
-    double avx512 = 0;
+    double avx2_ms = 0, avx512_ms = 0;
+    if (avx2) {
+      hogwild::cpu::set_quant_isa(QuantIsa::Avx2);
+      avx2_ms = median_ms(keys, rows, AttentionKernel::kTiled, pool, repeats);
+    }
     if (wide) {
       hogwild::cpu::set_quant_isa(QuantIsa::Avx512);
-      avx512 = median_ms(keys, rows, AttentionKernel::kTiled, pool, repeats);
+      avx512_ms = median_ms(keys, rows, AttentionKernel::kTiled, pool, repeats);
     }
-    std::printf("%8lld %6lld %12.2f %12.2f %12.2f %10.2f %10.2f\n", static_cast<long long>(keys),
-                static_cast<long long>(rows), per_row, blas, avx512, per_row / blas,
-                wide ? blas / avx512 : 0.0);
+    std::printf("%8lld %6lld %12.2f %12.2f %12.2f %12.2f %10.2f %10.2f %10.2f\n",
+                static_cast<long long>(keys), static_cast<long long>(rows), per_row, blas, avx2_ms,
+                avx512_ms, per_row / blas, avx2 ? blas / avx2_ms : 0.0,
+                wide ? blas / avx512_ms : 0.0);
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "common/error.h"
@@ -314,7 +315,12 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
     };
     std::vector<TiledScratch> tiled_scratch(static_cast<size_t>(pool.size()));
     const SimdLevel level = best_simd_level();
-    const bool wide_tiles = tile_avx512_available(d);
+    // The register-tiled kernels where the CPU has them, else the BLAS tile.
+    std::optional<TileIsa> tile_isa;
+    if (tile_isa_available(TileIsa::kAvx512, d))
+      tile_isa = TileIsa::kAvx512;
+    else if (tile_isa_available(TileIsa::kAvx2, d))
+      tile_isa = TileIsa::kAvx2;
     pool.parallel_for(
         static_cast<int64_t>(tiled_tasks.size()), 1,
         [&](int64_t first_task, int64_t end_task, int thread) {
@@ -348,8 +354,8 @@ void block_attention(const Tensor& q, const Tensor& keys, const Tensor& values,
                                      keys.stride,
                                      table + task.block * page_table.stride,
                                      page_size};
-            if (wide_tiles)
-              attend_tile_avx512(tile, ts.tile, ts.partials.data(), ts.values.data());
+            if (tile_isa)
+              attend_tile_simd(tile, ts.tile, *tile_isa, ts.partials.data(), ts.values.data());
             else
               attend_tile(tile, ts.tile, level, ts.partials.data(), ts.values.data());
             for (int64_t i = 0; i < task.count; ++i) {

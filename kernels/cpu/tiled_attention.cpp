@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -148,19 +149,83 @@ void attend_tile(const AttentionTile& tile, TileScratch& scratch, SimdLevel leve
   }
 }
 
-bool tile_avx512_available(int64_t head_dim) {
-#if HOGWILD_TILE_AVX512
-  return head_dim > 0 && head_dim % 16 == 0 && quant_isa() >= QuantIsa::Avx512;
+bool tile_isa_available(TileIsa isa, int64_t head_dim) {
+  if (head_dim <= 0) return false;
+  switch (isa) {
+    case TileIsa::kAvx2:
+#if HOGWILD_TILE_AVX2
+      return head_dim % 8 == 0 && quant_isa() >= QuantIsa::Avx2;
 #else
-  (void)head_dim;
-  return false;
+      return false;
 #endif
+    case TileIsa::kAvx512:
+#if HOGWILD_TILE_AVX512
+      return head_dim % 16 == 0 && quant_isa() >= QuantIsa::Avx512;
+#else
+      return false;
+#endif
+  }
+  return false;
 }
 
-#if !HOGWILD_TILE_AVX512
-void attend_tile_avx512(const AttentionTile&, TileScratch&, SoftmaxPartial*, float*) {
-  fail("attend_tile_avx512: this build has no AVX-512 tile kernel");
+namespace {
+
+// A float buffer of `size` from `storage`, its start on a 64-byte line.
+float* aligned(std::vector<float>& storage, int64_t size) {
+  storage.resize(static_cast<size_t>(size + 16));
+  const auto address = reinterpret_cast<uintptr_t>(storage.data());
+  return storage.data() + ((64 - address % 64) % 64) / sizeof(float);
 }
+
+}  // namespace
+
+void attend_tile_simd(const AttentionTile& tile, TileScratch& scratch, TileIsa isa,
+                      SoftmaxPartial* partials, float* values) {
+  HOGWILD_ASSERT(tile_isa_available(isa, tile.head_dim));
+  const int64_t m = tile.count, d = tile.head_dim;
+  int32_t most_visible = 0;
+  for (int64_t i = 0; i < m; ++i) most_visible = std::max(most_visible, tile.visible[i]);
+  for (int64_t i = 0; i < m; ++i) partials[i] = {kNegativeInfinity, 0.0f};
+  std::fill(values, values + m * d, 0.0f);
+  if (m == 0 || most_visible == 0) return;
+
+  // The queries transposed in panels of the kernel's chunk (tile_kernels.h); the padding queries
+  // see no key.
+  const int64_t chunk = isa == TileIsa::kAvx512 ? kTileChunkAvx512 : kTileChunkAvx2;
+  const int64_t padded = (m + chunk - 1) / chunk * chunk;
+  float* qt = aligned(scratch.keys, d * padded);
+  float* out_t = aligned(scratch.values, d * padded);
+  // scores, then maximum, sum and scale: each a multiple of 16 floats, so each on a line.
+  float* scores = aligned(scratch.scores, kTileKeys * chunk + 3 * padded);
+  float* maximum = scores + kTileKeys * chunk;
+  float* sum = maximum + padded;
+  float* scale = sum + padded;
+  scratch.visible.assign(static_cast<size_t>(padded), 0);
+  std::copy_n(tile.visible, m, scratch.visible.data());
+  std::fill(qt, qt + d * padded, 0.0f);
+  auto at = [&](int64_t i, int64_t c) { return (i / chunk) * d * chunk + c * chunk + i % chunk; };
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < d; ++c) qt[at(i, c)] = tile.queries[i * d + c];
+  std::fill(out_t, out_t + d * padded, 0.0f);
+  std::fill(maximum, maximum + padded, kNegativeInfinity);
+  std::fill(sum, sum + padded, 0.0f);
+  std::fill(scale, scale + padded, 1.0f);
+  const TileWork work{padded, most_visible, scratch.visible.data(), qt, out_t, scores, maximum,
+                      sum,    scale};
+  if (isa == TileIsa::kAvx512) {
+#if HOGWILD_TILE_AVX512
+    attend_tile_work_avx512(tile, work);
 #endif
+  } else {
+#if HOGWILD_TILE_AVX2
+    attend_tile_work_avx2(tile, work);
+#endif
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    if (sum[i] == 0.0f) continue;  // saw nothing: {-inf, 0} and zeros
+    partials[i] = {maximum[i], sum[i]};
+    for (int64_t c = 0; c < d; ++c) values[i * d + c] = out_t[at(i, c)];
+  }
+}
 
 }  // namespace hogwild::cpu

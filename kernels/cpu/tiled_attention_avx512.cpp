@@ -1,29 +1,29 @@
-// attend_tile_avx512 (tiled_attention.h): the prefill tile as register-tiled AVX-512 microkernels
+// attend_tile_work_avx512 (tile_kernels.h): the prefill tile as register-tiled AVX-512 microkernels
 // that read the K and V rows where they lie in the page pool. The BLAS tile packs each K/V tile
 // (12% of a 6k prefill) and hands OpenBLAS GEMMs too small for its blocking; here the queries are
-// transposed once per call and every key tile is used as it is:
+// transposed once per call (tiled_attention.cpp) and every key tile is used as it is:
 //   scoresᵀ[j][i] = Σ_c k_j[c] · qᵀ[c][i]   8 keys (broadcast) × 32 queries (two vectors)
 //   softmax down each column (one query per lane), masked by the query's visible count
 //   outᵀ[c][i] += Σ_j v_j[c] · p[j][i]         8 columns (broadcast) × 32 queries (two vectors)
-// Compiled for AVX-512 alone (kernels/cpu/CMakeLists.txt); chosen at run time.
+// Compiled for AVX-512 alone (kernels/cpu/CMakeLists.txt); chosen at run time. No standard
+// library headers: see tile_kernels.h.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <limits>
 
-#include "common/error.h"
 #include "kernels/cpu/exp_avx512.h"
-#include "kernels/cpu/tiled_attention.h"
+#include "kernels/cpu/tile_kernels.h"
 
 namespace hogwild::cpu {
 namespace {
 
+inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
+
 constexpr int64_t kLanes = 16;
-constexpr int64_t kChunk = 32;        // queries per pass over a key tile: two vectors
-constexpr int64_t kScoreKeys = 8;     // keys per scores microkernel
-constexpr int64_t kValueColumns = 8;  // value columns per values microkernel
-constexpr int64_t kValueKeys = 32;    // keys per pass of the column blocks
+constexpr int64_t kChunk = kTileChunkAvx512;  // queries per pass over a key tile: two vectors
+constexpr int64_t kScoreKeys = 8;             // keys per scores microkernel
+constexpr int64_t kValueColumns = 8;          // value columns per values microkernel
+constexpr int64_t kValueKeys = 32;            // keys per pass of the column blocks
 
 // scores[j][0 .. 16·W) for R keys: their rows `keys[j]` against the transposed queries
 // (qt[c * qt_stride + lane]).
@@ -114,7 +114,7 @@ template <int W>
 void value_all_columns(const float* weights, const float* const* values, int64_t n, int64_t d,
                        float* out_t, int64_t out_stride, const float* scale) {
   for (int64_t j = 0; j < n; j += kValueKeys) {
-    const int64_t count = std::min<int64_t>(kValueKeys, n - j);
+    const int64_t count = smaller(kValueKeys, n - j);
     for (int64_t c = 0; c < d; c += kValueColumns)
       value_columns<W>(weights + j * kChunk, values + j, count, c, out_t + c * out_stride,
                        out_stride, j == 0 ? scale : nullptr);
@@ -128,7 +128,7 @@ void value_all_columns(const float* weights, const float* const* values, int64_t
 void softmax_lanes(float* scores, int64_t n, int64_t first, const int32_t* visible, float* maximum,
                    float* sum, float* scale) {
   const __m512i seen = _mm512_loadu_si512(visible);
-  const __m512 negative_infinity = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 negative_infinity = _mm512_set1_ps(-__builtin_inff());
   __m512 tile_max = negative_infinity;
   for (int64_t j = 0; j < n; ++j) {
     const __mmask16 sees =
@@ -155,47 +155,15 @@ void softmax_lanes(float* scores, int64_t n, int64_t first, const int32_t* visib
   _mm512_storeu_ps(scale, rescale);
 }
 
-// A float buffer of `size` from `storage`, its start on a 64-byte line.
-float* aligned(std::vector<float>& storage, int64_t size) {
-  storage.resize(static_cast<size_t>(size + kLanes));
-  const auto address = reinterpret_cast<uintptr_t>(storage.data());
-  return storage.data() + ((64 - address % 64) % 64) / sizeof(float);
-}
-
 }  // namespace
 
-void attend_tile_avx512(const AttentionTile& tile, TileScratch& scratch, SoftmaxPartial* partials,
-                        float* values) {
+void attend_tile_work_avx512(const AttentionTile& tile, const TileWork& work) {
   const int64_t m = tile.count, d = tile.head_dim;
-  HOGWILD_ASSERT(d % kLanes == 0 && d > 0);
-  int32_t most_visible = 0;
-  for (int64_t i = 0; i < m; ++i) most_visible = std::max(most_visible, tile.visible[i]);
-  for (int64_t i = 0; i < m; ++i) partials[i] = {-std::numeric_limits<float>::infinity(), 0.0f};
-  std::fill(values, values + m * d, 0.0f);
-  if (m == 0 || most_visible == 0) return;
-
-  // Queries in chunks of 32 columns of qt; the padding columns see no key.
-  const int64_t padded = (m + kChunk - 1) / kChunk * kChunk;
-  float* qt = aligned(scratch.keys, d * padded);
-  float* out_t = aligned(scratch.values, d * padded);
-  float* scores = aligned(scratch.scores, kTileKeys * kChunk + 3 * padded);
-  float* maximum = scores + kTileKeys * kChunk;
-  float* sum = maximum + padded;
-  float* scale = sum + padded;
-  scratch.visible.assign(static_cast<size_t>(padded), 0);
-  int32_t* visible = scratch.visible.data();
-  for (int64_t i = 0; i < m; ++i) visible[i] = tile.visible[i];
-  std::fill(qt, qt + d * padded, 0.0f);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t c = 0; c < d; ++c) qt[c * padded + i] = tile.queries[i * d + c];
-  std::fill(out_t, out_t + d * padded, 0.0f);
-  std::fill(maximum, maximum + padded, -std::numeric_limits<float>::infinity());
-  std::fill(sum, sum + padded, 0.0f);
-
+  const int32_t* visible = work.visible;
   const float* key_rows[kTileKeys];
   const float* value_rows_of[kTileKeys];
-  for (int64_t first = 0; first < most_visible; first += kTileKeys) {
-    const int64_t n = std::min<int64_t>(kTileKeys, most_visible - first);
+  for (int64_t first = 0; first < work.most_visible; first += kTileKeys) {
+    const int64_t n = smaller(kTileKeys, work.most_visible - first);
     for (int64_t j = 0; j < n; ++j) {
       const int64_t key = first + j;
       const int64_t row = static_cast<int64_t>(tile.pages[key / tile.page_size]) * tile.page_size +
@@ -204,30 +172,29 @@ void attend_tile_avx512(const AttentionTile& tile, TileScratch& scratch, Softmax
       value_rows_of[j] = tile.values + row * tile.kv_stride;
     }
     for (int64_t q0 = 0; q0 < m; q0 += kChunk) {
-      const int64_t rows = std::min<int64_t>(kChunk, m - q0);
+      const int64_t rows = smaller(kChunk, m - q0);
       int32_t chunk_visible = 0;
-      for (int64_t i = q0; i < q0 + rows; ++i) chunk_visible = std::max(chunk_visible, visible[i]);
+      for (int64_t i = q0; i < q0 + rows; ++i)
+        chunk_visible = visible[i] > chunk_visible ? visible[i] : chunk_visible;
       if (chunk_visible <= first) continue;  // no query here sees this tile: nothing changes
       // Keys past the chunk's last visible one are skipped (the causal diagonal).
-      const int64_t keys = std::min<int64_t>(n, chunk_visible - first);
+      const int64_t keys = smaller(n, chunk_visible - first);
       const int vectors = rows > kLanes ? 2 : 1;
+      const float* qt = work.qt + q0 * d;  // the chunk's panel
+      float* out_t = work.out_t + q0 * d;
       if (vectors == 2)
-        score_keys<2>(key_rows, keys, qt + q0, padded, d, scores);
+        score_keys<2>(key_rows, keys, qt, kChunk, d, work.scores);
       else
-        score_keys<1>(key_rows, keys, qt + q0, padded, d, scores);
+        score_keys<1>(key_rows, keys, qt, kChunk, d, work.scores);
       for (int v = 0; v < vectors; ++v)
-        softmax_lanes(scores + v * kLanes, keys, first, visible + q0 + v * kLanes,
-                      maximum + q0 + v * kLanes, sum + q0 + v * kLanes, scale + q0 + v * kLanes);
+        softmax_lanes(work.scores + v * kLanes, keys, first, visible + q0 + v * kLanes,
+                      work.maximum + q0 + v * kLanes, work.sum + q0 + v * kLanes,
+                      work.scale + q0 + v * kLanes);
       if (vectors == 2)
-        value_all_columns<2>(scores, value_rows_of, keys, d, out_t + q0, padded, scale + q0);
+        value_all_columns<2>(work.scores, value_rows_of, keys, d, out_t, kChunk, work.scale + q0);
       else
-        value_all_columns<1>(scores, value_rows_of, keys, d, out_t + q0, padded, scale + q0);
+        value_all_columns<1>(work.scores, value_rows_of, keys, d, out_t, kChunk, work.scale + q0);
     }
-  }
-  for (int64_t i = 0; i < m; ++i) {
-    if (sum[i] == 0.0f) continue;  // saw nothing: {-inf, 0} and zeros
-    partials[i] = {maximum[i], sum[i]};
-    for (int64_t c = 0; c < d; ++c) values[i * d + c] = out_t[c * padded + i];
   }
 }
 

@@ -3,8 +3,8 @@
 // double: prefill rows of one view (causal in their own block, every key of the earlier blocks),
 // rows of other views over the same blocks with other offsets, decode-like rows, GQA ratios 1, 3
 // and 8, head dims 32/64/128, block lengths that are not multiples of the page, the key tile
-// (128) or the query tile, pools of 1 and 3 threads; the tiles on BLAS and on the AVX-512
-// microkernels (where the CPU has them).
+// (128) or the query tile, pools of 1 and 3 threads; the tiles on BLAS and on the AVX2 and
+// AVX-512 microkernels (where the CPU has them).
 //
 // Tolerance 1e-5 relative (to max(1, |x|)): both kernels are fp32, but the tiled one sums the
 // scores in BLAS's (or its microkernels') order, rescales its running sums once per key tile
@@ -183,15 +183,19 @@ class TiledAttention : public ::testing::TestWithParam<Geometry> {
   }
 
   // The tiled kernel, the per-row kernel and auto, at 1 and 3 threads, against the definition
-  // and against each other; the tiles both on BLAS and, where the CPU has it, on AVX-512.
+  // and against each other; the tiles on BLAS and, where the CPU has them, on AVX2 and AVX-512.
   void expect_kernels_agree(Problem& p) {
     const std::vector<double> expected = by_definition(p);
     const QuantIsa chosen = quant_isa();
     std::vector<QuantIsa> isas = {QuantIsa::Scalar};
-    if (quant_isa_available(QuantIsa::Avx512)) isas.push_back(QuantIsa::Avx512);
+    for (QuantIsa isa : {QuantIsa::Avx2, QuantIsa::Avx512})
+      if (quant_isa_available(isa)) isas.push_back(isa);
     for (QuantIsa isa : isas) {
       set_quant_isa(isa);
-      const std::string tiles = tile_avx512_available(p.shape.head_dim) ? "avx512" : "blas";
+      const int64_t d = p.shape.head_dim;
+      const std::string tiles = tile_isa_available(TileIsa::kAvx512, d) ? "avx512"
+                                : tile_isa_available(TileIsa::kAvx2, d) ? "avx2"
+                                                                        : "blas";
       for (int threads : {1, 3}) {
         const std::string where = tiles + " tiles, threads " + std::to_string(threads);
         const std::vector<float> per_row = run(p, AttentionKernel::kPerRow, threads);
@@ -302,17 +306,19 @@ TEST(TiledAttentionTile, ScalarAndAvx2PathsAgree) {
       expected.push_back(o / total);
     }
   }
-  // "scalar" and "avx2": attend_tile at that level; "avx512": attend_tile_avx512.
+  // "scalar" and "avx2": attend_tile at that level; "avx2 tile", "avx512 tile": attend_tile_simd.
   std::vector<std::string> paths = {"scalar"};
   if (best_simd_level() == SimdLevel::kAvx2) paths.emplace_back("avx2");
-  if (quant_isa_available(QuantIsa::Avx512)) paths.emplace_back("avx512");
+  if (tile_isa_available(TileIsa::kAvx2, kDim)) paths.emplace_back("avx2 tile");
+  if (tile_isa_available(TileIsa::kAvx512, kDim)) paths.emplace_back("avx512 tile");
   std::vector<SoftmaxPartial> first_partials;
   for (const std::string& path : paths) {
     TileScratch scratch;
     std::vector<SoftmaxPartial> partials(kQueries);
     std::vector<float> values(kQueries * kDim);
-    if (path == "avx512")
-      attend_tile_avx512(tile, scratch, partials.data(), values.data());
+    if (path == "avx2 tile" || path == "avx512 tile")
+      attend_tile_simd(tile, scratch, path == "avx2 tile" ? TileIsa::kAvx2 : TileIsa::kAvx512,
+                       partials.data(), values.data());
     else
       attend_tile(tile, scratch, path == "avx2" ? SimdLevel::kAvx2 : SimdLevel::kScalar,
                   partials.data(), values.data());
@@ -338,17 +344,23 @@ TEST(TiledAttentionTile, ScalarAndAvx2PathsAgree) {
   }
 }
 
-// The AVX-512 tile on shapes its microkernels split unevenly: query counts around the chunk of
-// 32 and the 6-row value blocks, key counts around the 8-key score blocks and the 128-key tile,
-// queries that see nothing, head dims 16 to 144 (one to nine vectors), pages out of order.
-TEST(TiledAttentionTile, Avx512TileMatchesTheBlasTileOnUnevenShapes) {
-  if (!quant_isa_available(QuantIsa::Avx512)) GTEST_SKIP() << "this CPU has no AVX-512";
+// The register-tiled kernels on shapes their microkernels split unevenly: query counts around
+// the chunks (16 for AVX2, 32 for AVX-512) and their vectors, key counts around the score blocks
+// (6 keys for AVX2, 8 for AVX-512), the 32-key value groups and the 128-key tile, queries that see
+// nothing, head dims 8 to 144 (one to eighteen vectors), pages out of order.
+class TileKernelShapes : public ::testing::TestWithParam<TileIsa> {};
+
+TEST_P(TileKernelShapes, MatchTheBlasTileOnUnevenShapes) {
+  const TileIsa isa = GetParam();
+  const int64_t vector = isa == TileIsa::kAvx2 ? 8 : 16;
+  if (!tile_isa_available(isa, vector)) GTEST_SKIP() << "this CPU has no such instructions";
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   constexpr int64_t kPage = 16;
-  for (int64_t d : {16, 48, 64, 80, 128, 144})
-    for (int64_t queries : {1, 5, 16, 17, 31, 32, 33, 70})
-      for (int64_t keys : {1, 7, 9, 128, 129, 263}) {
+  for (int64_t d : {8, 16, 24, 48, 64, 80, 128, 144})
+    for (int64_t queries : {1, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 70})
+      for (int64_t keys : {1, 5, 6, 7, 9, 13, 33, 128, 129, 263}) {
+        if (d % vector != 0) continue;
         std::vector<float> q(static_cast<size_t>(queries * d));
         const int64_t kv_stride = d + 16;  // another head's columns between rows
         const int64_t pages = (keys + kPage - 1) / kPage;
@@ -371,7 +383,7 @@ TEST(TiledAttentionTile, Avx512TileMatchesTheBlasTileOnUnevenShapes) {
             wide_values(static_cast<size_t>(queries * d), std::nanf(""));
         attend_tile(tile, blas_scratch, SimdLevel::kScalar, blas_partials.data(),
                     blas_values.data());
-        attend_tile_avx512(tile, wide_scratch, wide_partials.data(), wide_values.data());
+        attend_tile_simd(tile, wide_scratch, isa, wide_partials.data(), wide_values.data());
         const std::string where = "d " + std::to_string(d) + ", queries " +
                                   std::to_string(queries) + ", keys " + std::to_string(keys);
         for (int64_t i = 0; i < queries; ++i) {
@@ -395,6 +407,12 @@ TEST(TiledAttentionTile, Avx512TileMatchesTheBlasTileOnUnevenShapes) {
         }
       }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, TileKernelShapes,
+                         ::testing::Values(TileIsa::kAvx2, TileIsa::kAvx512),
+                         [](const ::testing::TestParamInfo<TileIsa>& param) {
+                           return param.param == TileIsa::kAvx2 ? "avx2" : "avx512";
+                         });
 
 }  // namespace
 }  // namespace hogwild::cpu
